@@ -1,0 +1,32 @@
+"""The latency-model interface every engine and policy uses.
+
+`predict(shape, num_sms, co_runner)` returns seconds for one unit of work on `num_sms` SMs,
+optionally while `co_runner` runs on the other partition. Implementations: the analytic
+SM-scaling roofline (`roofline.py`), a calibrated profile (`profile.py`) and a constant model
+for tests (`constant.py`).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from bulletsim.core import CoRunner, WorkShape
+
+
+@runtime_checkable
+class LatencyModel(Protocol):
+    """Predicts how long a unit of work takes on a partition of the GPU."""
+
+    name: str  # e.g. "roofline", "profile:h200/llama-3.1-8b (measured)", "constant"
+    num_layers: int  # layers of the model a full step runs (for layer windows)
+    total_sms: int  # SMs of the GPU the model describes
+
+    def predict(
+        self, shape: WorkShape, num_sms: int, co_runner: CoRunner | None = None
+    ) -> float:
+        """Seconds to run `shape` on `num_sms` SMs (1..total_sms), alone or beside `co_runner`."""
+        ...
+
+    def describe(self) -> dict:
+        """Metadata for results files: kind, parameters, measured/derived provenance."""
+        ...

@@ -1,0 +1,27 @@
+"""Pick the latency model for a run: a calibrated profile when one exists, else the roofline."""
+
+from __future__ import annotations
+
+from bulletsim.hardware import GPUSpec
+from bulletsim.latency.base import LatencyModel
+from bulletsim.models import ModelSpec
+
+
+def build_latency(kind: str, gpu: GPUSpec, model: ModelSpec) -> LatencyModel:
+    """`auto`: the profile for (gpu, model) if one is installed, else the analytic roofline;
+    `profile`: that profile or a FileNotFoundError; `roofline`: the analytic model."""
+    from bulletsim.latency.roofline import RooflineLatency
+
+    if kind == "roofline":
+        return RooflineLatency(gpu, model)
+    from bulletsim.latency.profile import ProfileLatency, find_profile
+
+    path = find_profile(gpu.name, model.name) if model.tp == 1 else None
+    if path is not None:
+        return ProfileLatency.load(path, gpu, model)
+    if kind == "profile":
+        raise FileNotFoundError(
+            f"no calibrated profile for {gpu.name} / {model.name} (tp={model.tp}); "
+            "run `bulletsim calibrate` or use --latency roofline"
+        )
+    return RooflineLatency(gpu, model)

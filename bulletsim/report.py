@@ -1,0 +1,71 @@
+"""Terminal summary of a run (rich table) and the default run name."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from bulletsim.simulate import SimResult
+
+
+def run_name(res: SimResult) -> str:
+    cfg = res.config
+    parts = [res.workload.name, res.summary["policy"], cfg.gpu, cfg.model]
+    if cfg.workload.rate is not None:
+        parts.append(f"r{cfg.workload.rate:g}")
+    parts.append(f"s{cfg.seed}")
+    return "-".join(parts)
+
+
+def _fmt(x: float | None, nd: int = 1) -> str:
+    return "-" if x is None or x != x else f"{x:.{nd}f}"
+
+
+def print_summary(res: SimResult, console: Console | None = None) -> None:
+    c = console or Console()
+    s = res.summary
+    for note in res.workload.notes:
+        c.print(f"[yellow]note:[/] {note}")
+    if s["num_dropped"] or s["num_clipped"]:
+        c.print(
+            f"[yellow]note:[/] {s['num_dropped']} requests dropped, {s['num_clipped']} clipped "
+            "(over the length limit)"
+        )
+    c.print(
+        f"[bold]{s['policy']}[/] on {s['gpu']} / {s['model']} (tp={s['tp']}), latency model: "
+        f"{s['latency_model']}"
+    )
+    c.print(
+        f"workload {s['workload']}: {s['num_requests']} requests from {s['workload_source']}"
+    )
+    slo = s["slo"]
+    ttft = (
+        f"TTFT <= {slo['norm_ttft_ms_per_token']:g} ms/token"
+        if slo["norm_ttft_ms_per_token"] is not None
+        else f"TTFT <= {slo['ttft_ms']:g} ms"
+    )
+    c.print(f"SLO: {ttft}, TPOT <= {slo['tpot_ms']:g} ms ({s['slo_source']})")
+    t = Table(show_header=True, header_style="bold")
+    t.add_column("metric")
+    for col in ("mean", "p50", "p90", "p99"):
+        t.add_column(col, justify="right")
+    for key, label in (
+        ("ttft_ms", "TTFT (ms)"),
+        ("tpot_ms", "TPOT (ms)"),
+        ("itl_ms", "ITL (ms)"),
+        ("e2e_ms", "E2E (ms)"),
+        ("norm_ttft_ms_per_token", "norm. TTFT (ms/tok)"),
+    ):
+        row = s[key]
+        t.add_row(label, *(_fmt(row[k], 2 if key.startswith("norm") else 1) for k in ("mean", "p50", "p90", "p99")))
+    c.print(t)
+    c.print(
+        f"throughput {s['throughput_req_s']:.2f} req/s ({s['output_throughput_tok_s']:.0f} out tok/s)"
+        f" | offered {s['offered_rate_req_s']:.2f} req/s | SLO attainment "
+        f"{100 * s['slo_attainment']:.1f}% (TTFT {100 * s['ttft_attainment']:.1f}%, TPOT "
+        f"{100 * s['tpot_attainment']:.1f}%) | goodput {s['goodput_req_s']:.2f} req/s"
+    )
+    c.print(
+        f"preemptions {s['num_preemptions']} | KV peak {s['kv_peak_used_blocks']}/"
+        f"{s['kv_capacity_blocks']} blocks | {s['num_iterations']} iterations"
+    )

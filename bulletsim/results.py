@@ -1,0 +1,127 @@
+"""Results directories: resolved config, parquet tables, a flat summary; written atomically.
+
+Layout of `results/<run>/`: `config.json` (resolved config + versions + git sha + latency
+model provenance), `requests.parquet`, `iterations.parquet`, `sm_timeline.parquet`,
+`summary.json`. Everything is deterministic (no wall-clock stamps), so the same seed and
+inputs give byte-identical files. A run is written to a hidden sibling directory and renamed
+into place, so an interrupted write never leaves a complete-looking directory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from bulletsim.simulate import SimResult
+
+RESULTS_VERSION = 1
+
+
+def _jsonable(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def dump_json(obj, path: Path) -> None:
+    path.write_text(json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n")
+
+
+def git_sha() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("bulletsim", "simpy", "numpy", "pandas", "scipy", "pyarrow"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def run_metadata(res: SimResult) -> dict:
+    return {
+        "results_version": RESULTS_VERSION,
+        "config": res.config.to_dict(),
+        "workload": {
+            "name": res.workload.name,
+            "source": res.workload.source,
+            "is_embedded_default": res.workload.is_embedded_default,
+            "num_requests": len(res.workload.requests),
+            "num_dropped": res.workload.num_dropped,
+            "num_clipped": res.workload.num_clipped,
+            "notes": list(res.workload.notes),
+        },
+        "latency_model": res.latency.describe(),
+        "slo_source": res.slo_source,
+        "versions": versions(),
+        "git_sha": git_sha(),
+    }
+
+
+def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+    df.to_parquet(path, index=False, engine="pyarrow", compression="zstd")
+
+
+def write_results(res: SimResult, out_dir: str | Path) -> Path:
+    """Write a run's directory atomically; an existing directory of that name is replaced."""
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        dump_json(run_metadata(res), tmp / "config.json")
+        _write_parquet(res.requests, tmp / "requests.parquet")
+        _write_parquet(res.iterations, tmp / "iterations.parquet")
+        _write_parquet(res.sm_log, tmp / "sm_timeline.parquet")
+        dump_json(res.summary, tmp / "summary.json")  # last: its presence marks completeness
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def load_results(run_dir: str | Path) -> dict:
+    """Read a results directory back: summary, config and the three tables."""
+    d = Path(run_dir)
+    if not (d / "summary.json").is_file():
+        raise FileNotFoundError(f"{d} is not a complete results directory (no summary.json)")
+    return {
+        "summary": json.loads((d / "summary.json").read_text()),
+        "config": json.loads((d / "config.json").read_text()),
+        "requests": pd.read_parquet(d / "requests.parquet"),
+        "iterations": pd.read_parquet(d / "iterations.parquet"),
+        "sm_timeline": pd.read_parquet(d / "sm_timeline.parquet"),
+    }
