@@ -1,0 +1,24 @@
+"""bulletsim: how much does spatial-temporal GPU sharing (Bullet) buy over chunked prefill?
+
+Map of the package (data flows top to bottom):
+
+    workload/        trace loaders, arrivals, embedded offline models  -> RequestSpec list
+    core.py          shared vocabulary: RequestSpec, Request, WorkShape, Work, CoRunner
+    hardware.py      GPU specs (A100, H100, H20, H200)
+    models.py        model shapes (Llama-3.1-8B/70B, Qwen3-235B-A22B)
+    latency/         LatencyModel interface; roofline (SRM), calibrated profile, constant
+    kvcache.py       paged KV block accounting
+    decode_pool.py   requests in decode, stepped in O(1) per iteration
+    state.py         queues + KV + decode pool shared by a run's lanes
+    policies/        pure decision objects: chunked prefill, Bullet, ablations
+    engine.py        the SimPy engine (lanes as processes; the only simpy import)
+    simulate.py      config -> one run; metrics.py, records.py, invariants.py
+    results.py       results directories (atomic, deterministic); report.py, plots.py
+    sweep.py         policies x rates x workloads, capacity search
+    cli.py           `bulletsim run | sweep | traces | calibrate | policies`
+
+The calibrator (real GPU kernels under SM partitions) lives in the top-level `calibrate/`
+package and `native/`; it needs torch and a CUDA GPU and is imported only on demand.
+"""
+
+__version__ = "0.1.0"

@@ -30,42 +30,47 @@ ITERATION_COLUMNS = (
 
 
 class IterationLog:
-    """One row per lane iteration (SimPy monitoring style: append to lists, frame at the end)."""
+    """One row per lane iteration (SimPy monitoring style: append rows, frame at the end)."""
 
-    __slots__ = ITERATION_COLUMNS
+    __slots__ = ("rows",)
 
     def __init__(self) -> None:
-        for c in ITERATION_COLUMNS:
-            setattr(self, c, [])
+        self.rows: list[tuple] = []
 
     def __len__(self) -> int:
-        return len(self.start_s)
+        return len(self.rows)
 
     def append(
         self, lane: str, start_s: float, end_s: float, work: Work, st: ServingState, rescales: int
     ) -> None:
         shape = work.shape
-        self.lane.append(lane)
-        self.start_s.append(start_s)
-        self.end_s.append(end_s)
-        self.num_sms.append(work.num_sms)
-        self.phase.append(shape.phase)
-        self.prefill_tokens.append(shape.prefill_tokens)
-        self.num_prefill_seqs.append(shape.num_prefill_seqs)
-        self.decode_tokens.append(shape.decode_tokens)
-        self.decode_ctx_tokens.append(shape.decode_ctx_tokens)
-        layers = work.layers
-        self.layer_start.append(layers[0] if layers else -1)
-        self.layer_end.append(layers[1] if layers else -1)
-        self.kv_used_blocks.append(st.kv.used_blocks)
-        self.num_waiting.append(len(st.waiting))
-        self.num_running.append(st.num_running)
-        self.num_rescales.append(rescales)
+        layers = work.layers or (-1, -1)
+        self.rows.append(
+            (
+                lane,
+                start_s,
+                end_s,
+                work.num_sms,
+                shape.phase,
+                shape.prefill_tokens,
+                shape.num_prefill_seqs,
+                shape.decode_tokens,
+                shape.decode_ctx_tokens,
+                layers[0],
+                layers[1],
+                st.kv.used_blocks,
+                len(st.waiting),
+                st.num_running,
+                rescales,
+            )
+        )
 
     def to_frame(self) -> pd.DataFrame:
-        df = pd.DataFrame({c: getattr(self, c) for c in ITERATION_COLUMNS})
+        df = pd.DataFrame.from_records(self.rows, columns=list(ITERATION_COLUMNS))
+        if not len(df):
+            return df.astype({c: "float64" for c in ("start_s", "end_s")})
         for c in ("lane", "phase"):
-            df[c] = df[c].astype("category") if len(df) else df[c].astype(str)
+            df[c] = df[c].astype("category")
         return df
 
 

@@ -21,9 +21,7 @@ class LatencyModel(Protocol):
     num_layers: int  # layers of the model a full step runs (for layer windows)
     total_sms: int  # SMs of the GPU the model describes
 
-    def predict(
-        self, shape: WorkShape, num_sms: int, co_runner: CoRunner | None = None
-    ) -> float:
+    def predict(self, shape: WorkShape, num_sms: int, co_runner: CoRunner | None = None) -> float:
         """Seconds to run `shape` on `num_sms` SMs (1..total_sms), alone or beside `co_runner`."""
         ...
 
