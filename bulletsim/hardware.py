@@ -1,0 +1,125 @@
+"""GPU specifications: the datasheet numbers the analytic latency model starts from.
+
+These are *datasheet leads* (DESIGN.md): peak numbers a real kernel never reaches. The roofline
+turns them into predictions with per-op-class efficiencies, and `bulletsim calibrate` replaces
+them with measurements. Memory sizes use GiB for the datasheet's "GB" because that is what
+nvidia-smi reports for these boards (e.g. 81920 MiB on an A100-80GB).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_GIB = 2**30
+_MIB = 2**20
+
+
+@dataclass(frozen=True, slots=True)
+class GPUSpec:
+    """One GPU model. Rates are per GPU, dense (no 2:4 sparsity), bf16 tensor cores."""
+
+    name: str
+    num_sms: int
+    peak_bf16_flops: float  # FLOP/s, dense bf16 tensor core
+    mem_bw_bytes_s: float  # HBM bandwidth, bytes/s
+    memory_bytes: int
+    l2_bytes: int
+    green_ctx_granularity: int  # green-context SM split granularity (requests round up to it)
+    green_ctx_min_sms: int  # smallest green-context partition
+    interconnect_bytes_s: float  # NVLink per GPU, one direction (what a ring all-reduce uses)
+    source: str
+    sms_per_tpc: int = 2  # libsmctrl masks whole TPCs
+
+    def __post_init__(self) -> None:
+        if self.num_sms < 1 or self.peak_bf16_flops <= 0 or self.mem_bw_bytes_s <= 0:
+            raise ValueError(f"GPU {self.name!r}: num_sms, peak flops and bandwidth must be > 0")
+
+    @property
+    def ridge_intensity(self) -> float:
+        """FLOP per byte above which a kernel is compute-bound on the whole GPU."""
+        return self.peak_bf16_flops / self.mem_bw_bytes_s
+
+    @property
+    def num_tpcs(self) -> int:
+        return self.num_sms // self.sms_per_tpc
+
+
+# Green-context granularity: CUDA 12.4 driver API, "Green Contexts" section guideline for
+# cuDevSmResourceSplitByCount: CC 8.X minimum 4 SMs in multiples of 2; CC 9.0+ minimum 8 in
+# multiples of 8 (confirmed on an H200, DESIGN.md: a request for 10 rounds up to 16).
+_AMPERE_GC = {"green_ctx_granularity": 2, "green_ctx_min_sms": 4}
+_HOPPER_GC = {"green_ctx_granularity": 8, "green_ctx_min_sms": 8}
+
+GPUS: dict[str, GPUSpec] = {
+    "a100": GPUSpec(
+        name="a100",
+        num_sms=108,
+        peak_bf16_flops=312e12,
+        mem_bw_bytes_s=2.039e12,
+        memory_bytes=80 * _GIB,
+        l2_bytes=40 * _MIB,
+        interconnect_bytes_s=300e9,  # NVLink3 600 GB/s bidirectional
+        source="NVIDIA A100 datasheet (SXM4 80GB): 108 SMs, 312 TFLOP/s bf16 dense, "
+        "2,039 GB/s HBM2e, 40 MB L2, NVLink 600 GB/s",
+        **_AMPERE_GC,
+    ),
+    "h100": GPUSpec(
+        name="h100",
+        num_sms=132,
+        peak_bf16_flops=989e12,
+        mem_bw_bytes_s=3.35e12,
+        memory_bytes=80 * _GIB,
+        l2_bytes=50 * _MIB,
+        interconnect_bytes_s=450e9,  # NVLink4 900 GB/s bidirectional
+        source="NVIDIA H100 datasheet (SXM5 80GB): 132 SMs, 989 TFLOP/s bf16 dense "
+        "(1,979 with sparsity), 3.35 TB/s HBM3, 50 MB L2, NVLink 900 GB/s",
+        **_HOPPER_GC,
+    ),
+    "h20": GPUSpec(
+        name="h20",
+        num_sms=78,
+        peak_bf16_flops=148e12,
+        mem_bw_bytes_s=4.0e12,
+        memory_bytes=96 * _GIB,
+        l2_bytes=60 * _MIB,
+        interconnect_bytes_s=450e9,  # NVLink 900 GB/s bidirectional
+        source="NVIDIA H20 product brief: 148 TFLOP/s bf16 dense, 4.0 TB/s HBM3, 96 GB, "
+        "60 MB L2, NVLink 900 GB/s; 78 SMs from device queries (not on the brief)",
+        **_HOPPER_GC,
+    ),
+    "h200": GPUSpec(
+        name="h200",
+        num_sms=132,
+        peak_bf16_flops=989e12,
+        mem_bw_bytes_s=4.8e12,
+        memory_bytes=141 * _GIB,
+        l2_bytes=50 * _MIB,
+        interconnect_bytes_s=450e9,  # NVLink4 900 GB/s bidirectional
+        source="NVIDIA H200 datasheet (SXM 141GB): 989 TFLOP/s bf16 dense, 4.8 TB/s HBM3e, "
+        "NVLink 900 GB/s; 132 SMs and 50 MB L2 as H100 SXM (same GH100 configuration)",
+        **_HOPPER_GC,
+    ),
+}
+
+_ALIASES = {
+    "a100-80gb": "a100",
+    "a100-sxm4-80gb": "a100",
+    "a100-sxm": "a100",
+    "h100-sxm": "h100",
+    "h100-sxm5": "h100",
+    "h100-80gb": "h100",
+    "h100-80gb-hbm3": "h100",  # torch.cuda.get_device_name() of an H100 SXM
+    "h20-96gb": "h20",
+    "h200-sxm": "h200",
+    "h200-141gb": "h200",
+}
+
+
+def get_gpu(name: str) -> GPUSpec:
+    """Look up a GPU by name, case-insensitively; accepts aliases such as "A100-80GB"."""
+    key = "-".join(name.lower().replace("_", " ").replace("-", " ").split())
+    key = key.removeprefix("nvidia-")
+    key = _ALIASES.get(key, key)
+    if key not in GPUS:
+        raise ValueError(f"unknown GPU {name!r}; valid: {', '.join(sorted(GPUS))}")
+    return GPUS[key]

@@ -1,0 +1,164 @@
+"""Model shapes, read from the published Hugging Face config.json of each model.
+
+Only what the latency model and the KV cache need: layer count, projection widths, heads,
+vocabulary, MoE routing and the tensor-parallel degree. Every model is a pre-norm decoder with
+GQA attention, a SwiGLU MLP (or SwiGLU experts) and untied embeddings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """One decoder-only transformer, sharded over `tp` GPUs with tensor parallelism."""
+
+    name: str
+    num_layers: int
+    hidden_size: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int  # dense MLP width (unused when every layer is MoE)
+    vocab_size: int
+    tp: int
+    max_context_tokens: int
+    source: str
+    num_experts: int = 0  # 0 = dense MLP
+    experts_per_token: int = 0
+    moe_intermediate_size: int = 0
+    dtype_bytes: int = 2  # bf16 weights and KV cache
+
+    def __post_init__(self) -> None:
+        if self.tp < 1 or self.num_heads % self.tp:
+            raise ValueError(
+                f"model {self.name!r}: tp={self.tp} must divide num_heads={self.num_heads}"
+            )
+        if self.num_kv_heads % self.tp and self.tp % self.num_kv_heads:
+            raise ValueError(
+                f"model {self.name!r}: tp={self.tp} and num_kv_heads={self.num_kv_heads} "
+                "must divide one another"
+            )
+        if self.num_experts and not 0 < self.experts_per_token <= self.num_experts:
+            raise ValueError(f"model {self.name!r}: experts_per_token must be in 1..num_experts")
+
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 0
+
+    @property
+    def q_heads_per_gpu(self) -> int:
+        return self.num_heads // self.tp
+
+    @property
+    def kv_heads_per_gpu(self) -> int:
+        # With tp > num_kv_heads each GPU keeps a replica of one KV head (vLLM/SGLang).
+        return max(1, self.num_kv_heads // self.tp)
+
+    @property
+    def attn_params_per_layer(self) -> int:
+        q_out = self.num_heads * self.head_dim
+        kv_out = 2 * self.num_kv_heads * self.head_dim
+        return self.hidden_size * (q_out + kv_out) + q_out * self.hidden_size
+
+    @property
+    def mlp_params_per_layer(self) -> int:
+        """All MLP weights of one layer (every expert, plus the router)."""
+        if self.is_moe:
+            expert = 3 * self.hidden_size * self.moe_intermediate_size
+            return self.num_experts * expert + self.hidden_size * self.num_experts
+        return 3 * self.hidden_size * self.intermediate_size
+
+    @property
+    def params(self) -> int:
+        """Total parameters: layers, input embedding and (untied) lm_head; norms ignored."""
+        per_layer = self.attn_params_per_layer + self.mlp_params_per_layer
+        return self.num_layers * per_layer + 2 * self.vocab_size * self.hidden_size
+
+    @property
+    def active_params(self) -> int:
+        """Parameters one token multiplies through (top-k experts only for MoE)."""
+        if not self.is_moe:
+            return self.params
+        inactive = (self.num_experts - self.experts_per_token) * 3 * self.hidden_size
+        return self.params - self.num_layers * inactive * self.moe_intermediate_size
+
+    @property
+    def weight_bytes(self) -> int:
+        return self.params * self.dtype_bytes
+
+    @property
+    def weight_bytes_per_gpu(self) -> int:
+        return self.weight_bytes // self.tp
+
+    @property
+    def kv_bytes_per_token_per_gpu(self) -> int:
+        """K and V of every layer for one token, on one GPU."""
+        return 2 * self.num_layers * self.kv_heads_per_gpu * self.head_dim * self.dtype_bytes
+
+
+_LLAMA_31 = "meta-llama/Llama-3.1-{}/config.json (Hugging Face), untied embeddings"
+
+MODELS: dict[str, ModelSpec] = {
+    "llama-3.1-8b": ModelSpec(
+        name="llama-3.1-8b",
+        num_layers=32,
+        hidden_size=4096,
+        num_heads=32,
+        num_kv_heads=8,
+        head_dim=128,
+        intermediate_size=14336,
+        vocab_size=128256,
+        tp=1,
+        max_context_tokens=131072,
+        source=_LLAMA_31.format("8B"),
+    ),
+    "llama-3.1-70b": ModelSpec(
+        name="llama-3.1-70b",
+        num_layers=80,
+        hidden_size=8192,
+        num_heads=64,
+        num_kv_heads=8,
+        head_dim=128,
+        intermediate_size=28672,
+        vocab_size=128256,
+        tp=8,
+        max_context_tokens=131072,
+        source=_LLAMA_31.format("70B"),
+    ),
+    # Every one of the 94 layers is MoE (decoder_sparse_step 1, no shared expert); heads
+    # carry q/k RMSNorm, which costs nothing measurable. Native context is 40960 tokens
+    # (max_position_embeddings); 131072 needs YaRN scaling.
+    "qwen3-235b-a22b": ModelSpec(
+        name="qwen3-235b-a22b",
+        num_layers=94,
+        hidden_size=4096,
+        num_heads=64,
+        num_kv_heads=4,
+        head_dim=128,
+        intermediate_size=12288,
+        vocab_size=151936,
+        tp=8,
+        max_context_tokens=40960,
+        num_experts=128,
+        experts_per_token=8,
+        moe_intermediate_size=1536,
+        source="Qwen/Qwen3-235B-A22B/config.json (Hugging Face); cross-checked with "
+        "THUDM/slime scripts/models/qwen3-235B-A22B.sh",
+    ),
+}
+
+
+def get_model(name: str, tp: int | None = None) -> ModelSpec:
+    """Look up a model by name (case-insensitive); `tp` overrides its tensor-parallel degree."""
+    key = name.strip().lower()
+    if key not in MODELS:
+        raise ValueError(f"unknown model {name!r}; valid: {', '.join(MODELS)}")
+    model = MODELS[key]
+    if tp is None or tp == model.tp:
+        return model
+    if tp < 1 or model.num_heads % tp:
+        valid = [d for d in range(1, model.num_heads + 1) if model.num_heads % d == 0]
+        raise ValueError(f"tp={tp} must divide {model.num_heads} heads of {key}; valid: {valid}")
+    return replace(model, tp=tp)
