@@ -1,0 +1,107 @@
+"""Recompute the embedded default models from the real trace files.
+
+`bulletsim traces build-defaults --from DIR` runs `build_defaults(DIR)`; it rewrites every
+JSON under bulletsim/workload/data/ from the files in DIR (see PROVENANCE.md for their sources).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from bulletsim.workload.alpaca import read_alpaca_tokens
+from bulletsim.workload.arrival_profile import fit_arrival_profile
+from bulletsim.workload.azure import read_azure_csv
+from bulletsim.workload.embedded import DATA_DIR, SCHEMA
+from bulletsim.workload.length_model import fit_length_model
+from bulletsim.workload.length_table import read_length_table
+from bulletsim.workload.sharegpt import read_sharegpt_tokens
+from bulletsim.workload.table import TraceTable
+
+COMMAND = "bulletsim traces build-defaults --from DIR"
+
+# json name -> (real file, reader). The text datasets use their Llama-2 count tables.
+SOURCES: dict[str, tuple[str, Callable[[Path], TraceTable]]] = {
+    "splitwise-conv.json": ("AzureLLMInferenceTrace_conv.csv", read_azure_csv),
+    "splitwise-code.json": ("AzureLLMInferenceTrace_code.csv", read_azure_csv),
+    "sharegpt.json": ("sharegpt_v3_random1000_first_turn_tokens.csv", read_sharegpt_tokens),
+    "sharegpt-sarathi.json": (
+        "sharegpt_8k_filtered_stats_llama2_tokenizer.csv",
+        read_length_table,
+    ),
+    "alpaca.json": ("alpaca_data_tokens.csv", read_alpaca_tokens),
+    "arxiv.json": ("arxiv_summarization_stats_llama2_tokenizer_filtered_v2.csv", read_length_table),
+    "arxiv-long.json": (
+        "arxiv_summarization_filtered_stats_llama2_tokenizer_pod.csv",
+        read_length_table,
+    ),
+}
+
+
+def _summary(values: np.ndarray) -> dict:
+    q = np.quantile(values, [0.5, 0.9, 0.99])
+    return {
+        "mean": round(float(values.mean()), 2),
+        "median": round(float(q[0]), 1),
+        "p90": round(float(q[1]), 1),
+        "p99": round(float(q[2]), 1),
+        "max": int(values.max()),
+    }
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ranks = [np.argsort(np.argsort(x, kind="stable"), kind="stable") for x in (a, b)]
+    return float(np.corrcoef(ranks[0], ranks[1])[0, 1])
+
+
+def build_document(table: TraceTable, source: Path) -> dict:
+    """The JSON document of one embedded model, computed from a loaded real file."""
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    prompt, output = table.prompt_tokens, table.output_tokens
+    arrivals = None if table.arrival_s is None else fit_arrival_profile(table.arrival_s)
+    return {
+        "schema": SCHEMA,
+        "source": {
+            "file": source.name,
+            "sha256": digest,
+            "rows": len(table) + table.num_empty,
+            "rows_dropped": table.num_empty,
+            "command": COMMAND,
+        },
+        "stats": {
+            "prompt_tokens": _summary(prompt),
+            "output_tokens": _summary(output),
+            "spearman": round(_spearman(prompt, output), 4),
+            "max_total_tokens": int((prompt + output).max()),
+            "mean_rate": None if arrivals is None else round(arrivals.mean_rate, 4),
+            "gap_cv": None if arrivals is None else round(arrivals.gap_cv, 4),
+        },
+        "lengths": fit_length_model(prompt, output).to_json(),
+        "arrivals": None if arrivals is None else arrivals.to_json(),
+    }
+
+
+def build_defaults(from_dir: Path, out_dir: Path = DATA_DIR) -> list[Path]:
+    """Rewrite every embedded JSON from the real files in `from_dir`; returns what it wrote.
+
+    FileNotFoundError (naming all missing files) before anything is written.
+    """
+    missing = [name for name, _ in SOURCES.values() if not (from_dir / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{from_dir} lacks {', '.join(missing)}; get them with `bulletsim traces download`"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for json_name, (file_name, reader) in SOURCES.items():
+        doc = build_document(reader(from_dir / file_name), from_dir / file_name)
+        path = out_dir / json_name
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+        tmp.replace(path)
+        written.append(path)
+    return written

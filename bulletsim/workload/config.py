@@ -1,0 +1,91 @@
+"""What workload to build: which trace, how requests arrive, how many, which length rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bulletsim.workload.catalog import TRACE_NAMES, trace_info
+
+ARRIVALS = ("trace", "poisson", "gamma")
+OVER_LENGTH = ("drop", "clip", "error")
+SHAREGPT_FILTERS = ("vllm", "sglang", "none")
+TOKENIZER_KINDS = ("approx", "sentencepiece:<path>", "tiktoken:<path>")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadConfig:
+    """A workload recipe. Building one touches no disk; `validate()` checks it.
+
+    `arrival=None` means the trace's own timestamps where it has them (and no `rate` was
+    given), else Poisson. `rate` (req/s) defaults to the trace's mean rate for timestamped
+    traces and to the catalog's documented default rate for length-only traces.
+    `time_scale` multiplies the gaps of trace timestamps (2.0 = half the load).
+    """
+
+    trace: str = "splitwise"
+    trace_file: str | None = None
+    traces_dir: str | None = None
+    arrival: str | None = None
+    rate: float | None = None
+    cv: float = 1.0
+    time_scale: float = 1.0
+    num_requests: int | None = None
+    duration_s: float | None = None
+    max_total_tokens: int | None = None
+    over_length: str = "drop"
+    tokenizer: str = "approx"
+    sharegpt_filter: str = "sglang"
+
+    @property
+    def resolved_arrival(self) -> str:
+        """The arrival process after applying the `arrival=None` default."""
+        if self.arrival is not None:
+            return self.arrival
+        has_timestamps = trace_info(self.trace).has_timestamps
+        return "trace" if has_timestamps and self.rate is None else "poisson"
+
+    def validate(self) -> None:
+        """Raise a one-line ValueError naming the first bad field and its valid values."""
+        if self.trace not in TRACE_NAMES:
+            raise ValueError(f"trace: unknown {self.trace!r}; valid: {', '.join(TRACE_NAMES)}")
+        if self.trace == "csv" and self.trace_file is None:
+            raise ValueError("trace_file: trace 'csv' needs trace_file=<path to a CSV>")
+        if self.arrival is not None and self.arrival not in ARRIVALS:
+            raise ValueError(f"arrival: unknown {self.arrival!r}; valid: {', '.join(ARRIVALS)}")
+        info = trace_info(self.trace)
+        if self.arrival == "trace" and not info.has_timestamps:
+            timed = ", ".join(n for n in TRACE_NAMES if trace_info(n).has_timestamps)
+            raise ValueError(
+                f"arrival: trace {self.trace!r} has no timestamps; use poisson or gamma "
+                f"(traces with timestamps: {timed})"
+            )
+        if self.rate is not None and not self.rate > 0:
+            raise ValueError(f"rate: must be > 0 req/s, got {self.rate}")
+        if self.rate is not None and self.resolved_arrival == "trace":
+            raise ValueError("rate: applies to poisson/gamma; use time_scale to rescale a trace")
+        if not self.cv > 0:
+            raise ValueError(f"cv: must be > 0, got {self.cv}")
+        if not self.time_scale > 0:
+            raise ValueError(f"time_scale: must be > 0, got {self.time_scale}")
+        if self.time_scale != 1.0 and self.resolved_arrival != "trace":
+            raise ValueError("time_scale: applies only to arrival='trace'; use rate instead")
+        if self.num_requests is not None and self.num_requests < 1:
+            raise ValueError(f"num_requests: must be >= 1, got {self.num_requests}")
+        if self.duration_s is not None and not self.duration_s > 0:
+            raise ValueError(f"duration_s: must be > 0, got {self.duration_s}")
+        if self.max_total_tokens is not None and self.max_total_tokens < 2:
+            raise ValueError(f"max_total_tokens: must be >= 2, got {self.max_total_tokens}")
+        if self.over_length not in OVER_LENGTH:
+            raise ValueError(
+                f"over_length: unknown {self.over_length!r}; valid: {', '.join(OVER_LENGTH)}"
+            )
+        if self.sharegpt_filter not in SHAREGPT_FILTERS:
+            raise ValueError(
+                f"sharegpt_filter: unknown {self.sharegpt_filter!r}; "
+                f"valid: {', '.join(SHAREGPT_FILTERS)}"
+            )
+        kind, _, path = self.tokenizer.partition(":")
+        if not (self.tokenizer == "approx" or (kind in ("sentencepiece", "tiktoken") and path)):
+            raise ValueError(
+                f"tokenizer: unknown {self.tokenizer!r}; valid: {', '.join(TOKENIZER_KINDS)}"
+            )

@@ -1,0 +1,55 @@
+"""The embedded default models: small JSON files computed from the real traces.
+
+They let `bulletsim run --trace splitwise` work offline on a fresh machine. Each JSON records
+the real file it came from (name, sha256, rows) and the command that recomputes it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from bulletsim.workload.arrival_profile import ArrivalProfile
+from bulletsim.workload.length_model import LengthModel
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+SCHEMA = "bulletsim-embedded-trace/1"
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedTrace:
+    """One embedded model: lengths always, arrivals only for timestamped traces."""
+
+    json_name: str
+    source_file: str
+    source_rows: int
+    num_dropped: int  # real rows left out of the model (empty prompt or output)
+    lengths: LengthModel
+    arrivals: ArrivalProfile | None
+
+    @property
+    def description(self) -> str:
+        return f"embedded model {self.json_name} (computed from {self.source_file})"
+
+
+def load_embedded(json_name: str, data_dir: Path = DATA_DIR) -> EmbeddedTrace:
+    """Read `data_dir/json_name`; FileNotFoundError says how to rebuild it."""
+    path = data_dir / json_name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"embedded model {path} is missing; rebuild with "
+            "`bulletsim traces build-defaults --from DIR`"
+        )
+    doc = json.loads(path.read_text())
+    if doc.get("schema") != SCHEMA:
+        raise ValueError(f"{path}: schema {doc.get('schema')!r}; expected {SCHEMA}")
+    arrivals = doc.get("arrivals")
+    return EmbeddedTrace(
+        json_name,
+        doc["source"]["file"],
+        int(doc["source"]["rows"]),
+        int(doc["source"]["rows_dropped"]),
+        LengthModel.from_json(doc["lengths"]),
+        None if arrivals is None else ArrivalProfile.from_json(arrivals),
+    )

@@ -1,0 +1,187 @@
+"""`load_workload`: from a WorkloadConfig to requests, via a real file or the embedded model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bulletsim.workload.arrivals import gamma_arrivals, poisson_arrivals, trace_arrivals
+from bulletsim.workload.catalog import TraceInfo, trace_info
+from bulletsim.workload.config import WorkloadConfig
+from bulletsim.workload.embedded import load_embedded
+from bulletsim.workload.length_rules import KeptLengths, apply_length_rules
+from bulletsim.workload.readers import read_trace_file
+from bulletsim.workload.resolve import find_trace_file, search_dirs
+from bulletsim.workload.workload import Workload, make_requests
+
+# Give up on the embedded model when the length rules reject nearly every sample.
+_MAX_SAMPLES_PER_REQUEST = 100
+
+
+def load_workload(cfg: WorkloadConfig, rng: np.random.Generator) -> Workload:
+    """Build the workload `cfg` describes; all randomness comes from `rng`.
+
+    The real file is found as `resolve.py` describes; without one, the embedded model of
+    the trace generates statistically equivalent requests (and a note says so).
+    Order of operations: load, drop empty rows, ShareGPT filter, max_total_tokens, then
+    arrivals. Trace arrivals keep the file's order (first `num_requests`, repeated back to
+    back if more are asked); synthetic arrivals take a shuffled subset of the rows, or sample
+    with replacement when more requests are asked than the file holds. With neither
+    `num_requests` nor `duration_s`, every kept row is used once.
+    """
+    cfg.validate()
+    info = trace_info(cfg.trace)
+    path = find_trace_file(info, cfg.trace_file, cfg.traces_dir)
+    if path is None:
+        return _from_embedded(cfg, info, rng)
+    return _from_file(cfg, info, path, rng)
+
+
+def _filter_name(cfg: WorkloadConfig, info: TraceInfo) -> str | None:
+    return cfg.sharegpt_filter if info.format == "sharegpt" else None
+
+
+def _rules_notes(cfg: WorkloadConfig, info: TraceInfo, kept: KeptLengths, total: int) -> list:
+    notes = []
+    if info.format == "sharegpt":
+        notes.append(
+            f"{cfg.sharegpt_filter} ShareGPT filter dropped {kept.num_filtered} of {total}"
+        )
+    if kept.num_over_length:
+        notes.append(
+            f"dropped {kept.num_over_length} requests over max_total_tokens {cfg.max_total_tokens}"
+        )
+    if kept.num_clipped:
+        notes.append(
+            f"clipped {kept.num_clipped} prompts to fit max_total_tokens {cfg.max_total_tokens}"
+        )
+    return notes
+
+
+def _synthetic_arrivals(
+    cfg: WorkloadConfig, rate: float, default_num: int, rng: np.random.Generator
+) -> np.ndarray:
+    num, duration_s = cfg.num_requests, cfg.duration_s
+    if num is None and duration_s is None:
+        num = default_num
+    if cfg.resolved_arrival == "poisson":
+        return poisson_arrivals(rng, rate, num, duration_s)
+    return gamma_arrivals(rng, rate, cfg.cv, num, duration_s)
+
+
+def _rate(cfg: WorkloadConfig, info: TraceInfo, trace_rate: float | None) -> tuple[float, str]:
+    process = f"{cfg.resolved_arrival} arrivals"
+    if cfg.resolved_arrival == "gamma":
+        process += f" (cv {cfg.cv})"
+    if cfg.rate is not None:
+        return cfg.rate, f"{process} at {cfg.rate} req/s"
+    if trace_rate is not None:
+        return trace_rate, f"{process} at the trace's mean rate, {trace_rate:.3f} req/s"
+    assert info.default_rate is not None
+    return info.default_rate, f"{process} at {info.name}'s default {info.default_rate} req/s"
+
+
+def _from_file(
+    cfg: WorkloadConfig, info: TraceInfo, path: Path, rng: np.random.Generator
+) -> Workload:
+    table = read_trace_file(info, path, cfg.tokenizer)
+    kept = apply_length_rules(
+        table.prompt_tokens,
+        table.output_tokens,
+        _filter_name(cfg, info),
+        cfg.max_total_tokens,
+        cfg.over_length,
+    )
+    num_kept = len(kept.index)
+    if num_kept == 0:
+        raise ValueError(f"{path}: no request is left after the filter and max_total_tokens")
+    notes = [*table.notes, *_rules_notes(cfg, info, kept, len(table))]
+    if cfg.resolved_arrival == "trace":
+        assert table.arrival_s is not None
+        times = trace_arrivals(
+            table.arrival_s[kept.index], cfg.time_scale, cfg.num_requests, cfg.duration_s
+        )
+        rows = np.arange(len(times)) % num_kept
+        if cfg.time_scale != 1.0:
+            notes.append(f"trace inter-arrival gaps scaled by {cfg.time_scale}")
+        if len(times) > num_kept:
+            notes.append(f"the trace holds {num_kept} requests; repeated it back to back")
+    else:
+        trace_rate = None
+        if table.arrival_s is not None and len(table) > 1:
+            trace_rate = len(table) / float(table.arrival_s[-1] - table.arrival_s[0])
+        rate, note = _rate(cfg, info, trace_rate)
+        notes.append(note)
+        times = _synthetic_arrivals(cfg, rate, num_kept, rng)
+        if len(times) <= num_kept:
+            rows = rng.permutation(num_kept)[: len(times)]
+        else:
+            rows = rng.integers(0, num_kept, len(times))
+            notes.append(
+                f"{len(times)} requests asked, the file holds {num_kept}: "
+                "sampled lengths with replacement"
+            )
+    requests = make_requests(times, kept.prompt_tokens[rows], kept.output_tokens[rows])
+    num_dropped = table.num_empty + kept.num_filtered + kept.num_over_length
+    return Workload(
+        info.name, str(path), False, requests, num_dropped, kept.num_clipped, tuple(notes)
+    )
+
+
+def _from_embedded(cfg: WorkloadConfig, info: TraceInfo, rng: np.random.Generator) -> Workload:
+    assert info.embedded is not None  # only "csv" lacks a model, and it needs trace_file
+    model = load_embedded(info.embedded)
+    where = ", ".join(str(d) for d in search_dirs(cfg.traces_dir))
+    wanted = " or ".join(f.name for f in info.files)
+    notes = [
+        f"real file not found ({wanted} in {where}); using the {model.description}; "
+        f"`bulletsim traces download {info.name}` fetches the real file"
+    ]
+    if cfg.tokenizer != "approx" and info.format in ("sharegpt", "alpaca"):
+        notes.append(f"tokenizer {cfg.tokenizer} ignored: the embedded model holds Llama-2 counts")
+    if cfg.resolved_arrival == "trace":
+        assert model.arrivals is not None
+        times = model.arrivals.sample(rng, cfg.num_requests, cfg.duration_s, cfg.time_scale)
+        notes.append(
+            f"arrivals follow the real {model.arrivals.bin_s:g} s rate profile "
+            f"(gap CV {model.arrivals.gap_cv:.2f}), not the real timestamps"
+        )
+    else:
+        trace_rate = None if model.arrivals is None else model.arrivals.mean_rate
+        rate, note = _rate(cfg, info, trace_rate)
+        notes.append(note)
+        times = _synthetic_arrivals(cfg, rate, model.source_rows - model.num_dropped, rng)
+    num = len(times)
+    prompts, outputs = [], []
+    num_kept = num_sampled = num_filtered = num_over = num_clipped = 0
+    while num_kept < num:
+        if num_sampled > _MAX_SAMPLES_PER_REQUEST * num:
+            raise ValueError(
+                f"max_total_tokens {cfg.max_total_tokens} and sharegpt_filter "
+                f"{cfg.sharegpt_filter} reject nearly every request of {info.name}"
+            )
+        # Sample exactly what is missing, so every sample counts as kept or dropped.
+        prompt, output = model.lengths.sample(rng, num - num_kept)
+        kept = apply_length_rules(
+            prompt, output, _filter_name(cfg, info), cfg.max_total_tokens, cfg.over_length
+        )
+        prompts.append(kept.prompt_tokens)
+        outputs.append(kept.output_tokens)
+        num_sampled += len(prompt)
+        num_kept += len(kept.index)
+        num_filtered += kept.num_filtered
+        num_over += kept.num_over_length
+        num_clipped += kept.num_clipped
+    totals = KeptLengths(np.empty(0), np.empty(0), np.empty(0), num_filtered, num_over, num_clipped)
+    notes += _rules_notes(cfg, info, totals, num_sampled)
+    requests = make_requests(times, np.concatenate(prompts), np.concatenate(outputs))
+    return Workload(
+        info.name,
+        model.description,
+        True,
+        requests,
+        num_filtered + num_over,
+        num_clipped,
+        tuple(notes),
+    )

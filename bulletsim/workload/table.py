@@ -1,0 +1,61 @@
+"""A loaded trace before arrivals and length rules: columns of numbers plus provenance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class TraceTable:
+    """Per-request token counts (int64 arrays) and, where the trace has them, arrival times.
+
+    `arrival_s` is seconds since the first request, sorted. `num_empty` counts rows of a
+    text dataset whose prompt or output tokenized to zero tokens; they are already removed
+    because no server can run them.
+    """
+
+    prompt_tokens: np.ndarray
+    output_tokens: np.ndarray
+    arrival_s: np.ndarray | None
+    source: str
+    notes: tuple[str, ...] = ()
+    num_empty: int = 0
+
+    def __post_init__(self) -> None:
+        assert len(self.prompt_tokens) == len(self.output_tokens)
+        assert self.arrival_s is None or len(self.arrival_s) == len(self.prompt_tokens)
+
+    def __len__(self) -> int:
+        return len(self.prompt_tokens)
+
+    def select(self, mask: np.ndarray) -> TraceTable:
+        """The rows where `mask` is true, keeping everything else."""
+        arrival = None if self.arrival_s is None else self.arrival_s[mask]
+        return TraceTable(
+            self.prompt_tokens[mask],
+            self.output_tokens[mask],
+            arrival,
+            self.source,
+            self.notes,
+            self.num_empty,
+        )
+
+
+def drop_empty(
+    prompt_tokens: np.ndarray, output_tokens: np.ndarray, source: str, notes: tuple[str, ...]
+) -> TraceTable:
+    """A TraceTable from text-derived counts, removing (and counting) zero-length rows."""
+    keep = (prompt_tokens > 0) & (output_tokens > 0)
+    num_empty = int((~keep).sum())
+    if num_empty:
+        notes = (*notes, f"dropped {num_empty} row(s) with an empty prompt or output")
+    return TraceTable(
+        prompt_tokens[keep].astype(np.int64),
+        output_tokens[keep].astype(np.int64),
+        None,
+        source,
+        notes,
+        num_empty,
+    )

@@ -1,0 +1,40 @@
+"""The public result of loading a workload: requests plus where they came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bulletsim.core import RequestSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """Requests sorted by arrival (ids 0..n-1) and an account of how they were made.
+
+    `source` is the real file's path, or "embedded model <json> (computed from <file>)".
+    `notes` are human-readable lines for the CLI (fallbacks, filters, resampling).
+    """
+
+    name: str
+    source: str
+    is_embedded_default: bool
+    requests: tuple[RequestSpec, ...]
+    num_dropped: int
+    num_clipped: int
+    notes: tuple[str, ...]
+
+
+def make_requests(
+    arrival_s: np.ndarray, prompt_tokens: np.ndarray, output_tokens: np.ndarray
+) -> tuple[RequestSpec, ...]:
+    """RequestSpecs sorted by arrival (stable), numbered 0..n-1 in that order."""
+    order = np.argsort(arrival_s, kind="stable")
+    times = arrival_s[order].tolist()
+    prompts = prompt_tokens[order].tolist()
+    outputs = output_tokens[order].tolist()
+    return tuple(
+        RequestSpec(i, t, p, o)
+        for i, (t, p, o) in enumerate(zip(times, prompts, outputs, strict=True))
+    )

@@ -1,0 +1,20 @@
+"""Shared fixtures. The real traces live outside the repo, in ../shared/traces."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def shared_traces_dir() -> Path:
+    """The real trace files (never copied into the repo); skipped locally, fatal in CI."""
+    path = Path(__file__).resolve().parents[2] / "shared" / "traces"
+    if not path.is_dir():
+        message = f"../shared/traces not found at {path}; the workload tests need the real files"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
