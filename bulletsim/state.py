@@ -59,7 +59,8 @@ class ServingState:
 
     @property
     def num_running(self) -> int:
-        return len(self.decode) + self.decode.num_waiting_to_join + len(self.prefilling)
+        d = self.decode
+        return len(d.members) + len(d.pending) + len(self.prefilling)
 
     # -- admission ------------------------------------------------------------------------
     def _extra_blocks(self, r: Request) -> int:

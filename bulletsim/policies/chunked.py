@@ -77,16 +77,17 @@ class ChunkedPrefill:
         budget = self.params.chunk_size
         decode = False
         preempted = 0
+        members = pool.members
         if self.params.variant == "prefill-first":
             chunks = self._prefill_chunks(budget, now_s, admit=True)
-            if not chunks and (len(pool) or pool.num_waiting_to_join):
+            if not chunks and (members or pool.pending):
                 preempted = st.begin_decode_step(now_s)
                 decode = pool.in_step
         else:
-            if len(pool) or pool.num_waiting_to_join:
+            if members or pool.pending:
                 preempted = st.begin_decode_step(now_s)
                 decode = pool.in_step
-                budget -= len(pool)
+                budget -= len(members)
             chunks = self._prefill_chunks(budget, now_s, admit=not preempted)
         if not chunks and not decode:
             return None
@@ -97,7 +98,7 @@ class ChunkedPrefill:
             pairs += q * c + q * (q + 1) // 2
             kv_tokens += c + q
             logits += ch.completes_prefill
-        num_decode = len(pool) if decode else 0
+        num_decode = len(members) if decode else 0
         shape = WorkShape(
             prefill_tokens=q_sum,
             prefill_attn_pairs=float(pairs),
