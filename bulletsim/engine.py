@@ -56,10 +56,7 @@ class SimEngine:
             self._procs[lane] = env.process(self._lane(lane))
         env.run()
         if not self.state.all_done:
-            raise SimulationStuck(
-                f"simulation ended with {len(self.state.specs) - self.state.num_finished} "
-                "requests unfinished"
-            )
+            raise SimulationStuck(self._stuck_message())
         return self.log
 
     def _co_runner(self, lane: str) -> CoRunner | None:
@@ -105,12 +102,9 @@ class SimEngine:
                         raise SimulationStuck(self._stuck_message())
                     yield env.timeout(nxt - now)
                     continue
-                if nxt is None and all(
-                    self._busy[o] is None and self._idle[o] is not None
-                    for o in policy.lanes
-                    if o != lane
-                ):
-                    raise SimulationStuck(self._stuck_message())
+                # No early stuck check here: another idle lane may already have been woken
+                # (its event triggered, not yet processed) at this same instant. If every
+                # lane waits for good, env.run() drains and run() reports the stuck state.
                 ev = self._idle[lane] = env.event()
                 yield (ev | env.timeout(nxt - now)) if nxt is not None else ev
                 self._idle[lane] = None

@@ -1,0 +1,94 @@
+"""Capacity: the highest request rate whose SLO attainment stays >= a target (90%).
+
+Found by search, not read off a grid: bracket the answer by doubling or halving the rate
+from a start, then bisect geometrically until the bracket is within `rel_tol`. The search is
+a small state machine (`propose` the next rate, `record` its attainment) so a sweep can run
+many searches side by side in a process pool; `find_capacity` drives one serially.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class CapacitySearch:
+    """Bracketing + geometric bisection on rate; `capacity_req_s` is the best passing rate.
+
+    Attainment is assumed to fall with rate. Noise can break that; a rate that passes above
+    a failing one only raises `lo` if it lies below `hi`, so the bracket never inverts.
+    """
+
+    target: float = 0.9
+    start_req_s: float = 4.0
+    factor: float = 2.0
+    rel_tol: float = 0.02
+    min_req_s: float = 1e-3
+    max_req_s: float = 1e4
+    lo: float | None = None  # highest rate seen passing (below hi)
+    hi: float | None = None  # lowest rate seen failing
+    evaluated: dict[float, float] = field(default_factory=dict)  # rate -> attainment
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.target <= 1.0:
+            raise ValueError(f"target attainment must be in (0, 1], got {self.target}")
+        if self.factor <= 1.0 or self.rel_tol <= 0.0 or self.start_req_s <= 0.0:
+            raise ValueError("factor must be > 1, rel_tol > 0 and start_req_s > 0")
+
+    def seed(self, points: dict[float, float]) -> None:
+        """Use already-measured (rate -> attainment) points, e.g. a sweep's grid."""
+        for rate in sorted(points):
+            self.record(rate, points[rate])
+
+    def record(self, rate: float, attainment: float) -> None:
+        self.evaluated[rate] = attainment
+        if attainment >= self.target:
+            if (self.hi is None or rate < self.hi) and (self.lo is None or rate > self.lo):
+                self.lo = rate
+        elif self.hi is None or rate < self.hi:
+            self.hi = rate
+            if self.lo is not None and self.lo >= rate:
+                self.lo = None
+                passing = [r for r, a in self.evaluated.items() if a >= self.target and r < rate]
+                self.lo = max(passing) if passing else None
+
+    def propose(self) -> float | None:
+        """The next rate to evaluate, or None when the search is finished."""
+        lo, hi = self.lo, self.hi
+        if lo is None and hi is None:
+            return self.start_req_s
+        if hi is None:
+            nxt = lo * self.factor
+            return nxt if nxt <= self.max_req_s else None
+        if lo is None:
+            nxt = hi / self.factor
+            return nxt if nxt >= self.min_req_s else None
+        if hi / lo - 1.0 <= self.rel_tol:
+            return None
+        return _round_rate(math.sqrt(lo * hi))
+
+    @property
+    def done(self) -> bool:
+        return self.propose() is None
+
+    @property
+    def capacity_req_s(self) -> float:
+        """Highest passing rate found (0 when even the smallest rate tried failed)."""
+        return self.lo if self.lo is not None else 0.0
+
+
+def _round_rate(rate: float) -> float:
+    """Six significant digits: rates stay readable and identical across platforms."""
+    return float(f"{rate:.6g}")
+
+
+def find_capacity(
+    attainment_at: Callable[[float], float], search: CapacitySearch | None = None
+) -> CapacitySearch:
+    """Run a search to the end, evaluating `attainment_at(rate)` serially."""
+    s = search or CapacitySearch()
+    while (rate := s.propose()) is not None:
+        s.record(rate, attainment_at(rate))
+    return s

@@ -1,0 +1,486 @@
+"""Calibrated latency profiles: the file format, its loader, and `ProfileLatency`.
+
+A profile (`bulletsim/data/profiles/<gpu>__<model>.json`, written by `bulletsim calibrate`)
+holds, for one GPU and one model:
+- `meta`: provenance — measured (GPU, driver, CUDA, torch, mechanism, granularity, timing
+  method, date, git sha) or derived (from which measured profile, by which transfer);
+- `gpu_spec` and `srm`: the datasheet numbers and the fitted SRM parameters
+  (`bulletsim.latency.roofline.SRMParams`), so the profile predicts anywhere;
+- `grid`: measured seconds per kernel on a grid (tokens x SMs for the linear kernels, pairs x
+  SMs for prefill attention, batch x context x SMs for decode attention, rows x SMs for the
+  lm_head). Predictions interpolate the *ratio* measured / SRM between grid points and scale
+  the SRM by it, so measured points are reproduced exactly (non-monotonic GEMM steps
+  included) and outside the grid the fitted SRM takes over;
+- `fit`: held-out errors and the co-run table behind the contention parameters.
+
+`ProfileLatency.predict` is the simulator's hot path: the token-dependent part of a layer is
+memoized per (tokens, SMs); attention is an interpolation of a few floats (a few us).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from bisect import bisect_right
+from dataclasses import asdict, fields
+from pathlib import Path
+
+from bulletsim.core import CoRunner, WorkShape
+from bulletsim.hardware import GPUSpec, get_gpu
+from bulletsim.latency.contention import ContentionParams, contention_factors
+from bulletsim.latency.ops import OP_CLASSES, OpCost, gemm, linear_ops
+from bulletsim.latency.roofline import SRMParams, op_time_split
+from bulletsim.models import ModelSpec, get_model
+
+FORMAT = "bulletsim-latency-profile"
+VERSION = 1
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "data" / "profiles"
+LINEAR_OPS = ("qkv", "o", "gate_up", "down", "norm_rope_act")
+KINDS = ("measured", "derived")
+REQUIRED_META = (
+    "gpu",
+    "model",
+    "kind",
+    "num_sms",
+    "mechanism",
+    "granularity_sms",
+    "timing_method",
+    "date",
+)
+_MEMO_LIMIT = 500_000
+
+
+def profile_filename(gpu: str, model: str) -> str:
+    return f"{gpu}__{model}.json"
+
+
+def find_profile(gpu: str, model: str, directory: Path | None = None) -> Path | None:
+    """Path of the installed profile for (gpu, model), or None. Names are case-insensitive and
+    GPU aliases resolve ("H200-SXM" -> h200)."""
+    try:
+        gpu_name = get_gpu(gpu).name
+    except ValueError:
+        gpu_name = gpu.strip().lower()
+    path = (directory or PROFILE_DIR) / profile_filename(gpu_name, model.strip().lower())
+    return path if path.is_file() else None
+
+
+# -- file format ----------------------------------------------------------------------------
+
+
+def srm_to_dict(p: SRMParams) -> dict:
+    d = asdict(p)
+    d["gemm_tile_mn"] = list(p.gemm_tile_mn)
+    return d
+
+
+def srm_from_dict(d: dict) -> SRMParams:
+    d = dict(d)
+    valid = {f.name for f in fields(SRMParams)}
+    unknown = set(d) - valid
+    if unknown:
+        raise ValueError(f"unknown SRM parameters {sorted(unknown)}; valid: {sorted(valid)}")
+    if "contention" in d:
+        d["contention"] = ContentionParams(**d["contention"])
+    if "gemm_tile_mn" in d:
+        d["gemm_tile_mn"] = tuple(d["gemm_tile_mn"])
+    return SRMParams(**d)
+
+
+def gpu_from_dict(d: dict) -> GPUSpec:
+    return GPUSpec(**d)
+
+
+def validate(doc: dict, source: str = "profile") -> None:
+    """Raise ValueError (one line, says what is wrong) unless `doc` is a valid profile."""
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ValueError(f"{source}: not a bulletsim latency profile (format != {FORMAT!r})")
+    if doc.get("version") != VERSION:
+        raise ValueError(
+            f"{source}: profile version {doc.get('version')!r} unsupported; this bulletsim "
+            f"reads version {VERSION}"
+        )
+    missing = [k for k in ("meta", "gpu_spec", "srm", "grid") if k not in doc]
+    if missing:
+        raise ValueError(f"{source}: missing sections {missing}")
+    meta = doc["meta"]
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        raise ValueError(f"{source}: meta lacks {missing}")
+    if meta["kind"] not in KINDS:
+        raise ValueError(f"{source}: meta.kind must be one of {KINDS}, got {meta['kind']!r}")
+    if meta["kind"] == "derived" and not meta.get("derived_from"):
+        raise ValueError(f"{source}: a derived profile must name `derived_from`")
+    if meta["num_sms"] != doc["gpu_spec"].get("num_sms"):
+        raise ValueError(f"{source}: meta.num_sms != gpu_spec.num_sms")
+    grid = doc["grid"]
+    sms = grid.get("sms")
+    if not sms or sorted(sms) != sms or sms[-1] > meta["num_sms"] or sms[0] < 1:
+        raise ValueError(f"{source}: grid.sms must be increasing SM counts within 1..num_sms")
+    n = len(sms)
+
+    def check_2d(name: str, axis: list, values: list) -> None:
+        if sorted(axis) != axis or len(set(axis)) != len(axis):
+            raise ValueError(f"{source}: grid {name} axis must be strictly increasing")
+        if len(values) != len(axis) or any(len(row) != n for row in values):
+            raise ValueError(f"{source}: grid {name} must be {len(axis)} x {n} (axis x sms)")
+        for row in values:
+            for v in row:
+                if v is not None and not (isinstance(v, (int, float)) and v > 0):
+                    raise ValueError(f"{source}: grid {name} holds a non-positive time {v!r}")
+
+    lin = grid["linear"]
+    for op in LINEAR_OPS:
+        if op not in lin["ops"]:
+            raise ValueError(f"{source}: grid.linear lacks op {op!r}")
+        check_2d(f"linear.{op}", lin["tokens"], lin["ops"][op])
+    check_2d("final_norm", grid["final_norm"]["tokens"], grid["final_norm"]["time_s"])
+    check_2d("lm_head", grid["lm_head"]["rows"], grid["lm_head"]["time_s"])
+    check_2d("attn_prefill", grid["attn_prefill"]["pairs"], grid["attn_prefill"]["time_s"])
+    dec = grid["attn_decode"]
+    if len(dec["time_s"]) != len(dec["batch"]):
+        raise ValueError(f"{source}: grid attn_decode must be batch x ctx x sms")
+    for b_i, plane in enumerate(dec["time_s"]):
+        check_2d(f"attn_decode[batch={dec['batch'][b_i]}]", dec["ctx"], plane)
+    # Only the SRM section's own constructor knows its rules; surface them as ValueError.
+    try:
+        srm_from_dict(doc["srm"])
+        gpu_from_dict(doc["gpu_spec"])
+    except TypeError as e:
+        raise ValueError(f"{source}: bad srm/gpu_spec section: {e}") from None
+
+
+def read_profile(path: str | Path) -> dict:
+    """Load and validate a profile file; errors are one-line ValueError/FileNotFoundError."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"profile not found: {p}")
+    try:
+        doc = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(
+            f"profile {p} is not valid JSON ({e}); re-run bulletsim calibrate"
+        ) from None
+    validate(doc, str(p))
+    return doc
+
+
+def write_profile(doc: dict, path: str | Path) -> Path:
+    validate(doc, str(path))
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")
+    tmp.replace(p)
+    return p
+
+
+# -- interpolation ----------------------------------------------------------------------------
+
+
+def _bracket(axis: list[float], x: float) -> tuple[int, int, float]:
+    """Indices (i, j) around x on an increasing axis and the weight of j; clamps at the ends."""
+    if x <= axis[0]:
+        return 0, 0, 0.0
+    if x >= axis[-1]:
+        last = len(axis) - 1
+        return last, last, 0.0
+    j = bisect_right(axis, x)
+    i = j - 1
+    return i, j, (x - axis[i]) / (axis[j] - axis[i])
+
+
+class RatioGrid:
+    """Bilinear interpolation of a ratio over (log x, sms); missing cells filled from neighbours."""
+
+    __slots__ = ("x", "sms", "r")
+
+    def __init__(self, x: list[float], sms: list[int], ratio: list[list[float | None]]):
+        self.x = [math.log(v) for v in x]
+        self.sms = [float(s) for s in sms]
+        self.r = _fill(ratio)
+
+    def __call__(self, x: float, n: int) -> float:
+        i, j, w = _bracket(self.x, math.log(x) if x > 0 else -1e9)
+        a, b, v = _bracket(self.sms, float(n))
+        r = self.r
+        lo = r[i][a] + (r[i][b] - r[i][a]) * v
+        if w == 0.0:
+            return lo
+        hi = r[j][a] + (r[j][b] - r[j][a]) * v
+        return lo + (hi - lo) * w
+
+
+def _fill(rows: list[list[float | None]]) -> list[list[float]]:
+    """Fill None cells with the nearest filled cell of the same column (then row); 1.0 if none."""
+    out = [list(r) for r in rows]
+    n_rows, n_cols = len(out), len(out[0]) if out else 0
+    for c in range(n_cols):
+        known = [i for i in range(n_rows) if out[i][c] is not None]
+        for i in range(n_rows):
+            if out[i][c] is None and known:
+                out[i][c] = out[min(known, key=lambda k: abs(k - i))][c]
+    for i in range(n_rows):
+        known = [c for c in range(n_cols) if out[i][c] is not None]
+        for c in range(n_cols):
+            if out[i][c] is None:
+                out[i][c] = out[i][min(known, key=lambda k: abs(k - c))] if known else 1.0
+    return out
+
+
+# -- the latency model --------------------------------------------------------------------------
+
+
+class ProfileLatency:
+    """`LatencyModel` from a calibrated profile (grid interpolation over the fitted SRM)."""
+
+    def __init__(self, doc: dict, gpu: GPUSpec | None = None, model: ModelSpec | None = None):
+        validate(doc)
+        meta = doc["meta"]
+        self.doc, self.meta = doc, meta
+        self.gpu = gpu_from_dict(doc["gpu_spec"])
+        if gpu is not None and gpu.name != self.gpu.name:
+            raise ValueError(f"profile is for GPU {self.gpu.name!r}, not {gpu.name!r}")
+        self.model = model or get_model(meta["model"])
+        if self.model.name != meta["model"]:
+            raise ValueError(f"profile is for model {meta['model']!r}, not {self.model.name!r}")
+        self.params = srm_from_dict(doc["srm"])
+        self.name = f"profile:{self.gpu.name}/{self.model.name} ({meta['kind']})"
+        self.num_layers = self.model.num_layers
+        self.total_sms = self.gpu.num_sms
+        grid = doc["grid"]
+        sms = grid["sms"]
+        m, g, p = self.model, self.gpu, self.params
+        # Attention coefficients: the same expressions as ops.attention_ops.
+        d, b = m.head_dim, m.dtype_bytes
+        self._flops_per_pair = 4.0 * d * m.q_heads_per_gpu
+        self._kv_bytes = float(b * d * 2 * m.kv_heads_per_gpu)
+        self._q_bytes = float(b * d * 2 * m.q_heads_per_gpu)
+        lin = grid["linear"]
+        self._lin = {}
+        for k, op in enumerate(LINEAR_OPS):
+            ratio = [
+                [_ratio(t, linear_ops(m, tok)[k], n, g, p) for t, n in zip(row, sms, strict=True)]
+                for tok, row in zip(lin["tokens"], lin["ops"][op], strict=True)
+            ]
+            self._lin[op] = RatioGrid(lin["tokens"], sms, ratio)
+        fn = grid["final_norm"]
+        self._final_norm = RatioGrid(
+            fn["tokens"],
+            sms,
+            [
+                [
+                    _ratio(t, self._final_norm_op(tok), n, g, p)
+                    for t, n in zip(row, sms, strict=True)
+                ]
+                for tok, row in zip(fn["tokens"], fn["time_s"], strict=True)
+            ],
+        )
+        lm = grid["lm_head"]
+        self._lm_head = RatioGrid(
+            lm["rows"],
+            sms,
+            [
+                [_ratio(t, self._lm_head_op(rows), n, g, p) for t, n in zip(row, sms, strict=True)]
+                for rows, row in zip(lm["rows"], lm["time_s"], strict=True)
+            ],
+        )
+        ap = grid["attn_prefill"]
+        self._attn_pf = RatioGrid(
+            ap["pairs"],
+            sms,
+            [
+                [
+                    _ratio(t, self._attn_prefill_op(pairs), n, g, p)
+                    for t, n in zip(row, sms, strict=True)
+                ]
+                for pairs, row in zip(ap["pairs"], ap["time_s"], strict=True)
+            ],
+        )
+        ad = grid["attn_decode"]
+        self._dec_batch = [math.log(b) for b in ad["batch"]]
+        self._attn_dec = [
+            RatioGrid(
+                ad["ctx"],
+                sms,
+                [
+                    [
+                        _ratio(t, self._attn_decode_op(b, b * (c + 1)), n, g, p)
+                        for t, n in zip(row, sms, strict=True)
+                    ]
+                    for c, row in zip(ad["ctx"], plane, strict=True)
+                ],
+            )
+            for b, plane in zip(ad["batch"], ad["time_s"], strict=True)
+        ]
+        self._memo_lin: dict[tuple[int, int], tuple[float, float]] = {}
+        self._memo_head: dict[tuple[int, int, int], tuple[float, float]] = {}
+        self._factors: dict[tuple[int, CoRunner], tuple[float, float, int]] = {}
+
+    @classmethod
+    def load(
+        cls, path: str | Path, gpu: GPUSpec | None = None, model: ModelSpec | None = None
+    ) -> ProfileLatency:
+        """Read, validate and build; `gpu`/`model`, when given, must match the profile."""
+        return cls(read_profile(path), gpu, model)
+
+    # -- SRM pieces ----------------------------------------------------------------------------
+    def _final_norm_op(self, tokens: float) -> OpCost:
+        elems = 2 * tokens * self.model.hidden_size
+        return OpCost(
+            "final_norm", "elementwise", 2.0 * elems, float(self.model.dtype_bytes * elems)
+        )
+
+    def _lm_head_op(self, rows: float) -> OpCost:
+        m = self.model
+        return gemm(
+            "lm_head", int(rows), math.ceil(m.vocab_size / m.tp), m.hidden_size, m.dtype_bytes
+        )
+
+    def _attn_prefill_op(
+        self, pairs: float, kv_tokens: float | None = None, tokens: float | None = None
+    ) -> OpCost:
+        # A single sequence of T tokens has T(T+1)/2 pairs; invert that for the byte terms.
+        t = tokens if tokens is not None else (math.sqrt(8 * pairs + 1) - 1) / 2
+        kv = kv_tokens if kv_tokens is not None else t
+        return OpCost(
+            "attn_prefill",
+            "attn_prefill",
+            pairs * self._flops_per_pair,
+            float(kv * self._kv_bytes + t * self._q_bytes),
+        )
+
+    def _attn_decode_op(self, batch: float, kv_tokens: float) -> OpCost:
+        return OpCost(
+            "attn_decode",
+            "attn_decode",
+            kv_tokens * self._flops_per_pair,
+            float(kv_tokens * self._kv_bytes + batch * self._q_bytes),
+        )
+
+    def _scaled(self, op: OpCost, ratio: float, n: int) -> tuple[float, float]:
+        mem_s, cmp_s = op_time_split(op, n, self.gpu, self.params)
+        return mem_s * ratio, cmp_s * ratio
+
+    # -- per-kernel predictions (also used by the fit report) -------------------------------
+    def op_time(self, name: str, shape: WorkShape, num_sms: int) -> float:
+        """Seconds of one kernel (one layer's instance) for `shape` on `num_sms` SMs, alone."""
+        return sum(self._op_parts(name, shape, num_sms))
+
+    def _op_parts(self, name: str, shape: WorkShape, n: int) -> tuple[float, float]:
+        t = shape.total_tokens
+        if name in self._lin:
+            op = linear_ops(self.model, t)[LINEAR_OPS.index(name)]
+            return self._scaled(op, self._lin[name](t, n), n)
+        if name == "final_norm":
+            return self._scaled(self._final_norm_op(t), self._final_norm(t, n), n)
+        if name == "lm_head":
+            rows = shape.logits_tokens
+            return self._scaled(self._lm_head_op(rows), self._lm_head(rows, n), n)
+        if name == "attn_prefill":
+            op = self._attn_prefill_op(
+                shape.prefill_attn_pairs, shape.prefill_kv_tokens, shape.prefill_tokens
+            )
+            return self._scaled(op, self._attn_pf(shape.prefill_attn_pairs, n), n)
+        if name == "attn_decode":
+            b = shape.decode_tokens
+            op = self._attn_decode_op(b, shape.decode_ctx_tokens)
+            return self._scaled(op, self._decode_ratio(b, shape.decode_ctx_tokens / b - 1, n), n)
+        raise ValueError(
+            f"unknown op {name!r}; valid: {[*LINEAR_OPS, 'final_norm', 'lm_head', 'attn_prefill', 'attn_decode']}"
+        )
+
+    def _decode_ratio(self, batch: float, ctx: float, n: int) -> float:
+        i, j, w = _bracket(self._dec_batch, math.log(batch))
+        c = max(ctx, 1.0)
+        lo = self._attn_dec[i](c, n)
+        return lo if w == 0.0 else lo + (self._attn_dec[j](c, n) - lo) * w
+
+    # -- hot path ---------------------------------------------------------------------------------
+    def predict(self, shape: WorkShape, num_sms: int, co_runner: CoRunner | None = None) -> float:
+        """Seconds to run `shape` on `num_sms` SMs, alone or beside `co_runner`."""
+        if not 0 < num_sms <= self.total_sms:
+            raise ValueError(f"num_sms must be in 1..{self.total_sms}, got {num_sms}")
+        if shape.total_tokens == 0 and shape.logits_tokens == 0:
+            return 0.0
+        if co_runner is None:
+            mem_s, cmp_s = self._parts(shape, num_sms)
+            return mem_s + cmp_s + self._overhead(shape)
+        factors = self._factors.get((num_sms, co_runner))
+        if factors is None:
+            factors = self._factors[(num_sms, co_runner)] = contention_factors(
+                self.params.contention, num_sms, self.total_sms, co_runner
+            )
+        f_mem, f_cmp, eff = factors
+        mem_s, cmp_s = self._parts(shape, eff)
+        return f_mem * mem_s + f_cmp * cmp_s + self._overhead(shape)
+
+    def _parts(self, shape: WorkShape, n: int) -> tuple[float, float]:
+        tokens = shape.total_tokens
+        lin = self._memo_lin.get((tokens, n))
+        if lin is None:
+            if len(self._memo_lin) > _MEMO_LIMIT:
+                self._memo_lin.clear()
+            lin = (0.0, 0.0)
+            if tokens:
+                for name, op in zip(LINEAR_OPS, linear_ops(self.model, tokens), strict=False):
+                    a, b = self._scaled(op, self._lin[name](tokens, n), n)
+                    lin = (lin[0] + a, lin[1] + b)
+            self._memo_lin[(tokens, n)] = lin
+        mem_s, cmp_s = lin
+        if shape.prefill_tokens:
+            a, b = self._op_parts("attn_prefill", shape, n)
+            mem_s, cmp_s = mem_s + a, cmp_s + b
+        if shape.decode_tokens:
+            a, b = self._op_parts("attn_decode", shape, n)
+            mem_s, cmp_s = mem_s + a, cmp_s + b
+        if shape.num_layers is not None:
+            return shape.num_layers * mem_s, shape.num_layers * cmp_s
+        key = (tokens, shape.logits_tokens, n)
+        head = self._memo_head.get(key)
+        if head is None:
+            if len(self._memo_head) > _MEMO_LIMIT:
+                self._memo_head.clear()
+            a, b = self._op_parts("final_norm", shape, n) if tokens else (0.0, 0.0)
+            if shape.logits_tokens:
+                c, d = self._op_parts("lm_head", shape, n)
+                a, b = a + c, b + d
+            head = self._memo_head[key] = (a, b)
+        return self.num_layers * mem_s + head[0], self.num_layers * cmp_s + head[1]
+
+    def _overhead(self, shape: WorkShape) -> float:
+        if shape.num_layers is not None:
+            return shape.num_layers * self.params.layer_overhead_s
+        return self.num_layers * self.params.layer_overhead_s + self.params.step_overhead_s
+
+    def describe(self) -> dict:
+        return {
+            "kind": "profile",
+            "name": self.name,
+            "gpu": self.gpu.name,
+            "model": self.model.name,
+            "profile_kind": self.meta["kind"],
+            "meta": self.meta,
+            "params": srm_to_dict(self.params),
+            "fit": self.doc.get("fit", {}).get("summary", {}),
+        }
+
+
+def _ratio(measured: float | None, op: OpCost, n: int, gpu: GPUSpec, params: SRMParams):
+    if measured is None:
+        return None
+    mem_s, cmp_s = op_time_split(op, n, gpu, params)
+    pred = mem_s + cmp_s
+    return measured / pred if pred > 0 else 1.0
+
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "OP_CLASSES",
+    "ProfileLatency",
+    "find_profile",
+    "read_profile",
+    "validate",
+    "write_profile",
+]

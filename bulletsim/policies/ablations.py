@@ -1,0 +1,162 @@
+"""Ablations of Bullet, each removing one of its ideas (DESIGN.md, "Policies").
+
+- static-split: two lanes on fixed, disjoint partitions (no SLO-aware re-partitioning);
+- naive: both lanes on every SM at once, contending (no partitioning at all; the lanes'
+  SMs overlap by design and the latency model time-slices the shared SMs);
+- prefill-first: one lane, whole prompts, a prefill batch runs alone whenever one can be
+  formed and decode runs only when none can (SGLang's default with chunking off).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bulletsim.core import Work
+from bulletsim.policies.base import PolicyContext
+from bulletsim.policies.batching import decode_shape, form_batch, prefill_shape
+from bulletsim.policies.registry import register
+from bulletsim.policies.split import TwoLanePolicy
+
+
+def _check_common(name: str, max_prefill_tokens: int, max_running: int) -> None:
+    if max_prefill_tokens < 1:
+        raise ValueError(f"{name}.max_prefill_tokens must be >= 1, got {max_prefill_tokens}")
+    if max_running < 1:
+        raise ValueError(f"{name}.max_running_requests must be >= 1, got {max_running}")
+
+
+@dataclass(frozen=True, slots=True)
+class StaticSplitParams:
+    """Static split: prefill_fraction of the SMs (whole TPCs) for prefill, the rest decode."""
+
+    prefill_fraction: float = 0.5
+    max_prefill_tokens: int = 1664
+    max_running_requests: int = 1024
+    handoff_ms: float = 0.21
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.prefill_fraction < 1.0:
+            raise ValueError(
+                f"static-split.prefill_fraction must be in (0, 1), got {self.prefill_fraction}"
+            )
+        _check_common("static-split", self.max_prefill_tokens, self.max_running_requests)
+
+
+class StaticSplit(TwoLanePolicy):
+    def __init__(self, params: StaticSplitParams | None = None) -> None:
+        p = self.params = params or StaticSplitParams()
+        super().__init__(
+            max_prefill_tokens=p.max_prefill_tokens,
+            window_layers=None,
+            max_running_requests=p.max_running_requests,
+            handoff_s=p.handoff_ms / 1e3,
+        )
+        self.name = f"static-split-{round(100 * p.prefill_fraction)}"
+
+    def bind(self, ctx: PolicyContext) -> None:
+        super().bind(ctx)
+        tpc = 2  # libsmctrl masks whole TPCs
+        total = ctx.total_sms
+        p = min(total - tpc, max(tpc, tpc * round(self.params.prefill_fraction * total / tpc)))
+        self.hold = {"prefill": p, "decode": total - p}  # held even while idle: static
+
+    def next_work(self, lane: str, now_s: float) -> Work | None:
+        sms = self.hold[lane]
+        if lane == "prefill":
+            if not self.start_batch(now_s):
+                return None
+            self.busy[lane] = True
+            return self.prefill_work(sms, 0.0)
+        if not self.decode_has_work():
+            return None
+        shape = self.begin_decode(now_s)
+        if shape is None:
+            return None
+        self.busy[lane] = True
+        return Work("decode", shape, sms, decode=True)
+
+
+@dataclass(frozen=True, slots=True)
+class NaiveParams:
+    """Naive concurrency: both lanes on all SMs at once, contending (no partitioning)."""
+
+    max_prefill_tokens: int = 1664
+    max_running_requests: int = 1024
+    handoff_ms: float = 0.21
+
+    def __post_init__(self) -> None:
+        _check_common("naive", self.max_prefill_tokens, self.max_running_requests)
+
+
+class NaiveConcurrency(StaticSplit):
+    def __init__(self, params: NaiveParams | None = None) -> None:
+        p = params or NaiveParams()
+        TwoLanePolicy.__init__(
+            self,
+            max_prefill_tokens=p.max_prefill_tokens,
+            window_layers=None,
+            max_running_requests=p.max_running_requests,
+            handoff_s=p.handoff_ms / 1e3,
+        )
+        self.params = p
+        self.name = "naive"
+
+    def bind(self, ctx: PolicyContext) -> None:
+        TwoLanePolicy.bind(self, ctx)
+        # The overlap is the point of this ablation: both lanes hold every SM.
+        self.hold = {"prefill": ctx.total_sms, "decode": ctx.total_sms}
+
+
+@dataclass(frozen=True, slots=True)
+class PrefillFirstParams:
+    """Prefill-first without chunking: a whole-prompt batch runs alone when one can form.
+
+    max_prefill_tokens: batch cap (SGLang's --max-prefill-tokens default, 16384).
+    """
+
+    max_prefill_tokens: int = 16384
+    max_running_requests: int = 1024
+
+    def __post_init__(self) -> None:
+        _check_common("prefill-first", self.max_prefill_tokens, self.max_running_requests)
+
+
+class PrefillFirst:
+    lanes = ("main",)
+
+    def __init__(self, params: PrefillFirstParams | None = None) -> None:
+        self.params = params or PrefillFirstParams()
+        self.name = "prefill-first"
+        self.ctx: PolicyContext | None = None
+
+    def bind(self, ctx: PolicyContext) -> None:
+        self.ctx = ctx
+
+    def allocation(self, lane: str) -> int:
+        return self.ctx.total_sms
+
+    def next_work(self, lane: str, now_s: float) -> Work | None:
+        st, p = self.ctx.state, self.params
+        chunks = form_batch(st, now_s, p.max_prefill_tokens, p.max_running_requests)
+        sms = self.ctx.total_sms
+        if chunks:
+            return Work("main", prefill_shape(chunks, None), sms, prefill=chunks)
+        pool = st.decode
+        if not (len(pool) or pool.num_waiting_to_join):
+            return None
+        st.begin_decode_step(now_s)
+        if not pool.in_step:
+            return None
+        return Work("main", decode_shape(st), sms, decode=True)
+
+    def on_work_done(self, work: Work, now_s: float) -> None:
+        st = self.ctx.state
+        if work.decode:
+            st.end_decode_step(now_s)
+        if work.prefill:
+            st.complete_chunks(work.prefill, now_s)
+
+
+register("static-split", StaticSplitParams, StaticSplit)
+register("naive", NaiveParams, NaiveConcurrency)
+register("prefill-first", PrefillFirstParams, PrefillFirst)

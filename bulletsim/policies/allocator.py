@@ -1,0 +1,120 @@
+"""SM-split arithmetic for two-lane policies: partition granularity and SLO-driven minima.
+
+`SplitPlanner` answers two questions with a handful of `predict` calls each (bisection over
+whole partition units, memoized): the fewest SMs a decode step needs to stay within its
+time target, and the fewest SMs a prefill needs to meet a deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bulletsim.core import CoRunner, WorkShape
+from bulletsim.latency.base import LatencyModel
+
+# How SMs are handed out: libsmctrl masks whole TPCs (2 SMs, Bullet's mechanism); CUDA green
+# contexts split in the GPU's granularity (8 SMs on Hopper); without a mechanism a lane gets
+# the whole GPU or nothing, so sharing is temporal only.
+MECHANISMS = ("libsmctrl", "green-ctx", "none")
+
+
+def granularity_sms(mechanism: str, total_sms: int, latency: LatencyModel) -> int:
+    """Partition unit in SMs for `mechanism` on the GPU that `latency` describes."""
+    if mechanism == "libsmctrl":
+        gpu = getattr(latency, "gpu", None)
+        return getattr(gpu, "sms_per_tpc", 2)
+    if mechanism == "green-ctx":
+        # The latency model carries the GPUSpec when it has one; Hopper's rule otherwise.
+        gpu = getattr(latency, "gpu", None)
+        return getattr(gpu, "green_ctx_granularity", 8)
+    if mechanism == "none":
+        return total_sms
+    raise ValueError(
+        f"unknown SM partition mechanism {mechanism!r}; valid: {', '.join(MECHANISMS)}"
+    )
+
+
+def round_to_units(sms: float, unit: int, total_sms: int) -> int:
+    """Nearest whole number of partition units, at least one unit, at most the GPU."""
+    return max(unit, min(total_sms, unit * round(sms / unit)))
+
+
+def _ctx_bucket(ctx_tokens: int) -> int:
+    """Round up to 6 significant bits (<= 3% high): a conservative memo key for contexts."""
+    shift = max(0, ctx_tokens.bit_length() - 6)
+    return ((ctx_tokens >> shift) + (1 if ctx_tokens & ((1 << shift) - 1) else 0)) << shift
+
+
+class SplitPlanner:
+    """Minimal SM counts that keep a lane within a time target, by bisection over units."""
+
+    def __init__(self, latency: LatencyModel, total_sms: int, unit_sms: int) -> None:
+        self.latency = latency
+        self.total_sms = total_sms
+        self.unit = unit_sms
+        self._decode_memo: dict[tuple[int, int, bool, float], int | None] = {}
+        self.num_predicts = 0
+
+    def _smallest(self, max_units: int, ok: Callable[[int], bool]) -> int | None:
+        """Fewest units k in 1..max_units with ok(k * unit), assuming ok is monotone."""
+        if max_units < 1 or not ok(max_units * self.unit):
+            return None
+        lo, hi = 0, max_units  # ok(hi) holds; ok(lo) is taken to fail
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if ok(mid * self.unit):
+                hi = mid
+            else:
+                lo = mid
+        return hi * self.unit
+
+    def decode_min_sms(self, shape: WorkShape, target_s: float, prefill_busy: bool) -> int | None:
+        """Fewest SMs for one decode step of `shape` to take <= target_s, None if impossible.
+
+        With a prefill running, the decode leaves it at least one unit and is predicted beside
+        it (contention); the context sum is rounded up so the memo stays small.
+        """
+        ctx = _ctx_bucket(shape.decode_ctx_tokens)
+        key = (shape.decode_tokens, ctx, prefill_busy, target_s)
+        if key in self._decode_memo:
+            return self._decode_memo[key]
+        probe = WorkShape(
+            decode_tokens=shape.decode_tokens,
+            decode_ctx_tokens=ctx,
+            logits_tokens=shape.decode_tokens,
+        )
+        total = self.total_sms
+
+        def ok(d: int) -> bool:
+            self.num_predicts += 1
+            co = CoRunner("prefill", total - d) if prefill_busy else None
+            return self.latency.predict(probe, d, co) <= target_s
+
+        max_units = (total - self.unit if prefill_busy else total) // self.unit
+        out = self._memo_put(key, self._smallest(max_units, ok))
+        return out
+
+    def _memo_put(self, key, value: int | None) -> int | None:
+        if len(self._decode_memo) > 200_000:  # bound memory on very long runs
+            self._decode_memo.clear()
+        self._decode_memo[key] = value
+        return value
+
+    def prefill_min_sms(
+        self,
+        window: WorkShape,
+        num_windows: int,
+        extra_s: float,
+        budget_s: float,
+        decode_busy: bool,
+    ) -> int | None:
+        """Fewest SMs for `num_windows` windows of `window` (+ extra_s) to fit in budget_s."""
+        total = self.total_sms
+
+        def ok(p: int) -> bool:
+            self.num_predicts += 1
+            co = CoRunner("decode", total - p) if decode_busy else None
+            return num_windows * self.latency.predict(window, p, co) + extra_s <= budget_s
+
+        max_units = (total - self.unit if decode_busy else total) // self.unit
+        return self._smallest(max_units, ok)

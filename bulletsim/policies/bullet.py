@@ -1,0 +1,236 @@
+"""Bullet (arXiv 2504.19516, §3.3): prefill and decode on disjoint, re-sized SM partitions.
+
+Before each prefill layer window and each decode step the policy predicts the decode step
+time (TPOT) and the in-flight prefill's finish time (TTFT) with the latency model and splits
+the GPU (DESIGN.md, "Policies"):
+
+- decode can meet its TPOT target -> decode gets the fewest SMs that do (bisection over
+  partition units), prefill the rest: under a burst prefill takes almost the whole GPU;
+- decode cannot, prefill can meet its TTFT -> shrink prefill to the fewest SMs that keep it;
+- neither can -> balanced split.
+
+An idle lane holds no SMs, so an idle prefill hands decode the whole GPU at its next step
+and vice versa. A lane never grows while it runs; when a lane starts work that needs SMs the
+running lane holds, the running lane shrinks at once (the engine rescales its remaining
+work), as re-masking applies to the next kernel launch. So partitions never overlap.
+Importing this module registers Bullet and the ablations with the policy registry.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from bulletsim.core import CoRunner, Work, WorkShape
+from bulletsim.policies.allocator import MECHANISMS, SplitPlanner, granularity_sms, round_to_units
+from bulletsim.policies.base import PolicyContext
+from bulletsim.policies.batching import can_start_prefill, decode_shape, reorder_head
+from bulletsim.policies.registry import register
+from bulletsim.policies.split import TwoLanePolicy
+
+
+@dataclass(frozen=True, slots=True)
+class BulletParams:
+    """Bullet: SLO-aware SM re-partitioning between a prefill and a decode lane.
+
+    mechanism: libsmctrl (2-SM TPC masks, the paper's), green-ctx (the GPU's green-context
+      granularity, 8 SMs on Hopper) or none (whole GPU per lane: temporal sharing only).
+    max_prefill_tokens: batch cap (the released code's fixed 1664).
+    window_layers: layers per prefill window (prefill can grow between windows; it shrinks
+      at once). 8 = 4 windows on 32-layer models; 4 gave the same attainment on
+      splitwise-conv at twice the simulation cost.
+    tpot_target_frac: decode steps aim at this share of the TPOT SLO, because a request's
+      TPOT also pays the wait to join the pool.
+    reorder: shortest-prompt-first among the first reorder_window waiting requests when
+      that misses no TTFT deadline.
+    wave_search_units: how many partition units below its share prefill may step down to a
+      count that runs its window at least as fast (wave quantization); 0 = off.
+    Costs (paper): handoff 0.21 ms per batch, re-masking 4.1 us, prediction 10.2 us.
+    """
+
+    mechanism: str = "libsmctrl"
+    max_prefill_tokens: int = 1664
+    window_layers: int = 8
+    tpot_target_frac: float = 0.9
+    max_running_requests: int = 1024
+    reorder: bool = False
+    reorder_window: int = 16
+    wave_search_units: int = 8
+    handoff_ms: float = 0.21
+    remask_us: float = 4.1
+    predict_us: float = 10.2
+
+    def __post_init__(self) -> None:
+        if self.mechanism not in MECHANISMS:
+            raise ValueError(
+                f"unknown SM partition mechanism {self.mechanism!r}; valid: {', '.join(MECHANISMS)}"
+            )
+        if self.wave_search_units < 0:
+            raise ValueError(f"bullet.wave_search_units must be >= 0, got {self.wave_search_units}")
+        for name in ("max_prefill_tokens", "window_layers", "max_running_requests"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"bullet.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 < self.tpot_target_frac <= 1.0:
+            raise ValueError(
+                f"bullet.tpot_target_frac must be in (0, 1], got {self.tpot_target_frac}"
+            )
+        if min(self.handoff_ms, self.remask_us, self.predict_us) < 0:
+            raise ValueError("bullet.handoff_ms, remask_us and predict_us must be >= 0")
+
+
+class Bullet(TwoLanePolicy):
+    def __init__(self, params: BulletParams | None = None) -> None:
+        p = self.params = params or BulletParams()
+        super().__init__(
+            max_prefill_tokens=p.max_prefill_tokens,
+            window_layers=p.window_layers,
+            max_running_requests=p.max_running_requests,
+            handoff_s=p.handoff_ms / 1e3,
+        )
+        self.name = "bullet" if p.mechanism == "libsmctrl" else f"bullet-{p.mechanism}"
+        self.decisions = {"shrink-decode": 0, "shrink-prefill": 0, "balanced": 0}
+        self.last_lane = "decode"
+        self._token_time: dict[int, float] = {}
+        self._wave_batch: list | None = None
+        self._wave_memo: dict[int, float] = {}
+
+    def bind(self, ctx: PolicyContext) -> None:
+        super().bind(ctx)
+        self.total = ctx.total_sms
+        self.unit = granularity_sms(self.params.mechanism, self.total, ctx.latency)
+        self.temporal = self.unit >= self.total
+        self.planner = SplitPlanner(ctx.latency, self.total, self.unit)
+        self.tpot_target_s = ctx.slo.tpot_s * self.params.tpot_target_frac
+
+    # -- the split ----------------------------------------------------------------------------
+    def plan(self, now_s: float, decode: WorkShape | None) -> tuple[int, int]:
+        """(prefill SMs, decode SMs) for the state now; `decode` is the next decode step."""
+        prefill_on = bool(self.batch) or can_start_prefill(self.ctx.state, self.max_running)
+        if decode is None or not decode.decode_tokens:
+            return self.total, 0
+        if not prefill_on:
+            return 0, self.total
+        d_min = self.planner.decode_min_sms(decode, self.tpot_target_s, prefill_busy=True)
+        if d_min is not None:
+            self.decisions["shrink-decode"] += 1
+            p = self._fastest_prefill(self.total - d_min)
+            return p, self.total - p
+        p_min = None
+        if self.batch:
+            p_min = self.planner.prefill_min_sms(
+                self.window_shape,
+                self.remaining_windows(),
+                self.tail_s,
+                self.batch_deadline_s - now_s,
+                decode_busy=True,
+            )
+        if p_min is None:
+            self.decisions["balanced"] += 1
+            p = round_to_units(self.total / 2, self.unit, self.total - self.unit)
+            return p, self.total - p
+        self.decisions["shrink-prefill"] += 1
+        return p_min, self.total - p_min
+
+    def _fastest_prefill(self, p_max: int) -> int:
+        """The SM count in [p_max - wave_search_units units, p_max] that runs a window fastest.
+
+        Wave quantization makes prefill time a step function of SMs: on a plateau, SMs above
+        the step buy prefill nothing, so the fastest count wins (fewest on a tie) and decode
+        gets the rest (the paper's reason to model waves). Memoized per batch.
+        """
+        if not self.batch or not self.params.wave_search_units:
+            return p_max
+        if self._wave_batch is not self.batch:
+            self._wave_batch, self._wave_memo = self.batch, {}
+        memo, unit, total = self._wave_memo, self.unit, self.total
+        best_p, best_t = p_max, math.inf
+        for k in range(self.params.wave_search_units + 1):
+            p = p_max - k * unit
+            if p < unit:
+                break
+            t = memo.get(p)
+            if t is None:
+                co = CoRunner("decode", total - p)
+                t = memo[p] = self.ctx.latency.predict(self.window_shape, p, co)
+            if t <= best_t:
+                best_p, best_t = p, t
+        return best_p
+
+    def _take(self, lane: str, sms: int, work: Work) -> Work:
+        other = "decode" if lane == "prefill" else "prefill"
+        if self.busy[other] and self.hold[other] > self.total - sms:
+            self.hold[other] = self.total - sms  # shrink the running lane now, never overlap
+        work.overhead_s += self.params.predict_us * 1e-6
+        if sms != self.hold[lane]:
+            work.overhead_s += self.params.remask_us * 1e-6
+        self.hold[lane] = work.num_sms = sms
+        self.busy[lane] = True
+        self.last_lane = lane
+        return work
+
+    def _turn(self, lane: str, other_has_work: bool) -> bool:
+        """Temporal sharing (no mechanism): one lane at a time, alternating when both wait."""
+        other = "decode" if lane == "prefill" else "prefill"
+        if self.busy[other]:
+            return False
+        return not (other_has_work and self.last_lane == lane)
+
+    # -- lanes --------------------------------------------------------------------------------
+    def next_work(self, lane: str, now_s: float) -> Work | None:
+        if lane == "prefill":
+            return self._next_prefill(now_s)
+        return self._next_decode(now_s)
+
+    def _next_prefill(self, now_s: float) -> Work | None:
+        if not self.batch:
+            if self.params.reorder:
+                self._reorder(now_s)
+            if not self.start_batch(now_s):
+                self.hold["prefill"] = 0
+                return None
+        if self.temporal:
+            if not self._turn("prefill", self.decode_has_work()):
+                self.hold["prefill"] = 0
+                return None
+            p = self.total
+        else:
+            shape = decode_shape(self.ctx.state, include_pending=True)
+            p, _ = self.plan(now_s, shape)
+        return self._take("prefill", p, self.prefill_work(p, 0.0))
+
+    def _next_decode(self, now_s: float) -> Work | None:
+        if not self.decode_has_work():
+            self.hold["decode"] = 0
+            return None
+        if self.temporal and not self._turn("decode", self.prefill_has_work()):
+            self.hold["decode"] = 0
+            return None
+        shape = self.begin_decode(now_s)
+        if shape is None:
+            self.hold["decode"] = 0
+            return None
+        d = self.total if self.temporal else self.plan(now_s, shape)[1]
+        return self._take("decode", d, Work("decode", shape, d, decode=True))
+
+    def _reorder(self, now_s: float) -> None:
+        p = max(self.unit, self.total - (self.hold["decode"] if self.busy["decode"] else 0))
+        t = self._token_time.get(p)
+        if t is None:
+            n = self.max_prefill_tokens
+            probe = WorkShape(
+                prefill_tokens=n,
+                prefill_attn_pairs=float(n * (n + 1) // 2),
+                prefill_kv_tokens=n,
+                num_prefill_seqs=1,
+                logits_tokens=1,
+            )
+            t = self._token_time[p] = self.ctx.latency.predict(probe, p) / n
+        reorder_head(
+            self.ctx.state, now_s, self.params.reorder_window, t, self.ctx.slo.ttft_limit_s
+        )
+
+
+register("bullet", BulletParams, Bullet)
+
+# The ablations register themselves; importing them here makes the registry see them.
+from bulletsim.policies import ablations  # noqa: E402, F401

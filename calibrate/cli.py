@@ -1,0 +1,193 @@
+"""`bulletsim calibrate`, `calibrate-fit` and `calibrate-derive` (registered on the main app).
+
+Importing this module needs no torch: the GPU code is imported only inside `calibrate`, and a
+machine without torch/CUDA gets a one-line error. Also runnable on its own
+(`python -m calibrate ...`), e.g. on a GPU box without the simulator's dependencies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Opt = typer.Option
+GPU_HINT = "needs torch with CUDA; install bulletsim[gpu] on a machine with an NVIDIA GPU"
+
+
+def _fail(msg: str) -> None:
+    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _progress(total: int):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description:<48}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=False,
+    ) as prog:
+        task = prog.add_task("calibrating", total=total)
+
+        def advance(desc: str) -> None:
+            prog.update(task, advance=1, description=desc)
+
+        yield advance
+
+
+def calibrate(
+    gpu: Annotated[
+        str, Opt(help="GPU to calibrate; must match the GPU found (h200, h100, a100, h20).")
+    ],
+    model: Annotated[str, Opt(help="Model whose kernels are measured.")] = "llama-3.1-8b",
+    mechanism: Annotated[
+        str, Opt(help="SM partitioning: green | libsmctrl | mps | none.")
+    ] = "green",
+    quick: Annotated[bool, Opt("--quick", help="Short pass (~2 min of GPU time).")] = False,
+    out: Annotated[Path | None, Opt(help="Output directory (samples, profile, report).")] = None,
+    resume: Annotated[
+        bool, Opt("--resume/--no-resume", help="Keep samples an interrupted run measured.")
+    ] = True,
+    libsmctrl: Annotated[
+        str | None,
+        Opt(
+            "--libsmctrl",
+            envvar="LIBSMCTRL_PATH",
+            help="Path of your libsmctrl.so (mechanism libsmctrl).",
+        ),
+    ] = None,
+    install: Annotated[
+        bool, Opt("--install/--no-install", help="Copy the profile into bulletsim/data/profiles.")
+    ] = True,
+    decode_backend: Annotated[
+        str, Opt(help="Decode attention: auto | flashinfer | triton.")
+    ] = "auto",
+) -> None:
+    """Measure prefill/decode kernels under SM partitions on this GPU and fit a profile."""
+    from bulletsim.hardware import get_gpu
+    from bulletsim.models import get_model
+
+    try:
+        spec, mspec = get_gpu(gpu), get_model(model)
+    except ValueError as e:
+        _fail(str(e))
+    if mechanism not in ("green", "libsmctrl", "mps", "none"):
+        _fail(f"unknown mechanism {mechanism!r}; valid: green, libsmctrl, mps, none")
+    if mechanism == "libsmctrl":
+        from calibrate.libsmctrl import LibsmctrlUnavailable, find_libsmctrl
+
+        try:
+            find_libsmctrl(libsmctrl)
+        except LibsmctrlUnavailable as e:
+            _fail(str(e))
+    try:
+        import torch
+    except ImportError:
+        _fail(GPU_HINT)
+    if not torch.cuda.is_available():
+        _fail(GPU_HINT)
+    from calibrate.pipeline import finish
+    from calibrate.run import run_calibration
+
+    out = (
+        out
+        or Path("results") / "calibration" / f"{spec.name}__{mspec.name}{'-quick' if quick else ''}"
+    )
+    try:
+        meta = run_calibration(
+            spec.name,
+            mspec.name,
+            mechanism,
+            quick,
+            out,
+            resume,
+            libsmctrl,
+            os.environ.get("BULLETSIM_GIT_SHA"),
+            typer.echo,
+            _progress,
+            decode_backend,
+        )
+    except (ValueError, RuntimeError) as e:
+        _fail(str(e))
+    path, doc = finish(out, meta, install=install)
+    s = doc["fit"]["summary"]
+    typer.echo(f"profile: {path}  (sweep {meta['sweep_wall_s']:.0f}s)")
+    typer.echo(
+        f"held-out kernels: median {s['heldout_ops'].get('median_pct')}%, "
+        f"max {s['heldout_ops'].get('max_pct')}%; steps: "
+        + ", ".join(
+            f"{k} median {v.get('median_pct')}% max {v.get('max_pct')}%"
+            for k, v in s["steps"].items()
+        )
+    )
+
+
+def calibrate_fit(
+    samples: Annotated[
+        Path, typer.Argument(help="samples.jsonl or .parquet of a calibration run.")
+    ],
+    meta: Annotated[
+        Path | None, Opt(help="meta.json of that run (default: beside the samples).")
+    ] = None,
+    out: Annotated[
+        Path | None, Opt(help="Output directory (default: the samples' directory).")
+    ] = None,
+    install: Annotated[bool, Opt("--install/--no-install")] = False,
+) -> None:
+    """Re-fit a profile from calibration samples (CPU only)."""
+    from calibrate.pipeline import refit
+
+    meta = meta or samples.parent / "meta.json"
+    try:
+        path, doc = refit(samples, meta, out or samples.parent, install)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    typer.echo(f"profile: {path}")
+
+
+def calibrate_derive(
+    gpu: Annotated[str, Opt(help="Target GPU (a100, h100, h20).")],
+    source: Annotated[
+        str, Opt("--from", help="GPU of the measured profile to transfer from.")
+    ] = "h200",
+    model: Annotated[str, Opt(help="Model of both profiles.")] = "llama-3.1-8b",
+    out: Annotated[
+        Path | None, Opt(help="Where to write (default: bulletsim/data/profiles).")
+    ] = None,
+) -> None:
+    """Derive a profile for another GPU from a measured one (datasheet ratios; CPU only)."""
+    from calibrate.derive import derive_to_file
+
+    try:
+        path = derive_to_file(source, gpu, model, out)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    typer.echo(f"derived profile: {path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the calibration commands to the bulletsim CLI."""
+    app.command("calibrate")(calibrate)
+    app.command("calibrate-fit")(calibrate_fit)
+    app.command("calibrate-derive")(calibrate_derive)
+
+
+def main() -> None:
+    app = typer.Typer(
+        add_completion=False,
+        no_args_is_help=True,
+        help="bulletsim calibrator (standalone entry point).",
+    )
+    register(app)
+    app()
+
+
+if __name__ == "__main__":
+    main()

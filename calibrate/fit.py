@@ -1,0 +1,336 @@
+"""Fit a latency profile from calibration samples (CPU only: numpy, pandas, scipy).
+
+1. SRM parameters (`bulletsim.latency.roofline.SRMParams`): one efficiency `alpha` per op
+   class and the bandwidth knee, by robust least squares on log(predicted / measured) over
+   the training per-kernel samples; the GEMM tile (wave quantization) is picked from
+   candidates by the same loss. `layer_overhead_s` is the median gap between a whole layer
+   and the sum of its kernels. Contention (floor, per-share slopes) is a non-negative least
+   squares on the co-run slowdowns.
+2. The measured grid (training samples only) that `ProfileLatency` interpolates.
+3. Held-out errors: per kernel, whole layers, whole steps and co-runs, for the profile and
+   for the bare SRM, so a report can say where the SRM form cannot fit (non-monotonic GEMM
+   times) and the measured points carry the prediction instead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import least_squares, nnls
+
+from bulletsim.core import CoRunner, WorkShape
+from bulletsim.hardware import GPUSpec
+from bulletsim.latency.contention import ContentionParams
+from bulletsim.latency.ops import attention_ops, head_ops, linear_ops
+from bulletsim.latency.profile import FORMAT, LINEAR_OPS, VERSION, ProfileLatency, srm_to_dict
+from bulletsim.latency.roofline import SRMParams, op_time_s
+from bulletsim.models import ModelSpec
+
+FIT_CLASSES = ("gemm", "attn_prefill", "attn_decode", "elementwise")
+TILES = ((128, 128), (128, 256), (64, 128))
+
+
+def row_shape(r) -> WorkShape:
+    """The WorkShape a sample measured (one layer's worth of work)."""
+    if r["phase"] == "prefill":
+        return WorkShape(
+            prefill_tokens=int(r["tokens"]),
+            prefill_attn_pairs=float(r["pairs"]),
+            prefill_kv_tokens=int(r["kv_tokens"]),
+            num_prefill_seqs=int(r["num_seqs"]),
+            logits_tokens=int(r["logits_tokens"]),
+        )
+    return WorkShape(
+        decode_tokens=int(r["batch"]),
+        decode_ctx_tokens=int(r["kv_tokens"]),
+        logits_tokens=int(r["logits_tokens"]),
+    )
+
+
+def row_op(r, model: ModelSpec):
+    shape = row_shape(r)
+    op = r["op"]
+    if op in LINEAR_OPS:
+        return linear_ops(model, shape.total_tokens)[LINEAR_OPS.index(op)]
+    if op.startswith("attn_"):
+        return next(o for o in attention_ops(model, shape) if o.name == op)
+    return next(o for o in head_ops(model, shape) if o.name == op)
+
+
+def _params_from(x, base: SRMParams, tile) -> SRMParams:
+    alpha = dict(base.alpha)
+    for c, v in zip(FIT_CLASSES, x[:-1], strict=True):
+        alpha[c] = float(math.exp(v))
+    return replace(base, alpha=alpha, bw_knee_frac=float(x[-1]), gemm_tile_mn=tile)
+
+
+def fit_srm(
+    ops_df: pd.DataFrame, model: ModelSpec, gpu: GPUSpec, base: SRMParams | None = None
+) -> tuple[SRMParams, dict]:
+    """Least-squares alpha per class + bandwidth knee (+ best GEMM tile) on per-kernel samples."""
+    base = base or SRMParams()
+    ops = [row_op(r, model) for _, r in ops_df.iterrows()]
+    sms = ops_df["num_sms"].to_numpy()
+    meas = ops_df["time_s"].to_numpy()
+    best = None
+    for tile in TILES:
+
+        def resid(x, tile=tile):
+            p = _params_from(x, base, tile)
+            pred = np.array([op_time_s(o, int(n), gpu, p) for o, n in zip(ops, sms, strict=True)])
+            return np.log(pred / meas)
+
+        x0 = [math.log(base.alpha[c]) for c in FIT_CLASSES] + [base.bw_knee_frac]
+        lo = [-3.0] * len(FIT_CLASSES) + [0.05]
+        hi = [3.0] * len(FIT_CLASSES) + [1.0]
+        sol = least_squares(resid, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.1)
+        if best is None or sol.cost < best[0].cost:
+            best = (sol, tile)
+    sol, tile = best
+    params = _params_from(sol.x, base, tile)
+    res = np.abs(np.expm1(sol.fun))
+    by_class = {}
+    for c in FIT_CLASSES:
+        mask = np.array([o.op_class == c for o in ops])
+        if mask.any():
+            by_class[c] = _err_stats(res[mask])
+    return params, {"cost": float(sol.cost), "tile": list(tile), "train_error": by_class}
+
+
+def fit_contention(corun: pd.DataFrame, total_sms: int) -> tuple[ContentionParams, dict]:
+    """slowdown - 1 = floor + slope[victim phase] * co_runner share (non-negative LSQ)."""
+    if corun.empty:
+        return ContentionParams(), {"n": 0}
+    share = corun["co_sms"].to_numpy() / total_sms
+    y = corun["time_s"].to_numpy() / corun["alone_s"].to_numpy() - 1.0
+    is_dec = (corun["phase"] == "decode").to_numpy()
+    a = np.column_stack([np.ones_like(share), share * is_dec, share * ~is_dec])
+    coef, _ = nnls(a, np.maximum(y, 0.0))
+    params = ContentionParams(
+        floor=float(coef[0]), mem_per_share=float(coef[1]), compute_per_share=float(coef[2])
+    )
+    pred = a @ coef
+    return params, {
+        "n": int(len(y)),
+        "slowdown_error": _err_stats(np.abs((1 + pred) / (1 + y) - 1)),
+    }
+
+
+def build_grid(train: pd.DataFrame, sms: list[int]) -> dict:
+    """Measured seconds on regular axes (None where a cell was not measured)."""
+
+    def table(df: pd.DataFrame, axis_col: str) -> tuple[list, list]:
+        axis = sorted({_num(v) for v in df[axis_col]})
+        med = df.groupby([axis_col, "num_sms"])["time_s"].median()
+        rows = [[_cell(med, (a, n)) for n in sms] for a in axis]
+        return axis, rows
+
+    lin = train[train["op"].isin(LINEAR_OPS)]
+    tokens = sorted({int(v) for v in lin["tokens"]})
+    ops = {}
+    for op in LINEAR_OPS:
+        med = lin[lin["op"] == op].groupby(["tokens", "num_sms"])["time_s"].median()
+        ops[op] = [[_cell(med, (t, n)) for n in sms] for t in tokens]
+    fn_axis, fn_rows = table(train[train["op"] == "final_norm"], "tokens")
+    lm_axis, lm_rows = table(train[train["op"] == "lm_head"], "logits_tokens")
+    pf = train[(train["op"] == "attn_prefill")]
+    pf_axis, pf_rows = table(pf, "pairs")
+    dec = train[train["op"] == "attn_decode"]
+    batches = sorted({int(v) for v in dec["batch"]})
+    ctxs = sorted({int(v) for v in dec["ctx"]})
+    med = dec.groupby(["batch", "ctx", "num_sms"])["time_s"].median()
+    planes = [[[_cell(med, (b, c, n)) for n in sms] for c in ctxs] for b in batches]
+    return {
+        "sms": list(sms),
+        "linear": {"tokens": tokens, "ops": ops},
+        "final_norm": {"tokens": [int(v) for v in fn_axis], "time_s": fn_rows},
+        "lm_head": {"rows": [int(v) for v in lm_axis], "time_s": lm_rows},
+        "attn_prefill": {"pairs": pf_axis, "time_s": pf_rows},
+        "attn_decode": {"batch": batches, "ctx": ctxs, "time_s": planes},
+    }
+
+
+def _num(v):
+    f = float(v)
+    return int(f) if f.is_integer() else f
+
+
+def _cell(med: pd.Series, key) -> float | None:
+    v = med.get(key)
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def _err_stats(ape: np.ndarray) -> dict:
+    ape = np.asarray(ape, dtype=float)
+    if ape.size == 0:
+        return {"n": 0}
+    return {
+        "n": int(ape.size),
+        "median_pct": round(100 * float(np.median(ape)), 2),
+        "mape_pct": round(100 * float(np.mean(ape)), 2),
+        "p90_pct": round(100 * float(np.quantile(ape, 0.9)), 2),
+        "max_pct": round(100 * float(np.max(ape)), 2),
+    }
+
+
+def nonmonotonic_points(train: pd.DataFrame, tol: float = 0.02) -> list[dict]:
+    """(op, tokens, sms) where a kernel got slower with more SMs (the SRM cannot do that)."""
+    out = []
+    lin = train[train["op"].isin(("qkv", "o", "gate_up", "down", "lm_head"))]
+    for (op, tok), g in lin.groupby(["op", "tokens"]):
+        g = g.groupby("num_sms")["time_s"].median().sort_index()
+        vals, idx = g.to_numpy(), g.index.to_numpy()
+        for k in range(1, len(vals)):
+            if vals[k] > vals[k - 1] * (1 + tol):
+                out.append(
+                    {
+                        "op": op,
+                        "tokens": int(tok),
+                        "sms_from": int(idx[k - 1]),
+                        "sms_to": int(idx[k]),
+                        "slower_pct": round(100 * (vals[k] / vals[k - 1] - 1), 1),
+                    }
+                )
+    return out
+
+
+def evaluate(df: pd.DataFrame, pl: ProfileLatency, model: ModelSpec, gpu: GPUSpec) -> dict:
+    """Errors of the profile (and of its bare SRM) on held-out samples."""
+    out: dict = {"ops": {}, "ops_srm": {}}
+    held = df[(df["split"] == "heldout") & (df["kind"] == "op")]
+    rows = []
+    for _, r in held.iterrows():
+        shape, n = row_shape(r), int(r["num_sms"])
+        pred = pl.op_time(r["op"], shape, n)
+        srm = op_time_s(row_op(r, model), n, gpu, pl.params)
+        rows.append((r["op"], r["phase"], abs(pred / r["time_s"] - 1), abs(srm / r["time_s"] - 1)))
+    ev = pd.DataFrame(rows, columns=["op", "phase", "ape", "ape_srm"])
+    for op, g in ev.groupby("op"):
+        out["ops"][op] = _err_stats(g["ape"].to_numpy())
+        out["ops_srm"][op] = _err_stats(g["ape_srm"].to_numpy())
+    out["ops_all"] = _err_stats(ev["ape"].to_numpy())
+    out["ops_all_srm"] = _err_stats(ev["ape_srm"].to_numpy())
+    lay = df[(df["kind"] == "layer") & (df["split"] == "heldout")]
+    lay_ape = [
+        abs(
+            pl.predict(replace(row_shape(r), num_layers=1, logits_tokens=0), int(r["num_sms"]))
+            / r["time_s"]
+            - 1
+        )
+        for _, r in lay.iterrows()
+    ]
+    out["layers"] = _err_stats(np.array(lay_ape))
+    out["steps"] = {}
+    out["step_rows"] = []
+    steps = df[df["kind"] == "step"]
+    for phase, g in steps.groupby("phase"):
+        apes = []
+        for _, r in g.iterrows():
+            # The calibrator times GPU work only; host overhead (step_overhead_s) is not in it.
+            pred = pl.predict(row_shape(r), int(r["num_sms"])) - pl.params.step_overhead_s
+            apes.append(abs(pred / r["time_s"] - 1))
+            out["step_rows"].append(
+                {
+                    "phase": phase,
+                    "num_sms": int(r["num_sms"]),
+                    "tokens": int(r["tokens"]),
+                    "ctx": _opt(r, "ctx"),
+                    "measured_ms": round(1e3 * r["time_s"], 3),
+                    "predicted_ms": round(1e3 * pred, 3),
+                }
+            )
+        out["steps"][phase] = _err_stats(np.array(apes))
+    cor = df[df["kind"] == "corun"]
+    c_ape = []
+    for _, r in cor.iterrows():
+        shape = row_shape(r)
+        if r["phase"] == "prefill":
+            shape = replace(shape, num_layers=1, logits_tokens=0)
+        co = CoRunner("prefill" if r["phase"] == "decode" else "decode", int(r["co_sms"]))
+        pred = pl.predict(shape, int(r["num_sms"]), co)
+        alone = pl.predict(shape, int(r["num_sms"]))
+        # Compare slowdowns (the co-run's own alone time is the reference).
+        c_ape.append(abs((pred / alone) / (r["time_s"] / r["alone_s"]) - 1))
+    out["corun_slowdown"] = _err_stats(np.array(c_ape))
+    return out
+
+
+def _opt(r, col):
+    v = r.get(col)
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
+
+
+def fit_profile(df: pd.DataFrame, model: ModelSpec, gpu: GPUSpec, meta: dict) -> dict:
+    """Samples -> profile document (meta + SRM params + grid + fit report)."""
+    train = df[(df["split"] == "train") & (df["kind"] == "op")].copy()
+    if train.empty:
+        raise ValueError("no training samples: the sweep measured nothing usable")
+    params, srm_fit = fit_srm(train, model, gpu)
+    lay = df[(df["kind"] == "layer") & (df["split"] == "train")]
+    layer_oh = (
+        float(np.clip(np.median(lay["time_s"] - lay["ops_sum_s"]), 0, None)) if len(lay) else 0.0
+    )
+    contention, cont_fit = fit_contention(df[df["kind"] == "corun"], gpu.num_sms)
+    params = replace(
+        params,
+        layer_overhead_s=layer_oh,
+        contention=contention,
+        provenance=f"{meta['kind']}: fitted by calibrate.fit on {meta['gpu']} samples",
+    )
+    sms = sorted({int(v) for v in train["num_sms"]})
+    gpu_spec = _gpu_dict(gpu)
+    doc = {
+        "format": FORMAT,
+        "version": VERSION,
+        "meta": {**meta, "num_sms": gpu.num_sms},
+        "gpu_spec": gpu_spec,
+        "srm": srm_to_dict(params),
+        "grid": build_grid(train, sms),
+    }
+    pl = ProfileLatency(doc, gpu, model)
+    ev = evaluate(df, pl, model, gpu)
+    cor = df[df["kind"] == "corun"]
+    doc["fit"] = {
+        "summary": {
+            "heldout_ops": ev["ops_all"],
+            "heldout_ops_srm_only": ev["ops_all_srm"],
+            "heldout_layers": ev["layers"],
+            "steps": ev["steps"],
+            "corun_slowdown": ev["corun_slowdown"],
+        },
+        "heldout_per_op": ev["ops"],
+        "heldout_per_op_srm_only": ev["ops_srm"],
+        "srm_fit": srm_fit,
+        "contention_fit": cont_fit,
+        "step_rows": ev["step_rows"],
+        "nonmonotonic": nonmonotonic_points(train),
+        "corun": [
+            {
+                k: _plain(r[k])
+                for k in ("phase", "num_sms", "co_sms", "tokens", "time_s", "alone_s")
+                if k in r
+            }
+            for _, r in cor.iterrows()
+        ],
+        "num_samples": {k: int(v) for k, v in df.groupby("kind").size().items()},
+        "step_overhead_note": "step_overhead_s is host-side (scheduling, sampling); the "
+        "calibrator times GPU work only, so it keeps the SRM default and step errors exclude it",
+    }
+    return doc
+
+
+def _plain(v):
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    return v
+
+
+def _gpu_dict(gpu: GPUSpec) -> dict:
+    from dataclasses import asdict
+
+    return asdict(gpu)

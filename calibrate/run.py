@@ -1,0 +1,161 @@
+"""`bulletsim calibrate` on the GPU: check the GPU, build model + partitions, sweep, fit, write.
+
+The sweep writes samples as it goes (`<out>/samples.jsonl`, resumable); the fit, the profile
+and the report are CPU work done at the end (and can be redone with `calibrate-fit`).
+GPU-only module (imported by the CLI only when a calibration actually runs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as md
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from bulletsim.hardware import GPUSpec, get_gpu
+from bulletsim.models import get_model
+from calibrate.gpu_names import gpu_key_from_device_name
+from calibrate.grids import GRIDS
+from calibrate.samples import SampleStore
+
+TIMING_METHOD = (
+    "CUDA events between kernels (eager, spin kernel ahead so launches queue) or around "
+    "CUDA-graph replays (decode steps); warm-up pass first; median over passes x distinct "
+    "layers (weights/KV of successive layers rotate inputs past the 60 MB L2); NVML SM clock "
+    "and the %smid-probed SM set recorded with every sample"
+)
+
+
+def detect_gpu(requested: str) -> tuple[GPUSpec, str]:
+    """The spec of the GPU actually present; ValueError if it is not the one `--gpu` names."""
+    spec = get_gpu(requested)
+    if not torch.cuda.is_available():
+        raise RuntimeError("needs torch with CUDA and a visible GPU; none found")
+    name = torch.cuda.get_device_name(0)
+    found = gpu_key_from_device_name(name)
+    if found != spec.name:
+        raise ValueError(
+            f"--gpu {requested} does not match the GPU found: {name!r} ({found or 'unknown'})"
+        )
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    if sms != spec.num_sms:
+        raise ValueError(f"{name} reports {sms} SMs; the {spec.name} spec says {spec.num_sms}")
+    return spec, name
+
+
+def _version(pkg: str) -> str | None:
+    try:
+        return md.version(pkg)
+    except md.PackageNotFoundError:
+        return None
+
+
+def source_digest() -> str:
+    """sha256 of the calibrator's sources (the tree may be uncommitted when it runs)."""
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for p in sorted([*root.glob("calibrate/*.py"), *root.glob("native/*.cu")]):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def choose_decode_backend(model, log) -> str | None:
+    """flashinfer when importable and correct against the reference, else Triton."""
+    from calibrate.attention import flashinfer_available
+    from calibrate.check import check_layer
+
+    if model.decode_backend_pref == "triton" or not flashinfer_available():
+        model.decode_backend_pref = "triton"
+        return None
+    model.decode_backend_pref = "flashinfer"
+    try:
+        check_layer(model, model.decode_batch(16, 1000))
+        return None
+    except (AssertionError, RuntimeError) as e:
+        model.decode_backend_pref = "triton"
+        reason = f"flashinfer decode failed its reference check ({str(e)[:160]}); using Triton"
+        log(reason)
+        return reason
+
+
+def run_calibration(
+    gpu: str,
+    model_name: str,
+    mechanism: str,
+    quick: bool,
+    out: Path,
+    resume: bool,
+    libsmctrl: str | None,
+    git_sha: str | None,
+    log,
+    make_progress,
+    decode_backend: str = "auto",
+) -> dict:
+    from calibrate.llama import LlamaModel
+    from calibrate.partition import make_pool
+    from calibrate.sweep import Sweep
+
+    t_start = time.perf_counter()
+    spec, device_name = detect_gpu(gpu)
+    model_spec = get_model(model_name)
+    grid = GRIDS["quick" if quick else "standard"]
+    out.mkdir(parents=True, exist_ok=True)
+    store = SampleStore(out / "samples.jsonl", resume=resume)
+    if resume and store.done:
+        log(f"resuming: {len(store.done)} samples already in {out / 'samples.jsonl'}")
+    pool = make_pool(mechanism, libsmctrl)
+    free, _ = torch.cuda.mem_get_info()
+    kv_bytes = max(4e9, min(40e9, free - 24e9))
+    model = LlamaModel(model_spec, kv_pool_bytes=kv_bytes, decode_backend=decode_backend)
+    fallback = choose_decode_backend(model, log)
+    counts = grid.counts()
+    with make_progress(sum(counts.values())) as advance:
+        sweep = Sweep(
+            model,
+            pool,
+            grid,
+            store,
+            mechanism=mechanism,
+            progress=advance,
+            watchdog_s=120.0 if mechanism == "libsmctrl" else 0.0,
+        )
+        sweep.run()
+    store.close()
+    sweep_s = time.perf_counter() - t_start
+    from calibrate.attention import flashinfer_available
+
+    probe_kind = sweep.probe.kind
+    meta = {
+        "gpu": spec.name,
+        "gpu_device_name": device_name,
+        "model": model_spec.name,
+        "kind": "measured",
+        "num_sms": spec.num_sms,
+        "mechanism": mechanism,
+        "granularity_sms": pool.granularity,
+        "partition_pool": pool.describe(),
+        "timing_method": TIMING_METHOD,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "git_sha": git_sha or "unknown",
+        "calibrate_source_sha256": source_digest(),
+        "driver": sweep.clocks.driver_version(),
+        "cuda": torch.version.cuda,
+        "torch": torch.__version__,
+        "triton": _version("triton"),
+        "cuda_bindings": _version("cuda-bindings") or _version("cuda-python"),
+        "flashinfer": _version("flashinfer-python") if flashinfer_available() else None,
+        "prefill_attention": model.prefill_batch([128]).attn_backend.name,
+        "decode_attention": model.decode_batch(1, 128).attn_backend.name,
+        "decode_backend_note": fallback,
+        "sm_probe": probe_kind,
+        "grid": grid.name,
+        "command": f"bulletsim calibrate --gpu {gpu} --model {model_name} --mechanism "
+        f"{mechanism}{' --quick' if quick else ''}",
+        "sweep_wall_s": round(sweep_s, 1),
+        "measured_vs_derived": "measured",
+    }
+    return meta

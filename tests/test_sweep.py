@@ -1,0 +1,102 @@
+"""Capacity search on synthetic cases with known answers; sweep determinism; CLI outputs."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bulletsim.capacity import CapacitySearch, find_capacity
+from bulletsim.sweep import PolicyVariant, SweepSpec, run_sweep
+
+
+@pytest.mark.parametrize("start", [0.5, 4.0, 100.0])
+@pytest.mark.parametrize("true_cap", [0.37, 7.3, 18.3])
+def test_capacity_search_finds_a_step(start, true_cap):
+    calls = []
+
+    def attainment(rate):
+        calls.append(rate)
+        return 0.97 if rate <= true_cap else 0.6
+
+    s = find_capacity(attainment, CapacitySearch(start_req_s=start, rel_tol=0.01))
+    assert true_cap / 1.01 <= s.capacity_req_s <= true_cap
+    assert s.hi is not None and s.hi > true_cap
+    assert len(calls) <= 20  # bracketing + bisection, not a grid
+    assert len(set(calls)) == len(calls)
+
+
+def test_capacity_search_on_a_smooth_curve_and_edge_cases():
+    # attainment = 1 - (rate / 20)^4 crosses 90% at 20 * 0.1^(1/4) = 11.2468
+    s = find_capacity(lambda r: 1 - (r / 20) ** 4, CapacitySearch(rel_tol=0.005))
+    assert s.capacity_req_s == pytest.approx(20 * 0.1**0.25, rel=0.006)
+    assert s.capacity_req_s <= 20 * 0.1**0.25
+    assert find_capacity(lambda r: 0.0).capacity_req_s == 0.0  # fails at every rate
+    seeded = CapacitySearch(rel_tol=0.05)
+    seeded.seed({2.0: 1.0, 4.0: 0.95, 8.0: 0.5})
+    assert (seeded.lo, seeded.hi) == (4.0, 8.0)
+    assert seeded.propose() == pytest.approx(math.sqrt(32), rel=1e-5)
+
+
+def test_noise_never_inverts_the_bracket():
+    s = CapacitySearch()
+    for rate, a in [(4.0, 0.95), (8.0, 0.5), (6.0, 0.95), (5.0, 0.85), (7.0, 0.93)]:
+        s.record(rate, a)
+        assert s.lo is None or s.hi is None or s.lo < s.hi
+    assert s.hi == 5.0 and s.lo == 4.0
+
+
+def test_policy_variant_parsing():
+    v = PolicyVariant.parse("chunked-1024")
+    assert (v.policy, dict(v.params)) == ("chunked", {"chunk_size": 1024})
+    v = PolicyVariant.parse("bullet:reorder=true,window_layers=4")
+    assert (v.policy, dict(v.params)) == ("bullet", {"reorder": True, "window_layers": 4})
+    with pytest.raises(ValueError, match="valid:"):
+        SweepSpec(policies=("bulet",)).validate()
+
+
+SMALL = dict(
+    policies=("bullet", "chunked-1024"),
+    traces=("splitwise-code",),
+    rates=(1.0, 3.0),
+    num_requests=60,
+    rel_tol=0.1,
+    base={"latency": "roofline", "seed": 3},
+)
+
+
+def test_sweep_is_deterministic_across_worker_counts():
+    p1, c1 = run_sweep(SweepSpec(**SMALL, workers=1))
+    p2, c2 = run_sweep(SweepSpec(**SMALL, workers=2))
+    pd.testing.assert_frame_equal(p1, p2)
+    pd.testing.assert_frame_equal(c1, c2)
+    assert set(p1["kind"]) == {"grid", "search"}
+    for r in c1.itertuples(index=False):
+        pts = p1[(p1.label == r.label) & (p1.trace == r.trace)]
+        passing = pts[pts.slo_attainment >= 0.9].rate_req_s
+        failing = pts[pts.slo_attainment < 0.9].rate_req_s
+        assert r.capacity_req_s == (passing.max() if len(passing) else 0.0)
+        assert failing.min() / r.capacity_req_s - 1 <= 0.1 + 1e-9
+
+
+def test_sweep_cli_writes_tables_plots_and_timeline(tmp_path):
+    from bulletsim.cli import app
+    from bulletsim.sweep_report import load_sweep
+
+    out = tmp_path / "sw"
+    args = ["sweep", "--policy", "bullet", "--policy", "chunked-2048", "--trace", "sharegpt",
+            "--rates", "2,6", "-n", "40", "--latency", "roofline", "--rel-tol", "0.2",
+            "--workers", "1", "--out", str(out), "-q"]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    sw = load_sweep(out)
+    assert list(sw["capacity"]["label"]) == ["bullet", "chunked-2048"]
+    assert "| bullet |" in (out / "capacity.md").read_text()
+    for name in ("attainment_vs_rate", "latency_vs_rate", "sm_timeline", "sm_timeline_zoom"):
+        assert (out / f"{name}.png").is_file() and (out / f"{name}.svg").is_file()
+    assert sw["timeline"] is not None
+    assert not list(out.glob(".*tmp*"))  # atomic writes leave no temporaries
+    bad = CliRunner().invoke(app, ["sweep", "--policy", "nope", "--out", str(out)])
+    assert bad.exit_code == 2 and "valid:" in bad.output
