@@ -2,7 +2,8 @@
 
 Target: Bullet's wall time <= 2x chunked prefill's at the same load. Each run is a fresh
 subprocess (no shared memo warm-up). The default rate is chunked-2048's capacity on the GPU
-(found with `bulletsim.capacity` on 2,000 requests), i.e. a loaded but stable system.
+for the same requests (found with `bulletsim.capacity`), i.e. a loaded but stable system; an
+overloaded chunked run is cheaper per request (few, full iterations), so it is not the yardstick.
 
     python benchmarks/bench_bullet.py [--traces-dir ../shared/traces] [--rate R] [-n 10000]
 """
@@ -47,11 +48,11 @@ def one(label: str, n: int, rate: float, traces_dir: str | None, gpu: str) -> di
     }
 
 
-def chunked_capacity(traces_dir: str | None, gpu: str) -> float:
+def chunked_capacity(n: int, traces_dir: str | None, gpu: str) -> float:
     from bulletsim.capacity import CapacitySearch, find_capacity
 
     def attainment(rate: float) -> float:
-        return one("chunked-2048", 2000, rate, traces_dir, gpu)["slo_attainment"]
+        return one("chunked-2048", n, rate, traces_dir, gpu)["slo_attainment"]
 
     return find_capacity(attainment, CapacitySearch(start_req_s=4.0, rel_tol=0.05)).capacity_req_s
 
@@ -69,7 +70,7 @@ def main() -> None:
         label, rate = a.child.split(",")
         print(json.dumps(one(label, a.n, float(rate), a.traces_dir, a.gpu)))
         return
-    rate = a.rate if a.rate is not None else chunked_capacity(a.traces_dir, a.gpu)
+    rate = a.rate if a.rate is not None else chunked_capacity(a.n, a.traces_dir, a.gpu)
     print(f"splitwise-conv, {a.n} requests, {a.gpu}, roofline, Poisson {rate:.2f} req/s")
     print(f"{'policy':>13} {'wall s':>8} {'iters':>8} {'us/iter':>8}  attain")
     walls = {}

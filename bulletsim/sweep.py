@@ -147,6 +147,8 @@ def run_sweep(
         (v.label, t): CapacitySearch(
             target=spec.target_attainment, rel_tol=spec.rel_tol,
             start_req_s=max(spec.rates) if spec.rates else 4.0,
+            # below a sixteenth of the grid the search stops: capacity reported as 0
+            min_req_s=min(spec.rates) / 16 if spec.rates else 1e-3,
         )
         for v, t in pairs
     }  # fmt: skip

@@ -118,8 +118,9 @@ def synthetic_samples(
             pk = gpu.num_sms - dk
             shape = decode_shape(b, c)
             r = {"phase": "decode", **shape}
-            alone = rl.predict(row_shape(r), dk)
-            co = rl.predict(row_shape(r), dk, CoRunner("prefill", pk))
+            # GPU time only, as the sweep measures it (no host-side step overhead)
+            alone = rl.predict(row_shape(r), dk) - params.step_overhead_s
+            co = rl.predict(row_shape(r), dk, CoRunner("prefill", pk)) - params.step_overhead_s
             rows.append(
                 {
                     **r,

@@ -142,6 +142,10 @@ def validate(doc: dict, source: str = "profile") -> None:
         raise ValueError(f"{source}: grid attn_decode must be batch x ctx x sms")
     for b_i, plane in enumerate(dec["time_s"]):
         check_2d(f"attn_decode[batch={dec['batch'][b_i]}]", dec["ctx"], plane)
+    exec_ = doc.get("exec", {})
+    saving = exec_.get("decode_graph_saving_per_layer_s", 0.0)
+    if not isinstance(saving, (int, float)) or not 0.0 <= saving < 1e-2:
+        raise ValueError(f"{source}: exec.decode_graph_saving_per_layer_s must be in [0, 0.01) s")
     # Only the SRM section's own constructor knows its rules; surface them as ValueError.
     try:
         srm_from_dict(doc["srm"])
@@ -179,7 +183,7 @@ def write_profile(doc: dict, path: str | Path) -> Path:
 
 
 def _bracket(axis: list[float], x: float) -> tuple[int, int, float]:
-    """Indices (i, j) around x on an increasing axis and the weight of j; clamps at the ends."""
+    """Indices (i, j) around x on an increasing axis and the weight of j (x within range)."""
     if x <= axis[0]:
         return 0, 0, 0.0
     if x >= axis[-1]:
@@ -190,25 +194,40 @@ def _bracket(axis: list[float], x: float) -> tuple[int, int, float]:
     return i, j, (x - axis[i]) / (axis[j] - axis[i])
 
 
-class RatioGrid:
-    """Bilinear interpolation of a ratio over (log x, sms); missing cells filled from neighbours."""
+class LogGrid:
+    """Multilinear interpolation of log(seconds) over log-scaled axes (the last one is SMs).
 
-    __slots__ = ("x", "sms", "r")
+    Piecewise power laws: exact for t ~ tokens^a * sms^-b between grid points, and measured
+    points (steps, non-monotonic ones included) are reproduced exactly.
+    """
 
-    def __init__(self, x: list[float], sms: list[int], ratio: list[list[float | None]]):
-        self.x = [math.log(v) for v in x]
-        self.sms = [float(s) for s in sms]
-        self.r = _fill(ratio)
+    __slots__ = ("axes", "lo", "hi", "v")
 
-    def __call__(self, x: float, n: int) -> float:
-        i, j, w = _bracket(self.x, math.log(x) if x > 0 else -1e9)
-        a, b, v = _bracket(self.sms, float(n))
-        r = self.r
-        lo = r[i][a] + (r[i][b] - r[i][a]) * v
-        if w == 0.0:
-            return lo
-        hi = r[j][a] + (r[j][b] - r[j][a]) * v
-        return lo + (hi - lo) * w
+    def __init__(self, axes: list[list[float]], seconds):
+        self.axes = [[math.log(a) for a in ax] for ax in axes]
+        self.lo = [ax[0] for ax in axes]
+        self.hi = [ax[-1] for ax in axes]
+        self.v = _log_nested(seconds)
+
+    def clamp(self, coords: tuple[float, ...]) -> tuple[float, ...]:
+        return tuple(min(max(c, lo), hi) for c, lo, hi in zip(coords, self.lo, self.hi))
+
+    def __call__(self, *coords: float) -> float:
+        """Seconds at `coords`, which must lie within the axes (see `clamp`)."""
+        brackets = [_bracket(ax, math.log(c)) for ax, c in zip(self.axes, coords)]
+        return math.exp(_interp(self.v, brackets))
+
+
+def _log_nested(x):
+    return [_log_nested(e) for e in x] if isinstance(x, list) else math.log(x)
+
+
+def _interp(v, brackets) -> float:
+    i, j, w = brackets[0]
+    if len(brackets) == 1:
+        return v[i] if w == 0.0 else v[i] + (v[j] - v[i]) * w
+    lo = _interp(v[i], brackets[1:])
+    return lo if w == 0.0 else lo + (_interp(v[j], brackets[1:]) - lo) * w
 
 
 def _fill(rows: list[list[float | None]]) -> list[list[float]]:
@@ -232,7 +251,14 @@ def _fill(rows: list[list[float | None]]) -> list[list[float]]:
 
 
 class ProfileLatency:
-    """`LatencyModel` from a calibrated profile (grid interpolation over the fitted SRM)."""
+    """`LatencyModel` from a calibrated profile: measured grid inside, fitted SRM outside.
+
+    Inside the grid a kernel's time is interpolated from measured points (log-log); outside
+    it the nearest edge point is scaled by the SRM's ratio between the query and that edge.
+    The SRM's memory/compute split of each kernel decides which contention factor applies.
+    Decode-only work runs as a CUDA graph (as engines do), which saves the measured per-layer
+    launch gaps `exec.decode_graph_saving_per_layer_s` against eager kernels.
+    """
 
     def __init__(self, doc: dict, gpu: GPUSpec | None = None, model: ModelSpec | None = None):
         validate(doc)
@@ -248,71 +274,35 @@ class ProfileLatency:
         self.name = f"profile:{self.gpu.name}/{self.model.name} ({meta['kind']})"
         self.num_layers = self.model.num_layers
         self.total_sms = self.gpu.num_sms
-        grid = doc["grid"]
-        sms = grid["sms"]
-        m, g, p = self.model, self.gpu, self.params
-        # Attention coefficients: the same expressions as ops.attention_ops.
+        self.graph_saving_s = float(doc.get("exec", {}).get("decode_graph_saving_per_layer_s", 0))
+        m = self.model
         d, b = m.head_dim, m.dtype_bytes
+        # Attention coefficients: the same expressions as ops.attention_ops.
         self._flops_per_pair = 4.0 * d * m.q_heads_per_gpu
         self._kv_bytes = float(b * d * 2 * m.kv_heads_per_gpu)
         self._q_bytes = float(b * d * 2 * m.q_heads_per_gpu)
+        grid = doc["grid"]
+        sms = grid["sms"]
         lin = grid["linear"]
-        self._lin = {}
+        self._grids: dict[str, LogGrid] = {}
         for k, op in enumerate(LINEAR_OPS):
-            ratio = [
-                [_ratio(t, linear_ops(m, tok)[k], n, g, p) for t, n in zip(row, sms, strict=True)]
-                for tok, row in zip(lin["tokens"], lin["ops"][op], strict=True)
-            ]
-            self._lin[op] = RatioGrid(lin["tokens"], sms, ratio)
-        fn = grid["final_norm"]
-        self._final_norm = RatioGrid(
-            fn["tokens"],
-            sms,
-            [
-                [
-                    _ratio(t, self._final_norm_op(tok), n, g, p)
-                    for t, n in zip(row, sms, strict=True)
-                ]
-                for tok, row in zip(fn["tokens"], fn["time_s"], strict=True)
-            ],
+            self._grids[op] = self._grid2(
+                lin["tokens"], sms, lin["ops"][op], lambda t, k=k: linear_ops(m, int(t))[k]
+            )
+        fn, lm, ap = grid["final_norm"], grid["lm_head"], grid["attn_prefill"]
+        self._grids["final_norm"] = self._grid2(
+            fn["tokens"], sms, fn["time_s"], self._final_norm_op
         )
-        lm = grid["lm_head"]
-        self._lm_head = RatioGrid(
-            lm["rows"],
-            sms,
-            [
-                [_ratio(t, self._lm_head_op(rows), n, g, p) for t, n in zip(row, sms, strict=True)]
-                for rows, row in zip(lm["rows"], lm["time_s"], strict=True)
-            ],
-        )
-        ap = grid["attn_prefill"]
-        self._attn_pf = RatioGrid(
-            ap["pairs"],
-            sms,
-            [
-                [
-                    _ratio(t, self._attn_prefill_op(pairs), n, g, p)
-                    for t, n in zip(row, sms, strict=True)
-                ]
-                for pairs, row in zip(ap["pairs"], ap["time_s"], strict=True)
-            ],
+        self._grids["lm_head"] = self._grid2(lm["rows"], sms, lm["time_s"], self._lm_head_op)
+        self._grids["attn_prefill"] = self._grid2(
+            ap["pairs"], sms, ap["time_s"], self._attn_prefill_op
         )
         ad = grid["attn_decode"]
-        self._dec_batch = [math.log(b) for b in ad["batch"]]
-        self._attn_dec = [
-            RatioGrid(
-                ad["ctx"],
-                sms,
-                [
-                    [
-                        _ratio(t, self._attn_decode_op(b, b * (c + 1)), n, g, p)
-                        for t, n in zip(row, sms, strict=True)
-                    ]
-                    for c, row in zip(ad["ctx"], plane, strict=True)
-                ],
-            )
+        planes = [
+            self._filled(ad["ctx"], sms, plane, lambda c, b=b: self._attn_decode_op(b, b * (c + 1)))
             for b, plane in zip(ad["batch"], ad["time_s"], strict=True)
         ]
+        self._grids["attn_decode"] = LogGrid([ad["batch"], ad["ctx"], sms], planes)
         self._memo_lin: dict[tuple[int, int], tuple[float, float]] = {}
         self._memo_head: dict[tuple[int, int, int], tuple[float, float]] = {}
         self._factors: dict[tuple[int, CoRunner], tuple[float, float, int]] = {}
@@ -323,6 +313,25 @@ class ProfileLatency:
     ) -> ProfileLatency:
         """Read, validate and build; `gpu`/`model`, when given, must match the profile."""
         return cls(read_profile(path), gpu, model)
+
+    def _filled(self, axis, sms, rows, make_op) -> list[list[float]]:
+        """Measured seconds with holes filled by the SRM times the nearest measured ratio."""
+        srm = [[self._srm(make_op(x), n) for n in sms] for x in axis]
+        ratio = [
+            [None if t is None else t / s for t, s in zip(row, srow, strict=True)]
+            for row, srow in zip(rows, srm, strict=True)
+        ]
+        ratio = _fill(ratio)
+        return [
+            [r * s for r, s in zip(rr, sr, strict=True)] for rr, sr in zip(ratio, srm, strict=True)
+        ]
+
+    def _grid2(self, axis, sms, rows, make_op) -> LogGrid:
+        return LogGrid([axis, sms], self._filled(axis, sms, rows, make_op))
+
+    def _srm(self, op: OpCost, n: int) -> float:
+        mem_s, cmp_s = op_time_split(op, n, self.gpu, self.params)
+        return mem_s + cmp_s
 
     # -- SRM pieces ----------------------------------------------------------------------------
     def _final_norm_op(self, tokens: float) -> OpCost:
@@ -358,10 +367,6 @@ class ProfileLatency:
             float(kv_tokens * self._kv_bytes + batch * self._q_bytes),
         )
 
-    def _scaled(self, op: OpCost, ratio: float, n: int) -> tuple[float, float]:
-        mem_s, cmp_s = op_time_split(op, n, self.gpu, self.params)
-        return mem_s * ratio, cmp_s * ratio
-
     # -- per-kernel predictions (also used by the fit report) -------------------------------
     def op_time(self, name: str, shape: WorkShape, num_sms: int) -> float:
         """Seconds of one kernel (one layer's instance) for `shape` on `num_sms` SMs, alone."""
@@ -369,32 +374,49 @@ class ProfileLatency:
 
     def _op_parts(self, name: str, shape: WorkShape, n: int) -> tuple[float, float]:
         t = shape.total_tokens
-        if name in self._lin:
-            op = linear_ops(self.model, t)[LINEAR_OPS.index(name)]
-            return self._scaled(op, self._lin[name](t, n), n)
-        if name == "final_norm":
-            return self._scaled(self._final_norm_op(t), self._final_norm(t, n), n)
-        if name == "lm_head":
-            rows = shape.logits_tokens
-            return self._scaled(self._lm_head_op(rows), self._lm_head(rows, n), n)
-        if name == "attn_prefill":
-            op = self._attn_prefill_op(
-                shape.prefill_attn_pairs, shape.prefill_kv_tokens, shape.prefill_tokens
-            )
-            return self._scaled(op, self._attn_pf(shape.prefill_attn_pairs, n), n)
-        if name == "attn_decode":
+        if name in LINEAR_OPS:
+            op, coords = linear_ops(self.model, t)[LINEAR_OPS.index(name)], (t, n)
+        elif name == "final_norm":
+            op, coords = self._final_norm_op(t), (t, n)
+        elif name == "lm_head":
+            op, coords = self._lm_head_op(shape.logits_tokens), (shape.logits_tokens, n)
+        elif name == "attn_prefill":
+            pairs = shape.prefill_attn_pairs
+            op = self._attn_prefill_op(pairs, shape.prefill_kv_tokens, shape.prefill_tokens)
+            coords = (pairs, n)
+        elif name == "attn_decode":
             b = shape.decode_tokens
             op = self._attn_decode_op(b, shape.decode_ctx_tokens)
-            return self._scaled(op, self._decode_ratio(b, shape.decode_ctx_tokens / b - 1, n), n)
-        raise ValueError(
-            f"unknown op {name!r}; valid: {[*LINEAR_OPS, 'final_norm', 'lm_head', 'attn_prefill', 'attn_decode']}"
-        )
+            coords = (b, max(shape.decode_ctx_tokens / b - 1, 1.0), n)
+        else:
+            valid = [*LINEAR_OPS, "final_norm", "lm_head", "attn_prefill", "attn_decode"]
+            raise ValueError(f"unknown op {name!r}; valid: {valid}")
+        return self._measured_parts(name, op, coords, n)
 
-    def _decode_ratio(self, batch: float, ctx: float, n: int) -> float:
-        i, j, w = _bracket(self._dec_batch, math.log(batch))
-        c = max(ctx, 1.0)
-        lo = self._attn_dec[i](c, n)
-        return lo if w == 0.0 else lo + (self._attn_dec[j](c, n) - lo) * w
+    def _measured_parts(self, name, op: OpCost, coords, n: int) -> tuple[float, float]:
+        grid = self._grids[name]
+        inside = grid.clamp(coords)
+        t = grid(*inside)
+        mem_s, cmp_s = op_time_split(op, n, self.gpu, self.params)
+        if inside != coords:
+            # Outside the measured range: scale the edge point by the SRM (same op at the edge).
+            edge = self._edge_op(name, op, coords, inside)
+            t *= (mem_s + cmp_s) / max(self._srm(edge, int(inside[-1])), 1e-30)
+        return (t, 0.0) if mem_s >= cmp_s else (0.0, t)
+
+    def _edge_op(self, name, op, coords, inside) -> OpCost:
+        if coords[:-1] == inside[:-1]:
+            return op
+        if name in LINEAR_OPS:
+            return linear_ops(self.model, int(inside[0]))[LINEAR_OPS.index(name)]
+        if name == "final_norm":
+            return self._final_norm_op(inside[0])
+        if name == "lm_head":
+            return self._lm_head_op(inside[0])
+        if name == "attn_prefill":
+            return self._attn_prefill_op(inside[0])
+        b, c = inside[0], inside[1]
+        return self._attn_decode_op(b, b * (c + 1))
 
     # -- hot path ---------------------------------------------------------------------------------
     def predict(self, shape: WorkShape, num_sms: int, co_runner: CoRunner | None = None) -> float:
@@ -424,7 +446,7 @@ class ProfileLatency:
             lin = (0.0, 0.0)
             if tokens:
                 for name, op in zip(LINEAR_OPS, linear_ops(self.model, tokens), strict=False):
-                    a, b = self._scaled(op, self._lin[name](tokens, n), n)
+                    a, b = self._measured_parts(name, op, (tokens, n), n)
                     lin = (lin[0] + a, lin[1] + b)
             self._memo_lin[(tokens, n)] = lin
         mem_s, cmp_s = lin
@@ -449,9 +471,12 @@ class ProfileLatency:
         return self.num_layers * mem_s + head[0], self.num_layers * cmp_s + head[1]
 
     def _overhead(self, shape: WorkShape) -> float:
-        if shape.num_layers is not None:
-            return shape.num_layers * self.params.layer_overhead_s
-        return self.num_layers * self.params.layer_overhead_s + self.params.step_overhead_s
+        layers = self.num_layers if shape.num_layers is None else shape.num_layers
+        per_layer = self.params.layer_overhead_s
+        if shape.prefill_tokens == 0:
+            per_layer -= self.graph_saving_s
+        t = layers * per_layer
+        return t if shape.num_layers is not None else t + self.params.step_overhead_s
 
     def describe(self) -> dict:
         return {
@@ -462,16 +487,9 @@ class ProfileLatency:
             "profile_kind": self.meta["kind"],
             "meta": self.meta,
             "params": srm_to_dict(self.params),
+            "exec": self.doc.get("exec", {}),
             "fit": self.doc.get("fit", {}).get("summary", {}),
         }
-
-
-def _ratio(measured: float | None, op: OpCost, n: int, gpu: GPUSpec, params: SRMParams):
-    if measured is None:
-        return None
-    mem_s, cmp_s = op_time_split(op, n, gpu, params)
-    pred = mem_s + cmp_s
-    return measured / pred if pred > 0 else 1.0
 
 
 __all__ = [

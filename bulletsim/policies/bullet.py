@@ -91,8 +91,7 @@ class Bullet(TwoLanePolicy):
         self.decisions = {"shrink-decode": 0, "shrink-prefill": 0, "balanced": 0}
         self.last_lane = "decode"
         self._token_time: dict[int, float] = {}
-        self._wave_batch: list | None = None
-        self._wave_memo: dict[int, float] = {}
+        self._wave_memo: dict[tuple[int, int], int] = {}
 
     def bind(self, ctx: PolicyContext) -> None:
         super().bind(ctx)
@@ -136,25 +135,28 @@ class Bullet(TwoLanePolicy):
 
         Wave quantization makes prefill time a step function of SMs: on a plateau, SMs above
         the step buy prefill nothing, so the fastest count wins (fewest on a tie) and decode
-        gets the rest (the paper's reason to model waves). Memoized per batch.
+        gets the rest (the paper's reason to model waves). GEMM waves depend on the token
+        count only through whole tiles (>= 64 rows), so the answer is memoized per 64-token
+        bucket and p_max, priced on the first batch of that bucket.
         """
         if not self.batch or not self.params.wave_search_units:
             return p_max
-        if self._wave_batch is not self.batch:
-            self._wave_batch, self._wave_memo = self.batch, {}
-        memo, unit, total = self._wave_memo, self.unit, self.total
-        best_p, best_t = p_max, math.inf
+        shape = self.window_shape
+        key = (shape.prefill_tokens // 64, p_max)
+        best = self._wave_memo.get(key)
+        if best is not None:
+            return best
+        unit, total, lat = self.unit, self.total, self.ctx.latency
+        best, best_t = p_max, math.inf
         for k in range(self.params.wave_search_units + 1):
             p = p_max - k * unit
             if p < unit:
                 break
-            t = memo.get(p)
-            if t is None:
-                co = CoRunner("decode", total - p)
-                t = memo[p] = self.ctx.latency.predict(self.window_shape, p, co)
+            t = lat.predict(shape, p, CoRunner("decode", total - p))
             if t <= best_t:
-                best_p, best_t = p, t
-        return best_p
+                best, best_t = p, t
+        self._wave_memo[key] = best
+        return best
 
     def _take(self, lane: str, sms: int, work: Work) -> Work:
         other = "decode" if lane == "prefill" else "prefill"

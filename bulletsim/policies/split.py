@@ -75,10 +75,11 @@ class TwoLanePolicy:
         self.window_shape = prefill_shape(self.batch, k)
         last = n - k * (self.num_windows - 1)
         self.last_window_shape = prefill_shape(self.batch, last)
-        # What a full step costs beyond its layers (lm_head, sampling, launch), priced once
-        # on the whole GPU: it is small and the split it will run on is not known yet.
+        # What a full step costs beyond its layers (lm_head, sampling, launch), priced on the
+        # whole GPU (the split it will run on is not known yet). It is ~1 ms and depends on
+        # the rows reaching lm_head, hardly on the prompt, so 256-token buckets share a price.
         full = prefill_shape(self.batch, None)
-        key = (full.prefill_tokens, full.logits_tokens)
+        key = (full.prefill_tokens // 256, full.logits_tokens)
         head_s = self._head_memo.get(key)
         if head_s is None:
             lat, sms = self.ctx.latency, self.ctx.total_sms
