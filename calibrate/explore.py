@@ -33,7 +33,8 @@ def main() -> None:
                     "tb": traceback.format_exc()[-1500:],
                 }
             print(
-                f"[{time.perf_counter() - t0:7.2f}s] {name}: {json.dumps(res[name], default=str)[:600]}",
+                f"[{time.perf_counter() - t0:7.2f}s] {name}: "
+                f"{json.dumps(res[name], default=str)[:600]}",
                 flush=True,
             )
             return fn
@@ -180,7 +181,7 @@ def main() -> None:
             )
             c.run(qs, ks, vs, o)
             out["flashinfer_strided_err"] = (
-                f"{attn.rel_err(o[-128:], attn.reference_attention(qs[-128:], ks, vs, n - 128)):.1e}"
+                f"{attn.rel_err(o[-128:], attn.reference_attention(qs[-128:], ks, vs, n - 128)):.1e}"  # noqa: E501
             )
         return out
 

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pandas as pd
@@ -100,14 +100,32 @@ def fit_srm(
     return params, {"cost": float(sol.cost), "tile": list(tile), "train_error": by_class}
 
 
-def fit_contention(corun: pd.DataFrame, total_sms: int) -> tuple[ContentionParams, dict]:
-    """slowdown - 1 = floor + slope[victim phase] * co_runner share (non-negative LSQ)."""
+def fit_contention(corun: pd.DataFrame, pl: ProfileLatency) -> tuple[ContentionParams, dict]:
+    """Non-negative least squares for (floor, mem_per_share, compute_per_share).
+
+    Uses the predictor's own form: a victim whose alone time splits into memory-bound m,
+    compute-bound c and overhead o slows by (floor * (m + c) + mem * share * m +
+    cmp * share * c) / (m + c + o), share = the co-runner's fraction of the SMs.
+    """
     if corun.empty:
         return ContentionParams(), {"n": 0}
-    share = corun["co_sms"].to_numpy() / total_sms
-    y = corun["time_s"].to_numpy() / corun["alone_s"].to_numpy() - 1.0
-    is_dec = (corun["phase"] == "decode").to_numpy()
-    a = np.column_stack([np.ones_like(share), share * is_dec, share * ~is_dec])
+    rows, ys = [], []
+    for _, r in corun.iterrows():
+        shape = row_shape(r)
+        if r["phase"] == "prefill":
+            shape = replace(shape, num_layers=1, logits_tokens=0)
+        n = int(r["num_sms"])
+        m, c = pl._parts(shape, n)
+        total = (
+            m
+            + c
+            + pl._overhead(shape)
+            - (pl.params.step_overhead_s if shape.num_layers is None else 0.0)
+        )
+        share = float(r["co_sms"]) / pl.total_sms
+        rows.append([(m + c) / total, share * m / total, share * c / total])
+        ys.append(r["time_s"] / r["alone_s"] - 1.0)
+    a, y = np.array(rows), np.array(ys)
     coef, _ = nnls(a, np.maximum(y, 0.0))
     params = ContentionParams(
         floor=float(coef[0]), mem_per_share=float(coef[1]), compute_per_share=float(coef[2])
@@ -293,11 +311,9 @@ def fit_profile(df: pd.DataFrame, model: ModelSpec, gpu: GPUSpec, meta: dict) ->
     layer_oh = (
         float(np.clip(np.median(lay["time_s"] - lay["ops_sum_s"]), 0, None)) if len(lay) else 0.0
     )
-    contention, cont_fit = fit_contention(df[df["kind"] == "corun"], gpu.num_sms)
     params = replace(
         params,
         layer_overhead_s=layer_oh,
-        contention=contention,
         provenance=f"{meta['kind']}: fitted by calibrate.fit on {meta['gpu']} samples",
     )
     sms = sorted({int(v) for v in train["num_sms"]})
@@ -311,6 +327,10 @@ def fit_profile(df: pd.DataFrame, model: ModelSpec, gpu: GPUSpec, meta: dict) ->
         "grid": build_grid(train, sms),
     }
     doc["exec"] = fit_graph_saving(df, ProfileLatency(doc, gpu, model))
+    contention, cont_fit = fit_contention(
+        df[df["kind"] == "corun"], ProfileLatency(doc, gpu, model)
+    )
+    doc["srm"]["contention"] = asdict(contention)
     pl = ProfileLatency(doc, gpu, model)
     ev = evaluate(df, pl, model, gpu)
     cor = df[df["kind"] == "corun"]

@@ -145,7 +145,7 @@ class Pending:
 
     def durations_ms(self) -> list[float]:
         self.events[-1].synchronize()
-        return [a.elapsed_time(b) for a, b in zip(self.events, self.events[1:])]
+        return [a.elapsed_time(b) for a, b in zip(self.events, self.events[1:], strict=False)]
 
 
 def enqueue_graph(graph, stream, reps: int, spin_us: float = 0.0) -> Pending:
@@ -177,7 +177,7 @@ def inside(victim: Pending, aggressor: Pending) -> list[float]:
     agg_end.synchronize()
     victim.events[-1].synchronize()
     out = []
-    for a, b in zip(victim.events, victim.events[1:]):
+    for a, b in zip(victim.events, victim.events[1:], strict=False):
         if agg_start.elapsed_time(a) >= 0 and b.elapsed_time(agg_end) >= 0:
             out.append(a.elapsed_time(b))
     return out

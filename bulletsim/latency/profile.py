@@ -210,11 +210,13 @@ class LogGrid:
         self.v = _log_nested(seconds)
 
     def clamp(self, coords: tuple[float, ...]) -> tuple[float, ...]:
-        return tuple(min(max(c, lo), hi) for c, lo, hi in zip(coords, self.lo, self.hi))
+        return tuple(
+            min(max(c, lo), hi) for c, lo, hi in zip(coords, self.lo, self.hi, strict=True)
+        )
 
     def __call__(self, *coords: float) -> float:
         """Seconds at `coords`, which must lie within the axes (see `clamp`)."""
-        brackets = [_bracket(ax, math.log(c)) for ax, c in zip(self.axes, coords)]
+        brackets = [_bracket(ax, math.log(c)) for ax, c in zip(self.axes, coords, strict=True)]
         return math.exp(_interp(self.v, brackets))
 
 

@@ -1,0 +1,199 @@
+"""Profile format: round trip, validation, lookup, and the committed profiles (CPU only)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+
+import pytest
+
+from bulletsim.core import CoRunner, WorkShape
+from bulletsim.hardware import get_gpu
+from bulletsim.latency.base import LatencyModel
+from bulletsim.latency.profile import (
+    LINEAR_OPS,
+    PROFILE_DIR,
+    ProfileLatency,
+    find_profile,
+    read_profile,
+    validate,
+    write_profile,
+)
+from bulletsim.models import get_model
+
+MODEL = "llama-3.1-8b"
+H200 = PROFILE_DIR / "h200__llama-3.1-8b.json"
+
+
+@pytest.fixture(scope="module")
+def doc() -> dict:
+    return read_profile(H200)
+
+
+def prefill(tokens: int, layers: int | None = None) -> WorkShape:
+    return WorkShape(
+        prefill_tokens=tokens,
+        prefill_attn_pairs=tokens * (tokens + 1) / 2,
+        prefill_kv_tokens=tokens,
+        num_prefill_seqs=1,
+        num_layers=layers,
+        logits_tokens=0 if layers else 1,
+    )
+
+
+def decode(batch: int, ctx: int) -> WorkShape:
+    return WorkShape(decode_tokens=batch, decode_ctx_tokens=batch * (ctx + 1), logits_tokens=batch)
+
+
+def test_round_trip(doc, tmp_path):
+    path = write_profile(doc, tmp_path / "x.json")
+    again = read_profile(path)
+    assert again == json.loads(json.dumps(doc))
+    a, b = ProfileLatency(doc), ProfileLatency(again)
+    assert a.predict(prefill(1000), 64) == b.predict(prefill(1000), 64)
+
+
+def test_grid_points_are_reproduced(doc):
+    pl = ProfileLatency(doc)
+    g = doc["grid"]
+    for k, op in enumerate(LINEAR_OPS):
+        i, j = len(g["linear"]["tokens"]) // 2, len(g["sms"]) // 3
+        t, n = g["linear"]["tokens"][i], g["sms"][j]
+        measured = g["linear"]["ops"][op][i][j]
+        got = pl.op_time(
+            op,
+            WorkShape(
+                prefill_tokens=t, prefill_attn_pairs=1, prefill_kv_tokens=t, num_prefill_seqs=1
+            ),
+            n,
+        )
+        assert got == pytest.approx(measured, rel=1e-9), (k, op)
+
+
+def test_corrupt_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "h200__llama-3.1-8b.json"
+    bad.write_text('{"format": "bulletsim-latency-profile", "version": 1, "meta": {')
+    with pytest.raises(ValueError, match="not valid JSON"):
+        read_profile(bad)
+    with pytest.raises(FileNotFoundError, match="profile not found"):
+        read_profile(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize(
+    "mutate,match",
+    [
+        (lambda d: d.update(format="something-else"), "not a bulletsim latency profile"),
+        (lambda d: d.update(version=99), "version 99 unsupported"),
+        (lambda d: d.pop("grid"), "missing sections"),
+        (lambda d: d["meta"].pop("mechanism"), "meta lacks"),
+        (lambda d: d["meta"].update(kind="guessed"), "meta.kind"),
+        (lambda d: d["meta"].update(num_sms=108), "num_sms"),
+        (lambda d: d["grid"]["linear"]["ops"]["qkv"].pop(), "must be"),
+        (lambda d: d["grid"]["linear"]["ops"]["o"][0].__setitem__(0, -1.0), "non-positive"),
+        (lambda d: d["grid"].update(sms=[16, 8]), "increasing"),
+        (lambda d: d["srm"].update(bogus=1), "unknown SRM parameters"),
+        (lambda d: d["exec"].update(decode_graph_saving_per_layer_s=-1), "graph_saving"),
+    ],
+)
+def test_validation_rejects(doc, mutate, match):
+    d = copy.deepcopy(doc)
+    mutate(d)
+    with pytest.raises(ValueError, match=match):
+        validate(d)
+
+
+def test_derived_must_name_its_source(doc):
+    d = copy.deepcopy(doc)
+    d["meta"]["kind"] = "derived"
+    with pytest.raises(ValueError, match="derived_from"):
+        validate(d)
+
+
+def test_mismatched_gpu_or_model(doc):
+    with pytest.raises(ValueError, match="not 'a100'"):
+        ProfileLatency.load(H200, gpu=get_gpu("a100"))
+    with pytest.raises(ValueError, match="not 'llama-3.1-70b'"):
+        ProfileLatency(doc, model=get_model("llama-3.1-70b"))
+
+
+def test_find_profile():
+    assert find_profile("h200", MODEL) == H200
+    assert find_profile("H200-SXM", "Llama-3.1-8B") == H200
+    assert find_profile("h200", "qwen3-235b-a22b") is None
+    assert find_profile("v100", MODEL) is None
+
+
+@pytest.mark.parametrize("gpu", ["h200", "h100", "a100", "h20"])
+def test_committed_profiles(gpu):
+    path = find_profile(gpu, MODEL)
+    assert path is not None and path.stat().st_size < 2_000_000
+    pl = ProfileLatency.load(path, get_gpu(gpu), get_model(MODEL))
+    assert isinstance(pl, LatencyModel)
+    assert pl.total_sms == get_gpu(gpu).num_sms
+    kind = pl.meta["kind"]
+    assert kind == ("measured" if gpu == "h200" else "derived")
+    assert pl.name.endswith(f"({kind})")
+    if kind == "derived":
+        assert pl.meta["derived_from"]["gpu"] == "h200"
+    # sanity: more SMs never make a whole step much slower; windows scale with layers
+    full, half = (
+        pl.predict(prefill(2048), pl.total_sms),
+        pl.predict(prefill(2048), pl.total_sms // 2),
+    )
+    assert half > full
+    four = pl.predict(prefill(2048, layers=4), 64)
+    eight = pl.predict(prefill(2048, layers=8), 64)
+    assert eight == pytest.approx(2 * four)
+    alone = pl.predict(decode(64, 2048), 32)
+    assert pl.predict(decode(64, 2048), 32, CoRunner("prefill", pl.total_sms - 32)) > alone
+    assert pl.predict(WorkShape(), 32) == 0.0
+    with pytest.raises(ValueError):
+        pl.predict(decode(1, 10), pl.total_sms + 1)
+
+
+def test_measured_h200_profile_meets_targets(doc):
+    meta, s = doc["meta"], doc["fit"]["summary"]
+    assert meta["kind"] == "measured" and meta["mechanism"] == "green"
+    for key in (
+        "gpu",
+        "num_sms",
+        "driver",
+        "cuda",
+        "torch",
+        "mechanism",
+        "granularity_sms",
+        "timing_method",
+        "date",
+        "git_sha",
+    ):
+        assert meta.get(key), key
+    assert s["heldout_ops"]["median_pct"] <= 5.0
+    assert s["steps"]["decode"]["max_pct"] <= 10.0
+    assert s["steps"]["prefill"]["max_pct"] <= 10.0
+
+
+def test_every_h200_sample_sm_set_verified():
+    pd = pytest.importorskip("pandas")
+    df = pd.read_parquet(PROFILE_DIR / "h200__llama-3.1-8b.samples.parquet")
+    assert len(df) > 5000
+    assert df["sm_verified"].all()
+    assert (df["sm_count_probed"] == df["num_sms"]).all()
+    cor = df[df["kind"] == "corun"]
+    assert cor["co_sm_verified"].all()
+
+
+def test_predict_is_fast(doc):
+    pl = ProfileLatency(doc)
+    shapes = [decode(b, 500 + 37 * b) for b in range(1, 200)] + [
+        prefill(t, layers=4) for t in range(64, 2048, 10)
+    ]
+    for s in shapes:
+        pl.predict(s, 64)
+    t0 = time.perf_counter()
+    reps = 20
+    for _ in range(reps):
+        for s in shapes:
+            pl.predict(s, 64, CoRunner("decode", 68))
+    per_call = (time.perf_counter() - t0) / (reps * len(shapes))
+    assert per_call < 50e-6  # ~5-10 us on a laptop; loose for slow CI machines
