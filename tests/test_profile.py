@@ -197,3 +197,34 @@ def test_predict_is_fast(doc):
             pl.predict(s, 64, CoRunner("decode", 68))
     per_call = (time.perf_counter() - t0) / (reps * len(shapes))
     assert per_call < 50e-6  # ~5-10 us on a laptop; loose for slow CI machines
+
+
+def test_attention_fast_path_equals_full_interpolation():
+    """The cached 1-D attention slices give the full multilinear interpolation's values."""
+    import numpy as np
+
+    from bulletsim.core import WorkShape
+    from bulletsim.latency.profile import ProfileLatency, find_profile
+
+    lat = ProfileLatency.load(find_profile("h200", "llama-3.1-8b"))
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(1, 133))
+        b = int(rng.integers(1, 300))
+        ctx = int(b * rng.uniform(2, 9000))
+        shape = WorkShape(decode_tokens=b, decode_ctx_tokens=ctx, logits_tokens=b)
+        fast = lat._attn_decode_parts(shape, n)
+        slow = lat._op_parts("attn_decode", shape, n)
+        assert np.allclose(fast, slow, rtol=1e-9, atol=0), (b, ctx, n)
+        q = int(rng.integers(1, 9000))
+        c = int(rng.integers(0, 4000))
+        shape = WorkShape(
+            prefill_tokens=q,
+            prefill_attn_pairs=float(q * c + q * (q + 1) // 2),
+            prefill_kv_tokens=q + c,
+            num_prefill_seqs=1,
+            logits_tokens=1,
+        )
+        fast = lat._attn_prefill_parts(shape, n)
+        slow = lat._op_parts("attn_prefill", shape, n)
+        assert np.allclose(fast, slow, rtol=1e-9, atol=0), (q, c, n)

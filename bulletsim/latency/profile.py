@@ -308,6 +308,10 @@ class ProfileLatency:
         self._memo_lin: dict[tuple[int, int], tuple[float, float]] = {}
         self._memo_head: dict[tuple[int, int, int], tuple[float, float]] = {}
         self._factors: dict[tuple[int, CoRunner], tuple[float, float, int]] = {}
+        # 1-D slices of the attention grids (multilinear interpolation is separable, so
+        # fixing batch and SMs first gives the same value as the full interpolation)
+        self._decode_slices: dict[tuple[int, int], tuple | None] = {}
+        self._prefill_slices: dict[int, tuple | None] = {}
 
     @classmethod
     def load(
@@ -453,10 +457,10 @@ class ProfileLatency:
             self._memo_lin[(tokens, n)] = lin
         mem_s, cmp_s = lin
         if shape.prefill_tokens:
-            a, b = self._op_parts("attn_prefill", shape, n)
+            a, b = self._attn_prefill_parts(shape, n)
             mem_s, cmp_s = mem_s + a, cmp_s + b
         if shape.decode_tokens:
-            a, b = self._op_parts("attn_decode", shape, n)
+            a, b = self._attn_decode_parts(shape, n)
             mem_s, cmp_s = mem_s + a, cmp_s + b
         if shape.num_layers is not None:
             return shape.num_layers * mem_s, shape.num_layers * cmp_s
@@ -471,6 +475,65 @@ class ProfileLatency:
                 a, b = a + c, b + d
             head = self._memo_head[key] = (a, b)
         return self.num_layers * mem_s + head[0], self.num_layers * cmp_s + head[1]
+
+    def _slice(self, name: str, axis: int, fixed: dict[int, float]) -> tuple | None:
+        """Log-values of grid `name` along `axis` with the other coordinates fixed, or None
+        when a fixed coordinate lies outside the grid (the slow path then extrapolates)."""
+        g = self._grids[name]
+        brackets: list = [None] * len(g.axes)
+        for k, x in fixed.items():
+            if not g.lo[k] <= x <= g.hi[k]:
+                return None
+            brackets[k] = _bracket(g.axes[k], math.log(x))
+        vals = []
+        for i in range(len(g.axes[axis])):
+            brackets[axis] = (i, i, 0.0)
+            vals.append(_interp(g.v, brackets))
+        return g.lo[axis], g.hi[axis], g.axes[axis], vals
+
+    @staticmethod
+    def _along(sl: tuple, x: float) -> float:
+        i, j, w = _bracket(sl[2], math.log(x))
+        v = sl[3]
+        return math.exp(v[i] if w == 0.0 else v[i] + (v[j] - v[i]) * w)
+
+    def _attn_decode_parts(self, shape: WorkShape, n: int) -> tuple[float, float]:
+        b = shape.decode_tokens
+        key = (b, n)
+        sl = self._decode_slices.get(key, False)
+        if sl is False:
+            sl = self._slice("attn_decode", 1, {0: b, 2: n})
+            if sl is not None:
+                # memory- vs compute-bound at both ends of the slice; None if they differ
+                ends = {self._decode_is_mem_bound(b, b * (c + 1), n) for c in (sl[0], sl[1])}
+                sl = (*sl, ends.pop() if len(ends) == 1 else None)
+            self._decode_slices[key] = sl
+        c = max(shape.decode_ctx_tokens / b - 1, 1.0)
+        if sl is None or not sl[0] <= c <= sl[1]:
+            return self._op_parts("attn_decode", shape, n)
+        t = self._along(sl, c)
+        mem = sl[4]
+        if mem is None:
+            mem = self._decode_is_mem_bound(b, shape.decode_ctx_tokens, n)
+        return (t, 0.0) if mem else (0.0, t)
+
+    def _decode_is_mem_bound(self, batch: float, kv_tokens: float, n: int) -> bool:
+        mem_s, cmp_s = op_time_split(
+            self._attn_decode_op(batch, kv_tokens), n, self.gpu, self.params
+        )
+        return mem_s >= cmp_s
+
+    def _attn_prefill_parts(self, shape: WorkShape, n: int) -> tuple[float, float]:
+        sl = self._prefill_slices.get(n, False)
+        if sl is False:
+            sl = self._prefill_slices[n] = self._slice("attn_prefill", 0, {1: n})
+        pairs = shape.prefill_attn_pairs
+        if sl is None or not sl[0] <= pairs <= sl[1]:
+            return self._op_parts("attn_prefill", shape, n)
+        t = self._along(sl, pairs)
+        op = self._attn_prefill_op(pairs, shape.prefill_kv_tokens, shape.prefill_tokens)
+        mem_s, cmp_s = op_time_split(op, n, self.gpu, self.params)
+        return (t, 0.0) if mem_s >= cmp_s else (0.0, t)
 
     def _overhead(self, shape: WorkShape) -> float:
         layers = self.num_layers if shape.num_layers is None else shape.num_layers
