@@ -228,3 +228,22 @@ def test_attention_fast_path_equals_full_interpolation():
         fast = lat._attn_prefill_parts(shape, n)
         slow = lat._op_parts("attn_prefill", shape, n)
         assert np.allclose(fast, slow, rtol=1e-9, atol=0), (q, c, n)
+
+
+def test_linear_fast_path_equals_full_interpolation():
+    import numpy as np
+
+    from bulletsim.latency.ops import linear_ops
+    from bulletsim.latency.profile import LINEAR_OPS, ProfileLatency, find_profile
+
+    lat = ProfileLatency.load(find_profile("a100", "llama-3.1-8b"))
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        n = int(rng.integers(1, lat.total_sms + 1))
+        t = int(rng.integers(1, 20_000))
+        slow = [0.0, 0.0]
+        for name, op in zip(LINEAR_OPS, linear_ops(lat.model, t), strict=False):
+            a, b = lat._measured_parts(name, op, (t, n), n)
+            slow[0] += a
+            slow[1] += b
+        assert np.allclose(lat._linear_parts(t, n), slow, rtol=1e-9, atol=0), (t, n)

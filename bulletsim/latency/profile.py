@@ -312,6 +312,7 @@ class ProfileLatency:
         # fixing batch and SMs first gives the same value as the full interpolation)
         self._decode_slices: dict[tuple[int, int], tuple | None] = {}
         self._prefill_slices: dict[int, tuple | None] = {}
+        self._linear_slices: dict[int, list[tuple] | None] = {}
 
     @classmethod
     def load(
@@ -449,11 +450,7 @@ class ProfileLatency:
         if lin is None:
             if len(self._memo_lin) > _MEMO_LIMIT:
                 self._memo_lin.clear()
-            lin = (0.0, 0.0)
-            if tokens:
-                for name, op in zip(LINEAR_OPS, linear_ops(self.model, tokens), strict=False):
-                    a, b = self._measured_parts(name, op, (tokens, n), n)
-                    lin = (lin[0] + a, lin[1] + b)
+            lin = self._linear_parts(tokens, n) if tokens else (0.0, 0.0)
             self._memo_lin[(tokens, n)] = lin
         mem_s, cmp_s = lin
         if shape.prefill_tokens:
@@ -496,6 +493,24 @@ class ProfileLatency:
         i, j, w = _bracket(sl[2], math.log(x))
         v = sl[3]
         return math.exp(v[i] if w == 0.0 else v[i] + (v[j] - v[i]) * w)
+
+    def _linear_parts(self, tokens: int, n: int) -> tuple[float, float]:
+        """Sum of the linear layers' (memory, compute) seconds for `tokens` rows."""
+        sls = self._linear_slices.get(n, False)
+        if sls is False:
+            sls = [self._slice(name, 0, {1: n}) for name in LINEAR_OPS]
+            sls = self._linear_slices[n] = None if None in sls else sls
+        mem_t = cmp_t = 0.0
+        ops = linear_ops(self.model, tokens)
+        for name, op, sl in zip(LINEAR_OPS, ops, sls or [None] * len(LINEAR_OPS), strict=False):
+            if sl is None or not sl[0] <= tokens <= sl[1]:
+                a, b = self._measured_parts(name, op, (tokens, n), n)
+            else:
+                t = self._along(sl, tokens)
+                mem_s, cmp_s = op_time_split(op, n, self.gpu, self.params)
+                a, b = (t, 0.0) if mem_s >= cmp_s else (0.0, t)
+            mem_t, cmp_t = mem_t + a, cmp_t + b
+        return mem_t, cmp_t
 
     def _attn_decode_parts(self, shape: WorkShape, n: int) -> tuple[float, float]:
         b = shape.decode_tokens
