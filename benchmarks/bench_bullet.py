@@ -19,7 +19,9 @@ import time
 POLICIES = {"chunked-2048": ("chunked", {}), "bullet": ("bullet", {})}
 
 
-def one(label: str, n: int, rate: float, traces_dir: str | None, gpu: str) -> dict:
+def one(
+    label: str, n: int, rate: float, traces_dir: str | None, gpu: str, latency: str = "roofline"
+) -> dict:
     from bulletsim.config import load_config
     from bulletsim.simulate import simulate
 
@@ -28,7 +30,7 @@ def one(label: str, n: int, rate: float, traces_dir: str | None, gpu: str) -> di
         "policy": policy,
         policy: params,
         "gpu": gpu,
-        "latency": "roofline",
+        "latency": latency,
         "workload": {
             "trace": "splitwise-conv", "arrival": "poisson", "rate": rate, "num_requests": n,
             "traces_dir": traces_dir,
@@ -48,11 +50,11 @@ def one(label: str, n: int, rate: float, traces_dir: str | None, gpu: str) -> di
     }
 
 
-def chunked_capacity(n: int, traces_dir: str | None, gpu: str) -> float:
+def chunked_capacity(n: int, traces_dir: str | None, gpu: str, latency: str) -> float:
     from bulletsim.capacity import CapacitySearch, find_capacity
 
     def attainment(rate: float) -> float:
-        return one("chunked-2048", n, rate, traces_dir, gpu)["slo_attainment"]
+        return one("chunked-2048", n, rate, traces_dir, gpu, latency)["slo_attainment"]
 
     return find_capacity(attainment, CapacitySearch(start_req_s=4.0, rel_tol=0.05)).capacity_req_s
 
@@ -63,22 +65,24 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=None)
     ap.add_argument("-n", type=int, default=10_000)
     ap.add_argument("--gpu", default="a100")
+    ap.add_argument("--latency", default="roofline", help="roofline, profile or auto")
     ap.add_argument("--repeats", type=int, default=3, help="take the median wall time")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
         label, rate = a.child.split(",")
-        print(json.dumps(one(label, a.n, float(rate), a.traces_dir, a.gpu)))
+        print(json.dumps(one(label, a.n, float(rate), a.traces_dir, a.gpu, a.latency)))
         return
-    rate = a.rate if a.rate is not None else chunked_capacity(a.n, a.traces_dir, a.gpu)
-    print(f"splitwise-conv, {a.n} requests, {a.gpu}, roofline, Poisson {rate:.2f} req/s")
+    rate = a.rate if a.rate is not None else chunked_capacity(a.n, a.traces_dir, a.gpu, a.latency)
+    print(f"splitwise-conv, {a.n} requests, {a.gpu}, {a.latency}, Poisson {rate:.2f} req/s")
     print(f"{'policy':>13} {'wall s':>8} {'iters':>8} {'us/iter':>8}  attain")
     walls = {}
     for label in POLICIES:
         runs = []
         for _ in range(a.repeats):
             cmd = [sys.executable, __file__, "--child", f"{label},{rate}", "-n", str(a.n)]
-            cmd += ["--gpu", a.gpu] + (["--traces-dir", a.traces_dir] if a.traces_dir else [])
+            cmd += ["--gpu", a.gpu, "--latency", a.latency]
+            cmd += ["--traces-dir", a.traces_dir] if a.traces_dir else []
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             runs.append(json.loads(out))
         r = sorted(runs, key=lambda x: x["wall_s"])[len(runs) // 2]

@@ -62,7 +62,9 @@ class SimEngine:
     def _co_runner(self, lane: str) -> CoRunner | None:
         for other, w in self._busy.items():
             if other != lane and w is not None:
-                return CoRunner(w.shape.phase, w.num_sms)
+                # the allocation, not w.num_sms: a re-split made at this instant has already
+                # shrunk the other lane, its process just has not handled the interrupt yet
+                return CoRunner(w.shape.phase, self._alloc.get(other, w.num_sms))
         return None
 
     def _sync_allocations(self, now_s: float) -> None:

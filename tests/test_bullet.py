@@ -49,7 +49,12 @@ def test_single_request_timeline():
     _, req, it, _ = run([RequestSpec(0, 0.0, 10, 3)], Bullet(BulletParams(**FREE)))
     r = req.iloc[0]
     assert (r.first_token_s, r.finish_s) == pytest.approx((0.010, 0.012))
-    assert lane(it, "prefill")["num_sms"].tolist() == [100, 100]
+    # decode is idle and can only get work when this batch completes: one unit of 2 windows
+    assert lane(it, "prefill")["num_sms"].tolist() == [100]
+    assert lane(it, "prefill")[["layer_start", "layer_end"]].values.tolist() == [[0, 4]]
+    _, _, it, _ = run(
+        [RequestSpec(0, 0.0, 10, 3)], Bullet(BulletParams(**FREE, merge_windows=False))
+    )
     assert lane(it, "prefill")[["layer_start", "layer_end"]].values.tolist() == [[0, 2], [2, 4]]
     assert lane(it, "decode")["num_sms"].tolist() == [100, 100]
 
@@ -256,3 +261,33 @@ def test_prefill_steps_down_a_wave_plateau():
     _, _, it, _ = run(specs, Bullet(BulletParams(**FREE, wave_search_units=0)), lat=WaveLatency())
     pre = lane(it, "prefill")
     assert pre.loc[pre["prefill_tokens"] == 120, "num_sms"].tolist() == [90, 90]
+
+
+@pytest.mark.parametrize("mechanism", ["libsmctrl", "green-ctx"])
+def test_merged_windows_keep_the_timeline(mechanism):
+    rng = np.random.default_rng(5)
+    n = 200
+    arrivals = np.cumsum(rng.exponential(0.03, n))
+    specs = [
+        RequestSpec(i, float(a), int(p), int(o))
+        for i, (a, p, o) in enumerate(
+            zip(arrivals, rng.integers(1, 900, n), rng.integers(1, 60, n), strict=True)
+        )
+    ]
+    lat = ConstantLatency(
+        step_s=1e-3,
+        prefill_token_s=1e-4,
+        decode_token_s=3e-4,
+        num_layers=32,
+        total_sms=TOTAL,
+        scale_with_sms=True,
+    )
+    out = []
+    for merge in (True, False):
+        params = BulletParams(mechanism=mechanism, merge_windows=merge, window_layers=4)
+        _, req, it, _ = run(specs, Bullet(params), lat=lat, slo=SLO(0.03, None, 3e-3))
+        out.append((req, len(it)))
+    (merged, n_merged), (plain, n_plain) = out
+    assert n_merged < n_plain
+    for col in ("first_token_s", "finish_s"):
+        np.testing.assert_allclose(merged[col], plain[col], rtol=0, atol=1e-9)

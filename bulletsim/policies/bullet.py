@@ -5,7 +5,8 @@ time (TPOT) and the in-flight prefill's finish time (TTFT) with the latency mode
 the GPU (DESIGN.md, "Policies"):
 
 - decode can meet its TPOT target -> decode gets the fewest SMs that do (bisection over
-  partition units), prefill the rest: under a burst prefill takes almost the whole GPU;
+  partition units), prefill the rest (or a few units less where wave quantization makes
+  that as fast): under a burst prefill takes almost the whole GPU;
 - decode cannot, prefill can meet its TTFT -> shrink prefill to the fewest SMs that keep it;
 - neither can -> balanced split.
 
@@ -37,14 +38,16 @@ class BulletParams:
       granularity, 8 SMs on Hopper) or none (whole GPU per lane: temporal sharing only).
     max_prefill_tokens: batch cap (the released code's fixed 1664).
     window_layers: layers per prefill window (prefill can grow between windows; it shrinks
-      at once). 8 = 4 windows on 32-layer models; 4 gave the same attainment on
-      splitwise-conv at twice the simulation cost.
+      at once). 8 = 4 windows on 32-layer models; 4 gave the same ShareGPT capacity on the
+      A100 (results/paper-a100) at more simulation cost.
     tpot_target_frac: decode steps aim at this share of the TPOT SLO, because a request's
       TPOT also pays the wait to join the pool.
     reorder: shortest-prompt-first among the first reorder_window waiting requests when
       that misses no TTFT deadline.
     wave_search_units: how many partition units below its share prefill may step down to a
       count that runs its window at least as fast (wave quantization); 0 = off.
+    merge_windows: run windows whose boundaries come before the decode lane can decide as one
+      unit (a simulation shortcut: the split could not change there; same timeline).
     Costs (paper): handoff 0.21 ms per batch, re-masking 4.1 us, prediction 10.2 us.
     """
 
@@ -56,6 +59,7 @@ class BulletParams:
     reorder: bool = False
     reorder_window: int = 16
     wave_search_units: int = 8
+    merge_windows: bool = True
     handoff_ms: float = 0.21
     remask_us: float = 4.1
     predict_us: float = 10.2
@@ -92,6 +96,10 @@ class Bullet(TwoLanePolicy):
         self.last_lane = "decode"
         self._token_time: dict[int, float] = {}
         self._wave_memo: dict[tuple[int, int], int] = {}
+        self.decode_end_lb_s = 0.0
+        self._decode_step: tuple[float, WorkShape, int, float] | None = None
+        self._window_batch: list | None = None
+        self._window_memo: dict[tuple[int, int], float] = {}
 
     def bind(self, ctx: PolicyContext) -> None:
         super().bind(ctx)
@@ -146,17 +154,27 @@ class Bullet(TwoLanePolicy):
         best = self._wave_memo.get(key)
         if best is not None:
             return best
-        unit, total, lat = self.unit, self.total, self.ctx.latency
+        unit, total = self.unit, self.total
         best, best_t = p_max, math.inf
         for k in range(self.params.wave_search_units + 1):
             p = p_max - k * unit
             if p < unit:
                 break
-            t = lat.predict(shape, p, CoRunner("decode", total - p))
+            t = self._window_s(p, total - p)
             if t <= best_t:
                 best, best_t = p, t
         self._wave_memo[key] = best
         return best
+
+    def _window_s(self, p: int, d: int) -> float:
+        """Predicted time of one window of the current batch on p SMs beside d decode SMs."""
+        if self._window_batch is not self.batch:
+            self._window_batch, self._window_memo = self.batch, {}
+        t = self._window_memo.get((p, d))
+        if t is None:
+            co = CoRunner("decode", d) if d else None
+            t = self._window_memo[(p, d)] = self.ctx.latency.predict(self.window_shape, p, co)
+        return t
 
     def _take(self, lane: str, sms: int, work: Work) -> Work:
         other = "decode" if lane == "prefill" else "prefill"
@@ -195,10 +213,39 @@ class Bullet(TwoLanePolicy):
                 self.hold["prefill"] = 0
                 return None
             p = self.total
+            k = 1
         else:
             shape = decode_shape(self.ctx.state, include_pending=True)
-            p, _ = self.plan(now_s, shape)
-        return self._take("prefill", p, self.prefill_work(p, 0.0))
+            p, d = self.plan(now_s, shape)
+            k = self._windows_before_decode_decides(now_s, p, d)
+        # a merged unit still pays the predictions its inner boundaries would have made
+        skipped_s = (k - 1) * self.params.predict_us * 1e-6
+        return self._take("prefill", p, self.prefill_work(p, skipped_s, k))
+
+    def _windows_before_decode_decides(self, now_s: float, p: int, d: int) -> int:
+        """How many windows can run as one unit without skipping a useful boundary.
+
+        The split only changes after a decode decision (the pool and so its SM need change
+        at decode step ends; arrivals only lengthen the prefill queue). Window boundaries
+        that come before the running decode step can end would repeat the same plan, so
+        those windows run as one unit of work: the same timeline, fewer simulated events.
+        An idle decode lane gets work only when this batch completes: run it to the end.
+        """
+        rem = self.remaining_windows()
+        if rem == 1 or not self.params.merge_windows:
+            return 1
+        if not self.busy["decode"]:
+            return 1 if self.decode_has_work() else rem
+        lat = self.ctx.latency
+        if self._decode_step is not None:  # priced lazily: many steps see no prefill decision
+            start_s, shape, sms, overhead_s = self._decode_step
+            self.decode_end_lb_s = start_s + lat.predict(shape, sms) + overhead_s
+            self._decode_step = None
+        window_s = self._window_s(p, min(self.hold["decode"], self.total - p))
+        slack_s = self.decode_end_lb_s - now_s
+        if window_s <= 0.0 or slack_s <= window_s:
+            return 1
+        return min(rem, 1 + int(slack_s / window_s * (1 - 1e-9)))
 
     def _next_decode(self, now_s: float) -> Work | None:
         if not self.decode_has_work():
@@ -212,7 +259,10 @@ class Bullet(TwoLanePolicy):
             self.hold["decode"] = 0
             return None
         d = self.total if self.temporal else self.plan(now_s, shape)[1]
-        return self._take("decode", d, Work("decode", shape, d, decode=True))
+        work = self._take("decode", d, Work("decode", shape, d, decode=True))
+        # Earliest the step can end: alone on d SMs (co-running and shrinking only slow it).
+        self._decode_step = (now_s, shape, d, work.overhead_s)
+        return work
 
     def _reorder(self, now_s: float) -> None:
         p = max(self.unit, self.total - (self.hold["decode"] if self.busy["decode"] else 0))

@@ -9,6 +9,8 @@ shared); the handoff cost is added to the batch's last window.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bulletsim.core import PrefillChunk, Work, WorkShape
 from bulletsim.policies.base import PolicyContext
 from bulletsim.policies.batching import can_start_prefill, decode_shape, form_batch, prefill_shape
@@ -88,12 +90,16 @@ class TwoLanePolicy:
         self.tail_s = head_s + self.handoff_s
         return True
 
-    def prefill_work(self, num_sms: int, overhead_s: float) -> Work:
-        last = self.window_index == self.num_windows - 1
+    def prefill_work(self, num_sms: int, overhead_s: float, num_windows: int = 1) -> Work:
+        """The next `num_windows` windows of the batch as one unit of work."""
         k = self.layers_per_window
         first = self.window_index * k
-        shape = self.last_window_shape if last else self.window_shape
-        end = first + (shape.num_layers or self.num_layers)
+        end = min(self.num_layers, first + num_windows * k)
+        last = end == self.num_layers
+        if num_windows == 1:
+            shape = self.last_window_shape if last else self.window_shape
+        else:
+            shape = replace(self.window_shape, num_layers=end - first)
         return Work(
             "prefill",
             shape,
@@ -101,7 +107,7 @@ class TwoLanePolicy:
             prefill=self.batch,
             layers=(first, end),
             overhead_s=overhead_s + (self.tail_s if last else 0.0),
-            tag=f"window {self.window_index + 1}/{self.num_windows}",
+            tag=f"windows {self.window_index + 1}-{-(-end // k)}/{self.num_windows}",
         )
 
     def remaining_windows(self) -> int:
@@ -128,7 +134,8 @@ class TwoLanePolicy:
         if lane == "decode":
             st.end_decode_step(now_s)
             return
-        self.window_index += 1
-        if self.window_index >= self.num_windows:
+        end = work.layers[1] if work.layers else self.num_layers
+        self.window_index = -(-end // self.layers_per_window)
+        if end >= self.num_layers:
             st.complete_chunks(self.batch, now_s)
             self.batch = []
