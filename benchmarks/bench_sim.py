@@ -68,7 +68,10 @@ def main() -> None:
         return
     rate = a.rate if a.rate is not None else near_capacity(a)
     print(f"splitwise-conv, {a.policy}, {a.gpu}, Poisson {rate:.2f} req/s (near capacity)")
-    print(f"{'requests':>9} {'wall s':>8} {'req/s':>9} {'iters':>8} {'iter/s':>9} {'RSS MB':>7}  attain")
+    print(
+        f"{'requests':>9} {'wall s':>8} {'req/s':>9} {'iters':>8} {'iter/s':>9} "
+        f"{'RSS MB':>7}  attain"
+    )
     for n in map(int, a.sizes.split(",")):
         cmd = [sys.executable, __file__, "--child", f"{n},{rate}", "--policy", a.policy]
         cmd += ["--gpu", a.gpu] + (["--traces-dir", a.traces_dir] if a.traces_dir else [])

@@ -54,37 +54,112 @@ Opt = typer.Option
 
 @app.command()
 def run(
-    trace: Annotated[str | None, Opt(help="Workload: splitwise (= splitwise-conv, the default), splitwise-code, sharegpt, sharegpt-sarathi, alpaca, arxiv, arxiv-long, csv.")] = None,
-    trace_file: Annotated[Path | None, Opt(help="Read the workload from this file instead of looking it up.")] = None,
-    traces_dir: Annotated[Path | None, Opt(help="Folder holding the real trace files (env BULLETSIM_TRACES_DIR).")] = None,
-    arrival: Annotated[str | None, Opt(help="Arrivals: trace (the file's timestamps), poisson, gamma. Default: trace where timestamps exist, else poisson.")] = None,
-    rate: Annotated[float | None, Opt(help="Request rate (req/s) for poisson/gamma arrivals.")] = None,
-    cv: Annotated[float | None, Opt(help="Coefficient of variation of gamma inter-arrival times.")] = None,
-    time_scale: Annotated[float | None, Opt(help="Multiply the trace's inter-arrival gaps by this (0.5 = twice the load).")] = None,
-    num_requests: Annotated[int | None, Opt("--num-requests", "-n", help="Number of requests (default: the whole trace).")] = None,
-    duration: Annotated[float | None, Opt(help="Keep requests arriving in the first DURATION seconds.")] = None,
-    max_total_tokens: Annotated[int | None, Opt(help="Drop (and count) requests whose prompt+output exceed this.")] = None,
-    over_length: Annotated[str | None, Opt(help="Requests over --max-total-tokens: drop, clip or error.")] = None,
-    tokenizer: Annotated[str | None, Opt(help="Tokenizer for text datasets: approx, sentencepiece:PATH, tiktoken:PATH.")] = None,
-    sharegpt_filter: Annotated[str | None, Opt(help="ShareGPT filter convention: vllm, sglang, none.")] = None,
-    policy: Annotated[str | None, Opt(help="Serving policy: chunked, bullet, static-split, naive, prefill-first (see `bulletsim policies`).")] = None,
+    trace: Annotated[
+        str | None,
+        Opt(
+            help="Workload: splitwise (= splitwise-conv, the default), splitwise-code, sharegpt, "
+            "sharegpt-sarathi, alpaca, arxiv, arxiv-long, csv."
+        ),
+    ] = None,
+    trace_file: Annotated[
+        Path | None, Opt(help="Read the workload from this file instead of looking it up.")
+    ] = None,
+    traces_dir: Annotated[
+        Path | None, Opt(help="Folder holding the real trace files (env BULLETSIM_TRACES_DIR).")
+    ] = None,
+    arrival: Annotated[
+        str | None,
+        Opt(
+            help="Arrivals: trace (the file's timestamps), poisson, gamma. Default: trace where "
+            "timestamps exist, else poisson."
+        ),
+    ] = None,
+    rate: Annotated[
+        float | None, Opt(help="Request rate (req/s) for poisson/gamma arrivals.")
+    ] = None,
+    cv: Annotated[
+        float | None, Opt(help="Coefficient of variation of gamma inter-arrival times.")
+    ] = None,
+    time_scale: Annotated[
+        float | None,
+        Opt(help="Multiply the trace's inter-arrival gaps by this (0.5 = twice the load)."),
+    ] = None,
+    num_requests: Annotated[
+        int | None,
+        Opt("--num-requests", "-n", help="Number of requests (default: the whole trace)."),
+    ] = None,
+    duration: Annotated[
+        float | None, Opt(help="Keep requests arriving in the first DURATION seconds.")
+    ] = None,
+    max_total_tokens: Annotated[
+        int | None, Opt(help="Drop (and count) requests whose prompt+output exceed this.")
+    ] = None,
+    over_length: Annotated[
+        str | None, Opt(help="Requests over --max-total-tokens: drop, clip or error.")
+    ] = None,
+    tokenizer: Annotated[
+        str | None,
+        Opt(help="Tokenizer for text datasets: approx, sentencepiece:PATH, tiktoken:PATH."),
+    ] = None,
+    sharegpt_filter: Annotated[
+        str | None, Opt(help="ShareGPT filter convention: vllm, sglang, none.")
+    ] = None,
+    policy: Annotated[
+        str | None,
+        Opt(
+            help="Serving policy: chunked, bullet, static-split, naive, prefill-first "
+            "(see `bulletsim policies`)."
+        ),
+    ] = None,
     gpu: Annotated[str | None, Opt(help="GPU: a100, h100, h20, h200.")] = None,
-    model: Annotated[str | None, Opt(help="Model: llama-3.1-8b, llama-3.1-70b, qwen3-235b-a22b.")] = None,
+    model: Annotated[
+        str | None, Opt(help="Model: llama-3.1-8b, llama-3.1-70b, qwen3-235b-a22b.")
+    ] = None,
     tp: Annotated[int | None, Opt(help="Tensor-parallel degree (default: the model's).")] = None,
-    latency: Annotated[str | None, Opt(help="Latency model: auto (calibrated profile if installed, else roofline), roofline, profile.")] = None,
-    seed: Annotated[int | None, Opt(help="Random seed; same seed + inputs -> identical results.")] = None,
-    chunk_size: Annotated[int | None, Opt(help="Chunked prefill: token budget per iteration.")] = None,
-    variant: Annotated[str | None, Opt(help="Chunked prefill variant: mixed (Sarathi/vLLM) or prefill-first (SGLang default).")] = None,
+    latency: Annotated[
+        str | None,
+        Opt(
+            help="Latency model: auto (calibrated profile if installed, else roofline), "
+            "roofline, profile."
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None, Opt(help="Random seed; same seed + inputs -> identical results.")
+    ] = None,
+    chunk_size: Annotated[
+        int | None, Opt(help="Chunked prefill: token budget per iteration.")
+    ] = None,
+    variant: Annotated[
+        str | None,
+        Opt(
+            help="Chunked prefill variant: mixed (Sarathi/vLLM) or prefill-first (SGLang default)."
+        ),
+    ] = None,
     max_running: Annotated[int | None, Opt(help="Chunked prefill: max running requests.")] = None,
-    tpot_ms: Annotated[float | None, Opt(help="TPOT SLO in ms (default: per trace, Bullet paper Table 4).")] = None,
-    ttft_ms: Annotated[float | None, Opt(help="Absolute TTFT SLO in ms (replaces the normalized one).")] = None,
-    norm_ttft_ms: Annotated[float | None, Opt(help="Normalized TTFT SLO in ms per prompt token.")] = None,
+    tpot_ms: Annotated[
+        float | None, Opt(help="TPOT SLO in ms (default: per trace, Bullet paper Table 4).")
+    ] = None,
+    ttft_ms: Annotated[
+        float | None, Opt(help="Absolute TTFT SLO in ms (replaces the normalized one).")
+    ] = None,
+    norm_ttft_ms: Annotated[
+        float | None, Opt(help="Normalized TTFT SLO in ms per prompt token.")
+    ] = None,
     kv_blocks: Annotated[int | None, Opt(help="Override the KV-cache capacity in blocks.")] = None,
     config: Annotated[Path | None, Opt(help="TOML config file; flags override it.")] = None,
-    set_: Annotated[list[str] | None, Opt("--set", help="Any config key, e.g. --set bullet.window_layers=4 (repeatable).")] = None,
-    out: Annotated[Path | None, Opt(help="Results directory (default results/runs/<name>).")] = None,
-    no_write: Annotated[bool, Opt("--no-write", help="Print the summary only; write no files.")] = False,
-    plots: Annotated[bool, Opt("--plots", help="Also write PNG/SVG plots into the results directory.")] = False,
+    set_: Annotated[
+        list[str] | None,
+        Opt("--set", help="Any config key, e.g. --set bullet.window_layers=4 (repeatable)."),
+    ] = None,
+    out: Annotated[
+        Path | None, Opt(help="Results directory (default results/runs/<name>).")
+    ] = None,
+    no_write: Annotated[
+        bool, Opt("--no-write", help="Print the summary only; write no files.")
+    ] = False,
+    plots: Annotated[
+        bool, Opt("--plots", help="Also write PNG/SVG plots into the results directory.")
+    ] = False,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Simulate one workload through one policy and report serving metrics."""
@@ -114,7 +189,11 @@ def run(
         },
         "slo": {"tpot_ms": tpot_ms, "ttft_ms": ttft_ms, "norm_ttft_ms_per_token": norm_ttft_ms},
         "kv": {"capacity_blocks": kv_blocks},
-        "chunked": {"chunk_size": chunk_size, "variant": variant, "max_running_requests": max_running},
+        "chunked": {
+            "chunk_size": chunk_size,
+            "variant": variant,
+            "max_running_requests": max_running,
+        },
     }
     try:
         sets = parse_sets(set_)

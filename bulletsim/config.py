@@ -86,7 +86,9 @@ class RunConfig:
         if self.policy not in policy_names():
             raise ValueError(f"unknown policy {self.policy!r}; valid: {', '.join(policy_names())}")
         if self.latency not in LATENCY_KINDS:
-            raise ValueError(f"unknown latency model {self.latency!r}; valid: {', '.join(LATENCY_KINDS)}")
+            raise ValueError(
+                f"unknown latency model {self.latency!r}; valid: {', '.join(LATENCY_KINDS)}"
+            )
         if self.tp is not None and self.tp < 1:
             raise ValueError(f"tp must be >= 1, got {self.tp}")
         self.workload.validate()

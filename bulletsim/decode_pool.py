@@ -133,7 +133,9 @@ class DecodePool:
         if request in self._new_this_step:
             self._new_this_step.remove(request)
 
-    def end_step(self, now_s: float, itl_values: list[float], itl_weights: list[int]) -> list[Request]:
+    def end_step(
+        self, now_s: float, itl_values: list[float], itl_weights: list[int]
+    ) -> list[Request]:
         """Complete the step in flight at `now_s`; return the members that finished.
 
         Appends inter-token latency samples: one weighted sample for every member that also
@@ -155,9 +157,10 @@ class DecodePool:
         self.step_index += 1
         done = []
         for r in finished:
-            if self.members.get(r.id) is r and r.join_step + (
-                r.spec.output_tokens - r.generated_tokens
-            ) == self.step_index:
+            if (
+                self.members.get(r.id) is r
+                and r.join_step + (r.spec.output_tokens - r.generated_tokens) == self.step_index
+            ):
                 self._leave(r)
                 r.finish_s = now_s
                 r.last_token_s = now_s

@@ -59,7 +59,10 @@ def _stats(x: pd.Series, scale: float = 1.0) -> dict[str, float]:
     if a.size == 0:
         return {"mean": float("nan"), **{f"p{q}": float("nan") for q in PERCENTILES}}
     ps = np.percentile(a, PERCENTILES)
-    return {"mean": float(a.mean()), **{f"p{q}": float(p) for q, p in zip(PERCENTILES, ps)}}
+    return {
+        "mean": float(a.mean()),
+        **{f"p{q}": float(p) for q, p in zip(PERCENTILES, ps, strict=True)},
+    }
 
 
 def summarize(
@@ -91,7 +94,10 @@ def summarize(
         "goodput_req_s": met / span_s if span_s > 0 else float("nan"),
         "ttft_ms": _stats(req["ttft_s"], 1e3),
         "tpot_ms": _stats(req["tpot_s"], 1e3),
-        "itl_ms": {"mean": itl_mean * 1e3, **{f"p{q}": p * 1e3 for q, p in zip(PERCENTILES, itl_ps)}},
+        "itl_ms": {
+            "mean": itl_mean * 1e3,
+            **{f"p{q}": p * 1e3 for q, p in zip(PERCENTILES, itl_ps, strict=True)},
+        },
         "e2e_ms": _stats(req["e2e_s"], 1e3),
         "norm_ttft_ms_per_token": _stats(req["norm_ttft_s"], 1e3),
         "num_preemptions": int(req["num_preemptions"].sum()),

@@ -35,9 +35,7 @@ def print_summary(res: SimResult, console: Console | None = None) -> None:
         f"[bold]{s['policy']}[/] on {s['gpu']} / {s['model']} (tp={s['tp']}), latency model: "
         f"{s['latency_model']}"
     )
-    c.print(
-        f"workload {s['workload']}: {s['num_requests']} requests from {s['workload_source']}"
-    )
+    c.print(f"workload {s['workload']}: {s['num_requests']} requests from {s['workload_source']}")
     slo = s["slo"]
     ttft = (
         f"TTFT <= {slo['norm_ttft_ms_per_token']:g} ms/token"
@@ -57,10 +55,17 @@ def print_summary(res: SimResult, console: Console | None = None) -> None:
         ("norm_ttft_ms_per_token", "norm. TTFT (ms/tok)"),
     ):
         row = s[key]
-        t.add_row(label, *(_fmt(row[k], 2 if key.startswith("norm") else 1) for k in ("mean", "p50", "p90", "p99")))
+        t.add_row(
+            label,
+            *(
+                _fmt(row[k], 2 if key.startswith("norm") else 1)
+                for k in ("mean", "p50", "p90", "p99")
+            ),
+        )
     c.print(t)
     c.print(
-        f"throughput {s['throughput_req_s']:.2f} req/s ({s['output_throughput_tok_s']:.0f} out tok/s)"
+        f"throughput {s['throughput_req_s']:.2f} req/s "
+        f"({s['output_throughput_tok_s']:.0f} out tok/s)"
         f" | offered {s['offered_rate_req_s']:.2f} req/s | SLO attainment "
         f"{100 * s['slo_attainment']:.1f}% (TTFT {100 * s['ttft_attainment']:.1f}%, TPOT "
         f"{100 * s['tpot_attainment']:.1f}%) | goodput {s['goodput_req_s']:.2f} req/s"

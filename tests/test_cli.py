@@ -12,8 +12,16 @@ from typer.testing import CliRunner
 from bulletsim.cli import app
 
 runner = CliRunner()
-TRACES = ("splitwise", "splitwise-conv", "splitwise-code", "sharegpt", "sharegpt-sarathi",
-          "alpaca", "arxiv", "arxiv-long")
+TRACES = (
+    "splitwise",
+    "splitwise-conv",
+    "splitwise-code",
+    "sharegpt",
+    "sharegpt-sarathi",
+    "alpaca",
+    "arxiv",
+    "arxiv-long",
+)
 
 
 def invoke(*args: str, env: dict | None = None):
@@ -49,8 +57,18 @@ def test_offline_default_runs_and_says_so(tmp_path):
 
 def test_real_file_is_used_when_present(tmp_path, shared_traces_dir):
     out = tmp_path / "run"
-    res = invoke("run", "--trace", "splitwise", "-n", "300", "--traces-dir",
-                 str(shared_traces_dir), "--out", str(out), "-q")
+    res = invoke(
+        "run",
+        "--trace",
+        "splitwise",
+        "-n",
+        "300",
+        "--traces-dir",
+        str(shared_traces_dir),
+        "--out",
+        str(out),
+        "-q",
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["workload_is_embedded_default"] is False
@@ -68,8 +86,22 @@ def test_same_seed_gives_identical_files(tmp_path):
     dirs = []
     for name in ("a", "b"):
         d = tmp_path / name
-        res = invoke("run", "--trace", "sharegpt", "-n", "400", "--arrival", "poisson",
-                     "--rate", "8", "--seed", "3", "--out", str(d), "-q")
+        res = invoke(
+            "run",
+            "--trace",
+            "sharegpt",
+            "-n",
+            "400",
+            "--arrival",
+            "poisson",
+            "--rate",
+            "8",
+            "--seed",
+            "3",
+            "--out",
+            str(d),
+            "-q",
+        )
         assert res.exit_code == 0, res.output
         dirs.append(d)
     files = sorted(p.name for p in dirs[0].iterdir())
@@ -77,8 +109,22 @@ def test_same_seed_gives_identical_files(tmp_path):
     for f in files:
         assert (dirs[0] / f).read_bytes() == (dirs[1] / f).read_bytes(), f
     other = tmp_path / "c"
-    invoke("run", "--trace", "sharegpt", "-n", "400", "--arrival", "poisson", "--rate", "8",
-           "--seed", "4", "--out", str(other), "-q")
+    invoke(
+        "run",
+        "--trace",
+        "sharegpt",
+        "-n",
+        "400",
+        "--arrival",
+        "poisson",
+        "--rate",
+        "8",
+        "--seed",
+        "4",
+        "--out",
+        str(other),
+        "-q",
+    )
     assert (other / "requests.parquet").read_bytes() != (dirs[0] / "requests.parquet").read_bytes()
 
 

@@ -72,7 +72,11 @@ def test_preemption_recomputes_and_conserves_tokens():
     # reserved for their outputs.
     specs = [RequestSpec(0, 0.0, 8, 9), RequestSpec(1, 0.0, 8, 9)]
     st, req, it = simulate_specs(
-        specs, ConstantLatency(step_s=1.0), ChunkedParams(chunk_size=64), blocks=6, block_size=4,
+        specs,
+        ConstantLatency(step_s=1.0),
+        ChunkedParams(chunk_size=64),
+        blocks=6,
+        block_size=4,
         reserve=0.0,
     )
     assert st.num_preemptions >= 1
@@ -83,7 +87,11 @@ def test_preemption_recomputes_and_conserves_tokens():
 def test_reservation_avoids_preemption():
     specs = [RequestSpec(0, 0.0, 8, 9), RequestSpec(1, 0.0, 8, 9)]
     st, req, _ = simulate_specs(
-        specs, ConstantLatency(step_s=1.0), ChunkedParams(chunk_size=64), blocks=6, block_size=4,
+        specs,
+        ConstantLatency(step_s=1.0),
+        ChunkedParams(chunk_size=64),
+        blocks=6,
+        block_size=4,
         reserve=1.0,
     )
     assert st.num_preemptions == 0
@@ -109,7 +117,9 @@ def test_md1_mean_wait_matches_theory():
         arrivals = np.cumsum(rng.exponential(1.0 / rate, n))
         specs = [RequestSpec(i, float(a), prompt, 1) for i, a in enumerate(arrivals)]
         _, req, _ = simulate_specs(
-            specs, ConstantLatency(prefill_token_s=per_token), ChunkedParams(chunk_size=prompt),
+            specs,
+            ConstantLatency(prefill_token_s=per_token),
+            ChunkedParams(chunk_size=prompt),
             blocks=100_000,
         )
         wait = (req["first_token_s"] - req["arrival_s"] - service).to_numpy()

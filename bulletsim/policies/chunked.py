@@ -26,7 +26,9 @@ class ChunkedParams:
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
-            raise ValueError(f"unknown chunked-prefill variant {self.variant!r}; valid: {', '.join(VARIANTS)}")
+            raise ValueError(
+                f"unknown chunked-prefill variant {self.variant!r}; valid: {', '.join(VARIANTS)}"
+            )
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
         if self.max_running_requests < 1:
