@@ -10,12 +10,17 @@ Map of the package (data flows top to bottom):
     kvcache.py       paged KV block accounting
     decode_pool.py   requests in decode, stepped in O(1) per iteration
     state.py         queues + KV + decode pool shared by a run's lanes
-    policies/        pure decision objects: chunked prefill, Bullet, ablations
+    policies/        pure decision objects: chunked.py (baseline), bullet.py (Bullet),
+                     split.py + allocator.py + batching.py (two-lane machinery, SM planner,
+                     batch shapes), ablations.py (static split, naive, prefill-first),
+                     registry.py (names -> parameter dataclasses)
     engine.py        the SimPy engine (lanes as processes; the only simpy import)
     simulate.py      config -> one run; metrics.py, records.py, invariants.py
     results.py       results directories (atomic, deterministic); report.py, plots.py
-    sweep.py         policies x rates x workloads, capacity search
+    sweep.py         policies x rates x workloads (parallel); capacity.py (capacity search),
+                     sweep_report.py (tables), sweep_cli.py (the `sweep` command)
     cli.py           `bulletsim run | sweep | traces | calibrate | policies`
+    data/profiles/   calibrated latency profiles (H200 measured; A100/H100/H20 derived)
 
 The calibrator (real GPU kernels under SM partitions) lives in the top-level `calibrate/`
 package and `native/`; it needs torch and a CUDA GPU and is imported only on demand.
