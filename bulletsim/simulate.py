@@ -11,6 +11,7 @@ import pandas as pd
 from bulletsim.config import RunConfig
 from bulletsim.engine import SimEngine
 from bulletsim.hardware import get_gpu
+from bulletsim.invariants import check_run
 from bulletsim.kvcache import KVCache, kv_capacity
 from bulletsim.latency.base import LatencyModel
 from bulletsim.latency.factory import build_latency
@@ -86,6 +87,15 @@ def simulate(
     req = add_request_metrics(request_frame(state.requests), slo)
     summary = summarize(req, slo, state.itl_values, state.itl_weights)
     it = log.to_frame()
+    # every run, not only test runs, must keep the invariants; a violation is a bug
+    check_run(
+        req,
+        it,
+        num_requests=total,
+        kv_capacity_blocks=kv.capacity_blocks,
+        total_sms=gpu.num_sms,
+        max_overlap_sms=getattr(policy, "max_overlap_sms", 0),
+    )
     summary.update(
         {
             "policy": policy.name,

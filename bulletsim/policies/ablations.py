@@ -105,6 +105,7 @@ class NaiveConcurrency(StaticSplit):
         TwoLanePolicy.bind(self, ctx)
         # The overlap is the point of this ablation: both lanes hold every SM.
         self.hold = {"prefill": ctx.total_sms, "decode": ctx.total_sms}
+        self.max_overlap_sms = ctx.total_sms
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,8 @@ class Policy(Protocol):
 
     name: str
     lanes: tuple[str, ...]  # ("main",) for single-lane policies; ("prefill", "decode") for Bullet
+    # SMs the lanes may hold beyond the GPU's together (0 unless overlap is the point, as in
+    # the naive-concurrency ablation); an optional attribute, read with getattr(..., 0)
 
     def bind(self, ctx: PolicyContext) -> None:
         """Attach to a run's state; called once before the first `next_work`."""
