@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 
-from bulletsim.core import PrefillChunk, Request, RequestSpec
+from bulletsim.core import PrefillChunk, Request, RequestSpec, Work
 from bulletsim.decode_pool import DecodePool
 from bulletsim.kvcache import KVCache
 
@@ -116,6 +116,13 @@ class ServingState:
             else:
                 self.decode.add(r)
         return completed
+
+    def finish_work(self, work: Work, now_s: float) -> None:
+        """Commit a full-step `work` that ended at `now_s`: its decode step, then its chunks."""
+        if work.decode:
+            self.end_decode_step(now_s)
+        if work.prefill:
+            self.complete_chunks(work.prefill, now_s)
 
     def end_decode_step(self, now_s: float) -> list[Request]:
         done = self.decode.end_step(now_s, self.itl_values, self.itl_weights)

@@ -151,11 +151,7 @@ class PrefillFirst:
         return Work("main", decode_shape(st), sms, decode=True)
 
     def on_work_done(self, work: Work, now_s: float) -> None:
-        st = self.ctx.state
-        if work.decode:
-            st.end_decode_step(now_s)
-        if work.prefill:
-            st.complete_chunks(work.prefill, now_s)
+        self.ctx.state.finish_work(work, now_s)
 
 
 register("static-split", StaticSplitParams, StaticSplit)

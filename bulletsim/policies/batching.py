@@ -63,8 +63,15 @@ def reorder_head(
     return safe and order != head
 
 
-def prefill_shape(chunks: list[PrefillChunk], num_layers: int | None) -> WorkShape:
-    """The shape of `chunks` over `num_layers` layers (None = a full step with lm_head)."""
+def prefill_shape(
+    chunks: list[PrefillChunk],
+    num_layers: int | None,
+    *,
+    num_decode: int = 0,
+    decode_ctx_tokens: int = 0,
+) -> WorkShape:
+    """The shape of `chunks` over `num_layers` layers (None = a full step with lm_head),
+    plus `num_decode` decode tokens attending to `decode_ctx_tokens` (a mixed batch)."""
     q_sum = pairs = kv_tokens = logits = 0
     for ch in chunks:
         q, c = ch.num_tokens, ch.start_tokens
@@ -77,8 +84,10 @@ def prefill_shape(chunks: list[PrefillChunk], num_layers: int | None) -> WorkSha
         prefill_attn_pairs=float(pairs),
         prefill_kv_tokens=kv_tokens,
         num_prefill_seqs=len(chunks),
+        decode_tokens=num_decode,
+        decode_ctx_tokens=decode_ctx_tokens,
         num_layers=num_layers,
-        logits_tokens=logits,
+        logits_tokens=logits + num_decode,
     )
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bulletsim.core import PrefillChunk, Work, WorkShape
+from bulletsim.core import PrefillChunk, Work
 from bulletsim.policies.base import PolicyContext
+from bulletsim.policies.batching import prefill_shape
 
 VARIANTS = ("mixed", "prefill-first")
 
@@ -93,28 +94,14 @@ class ChunkedPrefill:
             chunks = self._prefill_chunks(budget, now_s, admit=not preempted)
         if not chunks and not decode:
             return None
-        q_sum = pairs = kv_tokens = logits = 0
-        for ch in chunks:
-            q, c = ch.num_tokens, ch.start_tokens
-            q_sum += q
-            pairs += q * c + q * (q + 1) // 2
-            kv_tokens += c + q
-            logits += ch.completes_prefill
         num_decode = len(members) if decode else 0
-        shape = WorkShape(
-            prefill_tokens=q_sum,
-            prefill_attn_pairs=float(pairs),
-            prefill_kv_tokens=kv_tokens,
-            num_prefill_seqs=len(chunks),
-            decode_tokens=num_decode,
+        shape = prefill_shape(
+            chunks,
+            None,
+            num_decode=num_decode,
             decode_ctx_tokens=(pool.ctx_tokens + num_decode) if decode else 0,
-            logits_tokens=logits + num_decode,
         )
         return Work("main", shape, self.ctx.total_sms, prefill=chunks, decode=decode)
 
     def on_work_done(self, work: Work, now_s: float) -> None:
-        st = self.ctx.state
-        if work.decode:
-            st.end_decode_step(now_s)
-        if work.prefill:
-            st.complete_chunks(work.prefill, now_s)
+        self.ctx.state.finish_work(work, now_s)
