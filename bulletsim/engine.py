@@ -9,6 +9,7 @@ within microseconds).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import simpy
@@ -43,13 +44,19 @@ class SimEngine:
         self._idle: dict[str, simpy.Event | None] = {}
         self._procs: dict[str, simpy.Process] = {}
         self._alloc: dict[str, int] = {}
+        self._co_runners: dict[tuple[str, int], CoRunner] = {}
+        self._stays_idle: Callable[[str], bool] | None = None
+        self._armed: dict[str, simpy.Event | None] = {}  # the timeout that wakes an idle lane
+        self._newest_timeout: tuple[str, float, simpy.Event] | None = None
 
     def run(self) -> IterationLog:
         env = self.env = simpy.Environment()
         self.policy.bind(self.ctx)
+        self._stays_idle = getattr(self.policy, "stays_idle", None)  # optional policy hook
         for lane in self.policy.lanes:
             self._busy[lane] = None
             self._idle[lane] = None
+            self._armed[lane] = None
             self._alloc[lane] = self.policy.allocation(lane)
             self.sm_log.append((0.0, lane, self._alloc[lane]))
         for lane in self.policy.lanes:
@@ -64,30 +71,87 @@ class SimEngine:
             if other != lane and w is not None:
                 # the allocation, not w.num_sms: a re-split made at this instant has already
                 # shrunk the other lane, its process just has not handled the interrupt yet
-                return CoRunner(w.shape.phase, self._alloc.get(other, w.num_sms))
+                key = (w.shape.phase, self._alloc.get(other, w.num_sms))
+                co = self._co_runners.get(key)
+                if co is None:  # frozen, so one object per value serves every iteration
+                    co = self._co_runners[key] = CoRunner(*key)
+                return co
         return None
 
     def _sync_allocations(self, now_s: float) -> None:
         """Record split changes and interrupt busy lanes whose SM count changed."""
-        for lane in self.policy.lanes:
-            sms = self.policy.allocation(lane)
-            if sms != self._alloc[lane]:
+        allocation = self.policy.allocation
+        for lane, held in self._alloc.items():
+            sms = allocation(lane)
+            if sms != held:
                 self._alloc[lane] = sms
                 self.sm_log.append((now_s, lane, sms))
                 w = self._busy[lane]
                 if w is not None and w.num_sms != sms:
                     self._procs[lane].interrupt("repartition")
 
-    def _wake_others(self, lane: str) -> None:
+    def _wake_others(self, lane: str, *, skip_no_ops: bool = False) -> None:
         for other, ev in self._idle.items():
             if other != lane and ev is not None and not ev.triggered:
+                if skip_no_ops and self._wake_is_no_op(other):
+                    continue
                 ev.succeed()
+
+    def _wake_is_no_op(self, lane: str) -> bool:
+        """True when waking idle `lane` now would change nothing: the policy says its next_work
+        returns None and leaves everything as it is, and the lane would wait again on the
+        arrival timeout it holds. A prefill lane with nothing to admit would otherwise be
+        woken at every decode step for nothing."""
+        stays_idle = self._stays_idle
+        if stays_idle is None or self.state.all_done or not stays_idle(lane):
+            return False
+        armed, nxt = self._armed[lane], self.state.next_arrival_s()
+        if nxt is None:
+            return armed is None
+        now, newest = self.env.now, self._newest_timeout
+        # the lane would re-arm through _wake_at_arrival: it must keep `armed` there
+        return (
+            newest is not None
+            and newest[2] is armed
+            and newest[:2] == (lane, now + (nxt - now))
+            and not armed.processed
+        )
+
+    def _wake_at_arrival(self, lane: str, delay_s: float) -> None:
+        """Wake idle `lane` after delay_s (the next arrival) unless another lane wakes it first.
+
+        A callback on a timeout instead of `ev | timeout`: idle waits are frequent (a prefill
+        lane that cannot admit is woken at every decode step) and a Condition per wait cost
+        more than the rest of the wait. For the same reason a lane that is idle again before
+        the arrival keeps the timeout it has when that fires at the same instant and no other
+        arrival timeout was set since (so events at one instant keep their order).
+        """
+        at = self.env.now + delay_s
+        newest = self._newest_timeout
+        if newest is not None and newest[:2] == (lane, at) and not newest[2].processed:
+            self._armed[lane] = newest[2]
+            return
+        timeout = self._armed[lane] = self.env.timeout(delay_s)
+        timeout.callbacks.append(functools.partial(self._arrival, lane))
+        self._newest_timeout = (lane, at, timeout)
+
+    def _arrival(self, lane: str, timeout: simpy.Event) -> None:
+        if self._armed[lane] is not timeout:  # the lane has waited on another one since
+            return
+        self._armed[lane] = None
+        ev = self._idle[lane]
+        if ev is not None and not ev.triggered:
+            ev.succeed()
 
     def _lane(self, lane: str):
         env, st, policy, latency = self.env, self.state, self.policy, self.latency
         multi = len(policy.lanes) > 1
         log = self.log
         iters = 0
+        # Waking the other lanes after an iteration waits until this lane has its next work:
+        # an idle lane's poll comes after that anyway, and only then is it known whether the
+        # poll would do anything (no events are scheduled in between).
+        wake = False
         while True:
             now = env.now
             st.admit_arrivals(now)
@@ -95,6 +159,9 @@ class SimEngine:
             if multi:
                 self._sync_allocations(now)
             if work is None:
+                if wake:
+                    self._wake_others(lane)
+                    wake = False
                 if st.all_done:
                     self._wake_others(lane)
                     return
@@ -108,10 +175,17 @@ class SimEngine:
                 # (its event triggered, not yet processed) at this same instant. If every
                 # lane waits for good, env.run() drains and run() reports the stuck state.
                 ev = self._idle[lane] = env.event()
-                yield (ev | env.timeout(nxt - now)) if nxt is not None else ev
+                if nxt is not None:
+                    self._wake_at_arrival(lane, nxt - now)
+                else:
+                    self._armed[lane] = None
+                yield ev
                 self._idle[lane] = None
                 continue
 
+            if wake:
+                self._wake_others(lane, skip_no_ops=True)
+                wake = False
             self._busy[lane] = work
             co = self._co_runner(lane) if multi else None
             start = now
@@ -139,7 +213,7 @@ class SimEngine:
                 self._progress(st.num_finished)
             if multi:
                 self._sync_allocations(end)
-                self._wake_others(lane)
+                wake = True
 
     def _stuck_message(self) -> str:
         st = self.state

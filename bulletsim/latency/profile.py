@@ -48,6 +48,9 @@ REQUIRED_META = (
     "date",
 )
 _MEMO_LIMIT = 500_000
+# The per-layer memo pays off on repeats close in time (a prefill batch priced at each window,
+# a decode step by the policy then the engine); kept small, it costs one-off shapes little.
+_LAYER_MEMO_LIMIT = 4096
 
 
 def profile_filename(gpu: str, model: str) -> str:
@@ -307,7 +310,11 @@ class ProfileLatency:
         self._grids["attn_decode"] = LogGrid([ad["batch"], ad["ctx"], sms], planes)
         self._memo_lin: dict[tuple[int, int], tuple[float, float]] = {}
         self._memo_head: dict[tuple[int, int, int], tuple[float, float]] = {}
-        self._factors: dict[tuple[int, CoRunner], tuple[float, float, int]] = {}
+        self._memo_layer: dict[tuple, tuple[float, float]] = {}
+        self._last_step: WorkShape | None = None  # the last full-step shape and its parts
+        self._last_step_parts: dict[int, tuple[float, float]] = {}
+        self._linear_ops: dict[int, list[OpCost]] = {}  # tokens -> linear_ops (built once)
+        self._factors: dict[tuple[int, str, int], tuple[float, float, int]] = {}
         # 1-D slices of the attention grids (multilinear interpolation is separable, so
         # fixing batch and SMs first gives the same value as the full interpolation)
         self._decode_slices: dict[tuple[int, int], tuple | None] = {}
@@ -430,14 +437,15 @@ class ProfileLatency:
         """Seconds to run `shape` on `num_sms` SMs, alone or beside `co_runner`."""
         if not 0 < num_sms <= self.total_sms:
             raise ValueError(f"num_sms must be in 1..{self.total_sms}, got {num_sms}")
-        if shape.total_tokens == 0 and shape.logits_tokens == 0:
+        if not (shape.prefill_tokens or shape.decode_tokens or shape.logits_tokens):
             return 0.0
         if co_runner is None:
             mem_s, cmp_s = self._parts(shape, num_sms)
             return mem_s + cmp_s + self._overhead(shape)
-        factors = self._factors.get((num_sms, co_runner))
+        key = (num_sms, co_runner.phase, co_runner.num_sms)  # hashes in C, unlike CoRunner
+        factors = self._factors.get(key)
         if factors is None:
-            factors = self._factors[(num_sms, co_runner)] = contention_factors(
+            factors = self._factors[key] = contention_factors(
                 self.params.contention, num_sms, self.total_sms, co_runner
             )
         f_mem, f_cmp, eff = factors
@@ -445,7 +453,51 @@ class ProfileLatency:
         return f_mem * mem_s + f_cmp * cmp_s + self._overhead(shape)
 
     def _parts(self, shape: WorkShape, n: int) -> tuple[float, float]:
-        tokens = shape.total_tokens
+        # One layer's parts are asked for again and again: a prefill batch is priced at every
+        # window and split candidate (layer windows, value-keyed: merged windows are new
+        # objects of equal values), a decode step by the policy and then by the engine (the
+        # same immutable shape object). One-off full steps (chunked prefill) skip the key.
+        if shape.num_layers is not None:
+            key = (
+                shape.prefill_tokens,
+                shape.prefill_attn_pairs,
+                shape.prefill_kv_tokens,
+                shape.decode_tokens,
+                shape.decode_ctx_tokens,
+                n,
+            )
+            layer = self._memo_layer.get(key)
+            if layer is None:
+                if len(self._memo_layer) > _LAYER_MEMO_LIMIT:
+                    self._memo_layer.clear()
+                layer = self._memo_layer[key] = self._layer_parts(shape, n)
+        elif shape is self._last_step:
+            layer = self._last_step_parts.get(n)
+            if layer is None:
+                layer = self._last_step_parts[n] = self._layer_parts(shape, n)
+        else:
+            self._last_step = shape  # holding it keeps its identity unique
+            layer = self._layer_parts(shape, n)
+            self._last_step_parts = {n: layer}
+        mem_s, cmp_s = layer
+        if shape.num_layers is not None:
+            return shape.num_layers * mem_s, shape.num_layers * cmp_s
+        tokens = shape.prefill_tokens + shape.decode_tokens
+        key = (tokens, shape.logits_tokens, n)
+        head = self._memo_head.get(key)
+        if head is None:
+            if len(self._memo_head) > _MEMO_LIMIT:
+                self._memo_head.clear()
+            a, b = self._op_parts("final_norm", shape, n) if tokens else (0.0, 0.0)
+            if shape.logits_tokens:
+                c, d = self._op_parts("lm_head", shape, n)
+                a, b = a + c, b + d
+            head = self._memo_head[key] = (a, b)
+        return self.num_layers * mem_s + head[0], self.num_layers * cmp_s + head[1]
+
+    def _layer_parts(self, shape: WorkShape, n: int) -> tuple[float, float]:
+        """(memory-bound, compute-bound) seconds of one layer of `shape` on n SMs."""
+        tokens = shape.prefill_tokens + shape.decode_tokens
         lin = self._memo_lin.get((tokens, n))
         if lin is None:
             if len(self._memo_lin) > _MEMO_LIMIT:
@@ -459,19 +511,7 @@ class ProfileLatency:
         if shape.decode_tokens:
             a, b = self._attn_decode_parts(shape, n)
             mem_s, cmp_s = mem_s + a, cmp_s + b
-        if shape.num_layers is not None:
-            return shape.num_layers * mem_s, shape.num_layers * cmp_s
-        key = (tokens, shape.logits_tokens, n)
-        head = self._memo_head.get(key)
-        if head is None:
-            if len(self._memo_head) > _MEMO_LIMIT:
-                self._memo_head.clear()
-            a, b = self._op_parts("final_norm", shape, n) if tokens else (0.0, 0.0)
-            if shape.logits_tokens:
-                c, d = self._op_parts("lm_head", shape, n)
-                a, b = a + c, b + d
-            head = self._memo_head[key] = (a, b)
-        return self.num_layers * mem_s + head[0], self.num_layers * cmp_s + head[1]
+        return mem_s, cmp_s
 
     def _slice(self, name: str, axis: int, fixed: dict[int, float]) -> tuple | None:
         """Log-values of grid `name` along `axis` with the other coordinates fixed, or None
@@ -501,15 +541,26 @@ class ProfileLatency:
             sls = [self._slice(name, 0, {1: n}) for name in LINEAR_OPS]
             sls = self._linear_slices[n] = None if None in sls else sls
         mem_t = cmp_t = 0.0
-        ops = linear_ops(self.model, tokens)
-        for name, op, sl in zip(LINEAR_OPS, ops, sls or [None] * len(LINEAR_OPS), strict=False):
-            if sl is None or not sl[0] <= tokens <= sl[1]:
+        ops = self._linear_ops.get(tokens)
+        if ops is None:  # a run sees a few thousand token counts, each on many SM counts
+            if len(self._linear_ops) > _MEMO_LIMIT:
+                self._linear_ops.clear()
+            ops = self._linear_ops[tokens] = linear_ops(self.model, tokens)
+        if sls is None or not sls[0][0] <= tokens <= sls[0][1]:
+            for name, op in zip(LINEAR_OPS, ops, strict=False):
                 a, b = self._measured_parts(name, op, (tokens, n), n)
+                mem_t, cmp_t = mem_t + a, cmp_t + b
+            return mem_t, cmp_t
+        # Every linear op is measured on the one `linear.tokens` axis: bracket it once.
+        i, j, w = _bracket(sls[0][2], math.log(tokens))
+        for op, sl in zip(ops, sls, strict=False):
+            v = sl[3]
+            t = math.exp(v[i] if w == 0.0 else v[i] + (v[j] - v[i]) * w)
+            mem_s, cmp_s = op_time_split(op, n, self.gpu, self.params)
+            if mem_s >= cmp_s:
+                mem_t += t
             else:
-                t = self._along(sl, tokens)
-                mem_s, cmp_s = op_time_split(op, n, self.gpu, self.params)
-                a, b = (t, 0.0) if mem_s >= cmp_s else (0.0, t)
-            mem_t, cmp_t = mem_t + a, cmp_t + b
+                cmp_t += t
         return mem_t, cmp_t
 
     def _attn_decode_parts(self, shape: WorkShape, n: int) -> tuple[float, float]:

@@ -120,6 +120,28 @@ def op_time_s(op: OpCost, num_sms: int, gpu: GPUSpec, params: SRMParams) -> floa
     return mem_s + cmp_s
 
 
+def kernel_table(ops: list[OpCost], gpu: GPUSpec, params: SRMParams) -> tuple[tuple, ...]:
+    """What `op_time_split` needs of each kernel beyond the SM count, looked up once (a hot
+    path prices one kernel list on many SM counts): (alpha, flops, bytes, GEMM tiles or 0),
+    or (fixed seconds,) for an all-reduce. Empty for zero tokens (no kernels run)."""
+    if not ops or ops[0].flops == 0.0:
+        return ()
+    table = []
+    for op in ops:
+        alpha = params.alpha[op.op_class]
+        if op.op_class == "allreduce":
+            t = alpha * op.bytes / gpu.interconnect_bytes_s + params.allreduce_latency_s
+            table.append((t,))
+            continue
+        tiles = 0
+        if op.gemm_mnk is not None:
+            m, n, _ = op.gemm_mnk
+            tm, tn = params.gemm_tile_mn
+            tiles = op.gemm_groups * math.ceil(m / tm) * math.ceil(n / tn)
+        table.append((alpha, op.flops, op.bytes, tiles))
+    return tuple(table)
+
+
 class RooflineLatency:
     """`LatencyModel` from the SRM. A layer window of k layers costs k layers (no step overhead);
     a full step (`shape.num_layers is None`) adds the lm_head and `step_overhead_s`."""
@@ -134,8 +156,12 @@ class RooflineLatency:
         p = self.params
         self._rates = [(0.0, 0.0)] + [rates(n, gpu, p) for n in range(1, gpu.num_sms + 1)]
         self._linear: dict[tuple[int, int], tuple[float, float]] = {}
+        self._linear_kernels: dict[int, tuple[tuple, ...]] = {}  # tokens -> kernel table
         self._head: dict[tuple[int, int, int], tuple[float, float]] = {}
-        self._factors: dict[tuple[int, CoRunner], tuple[float, float, int]] = {}
+        # keyed by (SMs, co-runner phase, co-runner SMs): a tuple of str and ints hashes in C
+        self._factors: dict[tuple[int, str, int], tuple[float, float, int]] = {}
+        self._layer_overhead_s = p.layer_overhead_s
+        self._full_step_overhead_s = model.num_layers * p.layer_overhead_s + p.step_overhead_s
         # Attention coefficients, the same expressions as ops.attention_ops.
         d, b = model.head_dim, model.dtype_bytes
         qh, kvh = model.q_heads_per_gpu, model.kv_heads_per_gpu
@@ -153,9 +179,10 @@ class RooflineLatency:
         if co_runner is None:
             mem_s, cmp_s = self._parts(shape, num_sms)
             return mem_s + cmp_s + self._overhead(shape)
-        factors = self._factors.get((num_sms, co_runner))
+        key = (num_sms, co_runner.phase, co_runner.num_sms)
+        factors = self._factors.get(key)
         if factors is None:
-            factors = self._factors[(num_sms, co_runner)] = contention_factors(
+            factors = self._factors[key] = contention_factors(
                 self.params.contention, num_sms, self.total_sms, co_runner
             )
         f_mem, f_cmp, eff_sms = factors
@@ -163,12 +190,12 @@ class RooflineLatency:
         return f_mem * mem_s + f_cmp * cmp_s + self._overhead(shape)
 
     def _parts(self, shape: WorkShape, n: int) -> tuple[float, float]:
-        tokens = shape.total_tokens
+        tokens = shape.prefill_tokens + shape.decode_tokens
         lin = self._linear.get((tokens, n))
         if lin is None:
             if len(self._linear) > _MEMO_LIMIT:
                 self._linear.clear()
-            lin = self._linear[(tokens, n)] = self._sum_split(linear_ops(self.model, tokens), n)
+            lin = self._linear[(tokens, n)] = self._split_sum(self._linear_table(tokens), n)
         mem_s, cmp_s = lin
         compute, bandwidth = self._rates[n]
         if shape.prefill_tokens:
@@ -199,19 +226,49 @@ class RooflineLatency:
         return self.num_layers * mem_s + head[0], self.num_layers * cmp_s + head[1]
 
     def _overhead(self, shape: WorkShape) -> float:
-        if shape.total_tokens == 0 and shape.logits_tokens == 0:
+        if not (shape.prefill_tokens or shape.decode_tokens or shape.logits_tokens):
             return 0.0
         if shape.num_layers is not None:
-            return shape.num_layers * self.params.layer_overhead_s
-        return self.num_layers * self.params.layer_overhead_s + self.params.step_overhead_s
+            return shape.num_layers * self._layer_overhead_s
+        return self._full_step_overhead_s
 
     def _sum_split(self, ops: list[OpCost], n: int) -> tuple[float, float]:
+        return self._split_sum(self._kernel_table(ops), n)
+
+    def _linear_table(self, tokens: int) -> tuple[tuple, ...]:
+        # A run sees a few thousand token counts, each on many SM counts: build the kernels
+        # once per count, not once per (count, SMs).
+        table = self._linear_kernels.get(tokens)
+        if table is None:
+            if len(self._linear_kernels) > _MEMO_LIMIT:
+                self._linear_kernels.clear()
+            table = self._linear_kernels[tokens] = self._kernel_table(
+                linear_ops(self.model, tokens)
+            )
+        return table
+
+    def _kernel_table(self, ops: list[OpCost]) -> tuple[tuple, ...]:
+        return kernel_table(ops, self.gpu, self.params)
+
+    def _split_sum(self, table: tuple[tuple, ...], n: int) -> tuple[float, float]:
+        """(memory-bound, compute-bound) seconds of a `kernel_table` on n SMs: the sums of
+        `op_time_split` over its kernels, the same arithmetic in the same order (same bits)."""
         mem_s = cmp_s = 0.0
-        if not ops or ops[0].flops == 0.0:  # zero tokens: no kernels run
-            return 0.0, 0.0
-        for op in ops:
-            m, c = op_time_split(op, n, self.gpu, self.params)
-            mem_s, cmp_s = mem_s + m, cmp_s + c
+        compute, bandwidth = self._rates[n]
+        for k in table:
+            if len(k) == 1:  # an all-reduce: fixed seconds
+                mem_s += k[0]
+                continue
+            alpha, flops, bytes_, tiles = k
+            if tiles:  # wave quantization: only tiles / (waves * n) of the SMs do work
+                t_compute = flops / (compute * (tiles / (math.ceil(tiles / n) * n)))
+            else:
+                t_compute = flops / compute
+            t_memory = bytes_ / bandwidth
+            if t_memory >= t_compute:
+                mem_s += alpha * t_memory
+            else:
+                cmp_s += alpha * t_compute
         return mem_s, cmp_s
 
     # -- slow, readable path ----------------------------------------------------------------

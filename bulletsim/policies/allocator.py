@@ -7,9 +7,10 @@ time target, and the fewest SMs a prefill needs to meet a deadline.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
-from bulletsim.core import CoRunner, WorkShape
+from bulletsim.core import CoRunner, Phase, WorkShape
 from bulletsim.latency.base import LatencyModel
 
 # How SMs are handed out: libsmctrl masks whole TPCs (2 SMs, Bullet's mechanism); CUDA green
@@ -39,6 +40,16 @@ def round_to_units(sms: float, unit: int, total_sms: int) -> int:
     return max(unit, min(total_sms, unit * round(sms / unit)))
 
 
+_UNKNOWN = object()  # a memo miss (None is an answer: no SM count meets the target)
+
+
+@functools.cache
+def co_runner(phase: Phase, num_sms: int) -> CoRunner:
+    """`CoRunner(phase, num_sms)`, one shared object per value (it is frozen): planning asks
+    for the same few hundred values tens of thousands of times in a run."""
+    return CoRunner(phase, num_sms)
+
+
 def _ctx_bucket(ctx_tokens: int) -> int:
     """Round up to 6 significant bits (<= 3% high): a conservative memo key for contexts."""
     shift = max(0, ctx_tokens.bit_length() - 6)
@@ -53,6 +64,8 @@ class SplitPlanner:
         self.total_sms = total_sms
         self.unit = unit_sms
         self._decode_memo: dict[tuple[int, int, bool, float], int | None] = {}
+        self._last_query: tuple[int, int, bool, float] | None = None
+        self._last_answer: int | None = None
         self.num_predicts = 0
 
     def _smallest(self, max_units: int, ok: Callable[[int], bool]) -> int | None:
@@ -74,25 +87,41 @@ class SplitPlanner:
         With a prefill running, the decode leaves it at least one unit and is predicted beside
         it (contention); the context sum is rounded up so the memo stays small.
         """
+        # The same step is asked about again at every prefill window while the pool stands
+        # still: answer a repeat before bucketing.
+        query = (shape.decode_tokens, shape.decode_ctx_tokens, prefill_busy, target_s)
+        if query != self._last_query:
+            self._last_query = query
+            self._last_answer = self._decode_min(shape, target_s, prefill_busy)
+        return self._last_answer
+
+    def _decode_min(self, shape: WorkShape, target_s: float, prefill_busy: bool) -> int | None:
         ctx = _ctx_bucket(shape.decode_ctx_tokens)
         key = (shape.decode_tokens, ctx, prefill_busy, target_s)
-        if key in self._decode_memo:
-            return self._decode_memo[key]
+        out = self._decode_memo.get(key, _UNKNOWN)
+        if out is not _UNKNOWN:
+            return out
+        return self._memo_put(
+            key, self._search_decode(shape.decode_tokens, ctx, prefill_busy, target_s)
+        )
+
+    def _search_decode(
+        self, num_decode: int, ctx_tokens: int, prefill_busy: bool, target_s: float
+    ) -> int | None:
+        # Apart from _decode_min: a function holding a closure pays for its cells on every
+        # call, and the memo answers most calls.
         probe = WorkShape(
-            decode_tokens=shape.decode_tokens,
-            decode_ctx_tokens=ctx,
-            logits_tokens=shape.decode_tokens,
+            decode_tokens=num_decode, decode_ctx_tokens=ctx_tokens, logits_tokens=num_decode
         )
         total = self.total_sms
 
         def ok(d: int) -> bool:
             self.num_predicts += 1
-            co = CoRunner("prefill", total - d) if prefill_busy else None
+            co = co_runner("prefill", total - d) if prefill_busy else None
             return self.latency.predict(probe, d, co) <= target_s
 
         max_units = (total - self.unit if prefill_busy else total) // self.unit
-        out = self._memo_put(key, self._smallest(max_units, ok))
-        return out
+        return self._smallest(max_units, ok)
 
     def _memo_put(self, key, value: int | None) -> int | None:
         if len(self._decode_memo) > 200_000:  # bound memory on very long runs
@@ -113,7 +142,7 @@ class SplitPlanner:
 
         def ok(p: int) -> bool:
             self.num_predicts += 1
-            co = CoRunner("decode", total - p) if decode_busy else None
+            co = co_runner("decode", total - p) if decode_busy else None
             return num_windows * self.latency.predict(window, p, co) + extra_s <= budget_s
 
         max_units = (total - self.unit if decode_busy else total) // self.unit

@@ -51,7 +51,10 @@ class Policy(Protocol):
     name: str
     lanes: tuple[str, ...]  # ("main",) for single-lane policies; ("prefill", "decode") for Bullet
     # SMs the lanes may hold beyond the GPU's together (0 unless overlap is the point, as in
-    # the naive-concurrency ablation); an optional attribute, read with getattr(..., 0)
+    # the naive-concurrency ablation); an optional attribute, read with getattr(..., 0).
+    # Optional method `stays_idle(lane) -> bool`: True only when `next_work(lane, now)` would
+    # return None and change nothing; the engine then skips waking that idle lane (a speed
+    # hook: a wrong True would change results, so implement it only where it is provable).
 
     def bind(self, ctx: PolicyContext) -> None:
         """Attach to a run's state; called once before the first `next_work`."""

@@ -91,11 +91,28 @@ def prefill_shape(
     )
 
 
-def decode_shape(st: ServingState, *, include_pending: bool = False) -> WorkShape:
-    """One decode step over the pool (plus, for planning, the requests about to join).
+def with_layers(shape: WorkShape, num_layers: int | None) -> WorkShape:
+    """`shape` over `num_layers` layers: `dataclasses.replace` without its per-call field
+    introspection, which shows in the windowed policies' per-iteration cost."""
+    return WorkShape(
+        prefill_tokens=shape.prefill_tokens,
+        prefill_attn_pairs=shape.prefill_attn_pairs,
+        prefill_kv_tokens=shape.prefill_kv_tokens,
+        num_prefill_seqs=shape.num_prefill_seqs,
+        decode_tokens=shape.decode_tokens,
+        decode_ctx_tokens=shape.decode_ctx_tokens,
+        num_layers=num_layers,
+        logits_tokens=shape.logits_tokens,
+    )
 
-    Mirrors chunked prefill: each member attends to its context plus the new token.
-    """
+
+def decode_shape(st: ServingState, *, include_pending: bool = False) -> WorkShape:
+    """One decode step over the pool (plus, for planning, the requests about to join)."""
+    return decode_step_shape(*decode_totals(st, include_pending=include_pending))
+
+
+def decode_totals(st: ServingState, *, include_pending: bool = False) -> tuple[int, int]:
+    """(requests, context tokens) of the next decode step, before its new tokens."""
     pool = st.decode
     n = len(pool)
     ctx = pool.ctx_tokens
@@ -103,6 +120,15 @@ def decode_shape(st: ServingState, *, include_pending: bool = False) -> WorkShap
         for r in pool.pending:
             n += 1
             ctx += r.prefill_target_tokens
-    if n == 0:
+    return n, ctx
+
+
+def decode_step_shape(num_requests: int, ctx_tokens: int) -> WorkShape:
+    """A decode step of `num_requests` over `ctx_tokens` of context (see `decode_totals`).
+
+    Mirrors chunked prefill: each member attends to its context plus the new token.
+    """
+    if num_requests == 0:
         return WorkShape()
-    return WorkShape(decode_tokens=n, decode_ctx_tokens=ctx + n, logits_tokens=n)
+    n = num_requests
+    return WorkShape(decode_tokens=n, decode_ctx_tokens=ctx_tokens + n, logits_tokens=n)

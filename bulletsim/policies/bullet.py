@@ -22,10 +22,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bulletsim.core import CoRunner, Work, WorkShape
-from bulletsim.policies.allocator import MECHANISMS, SplitPlanner, granularity_sms, round_to_units
+from bulletsim.core import Work, WorkShape
+from bulletsim.policies.allocator import (
+    MECHANISMS,
+    SplitPlanner,
+    co_runner,
+    granularity_sms,
+    round_to_units,
+)
 from bulletsim.policies.base import PolicyContext
-from bulletsim.policies.batching import can_start_prefill, decode_shape, reorder_head
+from bulletsim.policies.batching import can_start_prefill, reorder_head
 from bulletsim.policies.registry import register
 from bulletsim.policies.split import TwoLanePolicy
 
@@ -100,6 +106,8 @@ class Bullet(TwoLanePolicy):
         self._decode_step: tuple[float, WorkShape, int, float] | None = None
         self._window_batch: list | None = None
         self._window_memo: dict[tuple[int, int], float] = {}
+        self._predict_s = p.predict_us * 1e-6
+        self._remask_s = p.remask_us * 1e-6
 
     def bind(self, ctx: PolicyContext) -> None:
         super().bind(ctx)
@@ -172,7 +180,7 @@ class Bullet(TwoLanePolicy):
             self._window_batch, self._window_memo = self.batch, {}
         t = self._window_memo.get((p, d))
         if t is None:
-            co = CoRunner("decode", d) if d else None
+            co = co_runner("decode", d) if d else None
             t = self._window_memo[(p, d)] = self.ctx.latency.predict(self.window_shape, p, co)
         return t
 
@@ -180,9 +188,9 @@ class Bullet(TwoLanePolicy):
         other = "decode" if lane == "prefill" else "prefill"
         if self.busy[other] and self.hold[other] > self.total - sms:
             self.hold[other] = self.total - sms  # shrink the running lane now, never overlap
-        work.overhead_s += self.params.predict_us * 1e-6
+        work.overhead_s += self._predict_s
         if sms != self.hold[lane]:
-            work.overhead_s += self.params.remask_us * 1e-6
+            work.overhead_s += self._remask_s
         self.hold[lane] = work.num_sms = sms
         self.busy[lane] = True
         self.last_lane = lane
@@ -201,6 +209,15 @@ class Bullet(TwoLanePolicy):
             return self._next_prefill(now_s)
         return self._next_decode(now_s)
 
+    def stays_idle(self, lane: str) -> bool:
+        """True when next_work(lane) would return None and change nothing (engine hook: an
+        idle lane need not be woken then)."""
+        if self.temporal or self.params.reorder:
+            return False
+        if lane == "prefill":
+            return not self.prefill_has_work() and self.hold["prefill"] == 0
+        return not self.decode_has_work() and self.hold["decode"] == 0
+
     def _next_prefill(self, now_s: float) -> Work | None:
         if not self.batch:
             if self.params.reorder:
@@ -215,8 +232,7 @@ class Bullet(TwoLanePolicy):
             p = self.total
             k = 1
         else:
-            shape = decode_shape(self.ctx.state, include_pending=True)
-            p, d = self.plan(now_s, shape)
+            p, d = self.plan(now_s, self.decode_step(include_pending=True))
             k = self._windows_before_decode_decides(now_s, p, d)
         # a merged unit still pays the predictions its inner boundaries would have made
         skipped_s = (k - 1) * self.params.predict_us * 1e-6
@@ -241,8 +257,10 @@ class Bullet(TwoLanePolicy):
             start_s, shape, sms, overhead_s = self._decode_step
             self.decode_end_lb_s = start_s + lat.predict(shape, sms) + overhead_s
             self._decode_step = None
-        window_s = self._window_s(p, min(self.hold["decode"], self.total - p))
         slack_s = self.decode_end_lb_s - now_s
+        if slack_s <= 0.0:  # the decode step may end any moment: no window fits before it
+            return 1
+        window_s = self._window_s(p, min(self.hold["decode"], self.total - p))
         if window_s <= 0.0 or slack_s <= window_s:
             return 1
         return min(rem, 1 + int(slack_s / window_s * (1 - 1e-9)))

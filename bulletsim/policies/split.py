@@ -9,11 +9,16 @@ shared); the handoff cost is added to the batch's last window.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from bulletsim.core import PrefillChunk, Work, WorkShape
 from bulletsim.policies.base import PolicyContext
-from bulletsim.policies.batching import can_start_prefill, decode_shape, form_batch, prefill_shape
+from bulletsim.policies.batching import (
+    can_start_prefill,
+    decode_step_shape,
+    decode_totals,
+    form_batch,
+    prefill_shape,
+    with_layers,
+)
 
 
 class TwoLanePolicy:
@@ -42,6 +47,8 @@ class TwoLanePolicy:
         self.last_window_shape = WorkShape()
         self.tail_s = 0.0  # lm_head + per-step overhead + handoff, paid by the last window
         self._head_memo: dict[tuple[int, int], float] = {}
+        self._decode_totals: tuple[int, int] | None = None
+        self._decode_shape = WorkShape()
 
     def bind(self, ctx: PolicyContext) -> None:
         self.ctx = ctx
@@ -74,18 +81,18 @@ class TwoLanePolicy:
         k, n = self.layers_per_window, self.num_layers
         self.window_index = 0
         self.num_windows = -(-n // k)
-        self.window_shape = prefill_shape(self.batch, k)
+        window = self.window_shape = prefill_shape(self.batch, k)
         last = n - k * (self.num_windows - 1)
-        self.last_window_shape = prefill_shape(self.batch, last)
+        self.last_window_shape = window if last == k else with_layers(window, last)
         # What a full step costs beyond its layers (lm_head, sampling, launch), priced on the
         # whole GPU (the split it will run on is not known yet). It is ~1 ms and depends on
         # the rows reaching lm_head, hardly on the prompt, so 256-token buckets share a price.
-        full = prefill_shape(self.batch, None)
-        key = (full.prefill_tokens // 256, full.logits_tokens)
+        key = (window.prefill_tokens // 256, window.logits_tokens)
         head_s = self._head_memo.get(key)
         if head_s is None:
             lat, sms = self.ctx.latency, self.ctx.total_sms
-            head_s = lat.predict(full, sms) - lat.predict(prefill_shape(self.batch, n), sms)
+            full = with_layers(window, None)
+            head_s = lat.predict(full, sms) - lat.predict(with_layers(window, n), sms)
             self._head_memo[key] = head_s = max(0.0, head_s)
         self.tail_s = head_s + self.handoff_s
         return True
@@ -99,7 +106,7 @@ class TwoLanePolicy:
         if num_windows == 1:
             shape = self.last_window_shape if last else self.window_shape
         else:
-            shape = replace(self.window_shape, num_layers=end - first)
+            shape = with_layers(self.window_shape, end - first)
         return Work(
             "prefill",
             shape,
@@ -124,7 +131,19 @@ class TwoLanePolicy:
         st.begin_decode_step(now_s)
         if not st.decode.in_step:
             return None
-        return decode_shape(st)
+        return self.decode_step()
+
+    def decode_step(self, *, include_pending: bool = False) -> WorkShape:
+        """The shape of the next decode step (see `decode_totals`).
+
+        The pool changes only at decode steps and handoffs, while planning asks at every
+        prefill window and decode step: the shape is rebuilt only when its totals change.
+        """
+        totals = decode_totals(self.ctx.state, include_pending=include_pending)
+        if totals != self._decode_totals:
+            self._decode_totals = totals
+            self._decode_shape = decode_step_shape(*totals)
+        return self._decode_shape
 
     # -- both -------------------------------------------------------------------------------
     def on_work_done(self, work: Work, now_s: float) -> None:
