@@ -81,10 +81,11 @@ def synthetic_samples(
     from bulletsim.latency.roofline import RooflineLatency
 
     rl = RooflineLatency(gpu, model, params)
-    for s, n_tok in grid.step_prefill:
+    steps = [("prefill", prefill_shape(s, n_tok)) for s, n_tok in grid.step_prefill]
+    steps += [("decode", decode_shape(b, c)) for b, c in grid.step_decode]
+    for phase, shape in steps:
         for n in grid.step_sms:
-            shape = prefill_shape(s, n_tok)
-            r = {"phase": "prefill", **shape}
+            r = {"phase": phase, **shape}
             t = rl.predict(row_shape(r), n) - params.step_overhead_s
             rows.append(
                 {
@@ -93,23 +94,7 @@ def synthetic_samples(
                     "num_sms": n,
                     "kind": "step",
                     "split": "heldout",
-                    "key": sample_key("step", "prefill", "step", n, **shape),
-                    "time_s": t,
-                }
-            )
-    for b, c in grid.step_decode:
-        for n in grid.step_sms:
-            shape = decode_shape(b, c)
-            r = {"phase": "decode", **shape}
-            t = rl.predict(row_shape(r), n) - params.step_overhead_s
-            rows.append(
-                {
-                    **r,
-                    "op": "step",
-                    "num_sms": n,
-                    "kind": "step",
-                    "split": "heldout",
-                    "key": sample_key("step", "decode", "step", n, **shape),
+                    "key": sample_key("step", phase, "step", n, **shape),
                     "time_s": t,
                 }
             )

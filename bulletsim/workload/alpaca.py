@@ -40,12 +40,7 @@ def read_alpaca(path: Path, tokenizer: str = "approx") -> TraceTable:
         return read_alpaca_tokens(path)
     sidecar = sidecar_path(path)
     if tokenizer == "approx" and sidecar.is_file():
-        table = read_alpaca_tokens(sidecar)
-        note = f"used the real Llama-2 counts in {sidecar.name} instead of tokenizing the text"
-        return TraceTable(
-            table.prompt_tokens, table.output_tokens, None, str(sidecar),
-            (note, *table.notes[1:]), table.num_empty,
-        )  # fmt: skip
+        return read_alpaca_tokens(sidecar).standing_in_for_text(sidecar.name)
     records = read_json(path)
     if not isinstance(records, list) or not records:
         raise ValueError(f"{path}: expected a non-empty JSON array of Alpaca records")

@@ -62,12 +62,7 @@ def read_sharegpt(path: Path, tokenizer: str = "approx") -> TraceTable:
         return read_sharegpt_tokens(path)
     sidecar = sidecar_path(path)
     if tokenizer == "approx" and sidecar.is_file():
-        table = read_sharegpt_tokens(sidecar)
-        note = f"used the real Llama-2 counts in {sidecar.name} instead of tokenizing the text"
-        return TraceTable(
-            table.prompt_tokens, table.output_tokens, None, str(sidecar),
-            (note, *table.notes[1:]), table.num_empty,
-        )  # fmt: skip
+        return read_sharegpt_tokens(sidecar).standing_in_for_text(sidecar.name)
     entries = read_json(path)
     if not isinstance(entries, list):
         raise ValueError(f"{path}: expected a JSON array of conversations, got {type(entries)}")

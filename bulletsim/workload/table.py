@@ -30,6 +30,14 @@ class TraceTable:
     def __len__(self) -> int:
         return len(self.prompt_tokens)
 
+    def standing_in_for_text(self, sidecar_name: str) -> TraceTable:
+        """This table, read from a real-count sidecar, noted as replacing tokenized text."""
+        note = f"used the real Llama-2 counts in {sidecar_name} instead of tokenizing the text"
+        return TraceTable(
+            self.prompt_tokens, self.output_tokens, None, self.source,
+            (note, *self.notes[1:]), self.num_empty,
+        )  # fmt: skip
+
     def select(self, mask: np.ndarray) -> TraceTable:
         """The rows where `mask` is true, keeping everything else."""
         arrival = None if self.arrival_s is None else self.arrival_s[mask]
