@@ -197,9 +197,9 @@ def run(
     }
     try:
         sets = parse_sets(set_)
-        from bulletsim.config import _merge
+        from bulletsim.config import merge_overrides
 
-        cfg = load_config(config, _merge(overrides, sets))
+        cfg = load_config(config, merge_overrides(overrides, sets))
     except USER_ERRORS as e:
         fail(str(e))
     _run_and_report(cfg, out, no_write, plots, quiet)

@@ -162,20 +162,21 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
             data = tomllib.loads(p.read_text())
         except tomllib.TOMLDecodeError as e:
             raise ValueError(f"config file {p}: {e}") from None
-    data = _merge(data, overrides or {})
+    data = merge_overrides(data, overrides or {})
     names = policy_names()
     params = {k: data.pop(k) for k in list(data) if k in names}
     cfg = from_dict(RunConfig, data)
     return dataclasses.replace(cfg, policy_params=params).validate()
 
 
-def _merge(base: dict, over: dict) -> dict:
+def merge_overrides(base: dict, over: dict) -> dict:
+    """`over` on top of `base`, nested tables merged, None values skipped."""
     out = dict(base)
     for k, v in over.items():
         if v is None:
             continue
         if isinstance(v, dict):
-            out[k] = _merge(out.get(k, {}) if isinstance(out.get(k), dict) else {}, v)
+            out[k] = merge_overrides(out.get(k, {}) if isinstance(out.get(k), dict) else {}, v)
         else:
             out[k] = v
     return out

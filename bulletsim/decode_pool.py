@@ -63,9 +63,6 @@ class DecodePool:
     def context_of(self, request: Request) -> int:
         return request.join_ctx_tokens + (self.step_index - request.join_step)
 
-    def generated_of(self, request: Request) -> int:
-        return request.generated_tokens + (self.step_index - request.join_step)
-
     def _join(self, r: Request) -> None:
         bs = self.kv.block_size
         remaining_steps = r.spec.output_tokens - r.generated_tokens

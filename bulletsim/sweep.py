@@ -89,10 +89,10 @@ class SweepSpec:
 
 
 def point_overrides(spec: SweepSpec, v: PolicyVariant, trace: str, rate: float) -> dict:
-    from bulletsim.config import _merge
+    from bulletsim.config import merge_overrides
 
-    over = _merge(spec.base, {"policy": v.policy, v.policy: dict(v.params)})
-    return _merge(
+    over = merge_overrides(spec.base, {"policy": v.policy, v.policy: dict(v.params)})
+    return merge_overrides(
         over,
         {
             "workload": {

@@ -74,11 +74,11 @@ def sweep(
 ) -> None:
     """Compare policies across request rates and workloads; report each policy's capacity."""
     from bulletsim.cli import USER_ERRORS, fail, parse_sets
-    from bulletsim.config import _merge
+    from bulletsim.config import merge_overrides
     from bulletsim.sweep import DEFAULT_POLICIES, DEFAULT_TRACES, SweepSpec
 
     try:
-        base = _merge(
+        base = merge_overrides(
             parse_sets(set_),
             {
                 "gpu": gpu, "model": model, "latency": latency, "seed": seed,

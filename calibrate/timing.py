@@ -87,15 +87,7 @@ def time_kernels(
 
 def time_graph(graph, stream, reps: int, spin_us: float = 20.0) -> list[float]:
     """Milliseconds of each of `reps` back-to-back replays of a captured CUDA graph."""
-    with torch.cuda.stream(stream):
-        evs = [torch.cuda.Event(enable_timing=True) for _ in range(reps + 1)]
-        spin(spin_us)
-        evs[0].record()
-        for i in range(reps):
-            graph.replay()
-            evs[i + 1].record()
-        evs[-1].synchronize()
-    return [evs[i].elapsed_time(evs[i + 1]) for i in range(reps)]
+    return enqueue_graph(graph, stream, reps, spin_us).durations_ms()
 
 
 class Clocks:

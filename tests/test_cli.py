@@ -82,26 +82,18 @@ def test_every_named_workload_runs(trace, tmp_path):
     assert "SLO attainment" in res.output
 
 
+def _sharegpt_run(out: Path, seed: int):
+    return invoke(
+        "run", "--trace", "sharegpt", "-n", "400", "--arrival", "poisson", "--rate", "8",
+        "--seed", str(seed), "--out", str(out), "-q",
+    )  # fmt: skip
+
+
 def test_same_seed_gives_identical_files(tmp_path):
     dirs = []
     for name in ("a", "b"):
         d = tmp_path / name
-        res = invoke(
-            "run",
-            "--trace",
-            "sharegpt",
-            "-n",
-            "400",
-            "--arrival",
-            "poisson",
-            "--rate",
-            "8",
-            "--seed",
-            "3",
-            "--out",
-            str(d),
-            "-q",
-        )
+        res = _sharegpt_run(d, 3)
         assert res.exit_code == 0, res.output
         dirs.append(d)
     files = sorted(p.name for p in dirs[0].iterdir())
@@ -109,22 +101,7 @@ def test_same_seed_gives_identical_files(tmp_path):
     for f in files:
         assert (dirs[0] / f).read_bytes() == (dirs[1] / f).read_bytes(), f
     other = tmp_path / "c"
-    invoke(
-        "run",
-        "--trace",
-        "sharegpt",
-        "-n",
-        "400",
-        "--arrival",
-        "poisson",
-        "--rate",
-        "8",
-        "--seed",
-        "4",
-        "--out",
-        str(other),
-        "-q",
-    )
+    assert _sharegpt_run(other, 4).exit_code == 0
     assert (other / "requests.parquet").read_bytes() != (dirs[0] / "requests.parquet").read_bytes()
 
 
