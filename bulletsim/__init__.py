@@ -21,9 +21,11 @@ Map of the package (data flows top to bottom):
                      sweep_report.py (tables), sweep_cli.py (the `sweep` command)
     cli.py           `bulletsim run | sweep | traces | calibrate | policies`
     data/profiles/   calibrated latency profiles (H200 measured; A100/H100/H20 derived)
+    gpu/             the GPU runtime (torch, imported lazily): partitions, the Llama forward,
+                     kernels, attention backends, graphs, timing, the %smid probe
 
-The calibrator (real GPU kernels under SM partitions) lives in the top-level `calibrate/`
-package and `native/`; it needs torch and a CUDA GPU and is imported only on demand.
+The calibrator (measuring and fitting real GPU kernels under SM partitions) lives in the
+top-level `calibrate/` package and `native/`; it imports `bulletsim.gpu` on demand.
 """
 
 __version__ = "0.1.0"

@@ -101,6 +101,45 @@ GPUS: dict[str, GPUSpec] = {
     ),
 }
 
+# SM partition mechanisms: one vocabulary for the simulator's policies and the GPU runtime.
+# green-ctx: CUDA green contexts (cuDevSmResourceSplitByCount); libsmctrl: TPC stream masks
+# (Bullet's artifact); mps: the MPS active-thread percentage (a per-process cap, not a
+# reservation); none: no spatial partitioning (a lane gets the whole GPU or nothing).
+MECHANISMS = ("libsmctrl", "green-ctx", "mps", "none")
+
+
+def check_mechanism(mechanism: str) -> str:
+    """`mechanism` if it is one of `MECHANISMS`; ValueError naming the valid ones otherwise."""
+    if mechanism not in MECHANISMS:
+        raise ValueError(
+            f"unknown SM partition mechanism {mechanism!r}; valid: {', '.join(MECHANISMS)}"
+        )
+    return mechanism
+
+
+def partition_unit_sms(mechanism: str, gpu: GPUSpec | None, total_sms: int) -> int:
+    """SMs per partition step under `mechanism` on `gpu` (the one source of granularity).
+
+    green-ctx: the spec's split granularity (8 on Hopper, 2 on Ampere; Hopper's rule when the
+    GPU is unknown); libsmctrl: one TPC; mps: one SM (a percentage cap, rounded by the
+    driver); none: the whole GPU."""
+    check_mechanism(mechanism)
+    if mechanism == "green-ctx":
+        return gpu.green_ctx_granularity if gpu is not None else _HOPPER_GC["green_ctx_granularity"]
+    if mechanism == "libsmctrl":
+        return gpu.sms_per_tpc if gpu is not None else 2
+    if mechanism == "mps":
+        return 1
+    return total_sms
+
+
+def min_partition_sms(mechanism: str, gpu: GPUSpec | None, total_sms: int) -> int:
+    """Smallest partition `mechanism` can make on `gpu` (green-ctx: the spec's minimum)."""
+    if mechanism == "green-ctx":
+        return gpu.green_ctx_min_sms if gpu is not None else _HOPPER_GC["green_ctx_min_sms"]
+    return partition_unit_sms(mechanism, gpu, total_sms)
+
+
 _ALIASES = {
     "a100-80gb": "a100",
     "a100-sxm4-80gb": "a100",

@@ -4,17 +4,9 @@ Map (GPU-only modules import torch; the rest run anywhere):
 
     cli.py          `bulletsim calibrate | calibrate-fit | calibrate-derive` (register(app))
     run.py          GPU check, model + partition pool, sweep, metadata          [GPU]
-    partition.py    Partition / PartitionPool; green contexts (disjoint pairs from one split)
-    libsmctrl.py    user-built libsmctrl.so via ctypes (TPC stream masks)
-    mps.py          MPS active-thread percentage (two-process layout)
-    probe.py        %smid probe: native/ library when built, else Triton         [GPU]
-    llama.py        Llama decoder as per-kernel launches, paged KV pool          [GPU]
-    kernels.py      Triton RMSNorm / RoPE / SiLU*mul / split-K paged decode      [GPU]
-    attention.py    flashinfer when importable, else SDPA / Triton               [GPU]
-    check.py        every kernel against a float32 reference before timing       [GPU]
-    timing.py       CUDA events, spin-ahead, graph replays, NVML clocks          [GPU]
-    sweep.py        per-op / layer / step / co-run samples                       [GPU]
-    watchdog.py     hang guard for masked launches
+    sweep.py        walks a grid: which points, resume, watchdog                 [GPU]
+    measure.py      one per-op+layer / step / co-run sample                      [GPU]
+    sweep_shapes.py shape fields of a sample key
     grids.py        standard and --quick grids
     samples.py      resumable JSONL sample store, parquet
     fit.py          SRM fit (scipy), measured grid, held-out errors
@@ -24,5 +16,7 @@ Map (GPU-only modules import torch; the rest run anywhere):
     synthetic.py    samples from a known SRM (tests, dry runs)
     explore.py      one-shot device capability check                             [GPU]
 
-The profile format and `ProfileLatency` live in `bulletsim/latency/profile.py`.
+The GPU runtime it measures (partitions, model forward, kernels, attention backends, graphs,
+timing, %smid probe, watchdog) is `bulletsim.gpu`, shared with the live engine. The profile
+format and `ProfileLatency` live in `bulletsim/latency/`.
 """

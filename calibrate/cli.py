@@ -48,8 +48,8 @@ def calibrate(
     ],
     model: Annotated[str, Opt(help="Model whose kernels are measured.")] = "llama-3.1-8b",
     mechanism: Annotated[
-        str, Opt(help="SM partitioning: green | libsmctrl | mps | none.")
-    ] = "green",
+        str, Opt(help="SM partitioning: green-ctx | libsmctrl | mps | none.")
+    ] = "green-ctx",
     quick: Annotated[bool, Opt("--quick", help="Short pass (~2 min of GPU time).")] = False,
     out: Annotated[Path | None, Opt(help="Output directory (samples, profile, report).")] = None,
     resume: Annotated[
@@ -71,17 +71,16 @@ def calibrate(
     ] = "auto",
 ) -> None:
     """Measure prefill/decode kernels under SM partitions on this GPU and fit a profile."""
-    from bulletsim.hardware import get_gpu
+    from bulletsim.hardware import check_mechanism, get_gpu
     from bulletsim.models import get_model
 
     try:
         spec, mspec = get_gpu(gpu), get_model(model)
+        check_mechanism(mechanism)
     except ValueError as e:
         _fail(str(e))
-    if mechanism not in ("green", "libsmctrl", "mps", "none"):
-        _fail(f"unknown mechanism {mechanism!r}; valid: green, libsmctrl, mps, none")
     if mechanism == "libsmctrl":
-        from calibrate.libsmctrl import LibsmctrlUnavailable, find_libsmctrl
+        from bulletsim.gpu.libsmctrl import LibsmctrlUnavailable, find_libsmctrl
 
         try:
             find_libsmctrl(libsmctrl)

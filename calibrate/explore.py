@@ -44,11 +44,11 @@ def main() -> None:
     import torch
     import triton
 
+    from bulletsim.gpu import attention as attn
+    from bulletsim.gpu.green import GreenContextPool
+    from bulletsim.gpu.probe import SmidProbe
+    from bulletsim.gpu.timing import Clocks, bench_ms, time_graph, time_kernels
     from bulletsim.models import get_model
-    from calibrate import attention as attn
-    from calibrate.partition import GreenContextPool
-    from calibrate.probe import SmidProbe
-    from calibrate.timing import Clocks, bench_ms, time_graph, time_kernels
 
     clocks = Clocks()
 
@@ -125,7 +125,7 @@ def main() -> None:
 
     @step("model_init")
     def _():
-        from calibrate.llama import LlamaModel
+        from bulletsim.gpu.llama import LlamaModel
 
         t0 = time.perf_counter()
         m = LlamaModel(spec, num_layers=args.layers, kv_pool_bytes=40e9)
@@ -228,7 +228,7 @@ def main() -> None:
 
     @step("layer_checks")
     def _():
-        from calibrate.check import check_layer
+        from bulletsim.gpu.check import check_layer
 
         m = state["model"]
         return {
@@ -311,7 +311,7 @@ def main() -> None:
         alone_d = sorted(time_graph(g, b.stream, 5))[2]
         alone_p = min(time_kernels(ks, a.stream, 2, per_kernel=False).spans_ms)
         # co-run: prefill layers on a (aggressor, long), decode replays on b (victim)
-        from calibrate.timing import enqueue_graph, enqueue_kernels, inside
+        from bulletsim.gpu.timing import enqueue_graph, enqueue_kernels, inside
 
         agg = enqueue_kernels(ks * 3, a.stream, spin_us=3000)
         vic = enqueue_graph(g, b.stream, max(3, int(2 * alone_p / alone_d)), spin_us=3000)

@@ -57,7 +57,9 @@ def source_digest() -> str:
     """sha256 of the calibrator's sources (the tree may be uncommitted when it runs)."""
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for p in sorted([*root.glob("calibrate/*.py"), *root.glob("native/*.cu")]):
+    for p in sorted(
+        [*root.glob("calibrate/*.py"), *root.glob("bulletsim/gpu/*.py"), *root.glob("native/*.cu")]
+    ):
         h.update(p.name.encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
@@ -65,8 +67,8 @@ def source_digest() -> str:
 
 def choose_decode_backend(model, log) -> str | None:
     """flashinfer when importable and correct against the reference, else Triton."""
-    from calibrate.attention import flashinfer_available
-    from calibrate.check import check_layer
+    from bulletsim.gpu.attention import flashinfer_available
+    from bulletsim.gpu.check import check_layer
 
     if model.decode_backend_pref == "triton" or not flashinfer_available():
         model.decode_backend_pref = "triton"
@@ -95,8 +97,8 @@ def run_calibration(
     make_progress,
     decode_backend: str = "auto",
 ) -> dict:
-    from calibrate.llama import LlamaModel
-    from calibrate.partition import make_pool
+    from bulletsim.gpu.llama import LlamaModel
+    from bulletsim.gpu.pools import make_pool
     from calibrate.sweep import Sweep
 
     t_start = time.perf_counter()
@@ -107,7 +109,7 @@ def run_calibration(
     store = SampleStore(out / "samples.jsonl", resume=resume)
     if resume and store.done:
         log(f"resuming: {len(store.done)} samples already in {out / 'samples.jsonl'}")
-    pool = make_pool(mechanism, libsmctrl)
+    pool = make_pool(mechanism, spec, libsmctrl)
     free, _ = torch.cuda.mem_get_info()
     kv_bytes = max(4e9, min(40e9, free - 24e9))
     model = LlamaModel(model_spec, kv_pool_bytes=kv_bytes, decode_backend=decode_backend)
@@ -126,7 +128,7 @@ def run_calibration(
         sweep.run()
     store.close()
     sweep_s = time.perf_counter() - t_start
-    from calibrate.attention import flashinfer_available
+    from bulletsim.gpu.attention import flashinfer_available
 
     probe_kind = sweep.probe.kind
     meta = {

@@ -19,7 +19,7 @@ META = {
     "gpu": "h200",
     "model": "llama-3.1-8b",
     "kind": "measured",
-    "mechanism": "green",
+    "mechanism": "green-ctx",
     "granularity_sms": 8,
     "timing_method": "synthetic",
     "date": "2026-11-22",

@@ -12,8 +12,8 @@ pytestmark = [
 
 
 def test_green_pairs_are_disjoint_and_probed():
-    from calibrate.partition import GreenContextPool
-    from calibrate.probe import SmidProbe
+    from bulletsim.gpu.green import GreenContextPool
+    from bulletsim.gpu.probe import SmidProbe
 
     pool = GreenContextPool()
     probe = SmidProbe()
@@ -25,9 +25,9 @@ def test_green_pairs_are_disjoint_and_probed():
 
 
 def test_layer_kernels_match_reference():
+    from bulletsim.gpu.check import check_layer
+    from bulletsim.gpu.llama import LlamaModel
     from bulletsim.models import get_model
-    from calibrate.check import check_layer
-    from calibrate.llama import LlamaModel
 
     m = LlamaModel(get_model("llama-3.1-8b"), num_layers=2, kv_pool_bytes=2e9)
     check_layer(m, m.prefill_batch([256, 256]))

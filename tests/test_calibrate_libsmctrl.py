@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from calibrate.libsmctrl import LibsmctrlUnavailable, load_libsmctrl, tpc_mask_for
+from bulletsim.gpu.libsmctrl import LibsmctrlUnavailable, load_libsmctrl, tpc_mask_for
 
 
 def test_not_configured(monkeypatch):

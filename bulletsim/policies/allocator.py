@@ -11,28 +11,24 @@ import functools
 from collections.abc import Callable
 
 from bulletsim.core import CoRunner, Phase, WorkShape
+from bulletsim.hardware import MECHANISMS as HW_MECHANISMS
+from bulletsim.hardware import partition_unit_sms
 from bulletsim.latency.base import LatencyModel
 
 # How SMs are handed out: libsmctrl masks whole TPCs (2 SMs, Bullet's mechanism); CUDA green
 # contexts split in the GPU's granularity (8 SMs on Hopper); without a mechanism a lane gets
-# the whole GPU or nothing, so sharing is temporal only.
-MECHANISMS = ("libsmctrl", "green-ctx", "none")
+# the whole GPU or nothing, so sharing is temporal only. The vocabulary and the granularity
+# come from `bulletsim.hardware` (shared with the GPU runtime); the simulator models no MPS.
+MECHANISMS = tuple(m for m in HW_MECHANISMS if m != "mps")
 
 
 def granularity_sms(mechanism: str, total_sms: int, latency: LatencyModel) -> int:
     """Partition unit in SMs for `mechanism` on the GPU that `latency` describes."""
-    if mechanism == "libsmctrl":
-        gpu = getattr(latency, "gpu", None)
-        return getattr(gpu, "sms_per_tpc", 2)
-    if mechanism == "green-ctx":
-        # The latency model carries the GPUSpec when it has one; Hopper's rule otherwise.
-        gpu = getattr(latency, "gpu", None)
-        return getattr(gpu, "green_ctx_granularity", 8)
-    if mechanism == "none":
-        return total_sms
-    raise ValueError(
-        f"unknown SM partition mechanism {mechanism!r}; valid: {', '.join(MECHANISMS)}"
-    )
+    if mechanism not in MECHANISMS:
+        raise ValueError(
+            f"unknown SM partition mechanism {mechanism!r}; valid: {', '.join(MECHANISMS)}"
+        )
+    return partition_unit_sms(mechanism, getattr(latency, "gpu", None), total_sms)
 
 
 def round_to_units(sms: float, unit: int, total_sms: int) -> int:

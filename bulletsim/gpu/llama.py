@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from bulletsim.gpu import attention as attn
+from bulletsim.gpu.kernels import add_rmsnorm, rope_, rope_cache, silu_mul
 from bulletsim.models import ModelSpec
-from calibrate import attention as attn
-from calibrate.kernels import add_rmsnorm, rope_, rope_cache, silu_mul
 
 Kernel = tuple[str, Callable[[], object]]
 
@@ -261,7 +261,7 @@ def choose_prefill_backend(model: LlamaModel):
     """flashinfer when importable; else the fastest SDPA backend that matches the reference."""
     if model.prefill_backend_pref in ("auto", "flashinfer") and attn.flashinfer_available():
         return lambda: attn.FlashinferPrefill(model.qh, model.kvh, model.d, model.workspace)
-    from calibrate.timing import bench_ms
+    from bulletsim.gpu.timing import bench_ms
 
     n = 4096
     q = torch.randn(n, model.qh, model.d, device="cuda", dtype=torch.bfloat16)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-NATIVE_LIB = Path(__file__).resolve().parent.parent / "native" / "build" / "libbulletsim_native.so"
+NATIVE_LIB = Path(__file__).resolve().parents[2] / "native" / "build" / "libbulletsim_native.so"
 
 
 def _load_native() -> ctypes.CDLL | None:
@@ -105,3 +105,35 @@ def sm_mask_hex(sm_ids: list[int]) -> str:
     for i in sm_ids:
         mask |= 1 << i
     return f"{mask:x}"
+
+
+def verify(probe: SmidProbe, part) -> dict:
+    """Probe `part`'s SM set now; the sample fields that record it (sets `part.sm_ids`)."""
+    ids = probe.probe(part.stream)
+    part.sm_ids = ids
+    return {
+        "sm_ids_hex": sm_mask_hex(ids),
+        "sm_count_probed": len(ids),
+        "sm_verified": len(ids) == part.num_sms,
+        "partition": part.name,
+    }
+
+
+def verify_pair(probe: SmidProbe, a, b) -> tuple[dict, dict]:
+    """Probe a co-running pair concurrently: fields for `a` and `co_*` fields for `b`;
+    verified means each used its own count of SMs and the two sets were disjoint."""
+    ia, ib = probe.probe_concurrent([a.stream, b.stream])
+    disjoint = not set(ia) & set(ib)
+    va = {
+        "sm_ids_hex": sm_mask_hex(ia),
+        "sm_count_probed": len(ia),
+        "partition": a.name,
+        "sm_verified": len(ia) == a.num_sms and disjoint,
+    }
+    vb = {
+        "co_sm_ids_hex": sm_mask_hex(ib),
+        "co_sm_count_probed": len(ib),
+        "co_partition": b.name,
+        "co_sm_verified": len(ib) == b.num_sms and disjoint,
+    }
+    return va, vb

@@ -13,7 +13,7 @@ import math
 import os
 import shutil
 
-from calibrate.partition import Partition, PartitionPool
+from bulletsim.gpu.partition import Partition, PartitionPool
 
 ENV_VAR = "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"
 

@@ -9,7 +9,7 @@ its path with `--libsmctrl PATH` or `LIBSMCTRL_PATH`. What depends on the CUDA v
 - the stream-struct offset libsmctrl patches is chosen by libsmctrl from the driver version
   (DESIGN.md: it works on driver 580 / CUDA 13.0); we record the driver version per sample.
 A set mask bit *disables* a TPC. Masked cuBLAS GEMMs have been seen to hang, so every sample
-under this mechanism runs under `calibrate.watchdog.Watchdog`.
+under this mechanism runs under `bulletsim.gpu.watchdog.Watchdog`.
 The loader is plain ctypes (no torch), so it fails cleanly on machines without the library.
 """
 
@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from calibrate.partition import Partition, PartitionPool
+from bulletsim.gpu.partition import Partition, PartitionPool
 
 ENV_VAR = "LIBSMCTRL_PATH"
 

@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from calibrate.kernels import TritonPagedDecode
+from bulletsim.gpu.kernels import TritonPagedDecode
 
 
 def flashinfer_available() -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from calibrate.attention import reference_attention, rel_err
+from bulletsim.gpu.attention import reference_attention, rel_err
 
 TOL = 2e-2
 
