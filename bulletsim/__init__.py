@@ -19,6 +19,7 @@ Map of the package (data flows top to bottom):
     results.py       results directories (atomic, deterministic); report.py, plots.py
     sweep.py         policies x rates x workloads (parallel); capacity.py (capacity search),
                      sweep_report.py (tables), sweep_cli.py (the `sweep` command)
+    fidelity/        simulated vs measured (vLLM / SGLang benchmark results, live runs)
     cli.py           `bulletsim run | sweep | traces | calibrate | policies`
     data/profiles/   calibrated latency profiles (H200 measured; A100/H100/H20 derived)
     gpu/             the GPU runtime (torch, imported lazily): partitions, the Llama forward,
