@@ -13,6 +13,7 @@ Map of the package (data flows top to bottom):
     policies/        pure decision objects: chunked.py (baseline), bullet.py (Bullet),
                      split.py + allocator.py + batching.py (two-lane machinery, SM planner,
                      batch shapes), ablations.py (static split, naive, prefill-first),
+                     pdmux.py + pdmux_table.py (SGLang's PD-Multiplexing, its SLO variant),
                      registry.py (names -> parameter dataclasses)
     engine.py        the SimPy engine (lanes as processes; the only simpy import)
     simulate.py      config -> one run; metrics.py, records.py, invariants.py

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -35,9 +36,10 @@ def make_policy(name: str, params: Any = None) -> Policy:
 
 
 def _load_builtin() -> None:
-    """Import the policy modules that register themselves (Bullet and the ablations)."""
-    try:
-        import bulletsim.policies.bullet  # noqa: F401
-    except ModuleNotFoundError as e:  # not written yet in a partial checkout
-        if e.name != "bulletsim.policies.bullet":
-            raise
+    """Import the policy modules that register themselves (Bullet, the ablations, PDMux)."""
+    for module in ("bulletsim.policies.bullet", "bulletsim.policies.pdmux"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as e:  # not written yet in a partial checkout
+            if e.name != module:
+                raise
