@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bulletsim.policies.base import SLO
+from bulletsim.core import SLO
 from bulletsim.policies.registry import POLICY_PARAMS, policy_names
 from bulletsim.workload.config import WorkloadConfig
 

@@ -6,6 +6,7 @@ metrics all speak in these types; none of them imports simpy or torch.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -105,6 +106,32 @@ class CoRunner:
     num_sms: int
 
 
+@functools.cache
+def co_runner(phase: Phase, num_sms: int) -> CoRunner:
+    """`CoRunner(phase, num_sms)`, one shared object per value (it is frozen): engines and
+    split planning ask for the same few hundred values tens of thousands of times a run."""
+    return CoRunner(phase, num_sms)
+
+
+@dataclass(frozen=True, slots=True)
+class SLO:
+    """Service-level objectives; a request meets them when both hold.
+
+    TTFT is judged per prompt token when `norm_ttft_s_per_token` is set (the Bullet paper's
+    normalized TTFT), else against `ttft_s`.
+    """
+
+    tpot_s: float
+    ttft_s: float | None = None
+    norm_ttft_s_per_token: float | None = None
+
+    def ttft_limit_s(self, prompt_tokens: int) -> float:
+        if self.norm_ttft_s_per_token is not None:
+            return self.norm_ttft_s_per_token * prompt_tokens
+        assert self.ttft_s is not None
+        return self.ttft_s
+
+
 @dataclass(slots=True)
 class PrefillChunk:
     """`num_tokens` new tokens of `request`, on top of `start_tokens` already prefilled."""
@@ -118,12 +145,16 @@ class PrefillChunk:
         return self.start_tokens + self.num_tokens >= self.request.prefill_target_tokens
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Work:
-    """One lane iteration: what to run, on how many SMs, plus fixed overheads.
+    """One lane iteration as a policy decided it: what to run, on how many SMs, overheads.
 
-    `layers` is the (first, end) layer window for layer-windowed prefill, None for a full
-    step. `overhead_s` is added to the predicted latency (handoff, re-masking, scheduling).
+    A policy builds it; an engine runs it and never changes it (what actually ran, e.g. the
+    SMs after a mid-iteration resize, goes into the engine's iteration record). `num_sms` is
+    the lane's allocation when the work starts. `layers` is the (first, end) layer window
+    for layer-windowed prefill, None for a full step. `overhead_s` is *modelled* time the
+    simulator adds to the predicted latency (handoff, re-masking, prediction cost); a live
+    engine does not sleep it, it measures what those steps really take.
     """
 
     lane: str

@@ -11,6 +11,7 @@ and leave; cost per step is O(1) plus the members that finish.
 from __future__ import annotations
 
 from bulletsim.core import Request
+from bulletsim.itl import ITLSamples
 from bulletsim.kvcache import KVCache
 
 
@@ -130,18 +131,17 @@ class DecodePool:
         if request in self._new_this_step:
             self._new_this_step.remove(request)
 
-    def end_step(
-        self, now_s: float, itl_values: list[float], itl_weights: list[int]
-    ) -> list[Request]:
+    def end_step(self, now_s: float, itl: ITLSamples) -> list[Request]:
         """Complete the step in flight at `now_s`; return the members that finished.
 
-        Appends inter-token latency samples: one weighted sample for every member that also
+        Adds inter-token latency samples to `itl`: one weighted sample for every member that also
         took part in the previous step, one sample for each member that just joined.
         """
         assert self.in_step
         self.in_step = False
         new = self._new_this_step
         num_continuing = len(self.members) - len(new)
+        itl_values, itl_weights = itl.values, itl.weights
         if num_continuing:
             itl_values.append(now_s - self.last_step_end_s)
             itl_weights.append(num_continuing)

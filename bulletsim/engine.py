@@ -1,10 +1,12 @@
 """The simulated engine: lanes as SimPy processes, one event per lane iteration.
 
-Only this module imports simpy. A lane asks the policy for work, advances simulated time by
-the latency model's prediction and reports back. When another lane changes this lane's SM
-allocation mid-iteration, the lane is interrupted and the remaining work is rescaled to the
-new allocation (re-partitioning on a real GPU applies to the next kernel launch, which comes
-within microseconds).
+The first implementation of `engine_api.Engine`, and the only module that imports simpy.
+A lane asks the policy for work, advances simulated time by the latency model's prediction
+plus the work's modelled overhead and reports back. When a policy call changes a running
+lane's allocation (the resize request of `engine_api`), the lane is interrupted at once and
+the remaining fraction of its work is rescaled to the new SM count (re-partitioning on a real
+GPU applies to the next kernel launch, which comes within microseconds). The `Work` is never
+changed: the SMs it ended on and the number of resizes go into the iteration record.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable
 
 import simpy
 
-from bulletsim.core import CoRunner, Work
+from bulletsim.core import CoRunner, Work, co_runner
 from bulletsim.policies.base import Policy, PolicyContext
 from bulletsim.records import IterationLog
 
@@ -41,18 +43,16 @@ class SimEngine:
         self._progress = progress
         self._progress_every = progress_every
         self._busy: dict[str, Work | None] = {}
+        self._running_sms: dict[str, int] = {}  # SMs the busy lane's work runs on now
         self._idle: dict[str, simpy.Event | None] = {}
         self._procs: dict[str, simpy.Process] = {}
-        self._alloc: dict[str, int] = {}
-        self._co_runners: dict[tuple[str, int], CoRunner] = {}
-        self._stays_idle: Callable[[str], bool] | None = None
+        self._alloc: dict[str, int] = {}  # the policy's allocation, as last applied
         self._armed: dict[str, simpy.Event | None] = {}  # the timeout that wakes an idle lane
         self._newest_timeout: tuple[str, float, simpy.Event] | None = None
 
     def run(self) -> IterationLog:
         env = self.env = simpy.Environment()
         self.policy.bind(self.ctx)
-        self._stays_idle = getattr(self.policy, "stays_idle", None)  # optional policy hook
         for lane in self.policy.lanes:
             self._busy[lane] = None
             self._idle[lane] = None
@@ -69,26 +69,21 @@ class SimEngine:
     def _co_runner(self, lane: str) -> CoRunner | None:
         for other, w in self._busy.items():
             if other != lane and w is not None:
-                # the allocation, not w.num_sms: a re-split made at this instant has already
-                # shrunk the other lane, its process just has not handled the interrupt yet
-                key = (w.shape.phase, self._alloc.get(other, w.num_sms))
-                co = self._co_runners.get(key)
-                if co is None:  # frozen, so one object per value serves every iteration
-                    co = self._co_runners[key] = CoRunner(*key)
-                return co
+                # the allocation, not the SMs it runs on: a resize made at this instant has
+                # already shrunk the other lane, its process just has not handled it yet
+                return co_runner(w.shape.phase, self._alloc[other])
         return None
 
     def _sync_allocations(self, now_s: float) -> None:
-        """Record split changes and interrupt busy lanes whose SM count changed."""
+        """Apply the policy's allocation: record changes, resize busy lanes that changed."""
         allocation = self.policy.allocation
         for lane, held in self._alloc.items():
             sms = allocation(lane)
             if sms != held:
                 self._alloc[lane] = sms
                 self.sm_log.append((now_s, lane, sms))
-                w = self._busy[lane]
-                if w is not None and w.num_sms != sms:
-                    self._procs[lane].interrupt("repartition")
+                if self._busy[lane] is not None and self._running_sms[lane] != sms:
+                    self._procs[lane].interrupt("resize")  # applied at once: see module doc
 
     def _wake_others(self, lane: str, *, skip_no_ops: bool = False) -> None:
         for other, ev in self._idle.items():
@@ -102,8 +97,7 @@ class SimEngine:
         returns None and leaves everything as it is, and the lane would wait again on the
         arrival timeout it holds. A prefill lane with nothing to admit would otherwise be
         woken at every decode step for nothing."""
-        stays_idle = self._stays_idle
-        if stays_idle is None or self.state.all_done or not stays_idle(lane):
+        if self.state.all_done or not self.policy.stays_idle(lane):
             return False
         armed, nxt = self._armed[lane], self.state.next_arrival_s()
         if nxt is None:
@@ -187,9 +181,10 @@ class SimEngine:
                 self._wake_others(lane, skip_no_ops=True)
                 wake = False
             self._busy[lane] = work
+            sms = self._running_sms[lane] = work.num_sms
             co = self._co_runner(lane) if multi else None
             start = now
-            total = latency.predict(work.shape, work.num_sms, co) + work.overhead_s
+            total = latency.predict(work.shape, sms, co) + work.overhead_s
             left = 1.0  # fraction of the work still to run
             num_rescales = 0
             while True:
@@ -200,14 +195,14 @@ class SimEngine:
                 except simpy.Interrupt:
                     if total > 0:
                         left = max(0.0, left - (env.now - seg_start) / total)
-                    work.num_sms = self._alloc[lane]
+                    sms = self._running_sms[lane] = self._alloc[lane]
                     num_rescales += 1
                     co = self._co_runner(lane)
-                    total = latency.predict(work.shape, work.num_sms, co) + work.overhead_s
+                    total = latency.predict(work.shape, sms, co) + work.overhead_s
             self._busy[lane] = None
             end = env.now
             policy.on_work_done(work, end)
-            log.append(lane, start, end, work, st, num_rescales)
+            log.append(lane, start, end, work, sms, st, num_rescales)
             iters += 1
             if self._progress is not None and iters % self._progress_every == 0:
                 self._progress(st.num_finished)

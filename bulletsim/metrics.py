@@ -16,7 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from bulletsim.policies.base import SLO
+from bulletsim.core import SLO
+from bulletsim.itl import ITLSamples
 
 PERCENTILES = (50, 90, 99)
 
@@ -68,10 +69,11 @@ def _stats(x: pd.Series, scale: float = 1.0) -> dict[str, float]:
 def summarize(
     req: pd.DataFrame,
     slo: SLO,
-    itl_values: Sequence[float],
-    itl_weights: Sequence[int],
+    itl: ITLSamples,
 ) -> dict:
-    """The flat summary written to summary.json (times in ms, rates per second)."""
+    """The run's metrics (times in ms, rates per second), from the per-request table with
+    `add_request_metrics` columns and the run's inter-token-latency samples."""
+    itl_values, itl_weights = itl.values, itl.weights
     n = len(req)
     span_s = float(req["finish_s"].max() - req["arrival_s"].min()) if n else 0.0
     out_tokens = int(req["output_tokens"].sum())

@@ -41,8 +41,17 @@ class IterationLog:
         return len(self.rows)
 
     def append(
-        self, lane: str, start_s: float, end_s: float, work: Work, st: ServingState, rescales: int
+        self,
+        lane: str,
+        start_s: float,
+        end_s: float,
+        work: Work,
+        num_sms: int,
+        st: ServingState,
+        rescales: int,
     ) -> None:
+        """Record `work` as it ran: ending on `num_sms` SMs after `rescales` resizes, with
+        the state's KV use and queue lengths at its end."""
         shape = work.shape
         layers = work.layers or (-1, -1)
         self.rows.append(
@@ -50,7 +59,7 @@ class IterationLog:
                 lane,
                 start_s,
                 end_s,
-                work.num_sms,
+                num_sms,
                 shape.phase,
                 shape.prefill_tokens,
                 shape.num_prefill_seqs,

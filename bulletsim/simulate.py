@@ -9,15 +9,17 @@ import numpy as np
 import pandas as pd
 
 from bulletsim.config import RunConfig
+from bulletsim.core import SLO
 from bulletsim.engine import SimEngine
 from bulletsim.hardware import get_gpu
 from bulletsim.invariants import check_run
+from bulletsim.itl import ITLSamples
 from bulletsim.kvcache import KVCache, kv_capacity
 from bulletsim.latency.base import LatencyModel
 from bulletsim.latency.factory import build_latency
 from bulletsim.metrics import add_request_metrics, summarize
 from bulletsim.models import get_model
-from bulletsim.policies.base import SLO, PolicyContext
+from bulletsim.policies.base import PolicyContext
 from bulletsim.policies.registry import make_policy
 from bulletsim.records import request_frame
 from bulletsim.state import ServingState
@@ -73,7 +75,8 @@ def simulate(
     kv = KVCache(num_blocks, cfg.kv.block_size)
     _check_fits(workload, kv)
 
-    state = ServingState(workload.requests, kv, reserve_fraction=cfg.kv.reserve_fraction)
+    itl = ITLSamples()
+    state = ServingState(workload.requests, kv, reserve_fraction=cfg.kv.reserve_fraction, itl=itl)
     policy = make_policy(cfg.policy, cfg.params())
     ctx = PolicyContext(state, latency, gpu.num_sms, slo)
     total = len(workload.requests)
@@ -85,7 +88,7 @@ def simulate(
         progress(state.num_finished, total)
 
     req = add_request_metrics(request_frame(state.requests), slo)
-    summary = summarize(req, slo, state.itl_values, state.itl_weights)
+    summary = summarize(req, slo, itl)
     it = log.to_frame()
     # every run, not only test runs, must keep the invariants; a violation is a bug
     check_run(
@@ -94,7 +97,7 @@ def simulate(
         num_requests=total,
         kv_capacity_blocks=kv.capacity_blocks,
         total_sms=gpu.num_sms,
-        max_overlap_sms=getattr(policy, "max_overlap_sms", 0),
+        max_overlap_sms=policy.max_overlap_sms,
     )
     summary.update(
         {

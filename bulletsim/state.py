@@ -4,27 +4,43 @@ One object is shared by every lane of an engine (Bullet's prefill and decode lan
 KV cache). Its methods keep the invariants (KV never above capacity, every request finishes
 once, output tokens conserved); policies decide *what* to do, this class does the
 bookkeeping. No simpy, no torch.
+
+Every admit, preempt and finish is reported to an optional observer (`observe`), so an
+engine with physical KV pages can mirror the block accounting (see `engine_api`).
+Inter-token-latency samples go to the run's `ITLSamples` (metrics data, not serving state).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bulletsim.core import PrefillChunk, Request, RequestSpec, Work
 from bulletsim.decode_pool import DecodePool
+from bulletsim.itl import ITLSamples
 from bulletsim.kvcache import KVCache
+
+if TYPE_CHECKING:
+    from bulletsim.engine_api import StateObserver
 
 
 class ServingState:
     def __init__(
-        self, specs: Sequence[RequestSpec], kv: KVCache, *, reserve_fraction: float = 0.7
+        self,
+        specs: Sequence[RequestSpec],
+        kv: KVCache,
+        *,
+        reserve_fraction: float = 0.7,
+        itl: ITLSamples | None = None,
     ) -> None:
         if not 0.0 <= reserve_fraction <= 1.0:
             raise ValueError(f"reserve_fraction must be in [0, 1], got {reserve_fraction}")
         self.specs = specs
         self.kv = kv
         self.reserve_fraction = reserve_fraction
+        self.itl = itl if itl is not None else ITLSamples()
+        self.observer: StateObserver | None = None
         self.decode = DecodePool(kv)
         self.requests: list[Request] = []  # every arrived request, in arrival order
         self.waiting: deque[Request] = deque()  # arrived, holding no KV (preempted at front)
@@ -32,9 +48,11 @@ class ServingState:
         self.prefill_extra_blocks = 0  # future decode blocks of admitted, not-yet-decoding
         self.num_finished = 0
         self.num_preemptions = 0
-        self.itl_values: list[float] = []
-        self.itl_weights: list[int] = []
         self._next_arrival = 0
+
+    def observe(self, observer: StateObserver | None) -> None:
+        """Report admits, preemptions and finishes to `observer` from now on (None: stop)."""
+        self.observer = observer
 
     # -- arrivals -------------------------------------------------------------------------
     def admit_arrivals(self, now_s: float) -> int:
@@ -79,11 +97,14 @@ class ServingState:
 
     def admit(self, r: Request, now_s: float) -> None:
         """Allocate the request's prefill blocks and append it to the prefilling queue."""
-        self.kv.allocate(r, self.kv.blocks_for(r.prefill_target_tokens))
+        num_blocks = self.kv.blocks_for(r.prefill_target_tokens)
+        self.kv.allocate(r, num_blocks)
         self.prefill_extra_blocks += self._extra_blocks(r)
         if r.admitted_s < 0:
             r.admitted_s = now_s
         self.prefilling.append(r)
+        if self.observer is not None:
+            self.observer.on_admit(r, num_blocks, now_s)
 
     # -- progress -------------------------------------------------------------------------
     def complete_chunks(self, chunks: Sequence[PrefillChunk], now_s: float) -> list[Request]:
@@ -105,8 +126,7 @@ class ServingState:
                 self.prefilling.remove(r)
             self.prefill_extra_blocks -= self._extra_blocks(r)
             if r.generated_tokens:  # a recompute after preemption: the gap is one ITL
-                self.itl_values.append(now_s - r.last_token_s)
-                self.itl_weights.append(1)
+                self.itl.add(now_s - r.last_token_s)
             r.generated_tokens += 1
             if r.first_token_s < 0:
                 r.first_token_s = now_s
@@ -125,8 +145,12 @@ class ServingState:
             self.complete_chunks(work.prefill, now_s)
 
     def end_decode_step(self, now_s: float) -> list[Request]:
-        done = self.decode.end_step(now_s, self.itl_values, self.itl_weights)
+        """Complete the decode step in flight at `now_s`; return the requests it finished."""
+        done = self.decode.end_step(now_s, self.itl)
         self.num_finished += len(done)
+        if self.observer is not None:
+            for r in done:
+                self.observer.on_finish(r, now_s)
         return done
 
     def begin_decode_step(self, now_s: float) -> int:
@@ -149,9 +173,13 @@ class ServingState:
         r.prefill_target_tokens = r.spec.prompt_tokens + r.generated_tokens
         r.prefilled_tokens = 0
         self.waiting.appendleft(r)
+        if self.observer is not None:
+            self.observer.on_preempt(r, now_s)
 
     def _finish(self, r: Request, now_s: float) -> None:
         r.finish_s = now_s
         self.kv.release(r.num_blocks)
         r.num_blocks = 0
         self.num_finished += 1
+        if self.observer is not None:
+            self.observer.on_finish(r, now_s)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bulletsim.core import RequestSpec
+from bulletsim.core import SLO, RequestSpec
 from bulletsim.engine import SimEngine
 from bulletsim.invariants import check_run
 from bulletsim.kvcache import KVCache
 from bulletsim.latency.constant import ConstantLatency
-from bulletsim.policies.base import SLO, PolicyContext
+from bulletsim.policies.base import PolicyContext
 from bulletsim.policies.bullet import Bullet, BulletParams
 from bulletsim.policies.registry import make_policy, policy_names
 from bulletsim.records import request_frame

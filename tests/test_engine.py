@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bulletsim.core import RequestSpec
+from bulletsim.core import SLO, RequestSpec
 from bulletsim.engine import SimEngine
 from bulletsim.invariants import check_run
 from bulletsim.kvcache import KVCache
 from bulletsim.latency.constant import ConstantLatency
 from bulletsim.metrics import add_request_metrics, summarize
-from bulletsim.policies.base import SLO, PolicyContext
+from bulletsim.policies.base import PolicyContext
 from bulletsim.policies.chunked import ChunkedParams, ChunkedPrefill
 from bulletsim.records import request_frame
 from bulletsim.state import ServingState
@@ -58,10 +58,10 @@ def test_prefill_first_runs_decode_only_when_no_prefill_waits():
 def test_itl_samples_are_gaps_between_tokens():
     specs = [RequestSpec(0, 0.0, 4, 4)]
     st, req, it = simulate_specs(specs, ConstantLatency(step_s=2.0), ChunkedParams(chunk_size=8))
-    assert st.itl_values == [2.0, 2.0, 2.0]
+    assert st.itl.values == [2.0, 2.0, 2.0]
     df = add_request_metrics(req, SLO(tpot_s=1.0, ttft_s=10.0))
     assert df["tpot_s"].iloc[0] == pytest.approx(2.0)
-    s = summarize(df, SLO(tpot_s=1.0, ttft_s=10.0), st.itl_values, st.itl_weights)
+    s = summarize(df, SLO(tpot_s=1.0, ttft_s=10.0), st.itl)
     assert s["itl_ms"]["p50"] == pytest.approx(2000.0)
     assert s["slo_attainment"] == 0.0  # TPOT 2 s > 1 s
 

@@ -15,7 +15,7 @@ from bulletsim.core import Work
 from bulletsim.policies.base import PolicyContext
 from bulletsim.policies.batching import decode_shape, form_batch, prefill_shape
 from bulletsim.policies.registry import register
-from bulletsim.policies.split import TwoLanePolicy
+from bulletsim.policies.two_lane import TwoLanePolicy
 
 
 def _check_common(name: str, max_prefill_tokens: int, max_running: int) -> None:
@@ -124,6 +124,7 @@ class PrefillFirstParams:
 
 class PrefillFirst:
     lanes = ("main",)
+    max_overlap_sms = 0
 
     def __init__(self, params: PrefillFirstParams | None = None) -> None:
         self.params = params or PrefillFirstParams()
@@ -135,6 +136,9 @@ class PrefillFirst:
 
     def allocation(self, lane: str) -> int:
         return self.ctx.total_sms
+
+    def stays_idle(self, lane: str) -> bool:
+        return False  # one lane: nothing else would wake it
 
     def next_work(self, lane: str, now_s: float) -> Work | None:
         st, p = self.ctx.state, self.params

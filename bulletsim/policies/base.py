@@ -4,6 +4,13 @@ A policy sees the serving state (queues, KV cache, decode pool), the clock and a
 predictor, and returns the next `Work` for a lane. The engine runs it (simulated time or real
 kernels) and calls `on_work_done`. A policy never imports simpy or torch, so a difference
 between simulated and live results is a latency-model error, never a policy difference.
+
+The SM split has one channel: `allocation(lane)`, what the policy says each lane holds now.
+Engines read it after every `next_work` and `on_work_done` call (the only moments it can
+change) and apply it (see `bulletsim.engine_api.Engine`): a new `Work` starts on
+`work.num_sms`, which equals its lane's allocation at that moment; a *running* lane whose
+allocation changed is resized at its next boundary. Policies never see what an engine did
+with a resize except through the state and the clock.
 """
 
 from __future__ import annotations
@@ -11,28 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from bulletsim.core import Work
+from bulletsim.core import SLO, Work
 from bulletsim.latency.base import LatencyModel
 from bulletsim.state import ServingState
 
-
-@dataclass(frozen=True, slots=True)
-class SLO:
-    """Service-level objectives; a request meets them when both hold.
-
-    TTFT is judged per prompt token when `norm_ttft_s_per_token` is set (the Bullet paper's
-    normalized TTFT), else against `ttft_s`.
-    """
-
-    tpot_s: float
-    ttft_s: float | None = None
-    norm_ttft_s_per_token: float | None = None
-
-    def ttft_limit_s(self, prompt_tokens: int) -> float:
-        if self.norm_ttft_s_per_token is not None:
-            return self.norm_ttft_s_per_token * prompt_tokens
-        assert self.ttft_s is not None
-        return self.ttft_s
+__all__ = ["SLO", "Policy", "PolicyContext"]  # SLO lives in core.py; re-exported for callers
 
 
 @dataclass(slots=True)
@@ -46,22 +36,23 @@ class PolicyContext:
 
 
 class Policy(Protocol):
-    """Decides what each lane runs next."""
+    """Decides what each lane runs next and how many SMs each lane holds."""
 
     name: str
     lanes: tuple[str, ...]  # ("main",) for single-lane policies; ("prefill", "decode") for Bullet
-    # SMs the lanes may hold beyond the GPU's together (0 unless overlap is the point, as in
-    # the naive-concurrency ablation); an optional attribute, read with getattr(..., 0).
-    # Optional method `stays_idle(lane) -> bool`: True only when `next_work(lane, now)` would
-    # return None and change nothing; the engine then skips waking that idle lane (a speed
-    # hook: a wrong True would change results, so implement it only where it is provable).
+    # SMs the lanes may hold beyond the GPU's together: 0 unless overlap is the point, as in
+    # the naive-concurrency ablation (where both lanes hold every SM and contend).
+    max_overlap_sms: int
 
     def bind(self, ctx: PolicyContext) -> None:
         """Attach to a run's state; called once before the first `next_work`."""
         ...
 
     def next_work(self, lane: str, now_s: float) -> Work | None:
-        """The lane's next unit of work, or None if it should idle until woken."""
+        """The lane's next unit of work, or None if it should idle until woken.
+
+        `now_s` is the engine's clock (simulated or wall seconds since the run began).
+        """
         ...
 
     def on_work_done(self, work: Work, now_s: float) -> None:
@@ -69,5 +60,13 @@ class Policy(Protocol):
         ...
 
     def allocation(self, lane: str) -> int:
-        """SMs the lane holds right now (changes between iterations for Bullet)."""
+        """SMs the lane holds right now: the one channel of the SM split (see module doc)."""
+        ...
+
+    def stays_idle(self, lane: str) -> bool:
+        """True only when `next_work(lane, now)` would return None and change nothing.
+
+        An engine may then skip waking that idle lane (a speed hook: a wrong True changes
+        results, so return True only where it is provable; False is always correct).
+        """
         ...

@@ -22,18 +22,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bulletsim.core import Work, WorkShape
-from bulletsim.policies.allocator import (
-    MECHANISMS,
-    SplitPlanner,
-    co_runner,
-    granularity_sms,
-    round_to_units,
-)
+from bulletsim.core import Work, WorkShape, co_runner
 from bulletsim.policies.base import PolicyContext
 from bulletsim.policies.batching import can_start_prefill, reorder_head
 from bulletsim.policies.registry import register
-from bulletsim.policies.split import TwoLanePolicy
+from bulletsim.policies.split_planner import (
+    MECHANISMS,
+    SplitPlanner,
+    granularity_sms,
+    round_to_units,
+)
+from bulletsim.policies.two_lane import TwoLanePolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,14 +183,21 @@ class Bullet(TwoLanePolicy):
             t = self._window_memo[(p, d)] = self.ctx.latency.predict(self.window_shape, p, co)
         return t
 
-    def _take(self, lane: str, sms: int, work: Work) -> Work:
+    def launch_overhead_s(self, lane: str, num_sms: int, overhead_s: float) -> float:
+        """Every decision pays a prediction; a changed partition also pays re-masking."""
+        overhead_s += self._predict_s
+        if num_sms != self.hold[lane]:
+            overhead_s += self._remask_s
+        return overhead_s
+
+    def _take(self, lane: str, work: Work) -> Work:
+        """Give `lane` the SMs `work` starts on; a running other lane shrinks at once to make
+        room (the engine resizes it at its next boundary), so partitions never overlap."""
+        sms = work.num_sms
         other = "decode" if lane == "prefill" else "prefill"
         if self.busy[other] and self.hold[other] > self.total - sms:
-            self.hold[other] = self.total - sms  # shrink the running lane now, never overlap
-        work.overhead_s += self._predict_s
-        if sms != self.hold[lane]:
-            work.overhead_s += self._remask_s
-        self.hold[lane] = work.num_sms = sms
+            self.hold[other] = self.total - sms
+        self.hold[lane] = sms
         self.busy[lane] = True
         self.last_lane = lane
         return work
@@ -236,7 +242,7 @@ class Bullet(TwoLanePolicy):
             k = self._windows_before_decode_decides(now_s, p, d)
         # a merged unit still pays the predictions its inner boundaries would have made
         skipped_s = (k - 1) * self.params.predict_us * 1e-6
-        return self._take("prefill", p, self.prefill_work(p, skipped_s, k))
+        return self._take("prefill", self.prefill_work(p, skipped_s, k))
 
     def _windows_before_decode_decides(self, now_s: float, p: int, d: int) -> int:
         """How many windows can run as one unit without skipping a useful boundary.
@@ -277,7 +283,8 @@ class Bullet(TwoLanePolicy):
             self.hold["decode"] = 0
             return None
         d = self.total if self.temporal else self.plan(now_s, shape)[1]
-        work = self._take("decode", d, Work("decode", shape, d, decode=True))
+        overhead_s = self.launch_overhead_s("decode", d, 0.0)
+        work = self._take("decode", Work("decode", shape, d, decode=True, overhead_s=overhead_s))
         # Earliest the step can end: alone on d SMs (co-running and shrinking only slow it).
         self._decode_step = (now_s, shape, d, work.overhead_s)
         return work

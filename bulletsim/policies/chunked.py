@@ -38,6 +38,7 @@ class ChunkedParams:
 
 class ChunkedPrefill:
     lanes = ("main",)
+    max_overlap_sms = 0
 
     def __init__(self, params: ChunkedParams | None = None) -> None:
         self.params = params or ChunkedParams()
@@ -51,6 +52,9 @@ class ChunkedPrefill:
 
     def allocation(self, lane: str) -> int:
         return self.ctx.total_sms
+
+    def stays_idle(self, lane: str) -> bool:
+        return False  # one lane: nothing else would wake it
 
     def _prefill_chunks(self, budget: int, now_s: float, admit: bool) -> list[PrefillChunk]:
         """FCFS chunks: first the admitted requests, then newly admitted ones."""

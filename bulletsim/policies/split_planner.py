@@ -7,10 +7,9 @@ time target, and the fewest SMs a prefill needs to meet a deadline.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
-from bulletsim.core import CoRunner, Phase, WorkShape
+from bulletsim.core import WorkShape, co_runner
 from bulletsim.hardware import MECHANISMS as HW_MECHANISMS
 from bulletsim.hardware import partition_unit_sms
 from bulletsim.latency.base import LatencyModel
@@ -37,13 +36,6 @@ def round_to_units(sms: float, unit: int, total_sms: int) -> int:
 
 
 _UNKNOWN = object()  # a memo miss (None is an answer: no SM count meets the target)
-
-
-@functools.cache
-def co_runner(phase: Phase, num_sms: int) -> CoRunner:
-    """`CoRunner(phase, num_sms)`, one shared object per value (it is frozen): planning asks
-    for the same few hundred values tens of thousands of times in a run."""
-    return CoRunner(phase, num_sms)
 
 
 def _ctx_bucket(ctx_tokens: int) -> int:

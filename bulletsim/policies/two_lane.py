@@ -23,6 +23,7 @@ from bulletsim.policies.batching import (
 
 class TwoLanePolicy:
     lanes = ("prefill", "decode")
+    max_overlap_sms = 0  # disjoint partitions; the naive ablation overrides
 
     def __init__(
         self,
@@ -58,6 +59,14 @@ class TwoLanePolicy:
 
     def allocation(self, lane: str) -> int:
         return self.hold[lane]
+
+    def stays_idle(self, lane: str) -> bool:
+        return False  # not provable in general; Bullet overrides where it is
+
+    def launch_overhead_s(self, lane: str, num_sms: int, overhead_s: float) -> float:
+        """Modelled overhead of starting work on `num_sms` SMs, on top of `overhead_s`
+        (none here; Bullet adds its prediction and re-masking costs)."""
+        return overhead_s
 
     # -- prefill lane -----------------------------------------------------------------------
     def prefill_has_work(self) -> bool:
@@ -107,13 +116,16 @@ class TwoLanePolicy:
             shape = self.last_window_shape if last else self.window_shape
         else:
             shape = with_layers(self.window_shape, end - first)
+        overhead_s = self.launch_overhead_s(
+            "prefill", num_sms, overhead_s + (self.tail_s if last else 0.0)
+        )
         return Work(
             "prefill",
             shape,
             num_sms,
             prefill=self.batch,
             layers=(first, end),
-            overhead_s=overhead_s + (self.tail_s if last else 0.0),
+            overhead_s=overhead_s,
             tag=f"windows {self.window_index + 1}-{-(-end // k)}/{self.num_windows}",
         )
 
