@@ -3,18 +3,19 @@
 Map of the package (data flows top to bottom):
 
     workload/        trace loaders, arrivals, embedded offline models  -> RequestSpec list
-    core.py          shared vocabulary: RequestSpec, Request, WorkShape, Work, CoRunner
+    core.py          shared vocabulary: RequestSpec, Request, WorkShape, Work, CoRunner, SLO
     hardware.py      GPU specs (A100, H100, H20, H200)
     models.py        model shapes (Llama-3.1-8B/70B, Qwen3-235B-A22B)
     latency/         LatencyModel interface; roofline (SRM), calibrated profile, constant
     kvcache.py       paged KV block accounting
     decode_pool.py   requests in decode, stepped in O(1) per iteration
-    state.py         queues + KV + decode pool shared by a run's lanes
-    policies/        pure decision objects: chunked.py (baseline), bullet.py (Bullet),
-                     split.py + allocator.py + batching.py (two-lane machinery, SM planner,
-                     batch shapes), ablations.py (static split, naive, prefill-first),
-                     pdmux.py + pdmux_table.py (SGLang's PD-Multiplexing, its SLO variant),
-                     registry.py (names -> parameter dataclasses)
+    state.py         queues + KV + decode pool shared by a run's lanes; itl.py (ITL samples)
+    policies/        pure decision objects: base.py (the Policy protocol), chunked.py
+                     (baseline), bullet.py (Bullet), two_lane.py + split_planner.py +
+                     batching.py (two-lane machinery, SM planner, batch shapes), ablations.py
+                     (static split, naive, prefill-first), pdmux.py + pdmux_table.py
+                     (SGLang's PD-Multiplexing, its SLO variant), registry.py (names -> params)
+    engine_api.py    the Engine protocol every engine keeps (simulated and live)
     engine.py        the SimPy engine (lanes as processes; the only simpy import)
     simulate.py      config -> one run; metrics.py, records.py, invariants.py
     results.py       results directories (atomic, deterministic); report.py, plots.py

@@ -16,7 +16,7 @@ from bulletsim.hardware import (
     min_partition_sms,
     partition_unit_sms,
 )
-from bulletsim.policies.allocator import MECHANISMS as POLICY_MECHANISMS
+from bulletsim.policies.split_planner import MECHANISMS as POLICY_MECHANISMS
 
 GPU_DIR = Path(__file__).resolve().parent.parent / "bulletsim" / "gpu"
 

@@ -139,5 +139,61 @@ def test_the_checker_sees_a_cycle():
     assert find_cycle({"a": ["b"], "b": [], "c": ["a", "b"]}) is None
 
 
+# Cycles other work in progress removes (issue 8, item 6); none may be added. Delete an
+# entry when its cycle is gone (test_pending_cycles_still_exist says so).
+PENDING_CYCLES = {
+    # cli -> plots -> sweep_report -> sweep -> cli: `parse_sets` moves into config.py
+    frozenset({"bulletsim.cli", "bulletsim.plots", "bulletsim.sweep", "bulletsim.sweep_report"}),
+}
+
+
+def strongly_connected(graph: dict[str, list[str]]) -> list[frozenset[str]]:
+    """The groups of modules that import each other (Tarjan), those of 2 or more only."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[frozenset[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = set()
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.add(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                out.append(frozenset(group))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
 def test_no_import_cycles():
-    assert find_cycle(import_graph()) is None
+    graph = import_graph()
+    groups = strongly_connected(graph)
+    new = [sorted(g) for g in groups if not any(g <= p for p in PENDING_CYCLES)]
+    assert not new, f"import cycles: {new}"
+    # without the pending ones, the rest of the graph is acyclic
+    pending = set().union(*PENDING_CYCLES)
+    rest = {m: [n for n in ns if n not in pending] for m, ns in graph.items() if m not in pending}
+    assert find_cycle(rest) is None
+
+
+def test_pending_cycles_still_exist():
+    groups = strongly_connected(import_graph())
+    gone = [sorted(p) for p in PENDING_CYCLES if not any(p & g for g in groups)]
+    assert not gone, f"these cycles are gone; delete them from PENDING_CYCLES: {gone}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bulletsim.core import RequestSpec
+from bulletsim.core import SLO, RequestSpec
 from bulletsim.engine import SimEngine
 from bulletsim.hardware import get_gpu
 from bulletsim.invariants import check_run
@@ -18,7 +18,7 @@ from bulletsim.kvcache import KVCache
 from bulletsim.latency.constant import ConstantLatency
 from bulletsim.latency.roofline import RooflineLatency
 from bulletsim.models import get_model
-from bulletsim.policies.base import SLO, PolicyContext
+from bulletsim.policies.base import PolicyContext
 from bulletsim.policies.pdmux import PDMux, PDMuxParams, PDMuxSLO, PDMuxSLOParams
 from bulletsim.policies.pdmux_table import (
     full_table,

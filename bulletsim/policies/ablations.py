@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bulletsim.core import Work
+from bulletsim.hardware import partition_unit_sms
 from bulletsim.policies.base import PolicyContext
 from bulletsim.policies.batching import decode_shape, form_batch, prefill_shape
-from bulletsim.policies.registry import register
 from bulletsim.policies.two_lane import TwoLanePolicy
 
 
@@ -55,8 +55,9 @@ class StaticSplit(TwoLanePolicy):
 
     def bind(self, ctx: PolicyContext) -> None:
         super().bind(ctx)
-        tpc = 2  # libsmctrl masks whole TPCs
         total = ctx.total_sms
+        # libsmctrl masks whole TPCs; the unit comes from the GPU spec (hardware.py)
+        tpc = partition_unit_sms("libsmctrl", getattr(ctx.latency, "gpu", None), total)
         p = min(total - tpc, max(tpc, tpc * round(self.params.prefill_fraction * total / tpc)))
         self.hold = {"prefill": p, "decode": total - p}  # held even while idle: static
 
@@ -156,8 +157,3 @@ class PrefillFirst:
 
     def on_work_done(self, work: Work, now_s: float) -> None:
         self.ctx.state.finish_work(work, now_s)
-
-
-register("static-split", StaticSplitParams, StaticSplit)
-register("naive", NaiveParams, NaiveConcurrency)
-register("prefill-first", PrefillFirstParams, PrefillFirst)

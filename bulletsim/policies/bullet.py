@@ -14,7 +14,6 @@ An idle lane holds no SMs, so an idle prefill hands decode the whole GPU at its 
 and vice versa. A lane never grows while it runs; when a lane starts work that needs SMs the
 running lane holds, the running lane shrinks at once (the engine rescales its remaining
 work), as re-masking applies to the next kernel launch. So partitions never overlap.
-Importing this module registers Bullet and the ablations with the policy registry.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from dataclasses import dataclass
 from bulletsim.core import Work, WorkShape, co_runner
 from bulletsim.policies.base import PolicyContext
 from bulletsim.policies.batching import can_start_prefill, reorder_head
-from bulletsim.policies.registry import register
 from bulletsim.policies.split_planner import (
     MECHANISMS,
     SplitPlanner,
@@ -305,9 +303,3 @@ class Bullet(TwoLanePolicy):
         reorder_head(
             self.ctx.state, now_s, self.params.reorder_window, t, self.ctx.slo.ttft_limit_s
         )
-
-
-register("bullet", BulletParams, Bullet)
-
-# The ablations register themselves; importing them here makes the registry see them.
-from bulletsim.policies import ablations  # noqa: E402, F401

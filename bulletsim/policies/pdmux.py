@@ -32,8 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bulletsim.core import Work
-from bulletsim.policies.allocator import co_runner
+from bulletsim.core import Work, co_runner
 from bulletsim.policies.base import PolicyContext
 from bulletsim.policies.pdmux_table import (
     full_table,
@@ -43,8 +42,7 @@ from bulletsim.policies.pdmux_table import (
     slo_rows,
     split_rows,
 )
-from bulletsim.policies.registry import register
-from bulletsim.policies.split import TwoLanePolicy
+from bulletsim.policies.two_lane import TwoLanePolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +283,3 @@ class PDMuxSLO(PDMux):
             if lat.predict(shape, d, co_runner("prefill", p)) <= self.tpot_target_s:
                 return row
         return last
-
-
-register("pdmux", PDMuxParams, PDMux)
-register("pdmux-slo", PDMuxSLOParams, PDMuxSLO)
