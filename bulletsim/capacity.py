@@ -27,6 +27,10 @@ class CapacitySearch:
     rel_tol: float = 0.02
     min_req_s: float = 1e-3
     max_req_s: float = 1e4
+    # Widen the bracketing step after each step in the same direction (factor, factor^2,
+    # factor^4, ...): a narrow first bracket around a good guess that still reaches a far
+    # answer in a few steps.
+    expand: bool = False
     lo: float | None = None  # highest rate seen passing (below hi)
     hi: float | None = None  # lowest rate seen failing
     evaluated: dict[float, float] = field(default_factory=dict)  # rate -> attainment
@@ -59,11 +63,14 @@ class CapacitySearch:
         lo, hi = self.lo, self.hi
         if lo is None and hi is None:
             return self.start_req_s
+        step = self.factor
+        if self.expand:
+            step = self.factor ** (2 ** max(0, len(self.evaluated) - 1))
         if hi is None:
-            nxt = lo * self.factor
+            nxt = _round_rate(lo * step) if self.expand else lo * step
             return nxt if nxt <= self.max_req_s else None
         if lo is None:
-            nxt = hi / self.factor
+            nxt = _round_rate(hi / step) if self.expand else hi / step
             return nxt if nxt >= self.min_req_s else None
         if hi / lo - 1.0 <= self.rel_tol:
             return None

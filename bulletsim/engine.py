@@ -25,6 +25,10 @@ class SimulationStuck(RuntimeError):
     """Requests remain but no lane can make progress (a policy or capacity bug)."""
 
 
+class _StopRun(Exception):
+    """Raised inside a lane when `stop_when` says the rest of the run cannot matter."""
+
+
 class SimEngine:
     def __init__(
         self,
@@ -33,7 +37,10 @@ class SimEngine:
         *,
         progress: Callable[[int], None] | None = None,
         progress_every: int = 2000,
+        stop_when: Callable[[float], bool] | None = None,
     ) -> None:
+        """`stop_when(now_s)` is asked after every iteration; True ends the run there (the
+        state is left as it is, `stopped_at_s` is set and the invariants no longer apply)."""
         self.policy = policy
         self.ctx = ctx
         self.state = ctx.state
@@ -42,6 +49,8 @@ class SimEngine:
         self.sm_log: list[tuple[float, str, int]] = []  # (time, lane, SMs) at every change
         self._progress = progress
         self._progress_every = progress_every
+        self._stop_when = stop_when
+        self.stopped_at_s: float | None = None
         self._busy: dict[str, Work | None] = {}
         self._running_sms: dict[str, int] = {}  # SMs the busy lane's work runs on now
         self._idle: dict[str, simpy.Event | None] = {}
@@ -61,7 +70,11 @@ class SimEngine:
             self.sm_log.append((0.0, lane, self._alloc[lane]))
         for lane in self.policy.lanes:
             self._procs[lane] = env.process(self._lane(lane))
-        env.run()
+        try:
+            env.run()
+        except _StopRun:
+            self.stopped_at_s = env.now
+            return self.log
         if not self.state.all_done:
             raise SimulationStuck(self._stuck_message())
         return self.log
@@ -206,6 +219,8 @@ class SimEngine:
             iters += 1
             if self._progress is not None and iters % self._progress_every == 0:
                 self._progress(st.num_finished)
+            if self._stop_when is not None and self._stop_when(end):
+                raise _StopRun
             if multi:
                 self._sync_allocations(end)
                 wake = True

@@ -10,6 +10,7 @@ import pandas as pd
 
 from bulletsim.config import RunConfig
 from bulletsim.core import SLO
+from bulletsim.early_stop import MissBound
 from bulletsim.engine import SimEngine
 from bulletsim.hardware import get_gpu
 from bulletsim.invariants import check_run
@@ -45,8 +46,15 @@ def simulate(
     workload: Workload | None = None,
     latency: LatencyModel | None = None,
     progress: Callable[[int, int], None] | None = None,
+    stop_below_attainment: float | None = None,
 ) -> SimResult:
-    """Run `cfg` to completion. `workload`/`latency` override what the config would build."""
+    """Run `cfg` to completion. `workload`/`latency` override what the config would build.
+
+    With `stop_below_attainment` (a target in (0, 1]) the run ends early once its SLO misses
+    make attainment below that target certain (`early_stop.MissBound`); its summary then
+    holds only `stopped_early`, `stopped_at_s`, `slo_attainment_upper_bound` and a few names,
+    and its frames cover the simulated part only.
+    """
     cfg.validate()
     rng = np.random.default_rng(cfg.seed)
     gpu = get_gpu(cfg.gpu)
@@ -80,10 +88,33 @@ def simulate(
     policy = make_policy(cfg.policy, cfg.params())
     ctx = PolicyContext(state, latency, gpu.num_sms, slo)
     total = len(workload.requests)
+    bound = None if stop_below_attainment is None else MissBound(state, slo, stop_below_attainment)
     engine = SimEngine(
-        policy, ctx, progress=(lambda done: progress(done, total)) if progress else None
+        policy,
+        ctx,
+        progress=(lambda done: progress(done, total)) if progress else None,
+        stop_when=bound,
     )
     log = engine.run()
+    if engine.stopped_at_s is not None:
+        assert bound is not None
+        summary = {
+            "stopped_early": True,
+            "stopped_at_s": engine.stopped_at_s,
+            "slo_attainment_upper_bound": bound.upper_bound,
+            "num_requests": total,
+            "policy": policy.name,
+            "workload": workload.name,
+            "workload_source": workload.source,
+            "gpu": gpu.name,
+            "model": model.name,
+            "latency_model": latency.name,
+            "slo_source": slo_source,
+        }
+        sm_log = pd.DataFrame(engine.sm_log, columns=["time_s", "lane", "num_sms"])
+        req = request_frame(state.requests)
+        return SimResult(cfg, workload, latency, slo, slo_source, req, log.to_frame(), sm_log,
+                         summary)  # fmt: skip
     if progress:
         progress(state.num_finished, total)
 

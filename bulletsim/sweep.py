@@ -1,15 +1,17 @@
 """Policies x workloads x request rates, in parallel, plus each policy's capacity by search.
 
-Every point is a pure function of (base config, policy variant, trace, rate), so results
-do not depend on the number of workers or the order points finish in: a sweep schedules
-the grid, then runs one `CapacitySearch` per (policy, trace) side by side, feeding each the
-attainments of its own points. A point's arrivals are Poisson at its rate from the same
-seed, so neighbouring rates see the same requests, only closer together or further apart.
+Every point is a pure function of (base config, policy variant, trace, seed, rate), so
+results do not depend on the number of workers or the order points finish in. A sweep runs
+the rate grid (first seed only: the curves), the zero-load ceiling of each (policy, trace),
+and one `CapacitySearch` per (policy, trace, seed). Work is reused: the first seed's search
+starts from the grid's bracket, and every later seed starts from the first seed's capacity
+with a narrow bracket (`SEED_BRACKET_FACTOR`) instead of from scratch; overloaded runs stop
+as soon as their misses decide them (`early_stop`). A point's arrivals are Poisson at its
+rate from its seed, so neighbouring rates see the same requests, only closer or further apart.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -18,6 +20,13 @@ from typing import Any
 import pandas as pd
 
 from bulletsim.capacity import CapacitySearch
+from bulletsim.sweep_capacity import capacity_table
+from bulletsim.sweep_points import POINT_COLUMNS, point_overrides, run_point, run_zero_load
+
+# A later seed's capacity is within a few percent of the first seed's at the request counts
+# a capacity is worth searching at; 1.05 brackets it in one or two runs and bisects from 5%
+# (the step widens when it does not: see CapacitySearch.expand).
+SEED_BRACKET_FACTOR = 1.05
 
 # Short names for the variants the Bullet paper compares.
 ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -27,12 +36,6 @@ ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
 }
 DEFAULT_POLICIES = ("bullet", "chunked-1024", "chunked-2048")
 DEFAULT_TRACES = ("sharegpt",)
-POINT_COLUMNS = (
-    "label", "policy", "trace", "rate_req_s", "kind", "num_requests", "slo_attainment",
-    "ttft_attainment", "tpot_attainment", "goodput_req_s", "throughput_req_s",
-    "output_throughput_tok_s", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms", "tpot_p50_ms",
-    "tpot_p90_ms", "tpot_p99_ms", "num_preemptions", "workload_source", "latency_model",
-)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +66,9 @@ class SweepSpec:
     policies: tuple[str, ...] = DEFAULT_POLICIES
     traces: tuple[str, ...] = DEFAULT_TRACES
     rates: tuple[float, ...] = (2.0, 4.0, 8.0, 16.0)
-    num_requests: int = 1000
+    num_requests: int = 2000
+    seeds: tuple[int, ...] = (0, 1, 2)
+    early_stop: bool = True
     capacity: bool = True
     target_attainment: float = 0.9
     rel_tol: float = 0.02
@@ -80,46 +85,14 @@ class SweepSpec:
             raise ValueError("a sweep needs at least one policy and one trace")
         if self.num_requests < 2:
             raise ValueError(f"num_requests must be >= 2, got {self.num_requests}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct and at least one, got {list(self.seeds)}")
         if any(not r > 0 for r in self.rates):
             raise ValueError(f"rates must be > 0 req/s, got {list(self.rates)}")
         for v in self.variants():  # fail fast on bad names, traces and parameters
             for t in self.traces:
-                load_config(None, point_overrides(self, v, t, 1.0))
+                load_config(None, point_overrides(self, v, t, 1.0, self.seeds[0]))
         return self
-
-
-def point_overrides(spec: SweepSpec, v: PolicyVariant, trace: str, rate: float) -> dict:
-    from bulletsim.config import merge_overrides
-
-    over = merge_overrides(spec.base, {"policy": v.policy, v.policy: dict(v.params)})
-    return merge_overrides(
-        over,
-        {
-            "workload": {
-                "trace": trace, "arrival": "poisson", "rate": rate,
-                "num_requests": spec.num_requests,
-            }
-        },
-    )  # fmt: skip
-
-
-def run_point(spec: SweepSpec, v: PolicyVariant, trace: str, rate: float) -> dict:
-    """Simulate one point and flatten its summary into a table row."""
-    from bulletsim.config import load_config
-    from bulletsim.simulate import simulate
-
-    s = simulate(load_config(None, point_overrides(spec, v, trace, rate))).summary
-    return {
-        "label": v.label, "policy": s["policy"], "trace": trace, "rate_req_s": rate,
-        "num_requests": s["num_requests"], "slo_attainment": s["slo_attainment"],
-        "ttft_attainment": s["ttft_attainment"], "tpot_attainment": s["tpot_attainment"],
-        "goodput_req_s": s["goodput_req_s"], "throughput_req_s": s["throughput_req_s"],
-        "output_throughput_tok_s": s["output_throughput_tok_s"],
-        **{f"ttft_{q}_ms": s["ttft_ms"][q] for q in ("p50", "p90", "p99")},
-        **{f"tpot_{q}_ms": s["tpot_ms"][q] for q in ("p50", "p90", "p99")},
-        "num_preemptions": s["num_preemptions"], "workload_source": s["workload_source"],
-        "latency_model": s["latency_model"],
-    }  # fmt: skip
 
 
 class _Inline(Executor):
@@ -139,74 +112,129 @@ class _Inline(Executor):
 def run_sweep(
     spec: SweepSpec, progress: Callable[[str, int, int], None] | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(points, capacity) frames; `progress(message, done, total_known)` after each point."""
+    """(points, capacity) frames; `progress(message, done, total_known)` after each job."""
     spec.validate()
-    pairs = [(v, t) for t in spec.traces for v in spec.variants()]
-    results: dict[tuple[str, str, float], dict] = {}
-    searches = {
-        (v.label, t): CapacitySearch(
-            target=spec.target_attainment, rel_tol=spec.rel_tol,
-            start_req_s=max(spec.rates) if spec.rates else 4.0,
-            # below a sixteenth of the grid the search stops: capacity reported as 0
-            min_req_s=min(spec.rates) / 16 if spec.rates else 1e-3,
+    return _Sweep(spec, progress).run()
+
+
+class _Sweep:
+    """The scheduler: submits grid, zero-load and search jobs, feeds each search its points."""
+
+    def __init__(self, spec: SweepSpec, progress: Callable[[str, int, int], None] | None):
+        self.spec = spec
+        self.progress = progress
+        self.pairs = [(v, t) for t in spec.traces for v in spec.variants()]
+        self.first = spec.seeds[0]
+        self.results: dict[tuple[str, str, int, float], dict] = {}
+        self.zero: dict[tuple[str, str], dict] = {}
+        self.searches: dict[tuple[str, str, int], CapacitySearch] = {}
+        self.finished: set[tuple[str, str, int]] = set()
+        self.undefined: set[tuple[str, str]] = set()
+        self.pending: dict = {}
+        self.total = 0
+
+    def run(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        spec = self.spec
+        pool: Executor = (
+            ProcessPoolExecutor(max_workers=spec.workers) if spec.workers > 1 else _Inline()
         )
-        for v, t in pairs
-    }  # fmt: skip
-    pool: Executor = (
-        ProcessPoolExecutor(max_workers=spec.workers) if spec.workers > 1 else _Inline()
-    )
-    with pool:
-        pending = {}
+        with pool:
+            self.pool = pool
+            for v, t in self.pairs:
+                if spec.capacity:
+                    self._submit(("zero", v.label, t), run_zero_load, spec, v, t, self.first)
+                for rate in spec.rates:
+                    self._point(v, t, self.first, rate, "grid")
+            while self.pending:
+                done, _ = wait(list(self.pending), return_when=FIRST_COMPLETED)
+                for f in sorted(done, key=lambda f: str(self.pending[f])):
+                    self._collect(self.pending.pop(f), f.result())
+                if spec.capacity:
+                    self._advance_searches()
+        points = pd.DataFrame(
+            [self.results[k] for k in sorted(self.results)], columns=list(POINT_COLUMNS)
+        )
+        searches = self.searches if spec.capacity else {}
+        zero = pd.DataFrame(list(self.zero.values()))
+        return points, capacity_table(points, searches, zero, self.pairs, spec)
 
-        def submit(v: PolicyVariant, t: str, rate: float, kind: str) -> None:
-            key = (v.label, t, rate)
-            if key in results or any(k == key for k, _ in pending.values()):
-                return
-            pending[pool.submit(run_point, spec, v, t, rate)] = (key, kind)
+    def _submit(self, key: tuple, fn, *args) -> None:
+        if key in self.pending.values():
+            return
+        self.pending[self.pool.submit(fn, *args)] = key
+        self.total += 1
 
-        for v, t in pairs:
-            for rate in spec.rates:
-                submit(v, t, rate, "grid")
-        waiting_search = set(searches) if spec.capacity else set()
-        total = len(pending)
-        while pending:
-            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-            for f in sorted(done, key=lambda f: pending[f][0]):
-                key, kind = pending.pop(f)
-                results[key] = {**f.result(), "kind": kind}
-                if progress:
-                    progress(f"{key[0]} {key[1]} {key[2]:g} req/s", len(results), total)
-            # A search advances only when none of its own points are in flight, so the
-            # rates it proposes depend on its results alone, not on timing.
-            busy = {(k[0], k[1]) for k, _ in pending.values()}
-            for v, t in pairs:
-                pair = (v.label, t)
-                if pair not in waiting_search or pair in busy:
+    def _point(self, v: PolicyVariant, t: str, seed: int, rate: float, kind: str) -> None:
+        if (v.label, t, seed, rate) not in self.results:
+            self._submit(("point", v.label, t, seed, rate, kind), _run, self.spec, v, t, seed, rate)
+
+    def _collect(self, key: tuple, row: dict) -> None:
+        if key[0] == "zero":
+            self.zero[key[1:]] = row
+            msg = f"{key[1]} {key[2]} zero load"
+        else:
+            _, label, t, seed, rate, kind = key
+            self.results[(label, t, seed, rate)] = {**row, "kind": kind}
+            msg = f"{label} {t} seed {seed} {rate:g} req/s"
+        if self.progress:
+            self.progress(msg, len(self.results) + len(self.zero), self.total)
+
+    def _advance_searches(self) -> None:
+        """Propose the next rate of every search that has none of its own jobs in flight.
+
+        A search advances only then, so the rates it proposes depend on results alone, not
+        on timing. The first seed waits for its pair's zero-load ceiling; later seeds wait
+        for the first seed's capacity, which they start from.
+        """
+        spec = self.spec
+        busy = {k[1:4] if k[0] == "point" else k[1:3] for k in self.pending.values()}
+        for v, t in self.pairs:
+            pair = (v.label, t)
+            if pair in busy or pair not in self.zero:
+                continue
+            if self.zero[pair]["zero_load_attainment"] < spec.target_attainment:
+                self.undefined.add(pair)
+                continue
+            for seed in spec.seeds:
+                key = (v.label, t, seed)
+                if key in self.finished or key in busy:
                     continue
-                s = searches[pair]
-                for (lab, tr, rate), row in sorted(results.items()):
-                    if (lab, tr) == pair and rate not in s.evaluated:
+                s = self.searches.get(key) or self._new_search(key)
+                if s is None:
+                    continue
+                for (lab, tr, sd, rate), row in sorted(self.results.items()):
+                    if (lab, tr, sd) == key and rate not in s.evaluated:
                         s.record(rate, row["slo_attainment"])
                 rate = s.propose()
                 if rate is None:
-                    waiting_search.discard(pair)
-                    continue
-                submit(v, t, rate, "search")
-                total += 1
-    points = pd.DataFrame([results[k] for k in sorted(results)], columns=list(POINT_COLUMNS))
-    return points, capacity_table(points, searches if spec.capacity else {}, pairs)
+                    self.finished.add(key)
+                else:
+                    self._point(v, t, seed, rate, "search")
+
+    def _new_search(self, key: tuple[str, str, int]) -> CapacitySearch | None:
+        spec = self.spec
+        common = {
+            "target": spec.target_attainment, "rel_tol": spec.rel_tol,
+            # below a sixteenth of the grid the search stops: capacity reported as 0
+            "min_req_s": min(spec.rates) / 16,
+        }  # fmt: skip
+        label, t, seed = key
+        if seed == self.first:
+            s = CapacitySearch(start_req_s=max(spec.rates), **common)
+        else:
+            first = (label, t, self.first)
+            if first not in self.finished:
+                return None
+            cap0 = self.searches[first].capacity_req_s
+            if cap0 > 0:
+                s = CapacitySearch(
+                    start_req_s=cap0, factor=SEED_BRACKET_FACTOR, expand=True, **common
+                )
+            else:
+                s = CapacitySearch(start_req_s=max(spec.rates), **common)
+        self.searches[key] = s
+        return s
 
 
-def capacity_table(points: pd.DataFrame, searches: dict, pairs: list) -> pd.DataFrame:
-    """Per (policy, trace): capacity, and the metrics of the run at that rate."""
-    rows = []
-    for v, t in pairs:
-        s = searches.get((v.label, t))
-        cap = s.capacity_req_s if s is not None else math.nan
-        row = {"label": v.label, "trace": t, "capacity_req_s": cap}
-        at = points[(points.label == v.label) & (points.trace == t) & (points.rate_req_s == cap)]
-        for col in ("slo_attainment", "goodput_req_s", "throughput_req_s",
-                    "output_throughput_tok_s", "ttft_p90_ms", "tpot_p90_ms"):  # fmt: skip
-            row[f"{col}_at_capacity"] = float(at[col].iloc[0]) if len(at) else math.nan
-        rows.append(row)
-    return pd.DataFrame(rows)
+def _run(spec: SweepSpec, v: PolicyVariant, t: str, seed: int, rate: float) -> dict:
+    return run_point(spec, v, t, seed, rate)

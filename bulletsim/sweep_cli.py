@@ -19,6 +19,13 @@ def _rates(text: str) -> tuple[float, ...]:
         raise ValueError(f"--rates expects comma-separated numbers, got {text!r}") from None
 
 
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"--seeds expects comma-separated integers, got {text!r}") from None
+
+
 def sweep(
     policy: Annotated[
         list[str] | None,
@@ -34,11 +41,17 @@ def sweep(
     rates: Annotated[
         str, Opt(help="Grid of Poisson rates (req/s) for the curves, comma-separated.")
     ] = "2,4,8,16",
-    num_requests: Annotated[int, Opt("--num-requests", "-n", help="Requests per point.")] = 1000,
+    num_requests: Annotated[int, Opt("--num-requests", "-n", help="Requests per point.")] = 2000,
     gpu: Annotated[str | None, Opt(help="GPU: a100, h100, h20, h200.")] = None,
     model: Annotated[str | None, Opt(help="Model, e.g. llama-3.1-8b.")] = None,
     latency: Annotated[str | None, Opt(help="Latency model: auto, roofline, profile.")] = None,
-    seed: Annotated[int | None, Opt(help="Random seed shared by every point.")] = None,
+    seeds: Annotated[
+        str,
+        Opt(
+            help="Seeds, comma-separated: each searches its own capacity; the table shows "
+            "their mean and 95% t-interval. The grid (curves) uses the first.",
+        ),
+    ] = "0,1,2",
     traces_dir: Annotated[Path | None, Opt(help="Folder holding the real trace files.")] = None,
     capacity: Annotated[
         bool,
@@ -48,6 +61,14 @@ def sweep(
         ),
     ] = True,
     target: Annotated[float, Opt(help="SLO attainment that defines capacity.")] = 0.9,
+    early_stop: Annotated[
+        bool,
+        Opt(
+            "--early-stop/--no-early-stop",
+            help="Stop a run once its SLO misses make attainment below the target certain "
+            "(its attainment is then an upper bound).",
+        ),
+    ] = True,
     rel_tol: Annotated[
         float, Opt(help="Stop the capacity bisection when hi/lo - 1 <= this.")
     ] = 0.02,
@@ -81,7 +102,7 @@ def sweep(
         base = merge_overrides(
             parse_sets(set_),
             {
-                "gpu": gpu, "model": model, "latency": latency, "seed": seed,
+                "gpu": gpu, "model": model, "latency": latency,
                 "workload": {"traces_dir": str(traces_dir) if traces_dir else None},
             },
         )  # fmt: skip
@@ -90,6 +111,8 @@ def sweep(
             traces=tuple(trace or DEFAULT_TRACES),
             rates=_rates(rates),
             num_requests=num_requests,
+            seeds=_seeds(seeds),
+            early_stop=early_stop,
             capacity=capacity,
             target_attainment=target,
             rel_tol=rel_tol,
@@ -108,10 +131,9 @@ def sweep(
 
 def run_and_write(spec, out_dir: Path, *, timeline: bool, plots: bool, quiet: bool) -> None:
     """Run the sweep, print the capacity table, write files (and the timeline run, plots)."""
-    from rich.console import Console
 
     from bulletsim.sweep import run_sweep
-    from bulletsim.sweep_report import capacity_markdown, write_sweep
+    from bulletsim.sweep_report import write_sweep
 
     if quiet or not sys.stderr.isatty():
         points, cap = run_sweep(spec)
@@ -128,8 +150,8 @@ def run_and_write(spec, out_dir: Path, *, timeline: bool, plots: bool, quiet: bo
                 bar.update(task, completed=done, total=total, description=msg)
 
             points, cap = run_sweep(spec, progress=tick)
-    write_sweep(out_dir, spec, points, cap)
-    Console().print(capacity_markdown(cap, spec.target_attainment))
+    md = write_sweep(out_dir, spec, points, cap)
+    typer.echo(md)
     if timeline:
         write_timeline(spec, cap, out_dir)
     if plots:
@@ -143,7 +165,7 @@ def write_timeline(spec, cap, out_dir: Path) -> None:
     from bulletsim.config import load_config
     from bulletsim.results import write_results
     from bulletsim.simulate import simulate
-    from bulletsim.sweep import point_overrides
+    from bulletsim.sweep_points import point_overrides
 
     variants = spec.variants()
     v = next((x for x in variants if x.policy == "bullet"), variants[0])
@@ -152,7 +174,7 @@ def write_timeline(spec, cap, out_dir: Path) -> None:
     rate = float(row["capacity_req_s"].iloc[0]) if len(row) else float("nan")
     if not rate > 0:
         rate = max(spec.rates)
-    res = simulate(load_config(None, point_overrides(spec, v, trace, rate)))
+    res = simulate(load_config(None, point_overrides(spec, v, trace, rate, spec.seeds[0])))
     write_results(res, out_dir / "timeline")
 
 

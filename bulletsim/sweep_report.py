@@ -29,47 +29,100 @@ def _fmt(x: float, nd: int = 2) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
 
 
-def capacity_markdown(cap: pd.DataFrame, target: float) -> str:
-    """One table per trace; gains are against the best policy whose name is not Bullet's."""
+def _interval(point: float, lo: float, hi: float, nd: int = 2) -> str:
+    if point is None or math.isnan(point):
+        return "-"
+    if math.isnan(lo):
+        return f"{point:.{nd}f}"
+    return f"{point:.{nd}f} [{lo:.{nd}f}, {hi:.{nd}f}]"
+
+
+def sweep_context(spec: SweepSpec, points: pd.DataFrame) -> list[str]:
+    """What the numbers are about: GPU, model, latency model, workloads, SLOs, n, seeds."""
+
+    def values(col: str, g: pd.DataFrame = points) -> str:
+        vals = [str(x) for x in dict.fromkeys(g[col].dropna()) if str(x)]
+        return ", ".join(vals) if vals else "-"
+
+    seeds = ",".join(str(s) for s in spec.seeds)
     lines = [
-        f"Capacity = highest Poisson rate with SLO attainment >= {100 * target:g}% "
-        "(bracketing + bisection); other columns are the run at that rate.",
+        f"GPU {values('gpu')}, model {values('model')}, latency model {values('latency_model')}",
+        f"{spec.num_requests} requests per point, seeds {seeds}, Poisson arrivals, "
+        f"capacity to {100 * spec.rel_tol:g}% at {100 * spec.target_attainment:g}% attainment"
+        + ("; overloaded runs stop once they certainly miss" if spec.early_stop else ""),
+    ]
+    for trace, g in points.groupby("trace", sort=False):
+        conv = values("convention", g)
+        lines.append(
+            f"{trace}: {values('workload_source', g)}; SLO {values('slo', g)}"
+            + (f"; convention {conv}" if conv != "-" else "")
+        )
+    return lines
+
+
+def capacity_markdown(
+    cap: pd.DataFrame, spec: SweepSpec, points: pd.DataFrame, warnings: list[str]
+) -> str:
+    """Context, then one table per trace, then the warnings."""
+    lines = [f"- {x}" for x in sweep_context(spec, points)]
+    lines += [
+        "",
+        f"Capacity = highest Poisson rate with SLO attainment >= {100 * spec.target_attainment:g}%"
+        " (bracketing + bisection), per seed; shown as the mean over seeds and its 95% "
+        "Student-t interval. Gain = capacity / the best baseline's, paired by seed (geometric "
+        "mean, t-interval of log ratios). Zero-load = attainment with every request alone "
+        "(Wilson 95% interval); where it is below the target, capacity is undefined. Other "
+        "columns: the runs at each seed's capacity, averaged; throughput excludes warm-up and "
+        "drain.",
         "",
     ]
     for trace, g in cap.groupby("trace", sort=False):
-        base = g[~g["label"].str.startswith("bullet")]
-        ref = base.loc[base["capacity_req_s"].idxmax()] if len(base) else None
         lines += [
             f"### {trace}",
             "",
-            "| policy | capacity (req/s) | throughput (req/s) | goodput (req/s) | "
-            "TTFT p90 (ms) | TPOT p90 (ms) | capacity vs best baseline |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| policy | capacity (req/s) | gain | zero-load attainment | offered (req/s) | "
+            "throughput (req/s) | TTFT p90 (ms) | TPOT p90 (ms) | steady |",
+            "|---|---|---|---|---:|---:|---:|---:|---|",
         ]
         for r in g.itertuples(index=False):
-            gain = (
-                r.capacity_req_s / ref.capacity_req_s
-                if ref is not None and ref.capacity_req_s > 0
-                else math.nan
+            defined = not (r.zero_load_attainment < spec.target_attainment)
+            capacity = _interval(r.capacity_req_s, r.capacity_lo, r.capacity_hi)
+            gain = "-"
+            if isinstance(r.gain_vs, str) and r.gain_vs and not math.isnan(r.gain):
+                gain = f"{_interval(r.gain, r.gain_lo, r.gain_hi)}x vs {r.gain_vs}"
+            zero = _interval(
+                100 * r.zero_load_attainment, 100 * r.zero_load_lo, 100 * r.zero_load_hi, 1
             )
-            gain_s = "-" if math.isnan(gain) else f"{gain:.2f}x ({ref.label})"
             lines.append(
-                f"| {r.label} | {_fmt(r.capacity_req_s)} | {_fmt(r.throughput_req_s_at_capacity)}"
-                f" | {_fmt(r.goodput_req_s_at_capacity)} | {_fmt(r.ttft_p90_ms_at_capacity, 0)}"
-                f" | {_fmt(r.tpot_p90_ms_at_capacity, 0)} | {gain_s} |"
+                f"| {r.label} | {capacity if defined else 'undefined'} | {gain} | {zero} | "
+                f"{_fmt(r.offered_rate_req_s_at_capacity)} | "
+                f"{_fmt(r.throughput_steady_req_s_at_capacity)} | "
+                f"{_fmt(r.ttft_p90_ms_at_capacity, 0)} | {_fmt(r.tpot_p90_ms_at_capacity, 0)} | "
+                f"{'yes' if r.steady_at_capacity else 'NO'} |"
             )
         lines.append("")
+    if warnings:
+        lines += ["### Warnings", "", *[f"- {w}" for w in warnings], ""]
     return "\n".join(lines)
 
 
-def write_sweep(out: Path, spec: SweepSpec, points: pd.DataFrame, cap: pd.DataFrame) -> None:
+def write_sweep(out: Path, spec: SweepSpec, points: pd.DataFrame, cap: pd.DataFrame) -> str:
+    """Write the sweep's files; returns the capacity markdown (also in capacity.md)."""
+    from bulletsim.sweep_capacity import capacity_warnings, ratio_table
+
     out.mkdir(parents=True, exist_ok=True)
+    warnings = capacity_warnings(cap, spec) if len(cap) else []
+    md = capacity_markdown(cap, spec, points, warnings) if len(cap) else ""
     atomic_write_text(
         out / "sweep.json", json.dumps(dataclasses.asdict(spec), indent=2, sort_keys=True) + "\n"
     )
     atomic_write_text(out / "points.csv", points.to_csv(index=False, float_format="%.6g"))
     atomic_write_text(out / "capacity.csv", cap.to_csv(index=False, float_format="%.6g"))
-    atomic_write_text(out / "capacity.md", capacity_markdown(cap, spec.target_attainment))
+    atomic_write_text(out / "capacity.md", md)
+    ratios = ratio_table(cap) if len(cap) else pd.DataFrame()
+    atomic_write_text(out / "ratios.csv", ratios.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(out / "warnings.txt", "".join(f"{w}\n" for w in warnings))
+    return md
 
 
 def load_sweep(out: str | Path) -> dict:

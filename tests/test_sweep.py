@@ -63,7 +63,8 @@ SMALL = dict(
     rates=(1.0, 3.0),
     num_requests=60,
     rel_tol=0.1,
-    base={"latency": "roofline", "seed": 3},
+    seeds=(3, 4),
+    base={"latency": "roofline"},
 )
 
 
@@ -73,12 +74,21 @@ def test_sweep_is_deterministic_across_worker_counts():
     pd.testing.assert_frame_equal(p1, p2)
     pd.testing.assert_frame_equal(c1, c2)
     assert set(p1["kind"]) == {"grid", "search"}
+    assert set(p1[p1.kind == "grid"].seed) == {3}  # the curves use the first seed only
     for r in c1.itertuples(index=False):
-        pts = p1[(p1.label == r.label) & (p1.trace == r.trace)]
-        passing = pts[pts.slo_attainment >= 0.9].rate_req_s
-        failing = pts[pts.slo_attainment < 0.9].rate_req_s
-        assert r.capacity_req_s == (passing.max() if len(passing) else 0.0)
-        assert failing.min() / r.capacity_req_s - 1 <= 0.1 + 1e-9
+        caps = []
+        for seed in (3, 4):
+            pts = p1[(p1.label == r.label) & (p1.trace == r.trace) & (p1.seed == seed)]
+            passing = pts[pts.slo_attainment >= 0.9].rate_req_s
+            failing = pts[pts.slo_attainment < 0.9].rate_req_s
+            cap = passing.max() if len(passing) else 0.0
+            assert failing.min() / cap - 1 <= 0.1 + 1e-9
+            # an early-stopped point failed for certain, and says so with a bound < target
+            assert (pts[pts.stopped_early].slo_attainment < 0.9).all()
+            caps.append(cap)
+        assert r.capacity_per_seed == ";".join(f"{c:.6g}" for c in caps)
+        assert r.capacity_req_s == pytest.approx(sum(caps) / 2)
+        assert r.capacity_lo < r.capacity_req_s < r.capacity_hi
 
 
 def test_sweep_cli_writes_tables_plots_and_timeline(tmp_path):
@@ -88,12 +98,18 @@ def test_sweep_cli_writes_tables_plots_and_timeline(tmp_path):
     out = tmp_path / "sw"
     args = ["sweep", "--policy", "bullet", "--policy", "chunked-2048", "--trace", "sharegpt",
             "--rates", "2,6", "-n", "40", "--latency", "roofline", "--rel-tol", "0.2",
-            "--workers", "1", "--out", str(out), "-q"]  # fmt: skip
+            "--seeds", "0,1", "--workers", "1", "--out", str(out), "-q"]  # fmt: skip
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     sw = load_sweep(out)
     assert list(sw["capacity"]["label"]) == ["bullet", "chunked-2048"]
-    assert "| bullet |" in (out / "capacity.md").read_text()
+    md = (out / "capacity.md").read_text()
+    assert "| bullet |" in md
+    # the context a reader needs: GPU, model, latency model, workload source, SLO, n, seeds
+    for text in ("GPU a100", "model llama-3.1-8b", "latency model roofline", "40 requests",
+                 "seeds 0,1", "TTFT <= 3 ms/token, TPOT <= 150 ms", "sharegpt: "):  # fmt: skip
+        assert text in md and text in res.output, text
+    assert "capacity interval" in (out / "warnings.txt").read_text()  # 40 requests: too few
     for name in ("attainment_vs_rate", "latency_vs_rate", "sm_timeline", "sm_timeline_zoom"):
         assert (out / f"{name}.png").is_file() and (out / f"{name}.svg").is_file()
     assert sw["timeline"] is not None
