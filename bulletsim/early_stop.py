@@ -11,8 +11,7 @@ attainment the run could still reach. Pure Python on `ServingState`; no simpy.
 
 from __future__ import annotations
 
-from bulletsim.core import Request
-from bulletsim.core import SLO
+from bulletsim.core import SLO, Request
 from bulletsim.state import ServingState
 
 # Simulated seconds between checks: a check scans only undecided requests, and a second is
