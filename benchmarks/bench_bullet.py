@@ -23,7 +23,7 @@ def one(
     label: str, n: int, rate: float, traces_dir: str | None, gpu: str, latency: str = "roofline"
 ) -> dict:
     from bulletsim.config import load_config
-    from bulletsim.simulate import simulate
+    from bulletsim.run import simulate
 
     policy, params = POLICIES[label]
     over = {

@@ -19,7 +19,7 @@ import time
 
 def one(n: int, rate: float, policy: str, traces_dir: str | None, gpu: str) -> dict:
     from bulletsim.config import load_config
-    from bulletsim.simulate import simulate
+    from bulletsim.run import simulate
 
     t0 = time.perf_counter()
     over = {

@@ -17,7 +17,9 @@ Map of the package (data flows top to bottom):
                      (SGLang's PD-Multiplexing, its SLO variant), registry.py (names -> params)
     engine_api.py    the Engine protocol every engine keeps (simulated and live)
     engine.py        the SimPy engine (lanes as processes; the only simpy import)
-    simulate.py      config -> one run; metrics.py, records.py, invariants.py
+    run.py           config -> Run (built pieces) -> engine -> RunResult (records, metrics,
+                     invariants, metadata); metrics.py, records.py, invariants.py;
+                     simulate.py (the old name of run.simulate)
     results.py       results directories (atomic, deterministic); report.py, plots.py
     sweep.py         policies x rates x workloads (parallel); capacity.py (capacity search),
                      sweep_report.py (tables), sweep_cli.py (the `sweep` command)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from bulletsim.simulate import SimResult
+from bulletsim.run import RunResult
 
 
-def run_name(res: SimResult) -> str:
+def run_name(res: RunResult) -> str:
     cfg = res.config
-    parts = [res.workload.name, res.summary["policy"], cfg.gpu, cfg.model]
+    parts = [res.workload.name, res.meta["policy"], cfg.gpu, cfg.model]
     if cfg.workload.rate is not None:
         parts.append(f"r{cfg.workload.rate:g}")
     parts.append(f"s{cfg.seed}")
@@ -21,28 +21,28 @@ def _fmt(x: float | None, nd: int = 1) -> str:
     return "-" if x is None or x != x else f"{x:.{nd}f}"
 
 
-def print_summary(res: SimResult, console: Console | None = None) -> None:
+def print_summary(res: RunResult, console: Console | None = None) -> None:
     c = console or Console()
-    s = res.summary
+    m, s = res.meta, res.metrics
     for note in res.workload.notes:
         c.print(f"[yellow]note:[/] {note}")
-    if s["num_dropped"] or s["num_clipped"]:
+    if m["num_dropped"] or m["num_clipped"]:
         c.print(
-            f"[yellow]note:[/] {s['num_dropped']} requests dropped, {s['num_clipped']} clipped "
+            f"[yellow]note:[/] {m['num_dropped']} requests dropped, {m['num_clipped']} clipped "
             "(over the length limit)"
         )
     c.print(
-        f"[bold]{s['policy']}[/] on {s['gpu']} / {s['model']} (tp={s['tp']}), latency model: "
-        f"{s['latency_model']}"
+        f"[bold]{m['policy']}[/] on {m['gpu']} / {m['model']} (tp={m['tp']}), latency model: "
+        f"{m['latency_model']}"
     )
-    c.print(f"workload {s['workload']}: {s['num_requests']} requests from {s['workload_source']}")
+    c.print(f"workload {m['workload']}: {s['num_requests']} requests from {m['workload_source']}")
     slo = s["slo"]
     ttft = (
         f"TTFT <= {slo['norm_ttft_ms_per_token']:g} ms/token"
         if slo["norm_ttft_ms_per_token"] is not None
         else f"TTFT <= {slo['ttft_ms']:g} ms"
     )
-    c.print(f"SLO: {ttft}, TPOT <= {slo['tpot_ms']:g} ms ({s['slo_source']})")
+    c.print(f"SLO: {ttft}, TPOT <= {slo['tpot_ms']:g} ms ({m['slo_source']})")
     t = Table(show_header=True, header_style="bold")
     t.add_column("metric")
     for col in ("mean", "p50", "p90", "p99"):
@@ -72,5 +72,5 @@ def print_summary(res: SimResult, console: Console | None = None) -> None:
     )
     c.print(
         f"preemptions {s['num_preemptions']} | KV peak {s['kv_peak_used_blocks']}/"
-        f"{s['kv_capacity_blocks']} blocks | {s['num_iterations']} iterations"
+        f"{m['kv_capacity_blocks']} blocks | {s['num_iterations']} iterations"
     )

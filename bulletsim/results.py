@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bulletsim.simulate import SimResult
+from bulletsim.run import RunResult
 
 RESULTS_VERSION = 1
 
@@ -62,7 +62,7 @@ def versions() -> dict[str, str]:
     return out
 
 
-def run_metadata(res: SimResult) -> dict:
+def run_metadata(res: RunResult) -> dict:
     return {
         "results_version": RESULTS_VERSION,
         "config": res.config.to_dict(),
@@ -86,7 +86,7 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
     df.to_parquet(path, index=False, engine="pyarrow", compression="zstd")
 
 
-def write_results(res: SimResult, out_dir: str | Path) -> Path:
+def write_results(res: RunResult, out_dir: str | Path) -> Path:
     """Write a run's directory atomically; an existing directory of that name is replaced."""
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)

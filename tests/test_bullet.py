@@ -195,7 +195,7 @@ def test_registry_and_param_errors():
 @pytest.mark.parametrize("policy", ["bullet", "bullet:green", "static-split", "naive"])
 def test_invariants_with_the_roofline(policy):
     from bulletsim.config import load_config
-    from bulletsim.simulate import simulate
+    from bulletsim.run import simulate
 
     name, _, mech = policy.partition(":")
     over = {

@@ -177,7 +177,7 @@ def test_csv_trace_and_toml_config(tmp_path):
 def test_interrupted_write_leaves_no_complete_looking_dir(tmp_path, monkeypatch):
     from bulletsim import results
     from bulletsim.config import load_config
-    from bulletsim.simulate import simulate
+    from bulletsim.run import simulate
 
     res = simulate(load_config(None, {"workload": {"trace": "alpaca", "num_requests": 50}}))
     calls = {"n": 0}

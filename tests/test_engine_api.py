@@ -131,3 +131,22 @@ def test_state_reports_admit_preempt_finish(policy):
     assert mirror.finishes == len(reqs)
     assert mirror.admits == len(reqs) + st.num_preemptions
     assert mirror.pages == {}
+
+
+def test_run_result_keeps_metrics_and_run_metadata_apart():
+    from bulletsim.config import load_config
+    from bulletsim.run import build_run, collect, simulate
+
+    over = {"latency": "roofline", "workload": {"trace": "alpaca", "num_requests": 40}}
+    res = simulate(load_config(None, over))
+    assert not set(res.metrics) & set(res.meta)
+    assert {"policy", "gpu", "workload_source"} <= set(res.meta)
+    assert {"ttft_ms", "slo_attainment", "num_iterations"} <= set(res.metrics)
+    assert res.summary == {**res.metrics, **res.meta}
+    # the same run built and collected around an engine made by hand gives the same numbers
+    run = build_run(load_config(None, over))
+    eng = SimEngine(run.policy, run.context)
+    eng.run()
+    again = collect(run, eng)
+    assert again.summary == res.summary
+    assert again.iterations.equals(res.iterations)

@@ -36,7 +36,7 @@ def table_fingerprint(df: pd.DataFrame) -> str:
 def run_golden(name: str, out: Path) -> tuple[bytes, dict[str, str]]:
     """Simulate golden config `name`, write its results under `out`; (summary bytes, hashes)."""
     from bulletsim.results import load_results, write_results
-    from bulletsim.simulate import simulate
+    from bulletsim.run import simulate
 
     res = simulate(load_config(GOLDEN / f"{name}.toml"))
     run_dir = write_results(res, out / name)

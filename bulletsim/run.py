@@ -1,0 +1,246 @@
+"""A run as data: config -> built pieces -> engine -> records -> metrics -> invariants.
+
+`build_run` turns a `RunConfig` into the pieces an engine needs (workload, GPU, model,
+latency model, KV cache, serving state, policy) and touches no engine; `simulate` runs them
+on the SimPy engine and `collect` turns what any engine recorded into one `RunResult`
+(per-request and per-iteration tables, the SM timeline, metrics, run metadata), checking
+the invariants every run must keep. A live engine reuses `build_run` and `collect`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bulletsim.config import RunConfig
+from bulletsim.core import SLO
+from bulletsim.early_stop import MissBound
+from bulletsim.engine_api import Engine
+from bulletsim.hardware import GPUSpec, get_gpu
+from bulletsim.invariants import check_run
+from bulletsim.itl import ITLSamples
+from bulletsim.kvcache import KVCache, kv_capacity
+from bulletsim.latency.base import LatencyModel
+from bulletsim.latency.factory import build_latency
+from bulletsim.metrics import add_request_metrics, summarize
+from bulletsim.models import ModelSpec, get_model
+from bulletsim.policies.base import Policy, PolicyContext
+from bulletsim.policies.registry import make_policy
+from bulletsim.records import request_frame
+from bulletsim.state import ServingState
+from bulletsim.workload import Workload, load_workload
+
+SM_TIMELINE_COLUMNS = ["time_s", "lane", "num_sms"]
+
+
+@dataclass(slots=True)
+class Run:
+    """Everything a run is made of, before an engine runs it."""
+
+    config: RunConfig
+    workload: Workload
+    gpu: GPUSpec
+    model: ModelSpec
+    latency: LatencyModel
+    slo: SLO
+    slo_source: str
+    kv: KVCache
+    itl: ITLSamples
+    state: ServingState
+    policy: Policy
+
+    @property
+    def context(self) -> PolicyContext:
+        return PolicyContext(self.state, self.latency, self.gpu.num_sms, self.slo)
+
+
+@dataclass(slots=True)
+class RunResult:
+    """One finished run. `metrics` are measured from the records; `meta` says what ran.
+
+    `summary` (what `summary.json` holds) is the two together, so one file answers both.
+    """
+
+    config: RunConfig
+    workload: Workload
+    latency: LatencyModel
+    slo: SLO
+    slo_source: str
+    requests: pd.DataFrame  # one row per request, with the metrics.add_request_metrics columns
+    iterations: pd.DataFrame  # one row per lane iteration (records.ITERATION_COLUMNS)
+    sm_log: pd.DataFrame  # SM_TIMELINE_COLUMNS, one row per allocation change
+    metrics: dict
+    meta: dict
+
+    @property
+    def summary(self) -> dict:
+        return {**self.metrics, **self.meta}
+
+
+def build_run(
+    cfg: RunConfig, *, workload: Workload | None = None, latency: LatencyModel | None = None
+) -> Run:
+    """Build `cfg`'s pieces; `workload`/`latency` override what the config would build.
+
+    Raises ValueError for an empty workload or a request that can never fit the KV cache.
+    """
+    cfg.validate()
+    rng = np.random.default_rng(cfg.seed)
+    gpu = get_gpu(cfg.gpu)
+    model = get_model(cfg.model, tp=cfg.tp)
+    if workload is None:
+        workload = load_workload(cfg.workload, rng)
+    if not workload.requests:
+        raise ValueError(f"workload {workload.name!r} has no requests after filtering")
+    if latency is None:
+        latency = build_latency(cfg.latency, gpu, model)
+    slo, slo_source = cfg.slo.resolve(workload.name)
+    kv = KVCache(_kv_blocks(cfg, gpu, model), cfg.kv.block_size)
+    _check_fits(workload, kv)
+    itl = ITLSamples()
+    state = ServingState(workload.requests, kv, reserve_fraction=cfg.kv.reserve_fraction, itl=itl)
+    policy = make_policy(cfg.policy, cfg.params())
+    return Run(cfg, workload, gpu, model, latency, slo, slo_source, kv, itl, state, policy)
+
+
+def simulate(
+    cfg: RunConfig,
+    *,
+    workload: Workload | None = None,
+    latency: LatencyModel | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    stop_below_attainment: float | None = None,
+) -> RunResult:
+    """Build `cfg` and run it to completion on the simulated engine.
+
+    With `stop_below_attainment` (a target in (0, 1]) the run ends early once its SLO misses
+    make attainment below that target certain (`early_stop.MissBound`); its metrics then
+    hold only `stopped_early`, `stopped_at_s`, `slo_attainment_upper_bound` and
+    `num_requests`, and its tables cover the simulated part only (see `collect_stopped`).
+    """
+    from bulletsim.engine import SimEngine  # the only simpy import, kept out of build/collect
+
+    run = build_run(cfg, workload=workload, latency=latency)
+    total = len(run.workload.requests)
+    tick = (lambda done: progress(done, total)) if progress else None
+    bound = None
+    if stop_below_attainment is not None:
+        bound = MissBound(run.state, run.slo, stop_below_attainment)
+    engine = SimEngine(run.policy, run.context, progress=tick, stop_when=bound)
+    engine.run()
+    if engine.stopped_at_s is not None:
+        assert bound is not None
+        return collect_stopped(run, engine, engine.stopped_at_s, bound.upper_bound)
+    if progress:
+        progress(run.state.num_finished, total)
+    return collect(run, engine)
+
+
+def collect_stopped(
+    run: Run, engine: Engine, stopped_at_s: float, attainment_upper_bound: float
+) -> RunResult:
+    """What a run stopped early has: no metrics beyond the bound, no invariants to check."""
+    metrics = {
+        "stopped_early": True,
+        "stopped_at_s": stopped_at_s,
+        "slo_attainment_upper_bound": attainment_upper_bound,
+        "num_requests": len(run.workload.requests),
+    }
+    req = request_frame(run.state.requests)
+    sm_log = pd.DataFrame(engine.sm_log, columns=SM_TIMELINE_COLUMNS)
+    it = engine.log.to_frame()
+    return RunResult(
+        run.config,
+        run.workload,
+        run.latency,
+        run.slo,
+        run.slo_source,
+        req,
+        it,
+        sm_log,
+        metrics,
+        run_meta(run),
+    )
+
+
+def collect(run: Run, engine: Engine) -> RunResult:
+    """Records -> metrics -> invariants, for a run `engine` has finished.
+
+    Raises AssertionError naming the first broken invariant (a bug, on every run).
+    """
+    req = add_request_metrics(request_frame(run.state.requests), run.slo)
+    it = engine.log.to_frame()
+    check_run(
+        req,
+        it,
+        num_requests=len(run.workload.requests),
+        kv_capacity_blocks=run.kv.capacity_blocks,
+        total_sms=run.gpu.num_sms,
+        max_overlap_sms=run.policy.max_overlap_sms,
+    )
+    metrics = summarize(req, run.slo, run.itl)
+    metrics["kv_peak_used_blocks"] = run.kv.peak_used_blocks
+    metrics["num_iterations"] = len(it)
+    sm_log = pd.DataFrame(engine.sm_log, columns=SM_TIMELINE_COLUMNS)
+    return RunResult(
+        run.config,
+        run.workload,
+        run.latency,
+        run.slo,
+        run.slo_source,
+        req,
+        it,
+        sm_log,
+        metrics,
+        run_meta(run),
+    )
+
+
+def run_meta(run: Run) -> dict:
+    """What ran: policy, workload and its provenance, GPU, model, latency model, KV sizing."""
+    w = run.workload
+    return {
+        "policy": run.policy.name,
+        "workload": w.name,
+        "workload_source": w.source,
+        "workload_is_embedded_default": w.is_embedded_default,
+        "num_dropped": w.num_dropped,
+        "num_clipped": w.num_clipped,
+        "gpu": run.gpu.name,
+        "model": run.model.name,
+        "tp": run.model.tp,
+        "latency_model": run.latency.name,
+        "slo_source": run.slo_source,
+        "kv_capacity_blocks": run.kv.capacity_blocks,
+        "kv_block_size": run.kv.block_size,
+    }
+
+
+def _kv_blocks(cfg: RunConfig, gpu: GPUSpec, model: ModelSpec) -> int:
+    if cfg.kv.capacity_blocks is not None:
+        if cfg.kv.capacity_blocks < 1:
+            raise ValueError(f"kv.capacity_blocks must be >= 1, got {cfg.kv.capacity_blocks}")
+        return cfg.kv.capacity_blocks
+    return kv_capacity(
+        gpu.memory_bytes,
+        model.weight_bytes_per_gpu,
+        model.kv_bytes_per_token_per_gpu,
+        block_size=cfg.kv.block_size,
+        memory_fraction=cfg.kv.memory_fraction,
+        reserve_bytes=int(cfg.kv.reserve_gib * 1024**3),
+    ).num_blocks
+
+
+def _check_fits(workload: Workload, kv: KVCache) -> None:
+    """A request whose prompt + output can never fit in the KV cache is an input error."""
+    cap_tokens = kv.capacity_blocks * kv.block_size
+    worst = max(workload.requests, key=lambda s: s.prompt_tokens + s.output_tokens)
+    if worst.prompt_tokens + worst.output_tokens > cap_tokens:
+        raise ValueError(
+            f"request {worst.id} needs {worst.prompt_tokens + worst.output_tokens} KV tokens but "
+            f"the cache holds {cap_tokens}; set workload.max_total_tokens (--max-total-tokens) "
+            "to drop such requests, or use a bigger GPU / more tensor parallelism"
+        )
