@@ -12,14 +12,17 @@ rate from its seed, so neighbouring rates see the same requests, only closer or 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
+from concurrent.futures import Executor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from bulletsim.capacity import CapacitySearch
+from bulletsim.executors import TaskFailed, Tasks, make_executor
 from bulletsim.sweep_capacity import capacity_table
 from bulletsim.sweep_points import POINT_COLUMNS, point_overrides, run_point, run_zero_load
 
@@ -95,26 +98,20 @@ class SweepSpec:
         return self
 
 
-class _Inline(Executor):
-    """Runs tasks in this process (workers=1): no pickling, easy to profile."""
-
-    def submit(self, fn, /, *args, **kwargs):
-        from concurrent.futures import Future
-
-        f: Future = Future()
-        try:
-            f.set_result(fn(*args, **kwargs))
-        except BaseException as e:  # noqa: BLE001 (delivered through the future)
-            f.set_exception(e)
-        return f
-
-
 def run_sweep(
-    spec: SweepSpec, progress: Callable[[str, int, int], None] | None = None
+    spec: SweepSpec,
+    progress: Callable[[str, int, int], None] | None = None,
+    executor: Executor | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(points, capacity) frames; `progress(message, done, total_known)` after each job."""
+    """(points, capacity) frames; `progress(message, done, total_known)` after each job.
+
+    Jobs run on `executor` (`executors.make_executor`; default `spec.workers` local
+    processes). A job that fails is retried (`executors.Tasks`), then kept as a points row
+    whose `error` says why; its (policy, trace) gets no capacity. Results do not depend on
+    the executor.
+    """
     spec.validate()
-    return _Sweep(spec, progress).run()
+    return _Sweep(spec, progress).run(executor)
 
 
 class _Sweep:
@@ -130,51 +127,51 @@ class _Sweep:
         self.searches: dict[tuple[str, str, int], CapacitySearch] = {}
         self.finished: set[tuple[str, str, int]] = set()
         self.undefined: set[tuple[str, str]] = set()
-        self.pending: dict = {}
+        self.failed: set[tuple[str, str]] = set()  # (label, trace) with a job that failed
         self.total = 0
 
-    def run(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def run(self, executor: Executor | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         spec = self.spec
-        pool: Executor = (
-            ProcessPoolExecutor(max_workers=spec.workers) if spec.workers > 1 else _Inline()
-        )
-        with pool:
-            self.pool = pool
+        pool = executor or make_executor("local", spec.workers)
+        with pool if executor is None else nullcontext():
+            self.tasks = Tasks(pool)
             for v, t in self.pairs:
                 if spec.capacity:
                     self._submit(("zero", v.label, t), run_zero_load, spec, v, t, self.first)
                 for rate in spec.rates:
                     self._point(v, t, self.first, rate, "grid")
-            while self.pending:
-                done, _ = wait(list(self.pending), return_when=FIRST_COMPLETED)
-                for f in sorted(done, key=lambda f: str(self.pending[f])):
-                    self._collect(self.pending.pop(f), f.result())
+            while self.tasks:
+                for key, row in self.tasks.wait():
+                    self._collect(key, row)
                 if spec.capacity:
                     self._advance_searches()
         points = pd.DataFrame(
             [self.results[k] for k in sorted(self.results)], columns=list(POINT_COLUMNS)
         )
-        searches = self.searches if spec.capacity else {}
+        searches = {k: s for k, s in self.searches.items() if k[:2] not in self.failed}
+        searches = searches if spec.capacity else {}
         zero = pd.DataFrame(list(self.zero.values()))
         return points, capacity_table(points, searches, zero, self.pairs, spec)
 
     def _submit(self, key: tuple, fn, *args) -> None:
-        if key in self.pending.values():
+        if key in self.tasks:
             return
-        self.pending[self.pool.submit(fn, *args)] = key
+        self.tasks.submit(key, fn, *args)
         self.total += 1
 
     def _point(self, v: PolicyVariant, t: str, seed: int, rate: float, kind: str) -> None:
         if (v.label, t, seed, rate) not in self.results:
             self._submit(("point", v.label, t, seed, rate, kind), _run, self.spec, v, t, seed, rate)
 
-    def _collect(self, key: tuple, row: dict) -> None:
+    def _collect(self, key: tuple, row: dict | TaskFailed) -> None:
+        if isinstance(row, TaskFailed):
+            return self._failed(key, row)
         if key[0] == "zero":
             self.zero[key[1:]] = row
             msg = f"{key[1]} {key[2]} zero load"
         else:
             _, label, t, seed, rate, kind = key
-            self.results[(label, t, seed, rate)] = {**row, "kind": kind}
+            self.results[(label, t, seed, rate)] = {**row, "kind": kind, "error": ""}
             msg = f"{label} {t} seed {seed} {rate:g} req/s"
         if self.progress:
             self.progress(msg, len(self.results) + len(self.zero), self.total)
@@ -187,10 +184,10 @@ class _Sweep:
         for the first seed's capacity, which they start from.
         """
         spec = self.spec
-        busy = {k[1:4] if k[0] == "point" else k[1:3] for k in self.pending.values()}
+        busy = {k[1:4] if k[0] == "point" else k[1:3] for k in self.tasks.keys()}
         for v, t in self.pairs:
             pair = (v.label, t)
-            if pair in busy or pair not in self.zero:
+            if pair in busy or pair not in self.zero or pair in self.failed:
                 continue
             if self.zero[pair]["zero_load_attainment"] < spec.target_attainment:
                 self.undefined.add(pair)
@@ -234,6 +231,21 @@ class _Sweep:
                 s = CapacitySearch(start_req_s=max(spec.rates), **common)
         self.searches[key] = s
         return s
+
+    def _failed(self, key: tuple, failed: TaskFailed) -> None:
+        """Keep a failed job as a points row (zero-load jobs at rate 0); stop its pair."""
+        label, t = key[1], key[2]
+        seed, rate, kind = key[3:] if key[0] == "point" else (self.first, 0.0, "zero-load")
+        v = next(v for v, _ in self.pairs if v.label == label)
+        self.failed.add((label, t))
+        self.results[(label, t, seed, rate)] = {
+            **dict.fromkeys(POINT_COLUMNS, math.nan),
+            "label": label, "policy": v.policy, "trace": t, "seed": seed, "rate_req_s": rate,
+            "kind": kind, "error": f"failed after {failed.attempts} attempts: {failed.error}",
+        }  # fmt: skip
+        if self.progress:
+            msg = f"{label} {t} {kind} failed"
+            self.progress(msg, len(self.results) + len(self.zero), self.total)
 
 
 def _run(spec: SweepSpec, v: PolicyVariant, t: str, seed: int, rate: float) -> dict:

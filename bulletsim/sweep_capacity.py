@@ -140,6 +140,9 @@ def capacity_warnings(cap: pd.DataFrame, spec: Any) -> list[str]:
                 f"{100 * r.zero_load_attainment:.1f}% of requests meet the SLO (< {pct})"
             )
             continue
+        if spec.capacity and math.isnan(r.capacity_req_s):
+            out.append(f"{name}: no capacity: a job failed (see the error column of points.csv)")
+            continue
         if not r.capacity_req_s > 0:
             out.append(f"{name}: no rate down to {min(spec.rates) / 16:g} req/s reaches {pct}")
             continue

@@ -73,7 +73,19 @@ def sweep(
         float, Opt(help="Stop the capacity bisection when hi/lo - 1 <= this.")
     ] = 0.02,
     workers: Annotated[
-        int | None, Opt(help="Worker processes (default: all cores). Results do not depend on it.")
+        int | None,
+        Opt(
+            help="Worker processes (default: all cores), or CPUs of the local Ray instance. "
+            "Results do not depend on it.",
+        ),
+    ] = None,
+    executor: Annotated[
+        str,
+        Opt(help="Where points run: local (process pool) or ray (needs bulletsim[ray])."),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        Opt(help="Ray cluster to use (auto, HOST:PORT, ray://HOST:PORT); default: start one."),
     ] = None,
     timeline: Annotated[
         bool,
@@ -96,6 +108,7 @@ def sweep(
     """Compare policies across request rates and workloads; report each policy's capacity."""
     from bulletsim.cli import USER_ERRORS, fail, parse_sets
     from bulletsim.config import merge_overrides
+    from bulletsim.executors import make_executor
     from bulletsim.sweep import DEFAULT_POLICIES, DEFAULT_TRACES, SweepSpec
 
     try:
@@ -123,20 +136,49 @@ def sweep(
         fail(str(e))
     out_dir = out or Path("results") / "sweeps" / f"{gpu or 'a100'}-{'-'.join(spec.traces)}"
     try:
-        run_and_write(spec, out_dir, timeline=timeline, plots=plots, quiet=quiet)
+        pool = make_executor(executor, workers or (0 if executor == "ray" else spec.workers),
+                             ray_address)  # fmt: skip
+        with pool:
+            failed = run_and_write(
+                spec, out_dir, timeline=timeline, plots=plots, quiet=quiet, executor=pool
+            )
     except USER_ERRORS as e:
         fail(str(e))
     typer.echo(f"sweep: {out_dir}")
+    if failed:
+        typer.echo(f"error: {failed}", err=True)
+        raise typer.Exit(1)
 
 
-def run_and_write(spec, out_dir: Path, *, timeline: bool, plots: bool, quiet: bool) -> None:
-    """Run the sweep, print the capacity table, write files (and the timeline run, plots)."""
+def failure_summary(points) -> str:
+    """'' when every job ran, else one line naming the failed ones and the first error."""
+    bad = points[points["error"] != ""]
+    if bad.empty:
+        return ""
+    names = ", ".join(
+        f"{r.label} {r.trace} seed {r.seed} "
+        + (f"{r.rate_req_s:g} req/s" if r.rate_req_s else r.kind)
+        for r in bad.itertuples()
+    )
+    return (
+        f"{len(bad)} job(s) failed ({names}); their policies have no capacity and their rows "
+        f"in points.csv say why; first: {bad['error'].iloc[0]}"
+    )
 
+
+def run_and_write(
+    spec, out_dir: Path, *, timeline: bool, plots: bool, quiet: bool, executor=None
+) -> str:
+    """Run the sweep, print the capacity table, write files (and the timeline run, plots).
+
+    Returns `failure_summary` of the points ('' when all ran); with failures the timeline
+    run and plots are skipped.
+    """
     from bulletsim.sweep import run_sweep
     from bulletsim.sweep_report import write_sweep
 
     if quiet or not sys.stderr.isatty():
-        points, cap = run_sweep(spec)
+        points, cap = run_sweep(spec, executor=executor)
     else:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -149,15 +191,19 @@ def run_and_write(spec, out_dir: Path, *, timeline: bool, plots: bool, quiet: bo
             def tick(msg: str, done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total, description=msg)
 
-            points, cap = run_sweep(spec, progress=tick)
+            points, cap = run_sweep(spec, progress=tick, executor=executor)
     md = write_sweep(out_dir, spec, points, cap)
     typer.echo(md)
+    failed = failure_summary(points)
+    if failed:
+        return failed
     if timeline:
         write_timeline(spec, cap, out_dir)
     if plots:
         from bulletsim.plots import plot_sweep
 
         plot_sweep(out_dir)
+    return ""
 
 
 def write_timeline(spec, cap, out_dir: Path) -> None:

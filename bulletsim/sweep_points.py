@@ -22,7 +22,7 @@ POINT_COLUMNS = (
     "offered_steady_req_s", "completed_share", "queue_growing", "drain_share", "n_for_drain",
     "steady", "output_throughput_tok_s", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms",
     "tpot_p50_ms", "tpot_p90_ms", "tpot_p99_ms", "num_preemptions", "gpu", "model",
-    "latency_model", "workload_source", "slo", "convention",
+    "latency_model", "workload_source", "slo", "convention", "error",
 )  # fmt: skip
 
 # The zero-load ceiling: this many requests of the point's workload, each run alone (spaced
@@ -71,7 +71,7 @@ def _slo_dict(slo) -> dict:
 
 
 def run_point(spec: Any, v: Any, trace: str, seed: int, rate: float) -> dict:
-    """Simulate one point and flatten it into a row of POINT_COLUMNS (without `kind`).
+    """Simulate one point and flatten it into a row of POINT_COLUMNS (without `kind`, `error`).
 
     With `spec.early_stop`, a run whose misses already put attainment below the target stops
     there: `stopped_early` is True, `slo_attainment` holds the upper bound it could still

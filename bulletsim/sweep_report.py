@@ -113,9 +113,9 @@ def write_sweep(out: Path, spec: SweepSpec, points: pd.DataFrame, cap: pd.DataFr
     out.mkdir(parents=True, exist_ok=True)
     warnings = capacity_warnings(cap, spec) if len(cap) else []
     md = capacity_markdown(cap, spec, points, warnings) if len(cap) else ""
-    atomic_write_text(
-        out / "sweep.json", json.dumps(dataclasses.asdict(spec), indent=2, sort_keys=True) + "\n"
-    )
+    # What was computed, not how: the files are the same for any executor and worker count.
+    what = {k: v for k, v in dataclasses.asdict(spec).items() if k != "workers"}
+    atomic_write_text(out / "sweep.json", json.dumps(what, indent=2, sort_keys=True) + "\n")
     atomic_write_text(out / "points.csv", points.to_csv(index=False, float_format="%.6g"))
     atomic_write_text(out / "capacity.csv", cap.to_csv(index=False, float_format="%.6g"))
     atomic_write_text(out / "capacity.md", md)
