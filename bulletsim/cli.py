@@ -261,7 +261,12 @@ def policies() -> None:
 
 def _register_optional() -> None:
     """Sub-commands that live in other modules (each imports its heavy parts lazily)."""
-    for mod in ("bulletsim.workload.cli", "bulletsim.sweep_cli", "calibrate.cli"):
+    for mod in (
+        "bulletsim.workload.cli",
+        "bulletsim.sweep_cli",
+        "bulletsim.fidelity.cli",
+        "calibrate.cli",
+    ):
         try:
             module = __import__(mod, fromlist=["register"])
         except ModuleNotFoundError as e:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bulletsim.client import ConcurrencyLimitedClient
 from bulletsim.config import RunConfig
 from bulletsim.core import SLO
 from bulletsim.early_stop import MissBound
@@ -101,7 +102,14 @@ def build_run(
     kv = KVCache(_kv_blocks(cfg, gpu, model), cfg.kv.block_size)
     _check_fits(workload, kv)
     itl = ITLSamples()
-    state = ServingState(workload.requests, kv, reserve_fraction=cfg.kv.reserve_fraction, itl=itl)
+    client = None
+    if cfg.workload.max_concurrency is not None:  # a benchmark client's --max-concurrency
+        client = ConcurrencyLimitedClient(
+            workload.requests, cfg.workload.max_concurrency, cfg.workload.think_s
+        )
+    state = ServingState(
+        workload.requests, kv, reserve_fraction=cfg.kv.reserve_fraction, itl=itl, client=client
+    )
     policy = make_policy(cfg.policy, cfg.params())
     return Run(cfg, workload, gpu, model, latency, slo, slo_source, kv, itl, state, policy)
 

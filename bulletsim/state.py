@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from bulletsim.client import ConcurrencyLimitedClient
 from bulletsim.core import PrefillChunk, Request, RequestSpec, Work
 from bulletsim.decode_pool import DecodePool
 from bulletsim.itl import ITLSamples
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 
 
 class ServingState:
+    """`client`: a concurrency-limited client that decides when each spec is sent (its
+    arrival_s is then the send time); None = open loop, every spec arrives at its arrival_s."""
+
     def __init__(
         self,
         specs: Sequence[RequestSpec],
@@ -33,6 +37,7 @@ class ServingState:
         *,
         reserve_fraction: float = 0.7,
         itl: ITLSamples | None = None,
+        client: ConcurrencyLimitedClient | None = None,
     ) -> None:
         if not 0.0 <= reserve_fraction <= 1.0:
             raise ValueError(f"reserve_fraction must be in [0, 1], got {reserve_fraction}")
@@ -49,6 +54,7 @@ class ServingState:
         self.num_finished = 0
         self.num_preemptions = 0
         self._next_arrival = 0
+        self.client = client
 
     def observe(self, observer: StateObserver | None) -> None:
         """Report admits, preemptions and finishes to `observer` from now on (None: stop)."""
@@ -57,6 +63,13 @@ class ServingState:
     # -- arrivals -------------------------------------------------------------------------
     def admit_arrivals(self, now_s: float) -> int:
         """Move every request that has arrived by `now_s` into the waiting queue."""
+        if self.client is not None:
+            sent = self.client.sends_until(now_s)
+            for spec in sent:
+                r = Request(spec, prefill_target_tokens=spec.prompt_tokens)
+                self.requests.append(r)
+                self.waiting.append(r)
+            return len(sent)
         specs, i, n = self.specs, self._next_arrival, len(self.specs)
         start = i
         while i < n and specs[i].arrival_s <= now_s:
@@ -68,6 +81,8 @@ class ServingState:
         return i - start
 
     def next_arrival_s(self) -> float | None:
+        if self.client is not None:
+            return self.client.next_send_s()
         i = self._next_arrival
         return self.specs[i].arrival_s if i < len(self.specs) else None
 
@@ -151,6 +166,9 @@ class ServingState:
         if self.observer is not None:
             for r in done:
                 self.observer.on_finish(r, now_s)
+        if self.client is not None:
+            for _ in done:
+                self.client.on_finish(now_s)
         return done
 
     def begin_decode_step(self, now_s: float) -> int:
@@ -183,3 +201,5 @@ class ServingState:
         self.num_finished += 1
         if self.observer is not None:
             self.observer.on_finish(r, now_s)
+        if self.client is not None:
+            self.client.on_finish(now_s)

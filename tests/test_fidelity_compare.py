@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bulletsim.core import SLO
 from bulletsim.fidelity.compare import compare, side_summary
 from bulletsim.fidelity.observed import Observed, itl_stats_ms, observed_from_request_frame
-from bulletsim.policies.base import SLO
 
 
 def _side(label: str, ttft_s, e2e_s, out, duration_s, itl_s=()) -> Observed:

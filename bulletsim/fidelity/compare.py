@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bulletsim.core import SLO
 from bulletsim.fidelity.observed import Observed
-from bulletsim.policies.base import SLO
 
 STATS = ("mean", "p50", "p90", "p99")
 LATENCY_METRICS = (("ttft_ms", "TTFT"), ("tpot_ms", "TPOT"), ("itl_ms", "ITL"), ("e2e_ms", "E2E"))

@@ -20,6 +20,9 @@ class WorkloadConfig:
     given), else Poisson. `rate` (req/s) defaults to the trace's mean rate for timestamped
     traces and to the catalog's documented default rate for length-only traces.
     `time_scale` multiplies the gaps of trace timestamps (2.0 = half the load).
+    `max_concurrency` N: a benchmark client that keeps at most N requests in flight (vLLM's
+    and SGLang's `--max-concurrency`); a request is sent at max(its arrival, a slot freeing
+    `think_s` after a finish), so with `rate=inf` it is the closed loop of N users.
     """
 
     trace: str = "splitwise"
@@ -35,6 +38,8 @@ class WorkloadConfig:
     over_length: str = "drop"
     tokenizer: str = "approx"
     sharegpt_filter: str = "sglang"
+    max_concurrency: int | None = None
+    think_s: float = 0.0
 
     @property
     def resolved_arrival(self) -> str:
@@ -84,6 +89,12 @@ class WorkloadConfig:
                 f"sharegpt_filter: unknown {self.sharegpt_filter!r}; "
                 f"valid: {', '.join(SHAREGPT_FILTERS)}"
             )
+        if self.max_concurrency is not None and self.max_concurrency < 1:
+            raise ValueError(f"max_concurrency: must be >= 1, got {self.max_concurrency}")
+        if not self.think_s >= 0:
+            raise ValueError(f"think_s: must be >= 0 s, got {self.think_s}")
+        if self.think_s and self.max_concurrency is None:
+            raise ValueError("think_s: applies only with max_concurrency (a closed-loop client)")
         kind, _, path = self.tokenizer.partition(":")
         if not (self.tokenizer == "approx" or (kind in ("sentencepiece", "tiktoken") and path)):
             raise ValueError(

@@ -1,0 +1,90 @@
+"""`bulletsim fidelity --measured FILE`: re-simulate a vLLM / SGLang benchmark run, compare."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Opt = typer.Option
+
+
+def fidelity(
+    measured: Annotated[
+        Path,
+        Opt(
+            help="A vLLM `bench serve --save-result --save-detailed` JSON or an SGLang "
+            "`bench_serving --output-details` JSONL file."
+        ),
+    ],
+    measured_format: Annotated[
+        str, Opt(help="Result file format: auto (from its keys), vllm, sglang.")
+    ] = "auto",
+    result_index: Annotated[
+        int | None, Opt(help="Which run of a file holding several appended runs (-1 = last).")
+    ] = None,
+    gpu: Annotated[str, Opt(help="GPU the measurement ran on: a100, h100, h20, h200.")] = "h200",
+    model: Annotated[str, Opt(help="Model that served it (see `bulletsim run --help`).")] = (
+        "llama-3.1-8b"
+    ),
+    tp: Annotated[int | None, Opt(help="Tensor-parallel degree.")] = None,
+    policy: Annotated[str, Opt(help="Policy that stands for the server's scheduler.")] = "chunked",
+    latency: Annotated[str, Opt(help="Latency model: auto, roofline, profile.")] = "auto",
+    chunk_size: Annotated[
+        int | None, Opt(help="The server's token budget per step (vLLM max_num_batched_tokens).")
+    ] = None,
+    variant: Annotated[
+        str | None,
+        Opt(help="Chunked prefill variant; default mixed for vLLM, prefill-first for SGLang."),
+    ] = None,
+    max_running: Annotated[int | None, Opt(help="The server's max running requests.")] = None,
+    tpot_ms: Annotated[float | None, Opt(help="TPOT SLO in ms.")] = None,
+    ttft_ms: Annotated[float | None, Opt(help="Absolute TTFT SLO in ms.")] = None,
+    seed: Annotated[int, Opt(help="Seed for arrival draws the file does not hold.")] = 0,
+    set_: Annotated[
+        list[str] | None, Opt("--set", help="Any config key, e.g. --set kv.memory_fraction=0.9.")
+    ] = None,
+) -> None:
+    """Re-simulate the requests of a measured benchmark run and compare, metric by metric."""
+    from bulletsim.cli import USER_ERRORS, fail, parse_sets
+    from bulletsim.config import load_config, merge_overrides
+    from bulletsim.fidelity.measured import read_measured
+
+    try:
+        run = read_measured(measured, measured_format, result_index)
+        chunked = {
+            "chunk_size": chunk_size,
+            "variant": variant or ("prefill-first" if run.tool == "sglang" else "mixed"),
+            "max_running_requests": max_running,
+        }
+        overrides = {
+            "policy": policy, "gpu": gpu, "model": model, "tp": tp, "latency": latency,
+            "seed": seed, "slo": {"tpot_ms": tpot_ms, "ttft_ms": ttft_ms},
+            "chunked": chunked if policy == "chunked" else {},
+        }  # fmt: skip
+        cfg = load_config(None, merge_overrides(overrides, parse_sets(set_)))
+        from bulletsim.fidelity.resimulate import resimulate
+
+        res, comparison = resimulate(run, cfg)
+    except USER_ERRORS as e:
+        fail(str(e))
+    from bulletsim.fidelity.report import print_comparison
+
+    for note in res.workload.notes:
+        typer.echo(f"note: {note}")
+    s = res.summary
+    typer.echo(
+        f"{run.tool} result {measured}: {len(run.requests)} completed requests "
+        f"({run.num_failed} left out), measured over {run.duration_s:.3f} s; simulated "
+        f"{s['policy']} on {s['gpu']} / {s['model']} (tp={s['tp']}), latency {s['latency_model']}"
+    )
+    slo = s["slo"]
+    ttft = (f"TTFT <= {slo['ttft_ms']:g} ms" if slo["ttft_ms"] is not None
+            else f"TTFT <= {slo['norm_ttft_ms_per_token']:g} ms/token")  # fmt: skip
+    typer.echo(f"SLO: {ttft}, TPOT <= {slo['tpot_ms']:g} ms ({s['slo_source']})")
+    print_comparison(comparison)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(fidelity)
