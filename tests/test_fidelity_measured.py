@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from bulletsim.cli import app
 from bulletsim.config import RunConfig
-from bulletsim.fidelity.measured import read_measured
+from bulletsim.fidelity.reader import read_measured
 from bulletsim.fidelity.resimulate import measured_workload, resimulate
 
 FIX = Path(__file__).parent / "fixtures" / "measured"

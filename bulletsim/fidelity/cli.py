@@ -49,7 +49,7 @@ def fidelity(
     """Re-simulate the requests of a measured benchmark run and compare, metric by metric."""
     from bulletsim.cli import USER_ERRORS, fail, parse_sets
     from bulletsim.config import load_config, merge_overrides
-    from bulletsim.fidelity.measured import read_measured
+    from bulletsim.fidelity.reader import read_measured
 
     try:
         run = read_measured(measured, measured_format, result_index)

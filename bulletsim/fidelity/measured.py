@@ -185,22 +185,3 @@ def build_run(
     return MeasuredRun(tool, str(path), df, np.asarray(gaps, dtype=np.float64), float(duration),
                        rate_of(obj, path), float(burst), conc, num_failed, reported,
                        tuple(notes))  # fmt: skip
-
-
-def read_measured(
-    path: str | Path, fmt: str = "auto", result_index: int | None = None
-) -> MeasuredRun:
-    """Read a vLLM or SGLang benchmark result file (`fmt` auto-detects from its keys)."""
-    from bulletsim.fidelity.sglang_result import read_sglang_result
-    from bulletsim.fidelity.vllm_result import read_vllm_result
-
-    p = Path(path)
-    if fmt not in MEASURED_FORMATS:
-        raise ValueError(
-            f"--measured-format: unknown {fmt!r}; valid: {', '.join(MEASURED_FORMATS)}"
-        )
-    if not p.is_file():
-        raise FileNotFoundError(f"--measured: no file {p}")
-    obj = pick_result(read_json_objects(p), result_index, p)
-    tool = detect_tool(obj, p) if fmt == "auto" else fmt
-    return read_vllm_result(obj, p) if tool == "vllm" else read_sglang_result(obj, p)
