@@ -14,6 +14,9 @@ import os
 import time
 import traceback
 
+from bulletsim.latency.ops import attention_coefficients, gemm
+from bulletsim.models import get_model
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -48,7 +51,6 @@ def main() -> None:
     from bulletsim.gpu.green import GreenContextPool
     from bulletsim.gpu.probe import SmidProbe
     from bulletsim.gpu.timing import Clocks, bench_ms, time_graph, time_kernels
-    from bulletsim.models import get_model
 
     clocks = Clocks()
 
@@ -145,7 +147,8 @@ def main() -> None:
         v = torch.randn_like(k)
         o = torch.empty_like(q)
         ref = attn.reference_attention(q[-128:], k, v, n - 128)
-        flops = 4 * n * (n + 1) / 2 * 128 * 32
+        # causal attention over n tokens, Llama-3.1-8B heads (32 x 128): latency.ops formulas
+        flops = attention_coefficients(get_model("llama-3.1-8b")).flops(n * (n + 1) / 2)
         out = {}
         for be in attn.sdpa_backends():
             c = attn.SdpaPrefill(32, 8, 128, be)
@@ -248,7 +251,7 @@ def main() -> None:
             time_kernels(ks, part.stream, 1)
             kt = time_kernels(ks, part.stream, 2)
             gu = kt.op_ms("gate_up", 1)
-            tf = 2 * 4096 * 4096 * 28672 / gu / 1e9
+            tf = gemm("gate_up", 4096, 28672, 4096, 2).flops / gu / 1e9
             out[n] = dict(
                 gate_up_ms=round(gu, 3),
                 tflops=round(tf),
@@ -308,21 +311,21 @@ def main() -> None:
         with torch.cuda.graph(g, stream=b.stream):
             for _, fn in dks:
                 fn()
-        alone_d = sorted(time_graph(g, b.stream, 5))[2]
-        alone_p = min(time_kernels(ks, a.stream, 2, per_kernel=False).spans_ms)
+        alone_d_ms = sorted(time_graph(g, b.stream, 5))[2]
+        alone_p_ms = min(time_kernels(ks, a.stream, 2, per_kernel=False).spans_ms)
         # co-run: prefill layers on a (aggressor, long), decode replays on b (victim)
         from bulletsim.gpu.timing import enqueue_graph, enqueue_kernels, inside
 
         agg = enqueue_kernels(ks * 3, a.stream, spin_us=3000)
-        vic = enqueue_graph(g, b.stream, max(3, int(2 * alone_p / alone_d)), spin_us=3000)
+        vic = enqueue_graph(g, b.stream, max(3, int(2 * alone_p_ms / alone_d_ms)), spin_us=3000)
         ds = inside(vic, agg)
         # reverse: decode replays (aggressor) around one prefill pass (victim)
-        agg2 = enqueue_graph(g, b.stream, int(3 * alone_p / alone_d) + 3, spin_us=2000)
-        vic2 = enqueue_kernels(ks, a.stream, spin_us=2000 + 2 * 1000 * alone_d)
+        agg2 = enqueue_graph(g, b.stream, int(3 * alone_p_ms / alone_d_ms) + 3, spin_us=2000)
+        vic2 = enqueue_kernels(ks, a.stream, spin_us=2000 + 2 * 1000 * alone_d_ms)
         ps = inside(vic2, agg2)
         return dict(
-            alone_decode_ms=round(alone_d, 3),
-            alone_prefill8_ms=round(alone_p, 3),
+            alone_decode_ms=round(alone_d_ms, 3),
+            alone_prefill8_ms=round(alone_p_ms, 3),
             corun_decode_ms=[round(x, 3) for x in ds],
             corun_prefill8_ms=[round(x, 3) for x in ps],
             sm_mhz=clocks.sm_mhz(),

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bulletsim.core import CoRunner
+from bulletsim.core import CoRunner, WorkShape
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +61,46 @@ def contention_factors(
     base = 1.0 + params.floor
     mem_factor = base + params.mem_per_share * share
     return mem_factor, base + params.compute_per_share * share, effective_sms
+
+
+class ContendedPredict:
+    """`predict` for a latency model that prices work as (memory-bound s, compute-bound s) on
+    n SMs (`_parts(shape, n)`) plus fixed overheads (`_overhead(shape)`): alone, or beside a
+    co-runner, whose contention factors scale the two parts and whose shared SMs shrink n.
+
+    One implementation for the roofline and the calibrated profile. A subclass sets
+    `total_sms`, `params.contention` and an empty dict `_factors` (the factors memo, keyed by
+    (SMs, co-runner phase, co-runner SMs): a tuple of str and ints hashes in C, a CoRunner
+    does not).
+    """
+
+    total_sms: int
+    _factors: dict[tuple[int, str, int], tuple[float, float, int]]
+
+    def _parts(self, shape: WorkShape, n: int) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def _overhead(self, shape: WorkShape) -> float:
+        raise NotImplementedError
+
+    def predict(self, shape: WorkShape, num_sms: int, co_runner: CoRunner | None = None) -> float:
+        """Seconds to run `shape` on `num_sms` SMs, alone or beside `co_runner`; 0 for no work.
+
+        Raises ValueError unless 1 <= num_sms <= total_sms.
+        """
+        if not 0 < num_sms <= self.total_sms:
+            raise ValueError(f"num_sms must be in 1..{self.total_sms}, got {num_sms}")
+        if not (shape.prefill_tokens or shape.decode_tokens or shape.logits_tokens):
+            return 0.0
+        if co_runner is None:
+            mem_s, cmp_s = self._parts(shape, num_sms)
+            return mem_s + cmp_s + self._overhead(shape)
+        key = (num_sms, co_runner.phase, co_runner.num_sms)
+        factors = self._factors.get(key)
+        if factors is None:
+            factors = self._factors[key] = contention_factors(
+                self.params.contention, num_sms, self.total_sms, co_runner
+            )
+        f_mem, f_cmp, eff_sms = factors
+        mem_s, cmp_s = self._parts(shape, eff_sms)
+        return f_mem * mem_s + f_cmp * cmp_s + self._overhead(shape)

@@ -112,18 +112,46 @@ def linear_ops(model: ModelSpec, num_tokens: int) -> list[OpCost]:
     return ops
 
 
-def attention_ops(model: ModelSpec, shape: WorkShape) -> list[OpCost]:
-    """Attention kernels of one layer: one for the prefill chunks, one for the decodes."""
+@dataclass(frozen=True, slots=True)
+class AttentionCoefficients:
+    """Attention cost per unit, per GPU: the one home of the attention formulas.
+
+    flops_per_pair: 4 * head_dim * query heads (QK^T and PV, a multiply-add counted as 2);
+    kv_bytes_per_token: K and V of one token, all KV heads; q_bytes_per_token: Q in and O out
+    of one query token, all query heads. A kernel over `pairs` (query, key) pairs reading
+    `kv_tokens` of KV for `q_tokens` queries does `pairs * flops_per_pair` FLOPs and moves
+    `kv_tokens * kv_bytes_per_token + q_tokens * q_bytes_per_token` bytes.
+    """
+
+    flops_per_pair: float
+    kv_bytes_per_token: float
+    q_bytes_per_token: float
+
+    def flops(self, pairs: float) -> float:
+        return pairs * self.flops_per_pair
+
+    def bytes(self, kv_tokens: int, q_tokens: int) -> float:
+        return float(kv_tokens * self.kv_bytes_per_token + q_tokens * self.q_bytes_per_token)
+
+
+def attention_coefficients(model: ModelSpec) -> AttentionCoefficients:
+    """The attention coefficients of `model` on one GPU of its TP group (bf16, flash kernels)."""
     d, b = model.head_dim, model.dtype_bytes
     qh, kvh = model.q_heads_per_gpu, model.kv_heads_per_gpu
+    return AttentionCoefficients(4.0 * d * qh, float(b * d * 2 * kvh), float(b * d * 2 * qh))
+
+
+def attention_ops(model: ModelSpec, shape: WorkShape) -> list[OpCost]:
+    """Attention kernels of one layer: one for the prefill chunks, one for the decodes."""
+    a = attention_coefficients(model)
     ops = []
     if shape.prefill_tokens:
         ops.append(
             OpCost(
                 "attn_prefill",
                 "attn_prefill",
-                4.0 * shape.prefill_attn_pairs * d * qh,
-                float(b * d * (2 * kvh * shape.prefill_kv_tokens + 2 * qh * shape.prefill_tokens)),
+                a.flops(shape.prefill_attn_pairs),
+                a.bytes(shape.prefill_kv_tokens, shape.prefill_tokens),
             )
         )
     if shape.decode_tokens:
@@ -131,8 +159,8 @@ def attention_ops(model: ModelSpec, shape: WorkShape) -> list[OpCost]:
             OpCost(
                 "attn_decode",
                 "attn_decode",
-                4.0 * shape.decode_ctx_tokens * d * qh,
-                float(b * d * (2 * kvh * shape.decode_ctx_tokens + 2 * qh * shape.decode_tokens)),
+                a.flops(shape.decode_ctx_tokens),
+                a.bytes(shape.decode_ctx_tokens, shape.decode_tokens),
             )
         )
     return ops

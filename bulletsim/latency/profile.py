@@ -25,10 +25,10 @@ from bisect import bisect_right
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from bulletsim.core import CoRunner, WorkShape
+from bulletsim.core import WorkShape
 from bulletsim.hardware import GPUSpec, get_gpu
-from bulletsim.latency.contention import ContentionParams, contention_factors
-from bulletsim.latency.ops import OP_CLASSES, OpCost, gemm, linear_ops
+from bulletsim.latency.contention import ContendedPredict, ContentionParams
+from bulletsim.latency.ops import OP_CLASSES, OpCost, attention_coefficients, gemm, linear_ops
 from bulletsim.latency.roofline import SRMParams, op_time_split
 from bulletsim.models import ModelSpec, get_model
 
@@ -255,7 +255,7 @@ def _fill(rows: list[list[float | None]]) -> list[list[float]]:
 # -- the latency model --------------------------------------------------------------------------
 
 
-class ProfileLatency:
+class ProfileLatency(ContendedPredict):
     """`LatencyModel` from a calibrated profile: measured grid inside, fitted SRM outside.
 
     Inside the grid a kernel's time is interpolated from measured points (log-log); outside
@@ -281,11 +281,10 @@ class ProfileLatency:
         self.total_sms = self.gpu.num_sms
         self.graph_saving_s = float(doc.get("exec", {}).get("decode_graph_saving_per_layer_s", 0))
         m = self.model
-        d, b = m.head_dim, m.dtype_bytes
-        # Attention coefficients: the same expressions as ops.attention_ops.
-        self._flops_per_pair = 4.0 * d * m.q_heads_per_gpu
-        self._kv_bytes = float(b * d * 2 * m.kv_heads_per_gpu)
-        self._q_bytes = float(b * d * 2 * m.q_heads_per_gpu)
+        attn = attention_coefficients(m)  # kept as floats: the hot path reads them
+        self._flops_per_pair = attn.flops_per_pair
+        self._kv_bytes = attn.kv_bytes_per_token
+        self._q_bytes = attn.q_bytes_per_token
         grid = doc["grid"]
         sms = grid["sms"]
         lin = grid["linear"]
@@ -433,25 +432,6 @@ class ProfileLatency:
         return self._attn_decode_op(b, b * (c + 1))
 
     # -- hot path ---------------------------------------------------------------------------------
-    def predict(self, shape: WorkShape, num_sms: int, co_runner: CoRunner | None = None) -> float:
-        """Seconds to run `shape` on `num_sms` SMs, alone or beside `co_runner`."""
-        if not 0 < num_sms <= self.total_sms:
-            raise ValueError(f"num_sms must be in 1..{self.total_sms}, got {num_sms}")
-        if not (shape.prefill_tokens or shape.decode_tokens or shape.logits_tokens):
-            return 0.0
-        if co_runner is None:
-            mem_s, cmp_s = self._parts(shape, num_sms)
-            return mem_s + cmp_s + self._overhead(shape)
-        key = (num_sms, co_runner.phase, co_runner.num_sms)  # hashes in C, unlike CoRunner
-        factors = self._factors.get(key)
-        if factors is None:
-            factors = self._factors[key] = contention_factors(
-                self.params.contention, num_sms, self.total_sms, co_runner
-            )
-        f_mem, f_cmp, eff = factors
-        mem_s, cmp_s = self._parts(shape, eff)
-        return f_mem * mem_s + f_cmp * cmp_s + self._overhead(shape)
-
     def _parts(self, shape: WorkShape, n: int) -> tuple[float, float]:
         # One layer's parts are asked for again and again: a prefill batch is priced at every
         # window and split candidate (layer windows, value-keyed: merged windows are new

@@ -23,8 +23,15 @@ from dataclasses import asdict, dataclass, field
 
 from bulletsim.core import CoRunner, WorkShape
 from bulletsim.hardware import GPUSpec
-from bulletsim.latency.contention import ContentionParams, contention_factors
-from bulletsim.latency.ops import OP_CLASSES, OpCost, head_ops, layer_ops, linear_ops
+from bulletsim.latency.contention import ContendedPredict, ContentionParams, contention_factors
+from bulletsim.latency.ops import (
+    OP_CLASSES,
+    OpCost,
+    attention_coefficients,
+    head_ops,
+    layer_ops,
+    linear_ops,
+)
 from bulletsim.models import ModelSpec
 
 # alpha = measured / roofline time, from the H200 reference numbers in DESIGN.md (a datasheet
@@ -142,7 +149,7 @@ def kernel_table(ops: list[OpCost], gpu: GPUSpec, params: SRMParams) -> tuple[tu
     return tuple(table)
 
 
-class RooflineLatency:
+class RooflineLatency(ContendedPredict):
     """`LatencyModel` from the SRM. A layer window of k layers costs k layers (no step overhead);
     a full step (`shape.num_layers is None`) adds the lm_head and `step_overhead_s`."""
 
@@ -162,32 +169,13 @@ class RooflineLatency:
         self._factors: dict[tuple[int, str, int], tuple[float, float, int]] = {}
         self._layer_overhead_s = p.layer_overhead_s
         self._full_step_overhead_s = model.num_layers * p.layer_overhead_s + p.step_overhead_s
-        # Attention coefficients, the same expressions as ops.attention_ops.
-        d, b = model.head_dim, model.dtype_bytes
-        qh, kvh = model.q_heads_per_gpu, model.kv_heads_per_gpu
-        self._flops_per_pair = 4.0 * d * qh
-        self._kv_bytes = float(b * d * 2 * kvh)
-        self._q_bytes = float(b * d * 2 * qh)
+        attn = attention_coefficients(model)  # kept as floats: the hot path reads them
+        self._flops_per_pair = attn.flops_per_pair
+        self._kv_bytes = attn.kv_bytes_per_token
+        self._q_bytes = attn.q_bytes_per_token
         self._a_pf, self._a_dec = p.alpha["attn_prefill"], p.alpha["attn_decode"]
 
     # -- hot path ---------------------------------------------------------------------------
-
-    def predict(self, shape: WorkShape, num_sms: int, co_runner: CoRunner | None = None) -> float:
-        """Seconds to run `shape` on `num_sms` SMs, alone or beside `co_runner`."""
-        if not 0 < num_sms <= self.total_sms:
-            raise ValueError(f"num_sms must be in 1..{self.total_sms}, got {num_sms}")
-        if co_runner is None:
-            mem_s, cmp_s = self._parts(shape, num_sms)
-            return mem_s + cmp_s + self._overhead(shape)
-        key = (num_sms, co_runner.phase, co_runner.num_sms)
-        factors = self._factors.get(key)
-        if factors is None:
-            factors = self._factors[key] = contention_factors(
-                self.params.contention, num_sms, self.total_sms, co_runner
-            )
-        f_mem, f_cmp, eff_sms = factors
-        mem_s, cmp_s = self._parts(shape, eff_sms)
-        return f_mem * mem_s + f_cmp * cmp_s + self._overhead(shape)
 
     def _parts(self, shape: WorkShape, n: int) -> tuple[float, float]:
         tokens = shape.prefill_tokens + shape.decode_tokens

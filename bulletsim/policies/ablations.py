@@ -59,10 +59,10 @@ class StaticSplit(TwoLanePolicy):
         # libsmctrl masks whole TPCs; the unit comes from the GPU spec (hardware.py)
         tpc = partition_unit_sms("libsmctrl", getattr(ctx.latency, "gpu", None), total)
         p = min(total - tpc, max(tpc, tpc * round(self.params.prefill_fraction * total / tpc)))
-        self.hold = {"prefill": p, "decode": total - p}  # held even while idle: static
+        self.num_sms = {"prefill": p, "decode": total - p}  # held even while idle: static
 
     def next_work(self, lane: str, now_s: float) -> Work | None:
-        sms = self.hold[lane]
+        sms = self.num_sms[lane]
         if lane == "prefill":
             if not self.start_batch(now_s):
                 return None
@@ -105,7 +105,7 @@ class NaiveConcurrency(StaticSplit):
     def bind(self, ctx: PolicyContext) -> None:
         TwoLanePolicy.bind(self, ctx)
         # The overlap is the point of this ablation: both lanes hold every SM.
-        self.hold = {"prefill": ctx.total_sms, "decode": ctx.total_sms}
+        self.num_sms = {"prefill": ctx.total_sms, "decode": ctx.total_sms}
         self.max_overlap_sms = ctx.total_sms
 
 

@@ -108,10 +108,10 @@ class Bullet(TwoLanePolicy):
 
     def bind(self, ctx: PolicyContext) -> None:
         super().bind(ctx)
-        self.total = ctx.total_sms
-        self.unit = granularity_sms(self.params.mechanism, self.total, ctx.latency)
-        self.temporal = self.unit >= self.total
-        self.planner = SplitPlanner(ctx.latency, self.total, self.unit)
+        self.total_sms = ctx.total_sms
+        self.unit_sms = granularity_sms(self.params.mechanism, self.total_sms, ctx.latency)
+        self.temporal = self.unit_sms >= self.total_sms
+        self.planner = SplitPlanner(ctx.latency, self.total_sms, self.unit_sms)
         self.tpot_target_s = ctx.slo.tpot_s * self.params.tpot_target_frac
 
     # -- the split ----------------------------------------------------------------------------
@@ -119,14 +119,14 @@ class Bullet(TwoLanePolicy):
         """(prefill SMs, decode SMs) for the state now; `decode` is the next decode step."""
         prefill_on = bool(self.batch) or can_start_prefill(self.ctx.state, self.max_running)
         if decode is None or not decode.decode_tokens:
-            return self.total, 0
+            return self.total_sms, 0
         if not prefill_on:
-            return 0, self.total
+            return 0, self.total_sms
         d_min = self.planner.decode_min_sms(decode, self.tpot_target_s, prefill_busy=True)
         if d_min is not None:
             self.decisions["shrink-decode"] += 1
-            p = self._fastest_prefill(self.total - d_min)
-            return p, self.total - p
+            p = self._fastest_prefill(self.total_sms - d_min)
+            return p, self.total_sms - p
         p_min = None
         if self.batch:
             p_min = self.planner.prefill_min_sms(
@@ -138,10 +138,10 @@ class Bullet(TwoLanePolicy):
             )
         if p_min is None:
             self.decisions["balanced"] += 1
-            p = round_to_units(self.total / 2, self.unit, self.total - self.unit)
-            return p, self.total - p
+            p = round_to_units(self.total_sms / 2, self.unit_sms, self.total_sms - self.unit_sms)
+            return p, self.total_sms - p
         self.decisions["shrink-prefill"] += 1
-        return p_min, self.total - p_min
+        return p_min, self.total_sms - p_min
 
     def _fastest_prefill(self, p_max: int) -> int:
         """The SM count in [p_max - wave_search_units units, p_max] that runs a window fastest.
@@ -159,7 +159,7 @@ class Bullet(TwoLanePolicy):
         best = self._wave_memo.get(key)
         if best is not None:
             return best
-        unit, total = self.unit, self.total
+        unit, total = self.unit_sms, self.total_sms
         best, best_t = p_max, math.inf
         for k in range(self.params.wave_search_units + 1):
             p = p_max - k * unit
@@ -184,7 +184,7 @@ class Bullet(TwoLanePolicy):
     def launch_overhead_s(self, lane: str, num_sms: int, overhead_s: float) -> float:
         """Every decision pays a prediction; a changed partition also pays re-masking."""
         overhead_s += self._predict_s
-        if num_sms != self.hold[lane]:
+        if num_sms != self.num_sms[lane]:
             overhead_s += self._remask_s
         return overhead_s
 
@@ -193,9 +193,9 @@ class Bullet(TwoLanePolicy):
         room (the engine resizes it at its next boundary), so partitions never overlap."""
         sms = work.num_sms
         other = "decode" if lane == "prefill" else "prefill"
-        if self.busy[other] and self.hold[other] > self.total - sms:
-            self.hold[other] = self.total - sms
-        self.hold[lane] = sms
+        if self.busy[other] and self.num_sms[other] > self.total_sms - sms:
+            self.num_sms[other] = self.total_sms - sms
+        self.num_sms[lane] = sms
         self.busy[lane] = True
         self.last_lane = lane
         return work
@@ -219,21 +219,21 @@ class Bullet(TwoLanePolicy):
         if self.temporal or self.params.reorder:
             return False
         if lane == "prefill":
-            return not self.prefill_has_work() and self.hold["prefill"] == 0
-        return not self.decode_has_work() and self.hold["decode"] == 0
+            return not self.prefill_has_work() and self.num_sms["prefill"] == 0
+        return not self.decode_has_work() and self.num_sms["decode"] == 0
 
     def _next_prefill(self, now_s: float) -> Work | None:
         if not self.batch:
             if self.params.reorder:
                 self._reorder(now_s)
             if not self.start_batch(now_s):
-                self.hold["prefill"] = 0
+                self.num_sms["prefill"] = 0
                 return None
         if self.temporal:
             if not self._turn("prefill", self.decode_has_work()):
-                self.hold["prefill"] = 0
+                self.num_sms["prefill"] = 0
                 return None
-            p = self.total
+            p = self.total_sms
             k = 1
         else:
             p, d = self.plan(now_s, self.decode_step(include_pending=True))
@@ -264,23 +264,23 @@ class Bullet(TwoLanePolicy):
         slack_s = self.decode_end_lb_s - now_s
         if slack_s <= 0.0:  # the decode step may end any moment: no window fits before it
             return 1
-        window_s = self._window_s(p, min(self.hold["decode"], self.total - p))
+        window_s = self._window_s(p, min(self.num_sms["decode"], self.total_sms - p))
         if window_s <= 0.0 or slack_s <= window_s:
             return 1
         return min(rem, 1 + int(slack_s / window_s * (1 - 1e-9)))
 
     def _next_decode(self, now_s: float) -> Work | None:
         if not self.decode_has_work():
-            self.hold["decode"] = 0
+            self.num_sms["decode"] = 0
             return None
         if self.temporal and not self._turn("decode", self.prefill_has_work()):
-            self.hold["decode"] = 0
+            self.num_sms["decode"] = 0
             return None
         shape = self.begin_decode(now_s)
         if shape is None:
-            self.hold["decode"] = 0
+            self.num_sms["decode"] = 0
             return None
-        d = self.total if self.temporal else self.plan(now_s, shape)[1]
+        d = self.total_sms if self.temporal else self.plan(now_s, shape)[1]
         overhead_s = self.launch_overhead_s("decode", d, 0.0)
         work = self._take("decode", Work("decode", shape, d, decode=True, overhead_s=overhead_s))
         # Earliest the step can end: alone on d SMs (co-running and shrinking only slow it).
@@ -288,7 +288,9 @@ class Bullet(TwoLanePolicy):
         return work
 
     def _reorder(self, now_s: float) -> None:
-        p = max(self.unit, self.total - (self.hold["decode"] if self.busy["decode"] else 0))
+        p = max(
+            self.unit_sms, self.total_sms - (self.num_sms["decode"] if self.busy["decode"] else 0)
+        )
         t = self._token_time.get(p)
         if t is None:
             n = self.max_prefill_tokens

@@ -174,7 +174,7 @@ class PDMux(TwoLanePolicy):
 
     def _set_row(self, row: int) -> None:
         self.row = row
-        self.hold["prefill"], self.hold["decode"] = self.table[row]
+        self.num_sms["prefill"], self.num_sms["decode"] = self.table[row]
 
     # -- the scheduler thread -----------------------------------------------------------------
     def _advance(self, now_s: float) -> None:
@@ -233,13 +233,13 @@ class PDMux(TwoLanePolicy):
                 self.tick_open = False
                 self._advance(now_s)
                 return None
-            d = self.hold["decode"]
+            d = self.num_sms["decode"]
             assert d > 0, "pdmux: a decode step on a row without decode SMs"
             self.busy["decode"] = True
             return Work("decode", shape, d, decode=True, tag=f"row {self.row}")
         if self.busy["prefill"] or not self.batch or self.window_index >= self.launched:
             return None
-        p = self.hold["prefill"]
+        p = self.num_sms["prefill"]
         assert p > 0, "pdmux: prefill layers on a row without prefill SMs"
         self.busy["prefill"] = True
         return self.prefill_work(p, 0.0, self.launched - self.window_index)

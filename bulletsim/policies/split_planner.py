@@ -50,7 +50,7 @@ class SplitPlanner:
     def __init__(self, latency: LatencyModel, total_sms: int, unit_sms: int) -> None:
         self.latency = latency
         self.total_sms = total_sms
-        self.unit = unit_sms
+        self.unit_sms = unit_sms
         self._decode_memo: dict[tuple[int, int, bool, float], int | None] = {}
         self._last_query: tuple[int, int, bool, float] | None = None
         self._last_answer: int | None = None
@@ -58,16 +58,16 @@ class SplitPlanner:
 
     def _smallest(self, max_units: int, ok: Callable[[int], bool]) -> int | None:
         """Fewest units k in 1..max_units with ok(k * unit), assuming ok is monotone."""
-        if max_units < 1 or not ok(max_units * self.unit):
+        if max_units < 1 or not ok(max_units * self.unit_sms):
             return None
         lo, hi = 0, max_units  # ok(hi) holds; ok(lo) is taken to fail
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            if ok(mid * self.unit):
+            if ok(mid * self.unit_sms):
                 hi = mid
             else:
                 lo = mid
-        return hi * self.unit
+        return hi * self.unit_sms
 
     def decode_min_sms(self, shape: WorkShape, target_s: float, prefill_busy: bool) -> int | None:
         """Fewest SMs for one decode step of `shape` to take <= target_s, None if impossible.
@@ -108,7 +108,7 @@ class SplitPlanner:
             co = co_runner("prefill", total - d) if prefill_busy else None
             return self.latency.predict(probe, d, co) <= target_s
 
-        max_units = (total - self.unit if prefill_busy else total) // self.unit
+        max_units = (total - self.unit_sms if prefill_busy else total) // self.unit_sms
         return self._smallest(max_units, ok)
 
     def _memo_put(self, key, value: int | None) -> int | None:
@@ -133,5 +133,5 @@ class SplitPlanner:
             co = co_runner("decode", total - p) if decode_busy else None
             return num_windows * self.latency.predict(window, p, co) + extra_s <= budget_s
 
-        max_units = (total - self.unit if decode_busy else total) // self.unit
+        max_units = (total - self.unit_sms if decode_busy else total) // self.unit_sms
         return self._smallest(max_units, ok)

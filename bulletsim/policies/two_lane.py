@@ -38,7 +38,7 @@ class TwoLanePolicy:
         self.max_running = max_running_requests
         self.handoff_s = handoff_s
         self.ctx: PolicyContext | None = None
-        self.hold = {"prefill": 0, "decode": 0}  # SMs each lane holds now
+        self.num_sms = {"prefill": 0, "decode": 0}  # SMs each lane holds now
         self.busy = {"prefill": False, "decode": False}
         self.batch: list[PrefillChunk] = []
         self.batch_deadline_s = 0.0  # tightest TTFT deadline in the batch
@@ -58,7 +58,7 @@ class TwoLanePolicy:
         self.layers_per_window = max(1, min(k, self.num_layers))
 
     def allocation(self, lane: str) -> int:
-        return self.hold[lane]
+        return self.num_sms[lane]
 
     def stays_idle(self, lane: str) -> bool:
         return False  # not provable in general; Bullet overrides where it is
