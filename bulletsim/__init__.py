@@ -16,14 +16,20 @@ Map of the package (data flows top to bottom):
                      (static split, naive, prefill-first), pdmux.py + pdmux_table.py
                      (SGLang's PD-Multiplexing, its SLO variant), registry.py (names -> params)
     engine_api.py    the Engine protocol every engine keeps (simulated and live)
-    engine.py        the SimPy engine (lanes as processes; the only simpy import)
+    engine.py        the SimPy engine (lanes as processes; the only simpy import);
+                     client.py (concurrency-limited benchmark client), early_stop.py (stop a
+                     run whose SLO misses already decide it)
     run.py           config -> Run (built pieces) -> engine -> RunResult (records, metrics,
                      invariants, metadata); metrics.py, records.py, invariants.py;
                      simulate.py (the old name of run.simulate)
     results.py       results directories (atomic, deterministic); report.py, plots.py
-    sweep.py         policies x rates x workloads (parallel); capacity.py (capacity search),
-                     sweep_report.py (tables), sweep_cli.py (the `sweep` command)
+    sweep.py         policies x rates x workloads; sweep_points.py (one point as a row),
+                     capacity.py (capacity search), sweep_capacity.py + intervals.py
+                     (capacity over seeds, confidence intervals), steady_state.py (queue
+                     growth checks), sweep_report.py (tables), sweep_cli.py (`sweep`),
+                     executors.py + ray_executor.py (local pool or Ray)
     fidelity/        simulated vs measured (vLLM / SGLang benchmark results, live runs)
+    config.py        the run config: one frozen dataclass tree, TOML + overrides, validation
     cli.py           `bulletsim run | sweep | traces | calibrate | policies`
     data/profiles/   calibrated latency profiles (H200 measured; A100/H100/H20 derived)
     gpu/             the GPU runtime (torch, imported lazily): partitions, the Llama forward,

@@ -25,7 +25,7 @@ Nothing here imports simpy or torch.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bulletsim.core import Request
 from bulletsim.records import IterationLog
@@ -47,6 +47,7 @@ class StateObserver(Protocol):
         ...
 
 
+@runtime_checkable
 class Engine(Protocol):
     """Runs a bound policy to completion on a clock it owns."""
 

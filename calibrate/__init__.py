@@ -15,6 +15,8 @@ Map (GPU-only modules import torch; the rest run anywhere):
     derive.py       derived profiles for other GPUs (datasheet transfer)
     synthetic.py    samples from a known SRM (tests, dry runs)
     explore.py      one-shot device capability check                             [GPU]
+    gpu_names.py    CUDA device name -> bulletsim GPU key
+    __main__.py     `python -m calibrate` (the same commands without the bulletsim CLI)
 
 The GPU runtime it measures (partitions, model forward, kernels, attention backends, graphs,
 timing, %smid probe, watchdog) is `bulletsim.gpu`, shared with the live engine. The profile

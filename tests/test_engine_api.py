@@ -37,6 +37,15 @@ def specs(n=120, seed=5, gap_s=0.02, max_output=80):
     ]
 
 
+def test_the_sim_engine_is_an_engine():
+    from bulletsim.engine_api import Engine
+
+    st = ServingState(specs(4), KVCache(1000, 16))
+    eng = SimEngine(make_policy("chunked"), PolicyContext(st, LAT, TOTAL, SLO(0.05, 1.0)))
+    assert isinstance(eng, Engine)
+    assert eng.run() is eng.log and len(eng.log) > 0
+
+
 def test_work_is_frozen():
     w = Work("main", WorkShape(decode_tokens=1), 8, decode=True)
     with pytest.raises(dataclasses.FrozenInstanceError):
