@@ -265,6 +265,7 @@ def _register_optional() -> None:
         "bulletsim.workload.cli",
         "bulletsim.sweep_cli",
         "bulletsim.fidelity.cli",
+        "bulletsim.design_cli",
         "calibrate.cli",
     ):
         try:

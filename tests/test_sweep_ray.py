@@ -59,3 +59,19 @@ def test_ray_retries_a_lost_worker_and_reports_the_tasks_own_error(ray_2cpus, tm
         assert out == {0: 0, 1: 2, 2: 4}
         failed = Tasks(ex, attempts=2).map(bad_input, {"x": (7,)})["x"]
     assert (failed.attempts, failed.error) == (2, "ValueError: bad value 7")  # not Ray's wrapper
+
+
+def test_ray_design_files_equal_the_local_ones(ray_2cpus, tmp_path):
+    from test_design import STUDY  # pytest puts tests/ on sys.path
+
+    from bulletsim.cli import app
+
+    f = tmp_path / "study.toml"
+    f.write_text(STUDY.replace('slo = ["paper", "tight"]', 'slo = ["tight"]'))  # 2 cells
+    outs = []
+    for extra in (["--workers", "1"], ["--executor", "ray"]):
+        out = tmp_path / extra[-1]
+        res = CliRunner().invoke(app, ["design", str(f), *extra, "--out", str(out), "-q"])
+        assert res.exit_code == 0, res.output
+        outs.append({p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()})
+    assert len(outs[0]) > 10 and outs[0] == outs[1]  # 2 cells' sweeps and the summaries

@@ -1,0 +1,74 @@
+"""`bulletsim design FILE`: a TOML grid of GPUs x models x SLO sets x traces x policies."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Opt = typer.Option
+
+
+def design(
+    file: Annotated[Path, typer.Argument(help="Design file (TOML); see `bulletsim.design`.")],
+    workers: Annotated[
+        int | None,
+        Opt(help="Worker processes (default: all cores), or CPUs of the local Ray instance."),
+    ] = None,
+    executor: Annotated[
+        str, Opt(help="Where points run: local (process pool) or ray (needs bulletsim[ray]).")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        Opt(help="Ray cluster to use (auto, HOST:PORT, ray://HOST:PORT); default: start one."),
+    ] = None,
+    out: Annotated[
+        Path | None, Opt(help="Design folder (default results/designs/<file name>).")
+    ] = None,
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Run every cell of a design space as one sweep; a summary table per axis."""
+    from bulletsim.cli import USER_ERRORS, fail
+    from bulletsim.design import DesignSpec, run_design
+    from bulletsim.design_report import check_out_dir, write_design
+    from bulletsim.executors import InlineExecutor, make_executor
+    from bulletsim.sweep_cli import failure_summary
+
+    out_dir = out or Path("results") / "designs" / file.stem
+    try:
+        spec = DesignSpec.load(file)
+        cells = spec.cells()
+        check_out_dir(out_dir)
+        n = workers or (0 if executor == "ray" else os.cpu_count() or 1)
+        with make_executor(executor, n, ray_address) as pool:
+            parallel = not isinstance(pool, InlineExecutor)
+            if quiet or not sys.stderr.isatty():
+                results = run_design(cells, pool, parallel=parallel)
+            else:
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress
+
+                with Progress(
+                    "[progress.description]{task.description}", BarColumn(),
+                    MofNCompleteColumn(), transient=True,
+                ) as bar:  # fmt: skip
+                    task = bar.add_task("design", total=None)
+
+                    def tick(msg: str, done: int, total: int) -> None:
+                        bar.update(task, completed=done, total=total, description=msg)
+
+                    results = run_design(cells, pool, progress=tick, parallel=parallel)
+        typer.echo(write_design(out_dir, spec, cells, results))
+    except USER_ERRORS as e:
+        fail(str(e))
+    typer.echo(f"design: {out_dir}")
+    failed = [f"{c.name}: {m}" for c in cells if (m := failure_summary(results[c.name][0]))]
+    if failed:
+        typer.echo(f"error: {'; '.join(failed)}", err=True)
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(design)
