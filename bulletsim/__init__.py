@@ -27,10 +27,11 @@ Map of the package (data flows top to bottom):
                      capacity.py (capacity search), sweep_capacity.py + intervals.py
                      (capacity over seeds, confidence intervals), steady_state.py (queue
                      growth checks), sweep_report.py (tables), sweep_cli.py (`sweep`),
-                     executors.py + ray_executor.py (local pool or Ray)
+                     executors.py + ray_executor.py (local pool or Ray); design.py,
+                     design_report.py, design_cli.py (`design`: a TOML grid of sweeps)
     fidelity/        simulated vs measured (vLLM / SGLang benchmark results, live runs)
     config.py        the run config: one frozen dataclass tree, TOML + overrides, validation
-    cli.py           `bulletsim run | sweep | traces | calibrate | policies`
+    cli.py           `bulletsim run | sweep | design | traces | calibrate | policies`
     data/profiles/   calibrated latency profiles (H200 measured; A100/H100/H20 derived)
     gpu/             the GPU runtime (torch, imported lazily): partitions, the Llama forward,
                      kernels, attention backends, graphs, timing, the %smid probe
