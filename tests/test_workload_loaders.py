@@ -124,7 +124,7 @@ def test_arrival_csv_sorts_and_accepts_vidur_names(tmp_path):
     path.write_text("arrival_s,prompt_tokens,output_tokens\n5.0,10,2\n3.0,20,4\n")
     t = read_arrival_csv(path)
     assert t.arrival_s.tolist() == [0.0, 2.0] and t.prompt_tokens.tolist() == [20, 10]
-    assert "sorted" in t.notes[0]
+    assert "sorted" in t.notes[1] and "span 2.000 s, 2 requests" in t.notes[0]
     path.write_text("arrived_at,num_prefill_tokens,num_decode_tokens\n0.5,7,3\n")
     assert read_arrival_csv(path).prompt_tokens.tolist() == [7]
 
@@ -164,10 +164,12 @@ def test_malformed_azure_timestamp(tmp_path):
 @pytest.mark.parametrize(
     "content, expected",
     [
-        ("{not json", "not valid JSON"),
-        ('{"a": 1}', "expected a JSON array"),
+        ("{not json", "line 1: not JSON"),  # JSON lines unless it starts with "["
+        ("[{not json", "not valid JSON"),
+        ('{"a": 1}', "line 1 has no 'conversations' list"),
         ('[{"id": "x"}]', "entry 0 has no 'conversations' list"),
-        ('[{"conversations": [{"value": "hi"}, {"from": "gpt"}]}]', "entry 0: messages 0 and 1"),
+        ('[{"conversations": [{"value": "hi"}, {"from": "gpt"}]}]', "entry 0: message 0 has no"),
+        ('[{"conversations": [{"from": "robot", "value": "hi"}]}]', "role 'robot'; valid: human"),
     ],
 )
 def test_malformed_sharegpt(tmp_path, content, expected):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bulletsim.workload.catalog import TRACE_NAMES, trace_info
+from bulletsim.workload.formats import FORMAT_NAMES, TRACE_FORMATS
+from bulletsim.workload.timestamps import TIME_UNITS
 
 ARRIVALS = ("trace", "poisson", "gamma")
 OVER_LENGTH = ("drop", "clip", "error")
@@ -20,6 +22,10 @@ class WorkloadConfig:
     given), else Poisson. `rate` (req/s) defaults to the trace's mean rate for timestamped
     traces and to the catalog's documented default rate for length-only traces.
     `time_scale` multiplies the gaps of trace timestamps (2.0 = half the load).
+    `trace_format` reads `trace_file` as that format (`auto` detects it; the `csv` trace
+    detects by default); `timestamp_unit` (s, ms, us, ns) overrides the unit a format declares;
+    `trace_model` keeps one model's rows of a BurstGPT trace; `output_len` is the output length
+    of custom-JSONL lines that have none.
     `max_concurrency` N: a benchmark client that keeps at most N requests in flight (vLLM's
     and SGLang's `--max-concurrency`); a request is sent at max(its arrival, a slot freeing
     `think_s` after a finish), so with `rate=inf` it is the closed loop of N users.
@@ -40,13 +46,23 @@ class WorkloadConfig:
     sharegpt_filter: str = "sglang"
     max_concurrency: int | None = None
     think_s: float = 0.0
+    trace_format: str | None = None
+    timestamp_unit: str | None = None
+    trace_model: str | None = None
+    output_len: int | None = None
+
+    @property
+    def has_timestamps(self) -> bool:
+        """Whether the trace's file has timestamps (a detected format is assumed to)."""
+        fmt = TRACE_FORMATS.get(self.trace_format or "")
+        return fmt.has_timestamps if fmt is not None else trace_info(self.trace).has_timestamps
 
     @property
     def resolved_arrival(self) -> str:
         """The arrival process after applying the `arrival=None` default."""
         if self.arrival is not None:
             return self.arrival
-        has_timestamps = trace_info(self.trace).has_timestamps
+        has_timestamps = self.has_timestamps
         return "trace" if has_timestamps and self.rate is None else "poisson"
 
     def validate(self) -> None:
@@ -57,8 +73,19 @@ class WorkloadConfig:
             raise ValueError("trace_file: trace 'csv' needs trace_file=<path to a CSV>")
         if self.arrival is not None and self.arrival not in ARRIVALS:
             raise ValueError(f"arrival: unknown {self.arrival!r}; valid: {', '.join(ARRIVALS)}")
-        info = trace_info(self.trace)
-        if self.arrival == "trace" and not info.has_timestamps:
+        if self.trace_format is not None and self.trace_format not in FORMAT_NAMES:
+            raise ValueError(
+                f"trace_format: unknown {self.trace_format!r}; valid: {', '.join(FORMAT_NAMES)}"
+            )
+        if self.trace_format is not None and self.trace_file is None:
+            raise ValueError("trace_format: applies to a file given with trace_file")
+        if self.timestamp_unit is not None and self.timestamp_unit not in TIME_UNITS:
+            raise ValueError(
+                f"timestamp_unit: unknown {self.timestamp_unit!r}; valid: {', '.join(TIME_UNITS)}"
+            )
+        if self.output_len is not None and self.output_len < 1:
+            raise ValueError(f"output_len: must be >= 1, got {self.output_len}")
+        if self.arrival == "trace" and not self.has_timestamps:
             timed = ", ".join(n for n in TRACE_NAMES if trace_info(n).has_timestamps)
             raise ValueError(
                 f"arrival: trace {self.trace!r} has no timestamps; use poisson or gamma "

@@ -16,6 +16,7 @@ from bulletsim.workload.csv_columns import (
     token_counts,
 )
 from bulletsim.workload.table import TraceTable
+from bulletsim.workload.timestamps import choose_unit, span_note, unit_scale
 
 LENGTH_COLUMNS = ("num_prefill_tokens", "num_decode_tokens")
 CSV_COLUMNS = ("arrival_s", "prompt_tokens", "output_tokens")
@@ -31,17 +32,20 @@ def read_length_table(path: Path) -> TraceTable:
     return TraceTable(prompt, output, None, str(path))
 
 
-def read_arrival_csv(path: Path) -> TraceTable:
+def read_arrival_csv(path: Path, unit: str | None = None) -> TraceTable:
     """`arrival_s,prompt_tokens,output_tokens` (or vidur's `arrived_at,...` names).
 
-    Arrival times are made relative to the first request and sorted if needed.
+    Arrival times are seconds (the column name says so; `unit` overrides), made relative to
+    the first request and sorted if needed.
     """
     df = read_csv(path, ())  # which header names it uses decides the required columns
     columns = VIDUR_COLUMNS if VIDUR_COLUMNS[0] in df.columns else CSV_COLUMNS
     require_columns(df, path, columns)
-    arrival = arrival_times(df, columns[0], path)
+    use, why = choose_unit("s", unit, "csv")
+    arrival = arrival_times(df, columns[0], path) * unit_scale(use)
     prompt = token_counts(df, columns[1], path)
     output = token_counts(df, columns[2], path)
     order, note = sort_by_time(arrival)
     arrival = arrival[order] - arrival[order[0]]
-    return TraceTable(prompt[order], output[order], arrival, str(path), (note,) if note else ())
+    notes = (span_note(arrival, use, why), *([note] if note else []))
+    return TraceTable(prompt[order], output[order], arrival, str(path), notes)

@@ -78,14 +78,25 @@ def _rate(cfg: WorkloadConfig, info: TraceInfo, trace_rate: float | None) -> tup
         return cfg.rate, f"{process} at {cfg.rate} req/s"
     if trace_rate is not None:
         return trace_rate, f"{process} at the trace's mean rate, {trace_rate:.3f} req/s"
-    assert info.default_rate is not None
+    if info.default_rate is None:
+        raise ValueError(
+            f"rate: {info.name} has no timestamps and no default rate; give one (--rate R)"
+        )
     return info.default_rate, f"{process} at {info.name}'s default {info.default_rate} req/s"
 
 
 def _from_file(
     cfg: WorkloadConfig, info: TraceInfo, path: Path, rng: np.random.Generator
 ) -> Workload:
-    table = read_trace_file(info, path, cfg.tokenizer)
+    table = read_trace_file(
+        info, path, cfg.tokenizer, trace_format=cfg.trace_format,
+        timestamp_unit=cfg.timestamp_unit, trace_model=cfg.trace_model, output_len=cfg.output_len,
+    )  # fmt: skip
+    if cfg.resolved_arrival == "trace" and table.arrival_s is None:
+        raise ValueError(
+            f"{path} has no timestamps; give arrival=poisson or gamma with a rate "
+            "(--arrival poisson --rate R)"
+        )
     kept = apply_length_rules(
         table.prompt_tokens,
         table.output_tokens,

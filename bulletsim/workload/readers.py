@@ -1,4 +1,4 @@
-"""Dispatch from a trace's format to the loader of its real file."""
+"""Dispatch from a trace format to the loader of its file."""
 
 from __future__ import annotations
 
@@ -6,21 +6,57 @@ from pathlib import Path
 
 from bulletsim.workload.alpaca import read_alpaca
 from bulletsim.workload.azure import read_azure_csv
+from bulletsim.workload.burstgpt import read_burstgpt
 from bulletsim.workload.catalog import TraceInfo
+from bulletsim.workload.custom import read_custom
+from bulletsim.workload.formats import FORMAT_NAMES, detect_format
+from bulletsim.workload.jsonl_traces import read_jsonl_trace
 from bulletsim.workload.length_table import read_arrival_csv, read_length_table
 from bulletsim.workload.sharegpt import read_sharegpt
+from bulletsim.workload.sim_csv import read_sim_csv
 from bulletsim.workload.table import TraceTable
 
 
-def read_trace_file(info: TraceInfo, path: Path, tokenizer: str = "approx") -> TraceTable:
-    """Load `path` as the format of trace `info` (text formats count tokens with `tokenizer`)."""
-    if info.format == "azure":
+def file_format(info: TraceInfo, path: Path, trace_format: str | None) -> str:
+    """The format to read `path` as: given, detected (`auto`, and the `csv` trace), or the
+    named trace's own."""
+    fmt = trace_format or ("auto" if info.format == "csv" else info.format)
+    if fmt not in FORMAT_NAMES:
+        raise ValueError(f"trace_format: unknown {fmt!r}; valid: {', '.join(FORMAT_NAMES)}")
+    return detect_format(path) if fmt == "auto" else fmt
+
+
+def read_trace_file(
+    info: TraceInfo,
+    path: Path,
+    tokenizer: str = "approx",
+    *,
+    trace_format: str | None = None,
+    timestamp_unit: str | None = None,
+    trace_model: str | None = None,
+    output_len: int | None = None,
+) -> TraceTable:
+    """Load `path` (see `file_format`); text formats count tokens with `tokenizer`.
+
+    `timestamp_unit` overrides the unit a format declares; `trace_model` selects BurstGPT's
+    model column; `output_len` is the output length of custom-JSONL lines without one.
+    """
+    fmt = file_format(info, path, trace_format)
+    if fmt == "azure":
         return read_azure_csv(path)
-    if info.format == "sharegpt":
+    if fmt == "burstgpt":
+        return read_burstgpt(path, trace_model, timestamp_unit)
+    if fmt in ("mooncake", "bailian"):
+        return read_jsonl_trace(path, fmt, timestamp_unit)
+    if fmt in ("splitwise-sim", "vidur"):
+        return read_sim_csv(path, fmt, timestamp_unit)
+    if fmt == "custom":
+        return read_custom(path, tokenizer, output_len)
+    if fmt == "sharegpt":
         return read_sharegpt(path, tokenizer)
-    if info.format == "alpaca":
+    if fmt == "alpaca":
         return read_alpaca(path, tokenizer)
-    if info.format == "length-table":
+    if fmt == "length-table":
         return read_length_table(path)
-    assert info.format == "csv", info.format
-    return read_arrival_csv(path)
+    assert fmt == "csv", fmt
+    return read_arrival_csv(path, timestamp_unit)

@@ -1,14 +1,14 @@
 """ShareGPT loader and the vLLM / SGLang benchmark filters.
 
-Convention (vLLM `benchmark_serving`, SGLang `bench_serving`): keep conversations with >= 2
-messages; message 0 is the prompt and message 1 the output, whoever spoke them (about a third
-of V3 first pairs are gpt -> human). Token counts in the workload exclude BOS; the filters
-add it back because vLLM and SGLang count with the HF tokenizer's BOS.
+Role-aware (see `first_request`): the prompt is the first user turn (after any system turns,
+which are prepended) and the output the assistant reply to it. vLLM's `benchmark_serving`
+and SGLang's `bench_serving` take messages 0 and 1 whoever spoke them (about a third of V3
+first pairs are gpt -> human); this loader does not. Token counts in the workload exclude
+BOS; the filters add it back because vLLM and SGLang count with the HF tokenizer's BOS.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
@@ -16,20 +16,14 @@ import numpy as np
 
 from bulletsim.workload.csv_columns import read_csv, token_counts
 from bulletsim.workload.table import TraceTable, drop_empty
+from bulletsim.workload.text_records import open_text, read_records
 from bulletsim.workload.tokenizer import make_counter
 
 TOKENS_COLUMNS = ("prompt_tokens_llama2", "output_tokens_llama2")
 SIDECAR_SUFFIX = "_first_turn_tokens.csv"
 
 
-def open_text(path: Path):
-    """Open a text file that may be gzipped (decided by the magic bytes, not the name)."""
-    with open(path, "rb") as f:
-        gzipped = f.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt", encoding="utf-8") if gzipped else open(path, encoding="utf-8")
-
-
-def read_json(path: Path) -> object:
+def read_json(path: Path) -> object:  # kept for callers of the old name
     """Parsed JSON of a plain or gzipped file; ValueError naming the file if it is not JSON."""
     try:
         with open_text(path) as f:
@@ -52,9 +46,66 @@ def read_sharegpt_tokens(path: Path) -> TraceTable:
     return drop_empty(prompt, output, str(path), ("Llama-2 token counts",))
 
 
-def read_sharegpt(path: Path, tokenizer: str = "approx") -> TraceTable:
-    """First (prompt, output) pair of each ShareGPT conversation, as token counts.
+USER_ROLES = ("human", "user")
+ASSISTANT_ROLES = ("gpt", "assistant", "chatgpt", "bard", "bing", "model")
+SYSTEM_ROLES = ("system",)
 
+
+def _turns(messages: list, where: str, path: Path) -> list[tuple[str, object]]:
+    """(role kind, text) per message: kind is user, assistant or system."""
+    out = []
+    for j, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise ValueError(f"{path}: {where}: message {j} is not an object")
+        role = m.get("from", m.get("role"))
+        if not isinstance(role, str):
+            raise ValueError(f"{path}: {where}: message {j} has no 'from' (or 'role') string")
+        r = role.strip().lower()
+        if r in USER_ROLES:
+            kind = "user"
+        elif r in ASSISTANT_ROLES:
+            kind = "assistant"
+        elif r in SYSTEM_ROLES:
+            kind = "system"
+        else:
+            valid = ", ".join((*USER_ROLES, *ASSISTANT_ROLES, *SYSTEM_ROLES))
+            raise ValueError(f"{path}: {where}: message {j} has role {role!r}; valid: {valid}")
+        out.append((kind, m.get("value", m.get("content"))))
+    return out
+
+
+def first_request(turns: list[tuple[str, object]]) -> tuple[str, str] | str:
+    """The (prompt, output) texts of a conversation's first request, or why it has none.
+
+    Rule: system turns before the first user turn are prepended to the prompt (a chat template
+    puts the system prompt first); assistant turns before it are skipped; the prompt is the
+    first user turn and the output the assistant turn right after it. A null or non-string
+    text in those turns, or an empty reply, rejects the conversation.
+    """
+    system: list[object] = []
+    i = 0
+    while i < len(turns) and turns[i][0] != "user":
+        if turns[i][0] == "system":
+            system.append(turns[i][1])
+        i += 1
+    if i == len(turns):
+        return "no user turn"
+    if i + 1 == len(turns) or turns[i + 1][0] != "assistant":
+        return "no assistant reply after the first user turn"
+    texts = [*system, turns[i][1], turns[i + 1][1]]
+    if not all(isinstance(t, str) for t in texts):
+        return "null or non-string text"
+    if not str(turns[i + 1][1]).strip():
+        return "empty reply"
+    return "\n".join([*system, turns[i][1]]), turns[i + 1][1]
+
+
+def read_sharegpt(path: Path, tokenizer: str = "approx") -> TraceTable:
+    """The first request of each ShareGPT conversation (JSON array or JSON lines), as tokens.
+
+    Roles are read (see `first_request`); conversations without a usable first request are
+    rejected and counted per reason. A record that is not `{"conversations": [{"from",
+    "value"}, ...]}` (or `messages` with `role`/`content`) is a one-line error naming it.
     With the `approx` tokenizer, a Llama-2 count table next to the JSON (see `sidecar_path`)
     is preferred: real counts beat an approximation. A `.csv` path is read as such a table.
     """
@@ -63,35 +114,38 @@ def read_sharegpt(path: Path, tokenizer: str = "approx") -> TraceTable:
     sidecar = sidecar_path(path)
     if tokenizer == "approx" and sidecar.is_file():
         return read_sharegpt_tokens(sidecar).standing_in_for_text(sidecar.name)
-    entries = read_json(path)
-    if not isinstance(entries, list):
-        raise ValueError(f"{path}: expected a JSON array of conversations, got {type(entries)}")
     prompts: list[str] = []
     outputs: list[str] = []
-    for i, entry in enumerate(entries):
-        messages = entry.get("conversations") if isinstance(entry, dict) else None
+    rejected: dict[str, int] = {}
+    records = read_records(path)
+    for where, entry in records:
+        messages = None
+        if isinstance(entry, dict):
+            messages = entry.get("conversations", entry.get("messages"))
         if not isinstance(messages, list):
             raise ValueError(
-                f"{path}: entry {i} has no 'conversations' list; expected "
+                f"{path}: {where} has no 'conversations' list; expected "
                 '{"conversations": [{"from": ..., "value": ...}, ...]}'
             )
-        if len(messages) < 2:
+        got = first_request(_turns(messages, where, path))
+        if isinstance(got, str):
+            rejected[got] = rejected.get(got, 0) + 1
             continue
-        try:
-            prompts.append(str(messages[0]["value"]))
-            outputs.append(str(messages[1]["value"]))
-        except (KeyError, TypeError):
-            raise ValueError(
-                f"{path}: entry {i}: messages 0 and 1 need a 'value' with the text"
-            ) from None
+        prompts.append(got[0])
+        outputs.append(got[1])
     if not prompts:
-        raise ValueError(f"{path}: no conversation with >= 2 messages")
-    skipped = len(entries) - len(prompts)
+        why = "; ".join(f"{n} {k}" for k, n in rejected.items()) or "no records"
+        raise ValueError(f"{path}: no conversation has a usable first request ({why})")
     notes = [f"tokenizer {tokenizer}"]
-    if skipped:
-        notes.append(f"skipped {skipped} conversations with fewer than 2 messages")
+    if rejected:
+        notes.append(
+            f"rejected {sum(rejected.values())} of {len(records)} conversations: "
+            + ", ".join(f"{n} {k}" for k, n in sorted(rejected.items()))
+        )
     count = make_counter(tokenizer)
-    return drop_empty(count(prompts), count(outputs), str(path), tuple(notes))
+    table = drop_empty(count(prompts), count(outputs), str(path), tuple(notes))
+    return TraceTable(table.prompt_tokens, table.output_tokens, None, table.source, table.notes,
+                      table.num_empty + sum(rejected.values()))  # fmt: skip
 
 
 def sharegpt_keep(prompt: np.ndarray, output: np.ndarray, name: str) -> np.ndarray:

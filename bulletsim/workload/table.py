@@ -22,10 +22,13 @@ class TraceTable:
     source: str
     notes: tuple[str, ...] = ()
     num_empty: int = 0
+    # per row, the ids of the prompt's KV blocks (Mooncake/Bailian `hash_ids`), or None
+    prefix_hash_ids: tuple[tuple, ...] | None = None
 
     def __post_init__(self) -> None:
         assert len(self.prompt_tokens) == len(self.output_tokens)
         assert self.arrival_s is None or len(self.arrival_s) == len(self.prompt_tokens)
+        assert self.prefix_hash_ids is None or len(self.prefix_hash_ids) == len(self)
 
     def __len__(self) -> int:
         return len(self.prompt_tokens)
@@ -38,9 +41,19 @@ class TraceTable:
             (note, *self.notes[1:]), self.num_empty,
         )  # fmt: skip
 
+    def with_prefix_hash_ids(self, ids: tuple[tuple, ...]) -> TraceTable:
+        """This table with per-row prefix block ids attached."""
+        return TraceTable(
+            self.prompt_tokens, self.output_tokens, self.arrival_s, self.source, self.notes,
+            self.num_empty, ids,
+        )  # fmt: skip
+
     def select(self, mask: np.ndarray) -> TraceTable:
         """The rows where `mask` is true, keeping everything else."""
         arrival = None if self.arrival_s is None else self.arrival_s[mask]
+        ids = self.prefix_hash_ids
+        if ids is not None:
+            ids = tuple(x for x, keep in zip(ids, mask, strict=True) if keep)
         return TraceTable(
             self.prompt_tokens[mask],
             self.output_tokens[mask],
@@ -48,6 +61,7 @@ class TraceTable:
             self.source,
             self.notes,
             self.num_empty,
+            ids,
         )
 
 
