@@ -4,10 +4,18 @@ Map of the package (one noun per file):
     config.py          WorkloadConfig, the recipe, and its validation
     catalog.py         the named traces: format, files, public URLs, licences
     resolve.py         where real files are looked for (trace_file, traces_dir, cache)
-    azure.py           Azure LLM inference trace CSV (Splitwise conv/code)
-    sharegpt.py        ShareGPT JSON and the vLLM/SGLang filters
-    alpaca.py          Stanford Alpaca JSON and its token table
+    formats.py         the trace file formats and their detection from content
+    readers.py         format -> loader
+    azure.py           Azure LLM inference trace CSV, 2023 (Splitwise conv/code) and 2024
+    burstgpt.py        BurstGPT CSV
+    jsonl_traces.py    Mooncake and Qwen-Bailian JSONL traces
+    sim_csv.py         splitwise-sim and Vidur trace CSVs
+    custom.py          vLLM/SGLang custom JSONL (prompt + output length)
+    sharegpt.py        ShareGPT JSON/JSONL (role-aware) and the vLLM/SGLang filters
+    alpaca.py          Alpaca JSON/JSONL (input, system, history) and its token table
     length_table.py    vidur/sarathi length tables and the plain arrival CSV
+    text_records.py    records of JSON arrays / JSON lines with their locations
+    timestamps.py      declared timestamp units and the span/rate note
     csv_columns.py     validated CSV columns with row-level errors
     tokenizer.py       token counters: approx, sentencepiece, tiktoken
     table.py           TraceTable, a loaded file before arrivals and length rules
