@@ -86,9 +86,14 @@ def test_sharegpt_json_approx_tokenizer(shared_traces_dir, tmp_path):
     link = tmp_path / "sharegpt_v3_random1000.json.gz"
     link.symlink_to(shared_traces_dir / link.name)
     t = read_sharegpt(link)
-    assert len(t) + t.num_empty == 992
-    assert np.median(t.prompt_tokens) == pytest.approx(127, rel=0.1)
-    assert np.median(t.output_tokens) == pytest.approx(156, rel=0.1)
+    # role-aware: every conversation is kept or counted; 9 have no user turn at all (empty
+    # or assistant-only), one has an empty text
+    assert len(t) + t.num_empty == 1000 and len(t) == 990
+    assert "rejected 9 of 1000 conversations: 9 no user turn" in t.notes
+    # the user's question and the assistant's answer (the positional vLLM/SGLang pair of
+    # gpt -> human conversations had medians 127 and 156)
+    assert np.median(t.prompt_tokens) == pytest.approx(27, rel=0.1)
+    assert np.median(t.output_tokens) == pytest.approx(331, rel=0.1)
 
 
 def test_alpaca_tokens(shared_traces_dir):
