@@ -163,46 +163,53 @@ def run(
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Simulate one workload through one policy and report serving metrics."""
-    from bulletsim.config import load_config
+    cfg = config_from_options(locals())
+    _run_and_report(cfg, out, no_write, plots, quiet)
+
+
+def config_from_options(o: dict):
+    """The RunConfig that `run`'s options (a dict of them by name) describe; shared by the
+    commands that take run's options (`live`). User errors exit with code 2."""
+    from bulletsim.config import load_config, merge_overrides
 
     overrides = {
-        "policy": policy,
-        "gpu": gpu,
-        "model": model,
-        "tp": tp,
-        "latency": latency,
-        "seed": seed,
+        "policy": o["policy"],
+        "gpu": o["gpu"],
+        "model": o["model"],
+        "tp": o["tp"],
+        "latency": o["latency"],
+        "seed": o["seed"],
         "workload": {
-            "trace": trace,
-            "trace_file": str(trace_file) if trace_file else None,
-            "traces_dir": str(traces_dir) if traces_dir else None,
-            "arrival": arrival,
-            "rate": rate,
-            "cv": cv,
-            "time_scale": time_scale,
-            "num_requests": num_requests,
-            "duration_s": duration,
-            "max_total_tokens": max_total_tokens,
-            "over_length": over_length,
-            "tokenizer": tokenizer,
-            "sharegpt_filter": sharegpt_filter,
+            "trace": o["trace"],
+            "trace_file": str(o["trace_file"]) if o["trace_file"] else None,
+            "traces_dir": str(o["traces_dir"]) if o["traces_dir"] else None,
+            "arrival": o["arrival"],
+            "rate": o["rate"],
+            "cv": o["cv"],
+            "time_scale": o["time_scale"],
+            "num_requests": o["num_requests"],
+            "duration_s": o["duration"],
+            "max_total_tokens": o["max_total_tokens"],
+            "over_length": o["over_length"],
+            "tokenizer": o["tokenizer"],
+            "sharegpt_filter": o["sharegpt_filter"],
         },
-        "slo": {"tpot_ms": tpot_ms, "ttft_ms": ttft_ms, "norm_ttft_ms_per_token": norm_ttft_ms},
-        "kv": {"capacity_blocks": kv_blocks},
+        "slo": {
+            "tpot_ms": o["tpot_ms"],
+            "ttft_ms": o["ttft_ms"],
+            "norm_ttft_ms_per_token": o["norm_ttft_ms"],
+        },
+        "kv": {"capacity_blocks": o["kv_blocks"]},
         "chunked": {
-            "chunk_size": chunk_size,
-            "variant": variant,
-            "max_running_requests": max_running,
+            "chunk_size": o["chunk_size"],
+            "variant": o["variant"],
+            "max_running_requests": o["max_running"],
         },
     }
     try:
-        sets = parse_sets(set_)
-        from bulletsim.config import merge_overrides
-
-        cfg = load_config(config, merge_overrides(overrides, sets))
+        return load_config(o["config"], merge_overrides(overrides, parse_sets(o["set_"])))
     except USER_ERRORS as e:
         fail(str(e))
-    _run_and_report(cfg, out, no_write, plots, quiet)
 
 
 def _run_and_report(cfg, out: Path | None, no_write: bool, plots: bool, quiet: bool) -> None:
@@ -266,6 +273,7 @@ def _register_optional() -> None:
         "bulletsim.sweep_cli",
         "bulletsim.fidelity.cli",
         "bulletsim.design_cli",
+        "bulletsim.live.cli",
         "calibrate.cli",
     ):
         try:

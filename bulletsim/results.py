@@ -86,8 +86,12 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
     df.to_parquet(path, index=False, engine="pyarrow", compression="zstd")
 
 
-def write_results(res: RunResult, out_dir: str | Path) -> Path:
-    """Write a run's directory atomically; an existing directory of that name is replaced."""
+def write_results(
+    res: RunResult, out_dir: str | Path, extra_json: dict[str, dict] | None = None
+) -> Path:
+    """Write a run's directory atomically; an existing directory of that name is replaced.
+
+    `extra_json` adds files (name -> content), e.g. a live run's `live.json`."""
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
@@ -99,6 +103,8 @@ def write_results(res: RunResult, out_dir: str | Path) -> Path:
         _write_parquet(res.requests, tmp / "requests.parquet")
         _write_parquet(res.iterations, tmp / "iterations.parquet")
         _write_parquet(res.sm_log, tmp / "sm_timeline.parquet")
+        for name, obj in (extra_json or {}).items():
+            dump_json(obj, tmp / name)
         dump_json(res.summary, tmp / "summary.json")  # last: its presence marks completeness
         if out.exists():
             old = out.parent / f".{out.name}.old-{os.getpid()}"

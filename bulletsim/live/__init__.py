@@ -1,0 +1,18 @@
+"""Live mode: the same policy objects drive a real engine on a real GPU, in wall-clock time.
+
+    executor.py   the seam: `Executor` (launch a Work on a lane's SM partition, poll for its
+                  completion, measured GPU seconds) and `Launch` (one unit of work in flight)
+    fake.py       `FakeExecutor`: kernels replaced by timers that take the latency model's
+                  predicted time on a virtual clock (CI, control-loop tests)
+    engine.py     `LiveEngine`: the single-threaded host loop (arrivals in wall-clock time,
+                  idle lanes ask the policy for work, completions reported with GPU end times)
+    records.py    per-iteration live columns (measured vs predicted seconds, co-runner, CPU)
+    pages.py      `PageTable`: real KV page ids per request, mirroring `KVCache` (numpy only)
+    run.py        config -> live run -> the same results as `bulletsim run` plus live.json
+    cli.py        the `bulletsim live` command
+    gpu/          the GPU executor (torch, flashinfer; imported only when asked for)
+    fidelity.py   re-simulate a live run's requests and config; sim-vs-live error tables
+
+Nothing here imports torch except `gpu/`, and nothing imports simpy except the re-simulation
+in fidelity.py (through bulletsim.simulate).
+"""

@@ -1,0 +1,95 @@
+"""`bulletsim live`: `bulletsim run`'s workload, policy, SLO and output options, served by a
+real engine on a GPU (or by the fake executor, for trying the control loop anywhere)."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+EXECUTORS = ("gpu", "fake")
+
+
+def _live(executor: str, decode_graphs: bool, cli_opts: dict) -> None:
+    from bulletsim.cli import USER_ERRORS, config_from_options, fail
+    from bulletsim.report import print_summary, run_name
+
+    if executor not in EXECUTORS:
+        fail(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+    cfg = config_from_options(cli_opts)
+    try:
+        ex = make_executor(executor, cfg, decode_graphs=decode_graphs)
+        from bulletsim.live.run import live_run
+
+        res = live_run(cfg, ex)
+    except USER_ERRORS as e:
+        fail(str(e))
+    print_summary(res.sim)
+    lv = res.live
+    typer.echo(
+        f"live ({lv['executor']['executor']}): {lv['num_iterations']} iterations, host "
+        f"{lv['host_ms_per_iteration']['mean']:.3f} ms/iteration vs device "
+        f"{lv['device_ms_per_iteration']['mean']:.3f} ms/iteration"
+    )
+    if cli_opts["no_write"]:
+        return
+    from bulletsim.results import write_results
+
+    out_dir = cli_opts["out"] or Path("results") / "runs" / f"{run_name(res.sim)}-live"
+    write_results(res.sim, out_dir, extra_json={"live.json": res.live})
+    typer.echo(f"results: {out_dir}")
+
+
+def make_executor(name: str, cfg, *, decode_graphs: bool = True):
+    """The executor called `name` for `cfg` (the GPU one imports torch here, not before)."""
+    if name == "fake":
+        from bulletsim.live.fake import FakeExecutor
+
+        return FakeExecutor()
+    from bulletsim.live.gpu.executor import GpuExecutor
+
+    return GpuExecutor(cfg, decode_graphs=decode_graphs)
+
+
+def register(app: typer.Typer) -> None:
+    from bulletsim.cli import run
+
+    run_params = [
+        p
+        for p in inspect.signature(run, eval_str=True).parameters.values()
+        if p.name not in ("plots",)
+    ]
+    extra = [
+        inspect.Parameter(
+            "executor",
+            inspect.Parameter.KEYWORD_ONLY,
+            default="gpu",
+            annotation=Annotated[
+                str, typer.Option(help="gpu (the real engine) or fake (predicted-time timers).")
+            ],
+        ),
+        inspect.Parameter(
+            "decode_graphs",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=True,
+            annotation=Annotated[
+                bool,
+                typer.Option(help="Decode steps as CUDA graphs per (partition, batch bucket)."),
+            ],
+        ),
+    ]
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in run_params] + extra
+
+    def live(**opts) -> None:
+        _live(opts.pop("executor"), opts.pop("decode_graphs"), opts)
+
+    live.__signature__ = inspect.Signature(params, return_annotation=None)
+    live.__annotations__ = {p.name: p.annotation for p in params}
+    live.__doc__ = (
+        "Serve one workload with one policy on a real GPU engine (Llama-3.1-8B shapes, random "
+        "bf16 weights: timing-equivalent for a dense model) and record measured and predicted "
+        "time per iteration."
+    )
+    app.command("live")(live)

@@ -1,0 +1,410 @@
+"""`GpuExecutor`: the live engine's kernels on a real GPU, lanes on green-context partitions.
+
+Lanes and partitions. A single-lane policy runs on the whole GPU. Two lanes (Bullet) share
+the GPU through green contexts made by one `cuDevSmResourceSplitByCount` per size
+(calibrate/partition.py): the decode lane runs on a split's *group* of n SMs (the policy's
+count rounded up to a multiple of 8), the prefill lane on a split's *remainder* (132 - s SMs,
+the largest remainder within the policy's count). Groups and remainders of different splits
+are disjoint whenever n <= s (checked with the `%smid` probe in
+benchmarks/live_gpu_check.py), so the two lanes never share an SM unless a lane holds the
+whole GPU. A re-split takes effect at the lane's next launch.
+
+Work. Decode-only steps replay a CUDA graph captured for (partition, padded batch); prefill
+windows and mixed batches run eagerly over flashinfer's paged prefill (causal over cached
+context, decode rows as one-token sequences), as SGLang runs them. Sampling is greedy; the
+policy forces output lengths (EOS ignored). Each launch is bracketed by CUDA events on its
+stream; device times are mapped to the run clock through a reference event.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from bulletsim.live.executor import Launch
+from bulletsim.live.gpu.batches import BatchMeta, build_batch, decode_members
+from bulletsim.live.gpu.graphs import BUCKETS, DecodeGraphs
+from bulletsim.live.gpu.model import LiveModel
+from bulletsim.live.pages import SCRATCH_PAGE, PageTable
+from bulletsim.models import get_model
+from bulletsim.policies.base import PolicyContext
+
+GRANULE = 8  # green-context SM granularity on Hopper (DESIGN.md)
+# cuBLAS GEMMs of a decode step (8 rows) failed with CUBLAS_STATUS_EXECUTION_FAILED on split
+# remainders (4 and 12 SMs) on the H200 (2026-11-30 smoke runs), while the calibrator ran them
+# on groups: decode takes groups, prefill remainders, and splits stop at 120 (>= 12 SMs).
+MIN_REMAINDER_SMS = 12
+LANES = ("main", "prefill", "decode")  # single-lane policies use "main"
+
+
+@dataclass(slots=True)
+class Inflight:
+    start: torch.cuda.Event
+    end: torch.cuda.Event
+    request_ids: list
+
+
+@dataclass(slots=True)
+class LaneBatch:
+    """A prefill batch whose layer windows are still running (activations kept)."""
+
+    prefill: list
+    meta: BatchMeta
+    acts: object
+    dev: torch.Tensor  # ids, positions, kv slots, logit rows, logit slots, decode slots
+
+
+class GpuExecutor:
+    name = "gpu"
+
+    def __init__(self, cfg, *, decode_graphs: bool = True) -> None:
+        self.cfg = cfg
+        self.spec = get_model(cfg.model, tp=cfg.tp)
+        if self.spec.tp != 1 or self.spec.is_moe:
+            raise ValueError("the live engine runs dense models on one GPU (tp=1)")
+        self.use_graphs = decode_graphs
+        self.model: LiveModel | None = None
+        self.graphs: DecodeGraphs | None = None
+        self.pool = None
+        self.setup_s = 0.0
+        self._keys_captured: set[str] = set()
+        self._warm: set[tuple[str, str]] = set()
+
+    # -- setup (before the run clock starts) -------------------------------------------------
+    def begin(self, ctx: PolicyContext, lanes: tuple[str, ...]) -> None:
+        t0 = time.perf_counter()
+        torch.cuda.init()
+        props = torch.cuda.get_device_properties(0)
+        self.total = props.multi_processor_count
+        self.max_split = (self.total - MIN_REMAINDER_SMS) // GRANULE * GRANULE
+        if self.total != ctx.total_sms:
+            raise ValueError(
+                f"the config's GPU has {ctx.total_sms} SMs but this {props.name} has "
+                f"{self.total}; pass the matching --gpu"
+            )
+        self.ctx, self.state, self.lanes = ctx, ctx.state, lanes
+        kv = ctx.state.kv
+        specs = ctx.state.specs
+        max_tokens = max(s.prompt_tokens + s.output_tokens for s in specs)
+        num_slots = 8193  # rows of the block table (the model keeps one token per row)
+        if self.model is None:
+            self.full_streams = {lane: torch.cuda.Stream() for lane in LANES}
+        if len(lanes) > 1 and self.pool is None:
+            try:
+                from bulletsim.gpu.partition import GreenContextPool
+            except ImportError:
+                from calibrate.partition import GreenContextPool
+            self.pool = GreenContextPool(GRANULE)
+        if self.model is None:
+            try:
+                self.model = LiveModel(self.spec, kv.capacity_blocks + 1, kv.block_size, 8193)
+            except torch.OutOfMemoryError as e:
+                raise ValueError(
+                    f"a KV pool of {kv.capacity_blocks} blocks does not fit on this GPU; "
+                    "pass a smaller --kv-blocks"
+                ) from e
+            import flashinfer
+
+            self.prefill_ws = {
+                lane: torch.empty(128 * 2**20, dtype=torch.uint8, device="cuda")
+                for lane in ("main", "prefill")
+            }
+            self.prefill_wrappers = {
+                lane: flashinfer.BatchPrefillWithPagedKVCacheWrapper(ws, "NHD", backend="fa2")
+                for lane, ws in self.prefill_ws.items()
+            }
+            if self.use_graphs:
+                self.graphs = DecodeGraphs(self.model, kv.capacity_blocks + 1)
+        assert self.model.k.shape[1] == kv.capacity_blocks + 1, "one executor per KV size"
+        self.pages = PageTable(
+            kv.capacity_blocks + 1, kv.block_size, num_slots, -(-max_tokens // kv.block_size) + 1
+        )
+        self.requests = {}
+        self.lane_batch: dict[str, LaneBatch | None] = dict.fromkeys(lanes)
+        if not hasattr(self, "dev_bufs"):
+            self.host_bufs = {lane: np.zeros(1 << 20, np.int64) for lane in LANES}
+            self.dev_bufs = {
+                lane: torch.zeros(1 << 20, dtype=torch.int64, device="cuda") for lane in LANES
+            }
+        if self.graphs is not None:
+            for lane in lanes:
+                if lane == "prefill":
+                    continue
+                for key, stream, _ in self._decode_partitions(lane):
+                    if key not in self._keys_captured:
+                        self.graphs.capture(key, stream, self.pages.scratch_slot)
+                        self._keys_captured.add(key)
+        self.num_launches = {"graph": 0, "eager": 0}
+        self._warm_up(lanes)
+        self.num_launches = {"graph": 0, "eager": 0}
+        torch.cuda.synchronize()
+        self.setup_s += time.perf_counter() - t0
+        self.ref = torch.cuda.Event(enable_timing=True)
+        self.ref.record(self.full_streams["main"])
+        self.ref.synchronize()
+        self.t0 = time.perf_counter()
+
+    def _warm_up(self, lanes) -> None:
+        """A small eager prefill on every partition a lane can run eager work on, so that no
+        launch of the run pays for JIT compilation, cuBLAS workspaces or first plans."""
+        from bulletsim.core import PrefillChunk, Request, RequestSpec, Work, WorkShape
+
+        for lane in lanes:
+            if lane == "decode":
+                continue
+            streams = {}
+            for sms in range(1, self.total + 1):
+                stream, _, key = self._stream(lane, sms)
+                streams.setdefault(key, stream)
+            for key, stream in streams.items():
+                if (lane, key) in self._warm:
+                    continue
+                r = Request(RequestSpec(10**9, 0.0, 256, 2), prefill_target_tokens=256)
+                shape = WorkShape(prefill_tokens=256)
+                work = Work(lane, shape, self.total, [PrefillChunk(r, 0, 256)])
+                self._eager(Launch(lane, work, self.total, None, 0.0, 0.0), stream)
+                torch.cuda.synchronize()
+                self.lane_batch[lane] = None
+                self.pages.release(r.spec.id)
+                self.requests.pop(r.spec.id, None)
+                self._warm.add((lane, key))
+
+    # -- partitions ---------------------------------------------------------------------------
+    def _stream(self, lane: str, sms: int):
+        """(stream, physical SMs, key) for `sms` SMs on `lane`."""
+        if self.pool is None or sms >= self.total:
+            return self.full_streams[lane], self.total, f"full-{lane}"
+        top, g = self.max_split, GRANULE
+        if lane == "decode":
+            n = min(top, -(-sms // g) * g)
+            group, _ = self.pool.pair(n)
+            return group.stream, group.num_sms, f"g{n}"
+        s = min(top, max(g, -(-(self.total - sms) // g) * g))
+        _, rest = self.pool.pair(s)
+        return rest.stream, rest.num_sms, f"r{s}"
+
+    def _decode_partitions(self, lane: str):
+        seen = {}
+        for sms in range(1, self.total + 1):
+            stream, phys, key = self._stream(lane, sms)
+            seen.setdefault(key, (key, stream, phys))
+        return list(seen.values())
+
+    def physical_sms(self, lane: str, num_sms: int) -> int:
+        return self._stream(lane, num_sms)[1]
+
+    # -- the run clock ------------------------------------------------------------------------
+    def now(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def _event_s(self, ev: torch.cuda.Event) -> float:
+        return self.ref.elapsed_time(ev) / 1e3
+
+    # -- launches -----------------------------------------------------------------------------
+    def launch(self, x: Launch) -> None:
+        t = time.perf_counter()
+        stream, _, key = self._stream(x.lane, x.work.num_sms)
+        w = x.work
+        if w.decode and not w.prefill and self.graphs is not None:
+            members, ctx = decode_members(self.state)
+            b = DecodeGraphs.bucket(len(members))
+            if b is not None:
+                self._graph_step(x, stream, key, b, members, ctx)
+                x.host_s = time.perf_counter() - t
+                return
+        self._eager(x, stream)
+        x.host_s = time.perf_counter() - t
+
+    def _track(self, reqs) -> list:
+        for r in reqs:
+            self.requests[r.spec.id] = r
+        return [r.spec.id for r in reqs]
+
+    def _alloc(self, fn):
+        try:
+            return fn()
+        except RuntimeError:
+            self._reclaim()
+            return fn()
+
+    def _graph_step(self, x: Launch, stream, key: str, b: int, members, ctx) -> None:
+        pg, n = self.pages, len(members)
+        slots = np.fromiter((pg.slot(r.spec.id, r.num_preemptions) for r in members), np.int64, n)
+        kv_lens = ctx + 1
+        self._alloc(lambda: pg.ensure_many(slots, kv_lens))
+        indptr, indices, last = pg.csr(slots, kv_lens)
+        pad = b - n
+        indptr = np.concatenate([indptr, indptr[-1] + 1 + np.arange(pad, dtype=np.int32)])
+        indices = np.concatenate([indices, np.full(pad, SCRATCH_PAGE, np.int32)])
+        last = np.concatenate([last, np.ones(pad, np.int32)])
+        h = self.host_bufs[x.lane]
+        h[:b] = pg.scratch_slot
+        h[:n] = slots
+        h[b : 2 * b] = 0
+        h[b : b + n] = ctx
+        h[2 * b : 3 * b] = SCRATCH_PAGE * pg.page_size
+        h[2 * b : 2 * b + n] = pg.slots_tokens(slots, ctx)
+        g = self.graphs
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        with torch.cuda.stream(stream):
+            g.inputs[b].view(-1).copy_(torch.from_numpy(h[: 3 * b]), non_blocking=False)
+            g.plan(b, indptr, indices, last)
+            start.record(stream)
+            g.graphs[(key, b)].replay()
+            end.record(stream)
+        x.handle = Inflight(start, end, self._track(members))
+        self.num_launches["graph"] += 1
+
+    def _eager(self, x: Launch, stream) -> None:
+        m, w = self.model, x.work
+        L = m.num_layers
+        first, end_layer = w.layers or (0, L)
+        lb = self.lane_batch.get(x.lane)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        with torch.cuda.stream(stream):
+            if first == 0:
+                meta = self._alloc(
+                    lambda: build_batch(w, self.state, self.pages, self.spec.vocab_size)
+                )
+                lb = self._stage(x.lane, w, meta)
+            else:
+                assert lb is not None and lb.prefill is w.prefill, "window of an unknown batch"
+            meta, a, dev = lb.meta, lb.acts, lb.dev
+            t, nd, r = meta.num_tokens, meta.num_decode, len(meta.logit_rows)
+            ids, pos, kvs = dev[:t], dev[t : 2 * t], dev[2 * t : 3 * t]
+            rows, rslots = dev[3 * t : 3 * t + r], dev[3 * t + r : 3 * t + 2 * r]
+            wrapper = self.prefill_wrappers["prefill" if x.lane == "prefill" else "main"]
+
+            def attn(i, q, k_cache, v_cache, out):
+                wrapper.run(q, (k_cache, v_cache), out=out)
+
+            start.record(stream)
+            if first == 0:
+                if nd:
+                    dslots = dev[3 * t + 2 * r : 3 * t + 2 * r + nd]
+                    ids[:nd].copy_(m.last_token.index_select(0, dslots))
+                m.embed_into(a, ids)
+            for i in range(first, end_layer):
+                m.layer(i, a, pos, kvs, attn)
+            if end_layer == L:
+                m.head(a, rows, rslots)
+            end.record(stream)
+        if end_layer == L:
+            self.lane_batch[x.lane] = None
+        done_ids = [r.spec.id for r in meta.requests] if end_layer == L else []
+        x.handle = Inflight(start, end, done_ids)
+        self.num_launches["eager"] += 1
+
+    def _stage(self, lane: str, w, meta: BatchMeta) -> LaneBatch:
+        """Copy the batch's metadata to the device and plan its attention (lane stream)."""
+        t, nd, r = meta.num_tokens, meta.num_decode, len(meta.logit_rows)
+        h = self.host_bufs[lane]
+        n = 3 * t + 2 * r + nd
+        if n > len(h):
+            raise RuntimeError(f"batch of {t} tokens exceeds the staging buffer")
+        h[nd:t] = meta.prompt_ids
+        h[t : 2 * t] = meta.positions
+        h[2 * t : 3 * t] = meta.kv_slots
+        h[3 * t : 3 * t + r] = meta.logit_rows
+        h[3 * t + r : 3 * t + 2 * r] = meta.logit_slots
+        h[3 * t + 2 * r : n] = meta.slots[:nd]
+        dev = self.dev_bufs[lane]
+        dev[:n].copy_(torch.from_numpy(h[:n]), non_blocking=False)
+        qo = np.zeros(len(meta.q_lens) + 1, np.int32)
+        np.cumsum(meta.q_lens, out=qo[1:])
+        indptr, indices, last = self.pages.csr(meta.slots, meta.kv_lens)
+        m = self.model
+        wrapper = self.prefill_wrappers["prefill" if lane == "prefill" else "main"]
+        wrapper.plan(
+            torch.from_numpy(qo),
+            torch.from_numpy(indptr),
+            torch.from_numpy(indices),
+            torch.from_numpy(last),
+            m.qh,
+            m.kvh,
+            m.d,
+            m.page,
+            causal=True,
+            q_data_type=torch.bfloat16,
+            kv_data_type=torch.bfloat16,
+        )
+        self._track(meta.requests)  # from now on its pages are in use (see _reclaim)
+        lb = LaneBatch(w.prefill, meta, m.acts(t), dev)
+        self.lane_batch[lane] = lb
+        return lb
+
+    # -- completion ---------------------------------------------------------------------------
+    def poll(self, x: Launch) -> bool:
+        h: Inflight = x.handle
+        if not h.end.query():
+            return False
+        x.start_s = self._event_s(h.start)
+        x.end_s = self._event_s(h.end)
+        x.measured_s = h.start.elapsed_time(h.end) / 1e3
+        self._done_ids = getattr(self, "_done_ids", []) + h.request_ids
+        return True
+
+    def wait(self, until_s: float | None, in_flight: list[Launch]) -> None:
+        while True:
+            for x in in_flight:
+                if x.handle.end.query():
+                    return
+            if until_s is not None and self.now() >= until_s:
+                return
+            time.sleep(0)
+
+    def after_commit(self) -> None:
+        """Give back the pages of requests that finished in the committed work."""
+        ids, self._done_ids = getattr(self, "_done_ids", []), []
+        for rid in ids:
+            r = self.requests.get(rid)
+            if r is not None and r.finished:
+                self.pages.release(rid)
+                del self.requests[rid]
+
+    def _reclaim(self) -> None:
+        """Release pages of requests the policy dropped (finished or preempted)."""
+        for rid in list(self.pages.slot_of):
+            r = self.requests.get(rid)
+            if r is None or r.finished or r.num_blocks == 0:
+                self.pages.release(rid)
+                self.requests.pop(rid, None)
+
+    def describe(self) -> dict:
+        import flashinfer
+
+        try:
+            from calibrate.timing import Clocks
+
+            driver = Clocks().driver_version()
+        except Exception:  # noqa: BLE001 - NVML is optional metadata
+            driver = None
+        props = torch.cuda.get_device_properties(0)
+        return {
+            "executor": self.name,
+            "measured": True,
+            "device": props.name,
+            "num_sms": props.multi_processor_count,
+            "driver": driver,
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "flashinfer": flashinfer.__version__,
+            "model": self.spec.name,
+            "weights": "random bf16 at the real shapes (timing-equivalent for a dense model; "
+            "sampled token ids are meaningless, output lengths forced from the trace)",
+            "partitions": "green contexts, one split per size"
+            if self.pool is not None
+            else "whole GPU",
+            "attention": "flashinfer fa2 paged prefill (eager); tensor-core paged decode in "
+            "CUDA graphs",
+            "gemm": "torch.mm (cuBLAS), as the calibrated profile measured",
+            "decode_graph_buckets": list(BUCKETS) if self.graphs is not None else [],
+            "num_graphs": len(self.graphs.graphs) if self.graphs is not None else 0,
+            "graph_capture_s": self.graphs.capture_s if self.graphs is not None else 0.0,
+            "setup_s": self.setup_s,
+            "num_launches": dict(self.num_launches),
+            "kv_pages_peak": self.pages.peak_pages,
+        }

@@ -1,0 +1,103 @@
+"""Decode steps as CUDA graphs, one per (partition, padded batch bucket).
+
+A graph keeps the SM partition of the stream it was captured on (calibrate/NOTES.md), so a
+decode lane that can run on 17 partitions needs its graphs captured on each. Inputs live in
+static buffers per bucket (request slots, positions, KV slots) and flashinfer's decode
+wrapper per bucket is re-planned before every replay with the step's page layout (its
+CUDA-graph mode keeps the kernel grid fixed). Padded rows read and write the scratch page and
+the scratch slot of `PageTable`. Attention: flashinfer's tensor-core decode (SGLang's choice
+for bf16 with a GQA group >= 4; on 16-64 SM partitions it ran 2.3-2.7x faster than the
+CUDA-core kernel, DESIGN.md), which JIT-compiles the same fa2 module as the paged prefill.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+# Padded batch sizes (SGLang captures 1..160 in similar steps); larger batches run eager.
+BUCKETS = (8, 16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+
+
+class DecodeGraphs:
+    def __init__(self, model, num_pages: int, workspace_bytes: int = 768 * 2**20) -> None:
+        import flashinfer
+
+        self.model = model
+        self.workspace = torch.empty(workspace_bytes, dtype=torch.uint8, device="cuda")
+        self.indices = torch.zeros(num_pages + BUCKETS[-1], dtype=torch.int32, device="cuda")
+        self.wrappers, self.inputs, self.acts = {}, {}, {}
+        for b in BUCKETS:
+            self.wrappers[b] = flashinfer.BatchDecodeWithPagedKVCacheWrapper(
+                self.workspace,
+                "NHD",
+                use_cuda_graph=True,
+                use_tensor_cores=True,
+                paged_kv_indptr_buffer=torch.zeros(b + 1, dtype=torch.int32, device="cuda"),
+                paged_kv_indices_buffer=self.indices,
+                paged_kv_last_page_len_buffer=torch.ones(b, dtype=torch.int32, device="cuda"),
+            )
+            # slots, positions, kv slots (int64); padded rows: scratch slot, position 0, slot 0
+            self.inputs[b] = torch.zeros(3, b, dtype=torch.int64, device="cuda")
+            self.acts[b] = model.acts(b)
+        self.graphs: dict[tuple[str, int], torch.cuda.CUDAGraph] = {}
+        self.mempool = torch.cuda.graph_pool_handle()
+        self.capture_s = 0.0
+
+    @staticmethod
+    def bucket(n: int) -> int | None:
+        for b in BUCKETS:
+            if b >= n:
+                return b
+        return None
+
+    def plan(self, b: int, indptr, indices, last) -> None:
+        """Lay out the step's pages (host int32 arrays, padded to the bucket)."""
+        m = self.model
+        self.wrappers[b].plan(
+            torch.from_numpy(indptr),
+            torch.from_numpy(indices),
+            torch.from_numpy(last),
+            m.qh,
+            m.kvh,
+            m.d,
+            m.page,
+            q_data_type=torch.bfloat16,
+            kv_data_type=torch.bfloat16,
+        )
+
+    def _body(self, b: int) -> None:
+        m, acts, inp, wrapper = self.model, self.acts[b], self.inputs[b], self.wrappers[b]
+        slots, positions, kv_slots = inp[0], inp[1], inp[2]
+
+        def attn(i, q, k_cache, v_cache, out):
+            wrapper.run(q, (k_cache, v_cache), out=out)
+
+        m.embed_into(acts, m.last_token.index_select(0, slots))
+        for i in range(m.num_layers):
+            m.layer(i, acts, positions, kv_slots, attn)
+        m.head(acts, None, slots)
+
+    def capture(self, key: str, stream, scratch_slot: int) -> None:
+        """Capture every bucket's step on `stream` (one partition), after an eager warm-up."""
+        import numpy as np
+
+        t0 = time.perf_counter()
+        for b in BUCKETS:
+            self.inputs[b][0].fill_(scratch_slot)
+            with torch.cuda.stream(stream):
+                self.plan(
+                    b,
+                    np.arange(b + 1, dtype=np.int32),
+                    np.zeros(b, dtype=np.int32),
+                    np.ones(b, dtype=np.int32),
+                )
+                self._body(b)  # warm-up: Triton/cuBLAS/flashinfer set up on this stream
+            stream.synchronize()
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g, stream=stream, pool=self.mempool):
+                self._body(b)
+            self.graphs[(key, b)] = g
+        torch.cuda.synchronize()
+        self.capture_s += time.perf_counter() - t0

@@ -1,0 +1,83 @@
+"""Per-iteration records of a live run: the simulator's columns plus what was measured.
+
+The first columns are exactly `bulletsim.records.ITERATION_COLUMNS` (so every analysis of a
+simulated run reads a live one); `num_sms` is the SM count the work physically ran on. The
+live columns:
+
+    policy_sms     SMs the policy asked for (a green-context partition may be coarser)
+    measured_s     device time of the work (CUDA events around it; the fake: the prediction)
+    predicted_s    the latency model's time for the same work on `num_sms` SMs beside the
+                   co-runner in flight at launch, plus the work's overheads
+    co_phase       phase of the other lane's work in flight at launch ("" if none)
+    co_sms         SMs of that co-runner (0 if none)
+    host_s         host CPU seconds this iteration cost the loop (policy decision, launch
+                   preparation, commit)
+    notice_lag_s   from the device end to the moment the loop saw it
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bulletsim.live.executor import Launch
+from bulletsim.records import ITERATION_COLUMNS
+from bulletsim.state import ServingState
+
+LIVE_COLUMNS = (
+    "policy_sms",
+    "measured_s",
+    "predicted_s",
+    "co_phase",
+    "co_sms",
+    "host_s",
+    "notice_lag_s",
+)
+
+
+class LiveIterationLog:
+    __slots__ = ("rows",)
+
+    def __init__(self) -> None:
+        self.rows: list[tuple] = []
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def append(self, x: Launch, st: ServingState, host_s: float, seen_s: float) -> None:
+        w, shape = x.work, x.work.shape
+        layers = w.layers or (-1, -1)
+        co = x.co_runner
+        self.rows.append(
+            (
+                x.lane,
+                x.start_s,
+                x.end_s,
+                x.num_sms,
+                shape.phase,
+                shape.prefill_tokens,
+                shape.num_prefill_seqs,
+                shape.decode_tokens,
+                shape.decode_ctx_tokens,
+                layers[0],
+                layers[1],
+                st.kv.used_blocks,
+                len(st.waiting),
+                st.num_running,
+                0,  # num_rescales: a launch keeps its partition until it ends
+                w.num_sms,
+                x.measured_s,
+                x.predicted_s,
+                co.phase if co else "",
+                co.num_sms if co else 0,
+                host_s,
+                max(0.0, seen_s - x.end_s),
+            )
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        df = pd.DataFrame.from_records(self.rows, columns=[*ITERATION_COLUMNS, *LIVE_COLUMNS])
+        if not len(df):
+            return df.astype({c: "float64" for c in ("start_s", "end_s")})
+        for c in ("lane", "phase", "co_phase"):
+            df[c] = df[c].astype("category")
+        return df
