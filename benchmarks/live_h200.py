@@ -46,7 +46,7 @@ def config(workload, policy, rate, n, traces_dir, kv_blocks):
 
 def check_partitions(ex) -> dict:
     """Every decode group of n SMs and prefill remainder of split s >= n share no SM."""
-    from calibrate.probe import SmidProbe
+    from bulletsim.gpu.probe import SmidProbe
 
     probe, pool = SmidProbe(), ex.pool
     sets = {}
@@ -145,9 +145,9 @@ def main() -> None:
             ex = GpuExecutor(cfg)
         t0 = time.perf_counter()
         res = live_run(cfg, ex)
-        name = f"{workload}-{res.sim.summary['policy']}-r{rate:g}-n{n}"
-        write_results(res.sim, out / "runs" / name, extra_json={"live.json": res.live})
-        s, lv = res.sim.summary, res.live
+        name = f"{workload}-{res.result.summary['policy']}-r{rate:g}-n{n}"
+        write_results(res.result, out / "runs" / name, extra_json={"live.json": res.live})
+        s, lv = res.result.summary, res.live
         print(
             f"{name}: {time.perf_counter() - t0:.1f}s wall, thr {s['throughput_req_s']:.2f} "
             f"req/s, TTFT p50 {s['ttft_ms']['p50']:.1f} ms, TPOT mean {s['tpot_ms']['mean']:.2f}"

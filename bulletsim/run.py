@@ -174,9 +174,11 @@ def collect_stopped(
     )
 
 
-def collect(run: Run, engine: Engine) -> RunResult:
+def collect(run: Run, engine: Engine, *, max_overlap_sms: int | None = None) -> RunResult:
     """Records -> metrics -> invariants, for a run `engine` has finished.
 
+    `max_overlap_sms` overrides the policy's allowance of SMs held by two lanes at once (a
+    live engine's launch keeps its partition while a re-split already shrank it).
     Raises AssertionError naming the first broken invariant (a bug, on every run).
     """
     req = add_request_metrics(request_frame(run.state.requests), run.slo)
@@ -187,7 +189,7 @@ def collect(run: Run, engine: Engine) -> RunResult:
         num_requests=len(run.workload.requests),
         kv_capacity_blocks=run.kv.capacity_blocks,
         total_sms=run.gpu.num_sms,
-        max_overlap_sms=run.policy.max_overlap_sms,
+        max_overlap_sms=run.policy.max_overlap_sms if max_overlap_sms is None else max_overlap_sms,
     )
     metrics = summarize(req, run.slo, run.itl)
     metrics["kv_peak_used_blocks"] = run.kv.peak_used_blocks

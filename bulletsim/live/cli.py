@@ -26,7 +26,7 @@ def _live(executor: str, decode_graphs: bool, cli_opts: dict) -> None:
         res = live_run(cfg, ex)
     except USER_ERRORS as e:
         fail(str(e))
-    print_summary(res.sim)
+    print_summary(res.result)
     lv = res.live
     typer.echo(
         f"live ({lv['executor']['executor']}): {lv['num_iterations']} iterations, host "
@@ -37,8 +37,8 @@ def _live(executor: str, decode_graphs: bool, cli_opts: dict) -> None:
         return
     from bulletsim.results import write_results
 
-    out_dir = cli_opts["out"] or Path("results") / "runs" / f"{run_name(res.sim)}-live"
-    write_results(res.sim, out_dir, extra_json={"live.json": res.live})
+    out_dir = cli_opts["out"] or Path("results") / "runs" / f"{run_name(res.result)}-live"
+    write_results(res.result, out_dir, extra_json={"live.json": res.live})
     typer.echo(f"results: {out_dir}")
 
 

@@ -73,7 +73,6 @@ class LiveEngine:
                     policy.on_work_done(x.work, x.end_s)
                     host = pending_host[x.lane] + clock() - t1
                     self.log.append(x, st, host, seen_s)
-                ex.after_commit()
                 self._sync_allocations(x.end_s)
                 dirty = True
                 if self._progress is not None:

@@ -40,7 +40,8 @@ class Launch:
 
 
 class Executor(Protocol):
-    """Runs lanes' work; one launch in flight per lane."""
+    """Runs lanes' work; one launch in flight per lane. An executor holding physical KV pages
+    follows the state's admits, preemptions and finishes as its `StateObserver`."""
 
     name: str
 
@@ -66,11 +67,6 @@ class Executor(Protocol):
 
     def wait(self, until_s: float | None, in_flight: list[Launch]) -> None:
         """Return when a launch in `in_flight` may have finished, or at `until_s`."""
-        ...
-
-    def after_commit(self) -> None:
-        """Called after the policy committed finished work (pages of finished or preempted
-        requests can be released)."""
         ...
 
     def describe(self) -> dict:

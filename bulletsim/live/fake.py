@@ -51,9 +51,6 @@ class FakeExecutor:
         assert ends, "waiting with nothing in flight and no arrival due"
         self.clock_s = max(self.clock_s, min(ends))
 
-    def after_commit(self) -> None:
-        pass
-
     def describe(self) -> dict:
         return {
             "executor": self.name,

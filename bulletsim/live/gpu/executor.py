@@ -2,7 +2,7 @@
 
 Lanes and partitions. A single-lane policy runs on the whole GPU. Two lanes (Bullet) share
 the GPU through green contexts made by one `cuDevSmResourceSplitByCount` per size
-(calibrate/partition.py): the decode lane runs on a split's *group* of n SMs (the policy's
+(bulletsim/gpu/green.py): the decode lane runs on a split's *group* of n SMs (the policy's
 count rounded up to a multiple of 8), the prefill lane on a split's *remainder* (132 - s SMs,
 the largest remainder within the policy's count). Groups and remainders of different splits
 are disjoint whenever n <= s (checked with the `%smid` probe in
@@ -44,7 +44,6 @@ LANES = ("main", "prefill", "decode")  # single-lane policies use "main"
 class Inflight:
     start: torch.cuda.Event
     end: torch.cuda.Event
-    request_ids: list
 
 
 @dataclass(slots=True)
@@ -93,11 +92,10 @@ class GpuExecutor:
         if self.model is None:
             self.full_streams = {lane: torch.cuda.Stream() for lane in LANES}
         if len(lanes) > 1 and self.pool is None:
-            try:
-                from bulletsim.gpu.partition import GreenContextPool
-            except ImportError:
-                from calibrate.partition import GreenContextPool
-            self.pool = GreenContextPool(GRANULE)
+            from bulletsim.gpu.green import GreenContextPool
+            from bulletsim.hardware import get_gpu
+
+            self.pool = GreenContextPool(get_gpu(self.cfg.gpu))
         if self.model is None:
             try:
                 self.model = LiveModel(self.spec, kv.capacity_blocks + 1, kv.block_size, 8193)
@@ -122,7 +120,7 @@ class GpuExecutor:
         self.pages = PageTable(
             kv.capacity_blocks + 1, kv.block_size, num_slots, -(-max_tokens // kv.block_size) + 1
         )
-        self.requests = {}
+        ctx.state.observe(self)  # admits, preemptions and finishes (StateObserver)
         self.lane_batch: dict[str, LaneBatch | None] = dict.fromkeys(lanes)
         if not hasattr(self, "dev_bufs"):
             self.host_bufs = {lane: np.zeros(1 << 20, np.int64) for lane in LANES}
@@ -169,7 +167,6 @@ class GpuExecutor:
                 torch.cuda.synchronize()
                 self.lane_batch[lane] = None
                 self.pages.release(r.spec.id)
-                self.requests.pop(r.spec.id, None)
                 self._warm.add((lane, key))
 
     # -- partitions ---------------------------------------------------------------------------
@@ -218,23 +215,11 @@ class GpuExecutor:
         self._eager(x, stream)
         x.host_s = time.perf_counter() - t
 
-    def _track(self, reqs) -> list:
-        for r in reqs:
-            self.requests[r.spec.id] = r
-        return [r.spec.id for r in reqs]
-
-    def _alloc(self, fn):
-        try:
-            return fn()
-        except RuntimeError:
-            self._reclaim()
-            return fn()
-
     def _graph_step(self, x: Launch, stream, key: str, b: int, members, ctx) -> None:
         pg, n = self.pages, len(members)
         slots = np.fromiter((pg.slot(r.spec.id, r.num_preemptions) for r in members), np.int64, n)
         kv_lens = ctx + 1
-        self._alloc(lambda: pg.ensure_many(slots, kv_lens))
+        pg.ensure_many(slots, kv_lens)
         indptr, indices, last = pg.csr(slots, kv_lens)
         pad = b - n
         indptr = np.concatenate([indptr, indptr[-1] + 1 + np.arange(pad, dtype=np.int32)])
@@ -255,7 +240,7 @@ class GpuExecutor:
             start.record(stream)
             g.graphs[(key, b)].replay()
             end.record(stream)
-        x.handle = Inflight(start, end, self._track(members))
+        x.handle = Inflight(start, end)
         self.num_launches["graph"] += 1
 
     def _eager(self, x: Launch, stream) -> None:
@@ -266,9 +251,7 @@ class GpuExecutor:
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         with torch.cuda.stream(stream):
             if first == 0:
-                meta = self._alloc(
-                    lambda: build_batch(w, self.state, self.pages, self.spec.vocab_size)
-                )
+                meta = build_batch(w, self.state, self.pages, self.spec.vocab_size)
                 lb = self._stage(x.lane, w, meta)
             else:
                 assert lb is not None and lb.prefill is w.prefill, "window of an unknown batch"
@@ -294,8 +277,7 @@ class GpuExecutor:
             end.record(stream)
         if end_layer == L:
             self.lane_batch[x.lane] = None
-        done_ids = [r.spec.id for r in meta.requests] if end_layer == L else []
-        x.handle = Inflight(start, end, done_ids)
+        x.handle = Inflight(start, end)
         self.num_launches["eager"] += 1
 
     def _stage(self, lane: str, w, meta: BatchMeta) -> LaneBatch:
@@ -331,7 +313,6 @@ class GpuExecutor:
             q_data_type=torch.bfloat16,
             kv_data_type=torch.bfloat16,
         )
-        self._track(meta.requests)  # from now on its pages are in use (see _reclaim)
         lb = LaneBatch(w.prefill, meta, m.acts(t), dev)
         self.lane_batch[lane] = lb
         return lb
@@ -344,7 +325,6 @@ class GpuExecutor:
         x.start_s = self._event_s(h.start)
         x.end_s = self._event_s(h.end)
         x.measured_s = h.start.elapsed_time(h.end) / 1e3
-        self._done_ids = getattr(self, "_done_ids", []) + h.request_ids
         return True
 
     def wait(self, until_s: float | None, in_flight: list[Launch]) -> None:
@@ -356,28 +336,21 @@ class GpuExecutor:
                 return
             time.sleep(0)
 
-    def after_commit(self) -> None:
-        """Give back the pages of requests that finished in the committed work."""
-        ids, self._done_ids = getattr(self, "_done_ids", []), []
-        for rid in ids:
-            r = self.requests.get(rid)
-            if r is not None and r.finished:
-                self.pages.release(rid)
-                del self.requests[rid]
+    # -- StateObserver: the page table follows KVCache's ownership changes ------------------
+    def on_admit(self, request, num_blocks: int, now_s: float) -> None:
+        pass  # pages are taken as tokens are written (never more than KVCache charges)
 
-    def _reclaim(self) -> None:
-        """Release pages of requests the policy dropped (finished or preempted)."""
-        for rid in list(self.pages.slot_of):
-            r = self.requests.get(rid)
-            if r is None or r.finished or r.num_blocks == 0:
-                self.pages.release(rid)
-                self.requests.pop(rid, None)
+    def on_preempt(self, request, now_s: float) -> None:
+        self.pages.release(request.spec.id)
+
+    def on_finish(self, request, now_s: float) -> None:
+        self.pages.release(request.spec.id)
 
     def describe(self) -> dict:
         import flashinfer
 
         try:
-            from calibrate.timing import Clocks
+            from bulletsim.gpu.timing import Clocks
 
             driver = Clocks().driver_version()
         except Exception:  # noqa: BLE001 - NVML is optional metadata

@@ -19,10 +19,8 @@ from bulletsim.models import ModelSpec
 
 
 def _kernels():
-    try:  # the shared GPU runtime, once it has moved out of the calibrator
-        from bulletsim.gpu import kernels
-    except ImportError:
-        from calibrate import kernels
+    from bulletsim.gpu import kernels
+
     return kernels
 
 
@@ -41,10 +39,7 @@ class Acts:
 
 class LiveModel:
     def __init__(self, spec: ModelSpec, num_pages: int, page_size: int, num_slots: int, seed=0):
-        try:
-            from bulletsim.gpu.llama import LlamaModel
-        except ImportError:
-            from calibrate.llama import LlamaModel
+        from bulletsim.gpu.llama import LlamaModel
 
         self.spec = spec
         page_bytes = 2 * page_size * spec.kv_heads_per_gpu * spec.head_dim * 2
