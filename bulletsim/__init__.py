@@ -31,8 +31,10 @@ Map of the package (data flows top to bottom):
                      design_report.py, design_cli.py (`design`: a TOML grid of sweeps)
     fidelity/        simulated vs measured (vLLM / SGLang benchmark results, live runs)
     config.py        the run config: one frozen dataclass tree, TOML + overrides, validation
-    cli.py           `bulletsim run | sweep | design | traces | calibrate | policies`
+    cli.py           `bulletsim run | live | sweep | design | traces | calibrate | policies`
     data/profiles/   calibrated latency profiles (H200 measured; A100/H100/H20 derived)
+    live/            live mode: the same policies on a real GPU in wall-clock time (host
+                     loop, fake and GPU executors, KV page table, `bulletsim live`)
     gpu/             the GPU runtime (torch, imported lazily): partitions, the Llama forward,
                      kernels, attention backends, graphs, timing, the %smid probe
 
