@@ -6,10 +6,8 @@ they never show a traceback.
 
 from __future__ import annotations
 
-import sys
-import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -22,31 +20,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-USER_ERRORS = (ValueError, FileNotFoundError)
+# User input errors: bad names and numbers (ValueError), files that are missing, folders
+# given for files, unreadable paths (OSError). Each prints one line and exits with code 2.
+USER_ERRORS = (ValueError, OSError)
 
 
-def fail(msg: str) -> None:
+def fail(msg: str) -> NoReturn:
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(2)
-
-
-def parse_sets(sets: list[str] | None) -> dict:
-    """`--set bullet.window_layers=4` -> {"bullet": {"window_layers": 4}} (TOML values)."""
-    out: dict = {}
-    for item in sets or []:
-        if "=" not in item:
-            raise ValueError(f"--set expects KEY=VALUE (e.g. bullet.window_layers=4), got {item!r}")
-        key, raw = item.split("=", 1)
-        try:
-            value = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw  # a bare word is a string
-        node = out
-        parts = key.strip().split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
-    return out
 
 
 Opt = typer.Option
@@ -57,102 +38,147 @@ def run(
     trace: Annotated[
         str | None,
         Opt(
-            help="Workload: splitwise (= splitwise-conv, the default), splitwise-code, sharegpt, "
-            "sharegpt-sarathi, alpaca, arxiv, arxiv-long, csv."
+            help="Workload: splitwise (= splitwise-conv), splitwise-code, sharegpt, "
+            "sharegpt-sarathi, alpaca, arxiv, arxiv-long, csv. [default: splitwise]"
         ),
     ] = None,
     trace_file: Annotated[
         Path | None, Opt(help="Read the workload from this file instead of looking it up.")
     ] = None,
     traces_dir: Annotated[
-        Path | None, Opt(help="Folder holding the real trace files (env BULLETSIM_TRACES_DIR).")
+        Path | None,
+        Opt(help="Folder holding the real trace files (env BULLETSIM_TRACES_DIR); must exist."),
     ] = None,
     arrival: Annotated[
         str | None,
         Opt(
-            help="Arrivals: trace (the file's timestamps), poisson, gamma. Default: trace where "
-            "timestamps exist, else poisson."
+            help="Arrivals: trace (the file's timestamps), poisson, gamma. [default: trace where "
+            "timestamps exist and no --rate, else poisson]"
         ),
     ] = None,
     rate: Annotated[
-        float | None, Opt(help="Request rate (req/s) for poisson/gamma arrivals.")
+        float | None,
+        Opt(
+            help="Request rate (req/s) for poisson/gamma arrivals; inf = every request at t = 0. "
+            "[default: the trace's mean rate]"
+        ),
     ] = None,
     cv: Annotated[
-        float | None, Opt(help="Coefficient of variation of gamma inter-arrival times.")
+        float | None,
+        Opt(
+            help="Gamma arrivals only: CV of inter-arrival gaps (inf = all at t = 0). [default: 1]"
+        ),
     ] = None,
     time_scale: Annotated[
         float | None,
-        Opt(help="Multiply the trace's inter-arrival gaps by this (0.5 = twice the load)."),
+        Opt(
+            help="Multiply the trace's inter-arrival gaps by this (0.5 = twice the load). "
+            "[default: 1]"
+        ),
     ] = None,
     num_requests: Annotated[
         int | None,
-        Opt("--num-requests", "-n", help="Number of requests (default: the whole trace)."),
+        Opt("--num-requests", "-n", help="Number of requests. [default: the whole trace]"),
     ] = None,
     duration: Annotated[
         float | None, Opt(help="Keep requests arriving in the first DURATION seconds.")
     ] = None,
     max_total_tokens: Annotated[
-        int | None, Opt(help="Drop (and count) requests whose prompt+output exceed this.")
+        int | None,
+        Opt(
+            help="Length limit on prompt+output (tokens); the model's context always applies. "
+            "[default: the model's context]"
+        ),
     ] = None,
     over_length: Annotated[
-        str | None, Opt(help="Requests over --max-total-tokens: drop, clip or error.")
+        str | None,
+        Opt(
+            help="Requests over the length limit: drop (counted, as a server rejects them), "
+            "clip (counted) or error. [default: drop]"
+        ),
     ] = None,
     tokenizer: Annotated[
         str | None,
-        Opt(help="Tokenizer for text datasets: approx, sentencepiece:PATH, tiktoken:PATH."),
+        Opt(
+            help="Tokenizer for text datasets: approx, sentencepiece:PATH, tiktoken:PATH. "
+            "[default: approx]"
+        ),
     ] = None,
     sharegpt_filter: Annotated[
-        str | None, Opt(help="ShareGPT filter convention: vllm, sglang, none.")
+        str | None, Opt(help="ShareGPT filter convention: vllm, sglang, none. [default: sglang]")
     ] = None,
     policy: Annotated[
         str | None,
         Opt(
-            help="Serving policy: chunked, bullet, static-split, naive, prefill-first "
-            "(see `bulletsim policies`)."
+            help="Serving policy (case-insensitive): chunked, chunked-N (chunk size N), bullet, "
+            "static-split, naive, prefill-first; see `bulletsim policies`. [default: chunked]"
         ),
     ] = None,
-    gpu: Annotated[str | None, Opt(help="GPU: a100, h100, h20, h200.")] = None,
-    model: Annotated[
-        str | None, Opt(help="Model: llama-3.1-8b, llama-3.1-70b, qwen3-235b-a22b.")
+    gpu: Annotated[
+        str | None,
+        Opt(help="GPU: a100, h100, h20, h200 (any case, nvidia- prefix). [default: a100]"),
     ] = None,
-    tp: Annotated[int | None, Opt(help="Tensor-parallel degree (default: the model's).")] = None,
+    model: Annotated[
+        str | None,
+        Opt(
+            help="Model: llama-3.1-8b, llama-3.1-70b, qwen3-235b-a22b, or Hugging Face ids "
+            "(meta-llama/Llama-3.1-8B-Instruct). [default: llama-3.1-8b]"
+        ),
+    ] = None,
+    tp: Annotated[
+        int | None, Opt(help="Tensor-parallel degree. [default: the model's: 1 for 8B, 8 else]")
+    ] = None,
     latency: Annotated[
         str | None,
         Opt(
             help="Latency model: auto (calibrated profile if installed, else roofline), "
-            "roofline, profile."
+            "roofline, profile. [default: auto]"
         ),
     ] = None,
     seed: Annotated[
-        int | None, Opt(help="Random seed; same seed + inputs -> identical results.")
+        int | None, Opt(help="Random seed; same seed + inputs -> identical files. [default: 0]")
     ] = None,
     chunk_size: Annotated[
-        int | None, Opt(help="Chunked prefill: token budget per iteration.")
+        int | None, Opt(help="Chunked prefill: token budget per iteration. [default: 2048]")
     ] = None,
     variant: Annotated[
         str | None,
         Opt(
-            help="Chunked prefill variant: mixed (Sarathi/vLLM) or prefill-first (SGLang default)."
+            help="Chunked prefill variant: mixed (Sarathi/vLLM) or prefill-first (SGLang "
+            "default). [default: mixed]"
         ),
     ] = None,
-    max_running: Annotated[int | None, Opt(help="Chunked prefill: max running requests.")] = None,
+    max_running: Annotated[
+        int | None, Opt(help="Chunked prefill: max running requests. [default: 256]")
+    ] = None,
     tpot_ms: Annotated[
-        float | None, Opt(help="TPOT SLO in ms (default: per trace, Bullet paper Table 4).")
+        float | None,
+        Opt(help="TPOT SLO in ms. [default: per trace, Bullet paper Table 4: 150 ShareGPT]"),
     ] = None,
     ttft_ms: Annotated[
-        float | None, Opt(help="Absolute TTFT SLO in ms (replaces the normalized one).")
+        float | None,
+        Opt(
+            help="Absolute TTFT SLO in ms (instead of the normalized one; not with --norm-ttft-ms)."
+        ),
     ] = None,
     norm_ttft_ms: Annotated[
-        float | None, Opt(help="Normalized TTFT SLO in ms per prompt token.")
+        float | None,
+        Opt(help="Normalized TTFT SLO, ms per prompt token. [default: per trace, Table 4: 3]"),
     ] = None,
-    kv_blocks: Annotated[int | None, Opt(help="Override the KV-cache capacity in blocks.")] = None,
+    kv_blocks: Annotated[
+        int | None, Opt(help="Override the KV-cache capacity in blocks. [default: from memory]")
+    ] = None,
     config: Annotated[Path | None, Opt(help="TOML config file; flags override it.")] = None,
     set_: Annotated[
         list[str] | None,
         Opt("--set", help="Any config key, e.g. --set bullet.window_layers=4 (repeatable)."),
     ] = None,
     out: Annotated[
-        Path | None, Opt(help="Results directory (default results/runs/<name>).")
+        str | None,
+        Opt(
+            help="Results folder: new, empty, or one bulletsim wrote (replaced whole). "
+            "[default: results/runs/<trace>-<policy>-<gpu>-<model>-s<seed>-<config hash>]"
+        ),
     ] = None,
     no_write: Annotated[
         bool, Opt("--no-write", help="Print the summary only; write no files.")
@@ -160,18 +186,25 @@ def run(
     plots: Annotated[
         bool, Opt("--plots", help="Also write PNG/SVG plots into the results directory.")
     ] = False,
-    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Simulate one workload through one policy and report serving metrics."""
     cfg = config_from_options(locals())
-    _run_and_report(cfg, out, no_write, plots, quiet)
+    out_dir = run_out_dir(cfg, out, no_write)
+    _run_and_report(cfg, out_dir, plots, quiet)
 
 
 def config_from_options(o: dict):
     """The RunConfig that `run`'s options (a dict of them by name) describe; shared by the
-    commands that take run's options (`live`). User errors exit with code 2."""
-    from bulletsim.config import load_config, merge_overrides
+    commands that take run's options (`live`). Checks everything before any work: names,
+    values, conflicting flags and the memory the run would need. User errors exit with 2."""
+    from bulletsim.config import load_config, merge_overrides, parse_sets
 
+    chunked = {
+        "chunk_size": o["chunk_size"],
+        "variant": o["variant"],
+        "max_running_requests": o["max_running"],
+    }
     overrides = {
         "policy": o["policy"],
         "gpu": o["gpu"],
@@ -200,54 +233,134 @@ def config_from_options(o: dict):
             "norm_ttft_ms_per_token": o["norm_ttft_ms"],
         },
         "kv": {"capacity_blocks": o["kv_blocks"]},
-        "chunked": {
-            "chunk_size": o["chunk_size"],
-            "variant": o["variant"],
-            "max_running_requests": o["max_running"],
-        },
+        "chunked": chunked,
     }
     try:
-        return load_config(o["config"], merge_overrides(overrides, parse_sets(o["set_"])))
+        cfg = load_config(o["config"], merge_overrides(overrides, parse_sets(o["set_"])))
+        flags = {"chunk_size": "--chunk-size", "variant": "--variant"}
+        given = [flags.get(k, "--max-running") for k, v in chunked.items() if v is not None]
+        if given and cfg.policy != "chunked":
+            raise ValueError(
+                f"{', '.join(given)} set chunked prefill, but the policy is {cfg.policy}; "
+                f"use --set {cfg.policy}.KEY=VALUE (see `bulletsim policies`)"
+            )
+        check_run_size(cfg.workload.num_requests, cfg.workload.rate, cfg.workload.duration_s)
+    except USER_ERRORS as e:
+        fail(str(e))
+    return cfg
+
+
+def run_out_dir(cfg, out: str | None, no_write: bool, suffix: str = "") -> Path | None:
+    """The checked results folder (None with --no-write), before any simulation; exits 2."""
+    if no_write:
+        return None
+    try:
+        return _run_out_dir(cfg, out, suffix)
     except USER_ERRORS as e:
         fail(str(e))
 
 
-def _run_and_report(cfg, out: Path | None, no_write: bool, plots: bool, quiet: bool) -> None:
-    from bulletsim.report import print_summary, run_name
+def _run_out_dir(cfg, out: str | None, suffix: str = "") -> Path:
+    """The checked results folder; says so when an earlier run of this config is replaced."""
+    from bulletsim.outdir import check_out_dir, is_bulletsim_dir
+
+    if out is not None:
+        return check_out_dir(out, "run")
+    path = check_out_dir(Path("results") / "runs" / (default_run_name(cfg) + suffix), "run")
+    if is_bulletsim_dir(path, "run"):
+        typer.echo(f"note: replacing the earlier run of this same config in {path}", err=True)
+    return path
+
+
+def default_run_name(cfg) -> str:
+    """<trace>-<policy>-<gpu>-<model>-s<seed>-<hash>: the hash covers the whole resolved config
+    (and the real trace file found), so runs that differ in anything get different folders."""
+    from bulletsim.outdir import config_hash
+    from bulletsim.workload.catalog import trace_info
+    from bulletsim.workload.resolve import find_trace_file
+
+    info = trace_info(cfg.workload.trace)
+    found = find_trace_file(info, cfg.workload.trace_file, cfg.workload.traces_dir)
+    resolved = {"config": cfg.to_dict(), "trace_file": str(found.resolve()) if found else None}
+    for key in ("trace_file", "traces_dir"):
+        value = resolved["config"]["workload"][key]
+        if value is not None:
+            resolved["config"]["workload"][key] = str(Path(value).expanduser().resolve())
+    policy = cfg.policy + (f"-{cfg.params().chunk_size}" if cfg.policy == "chunked" else "")
+    parts = [info.name, policy, cfg.gpu, cfg.model, f"s{cfg.seed}", config_hash(resolved)]
+    return "-".join(parts)
+
+
+# Peak memory per simulated request: 292 MB for 100,000 requests (README, "Simulator speed",
+# benchmarks/bench_sim.py), rounded up.
+BYTES_PER_REQUEST = 3_000
+
+
+def check_run_size(num: int | None, rate: float | None, duration_s: float | None) -> None:
+    """Refuse, before any work, a run whose requests would not fit in this machine's memory."""
+    import math
+    import os
+
+    expected = num
+    if expected is None and rate is not None and duration_s is not None and math.isfinite(rate):
+        expected = int(rate * duration_s)
+    if expected is None:
+        return
+    need = expected * BYTES_PER_REQUEST
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > 0.8 * have:
+        raise ValueError(
+            f"{expected:,} requests would need about {need / 2**30:,.0f} GiB of memory "
+            f"(~{BYTES_PER_REQUEST / 1e3:g} kB per request); this machine has "
+            f"{have / 2**30:,.0f} GiB; ask for fewer (-n) or split the run"
+        )
+
+
+def _run_and_report(cfg, out_dir: Path | None, plots: bool, quiet: bool) -> None:
+    from bulletsim.progress import progress, stdout_console
+    from bulletsim.report import print_summary
     from bulletsim.simulate import simulate
 
+    done = {"n": 0, "total": 0}
     try:
-        if quiet or not sys.stderr.isatty():
-            res = simulate(cfg)
-        else:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+        with progress("simulating", quiet) as tick:
 
-            with Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                transient=True,
-            ) as bar:
-                task = bar.add_task("simulating", total=None)
+            def on_progress(n: int, total: int) -> None:
+                done["n"], done["total"] = n, total
+                if tick:
+                    tick("simulating", n, total)
 
-                def tick(done: int, total: int) -> None:
-                    bar.update(task, completed=done, total=total)
-
-                res = simulate(cfg, progress=tick)
+            res = simulate(cfg, progress=on_progress)
     except USER_ERRORS as e:
         fail(str(e))
-    print_summary(res)
-    if no_write:
+    except KeyboardInterrupt:
+        typer.echo(
+            f"interrupted: simulation stopped ({done['n']}/{done['total']} requests finished); "
+            "nothing was written",
+            err=True,
+        )
+        raise typer.Exit(130) from None
+    print_summary(res, stdout_console())
+    if out_dir is None:
         return
-    from bulletsim.results import write_results
+    from bulletsim.outdir import staged_dir
+    from bulletsim.results import write_run_files
 
-    out_dir = out or Path("results") / "runs" / run_name(res)
-    write_results(res, out_dir)
-    if plots:
-        from bulletsim.plots import plot_run
+    try:
+        with staged_dir(out_dir, "run") as tmp:
+            write_run_files(res, tmp)
+            if plots:
+                from bulletsim.plots import plot_run
 
-        plot_run(out_dir)
+                plot_run(tmp)
+    except USER_ERRORS as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted while writing: {out_dir} left as it was", err=True)
+        raise typer.Exit(130) from None
     typer.echo(f"results: {out_dir}")
 
 
@@ -260,7 +373,8 @@ def policies() -> None:
 
     for name in policy_names():
         cls = POLICY_PARAMS[name]
-        typer.echo(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0] if cls.__doc__ else ''}")
+        first = (cls.__doc__ or "").strip().split("\n\n")[0]  # the whole first paragraph
+        typer.echo(f"{name}: {' '.join(first.split())}")
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else "(computed)"
             typer.echo(f"    {name}.{f.name} = {default!r}")

@@ -7,6 +7,8 @@ a config touches no disk (loading a TOML file is the caller's explicit step).
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import tomllib
 import types
 import typing
@@ -40,12 +42,20 @@ class SLOConfig:
     ttft_ms: float | None = None
     norm_ttft_ms_per_token: float | None = None
 
-    def resolve(self, trace: str) -> tuple[SLO, str]:
-        norm_d, tpot_d, source = TRACE_SLOS.get(trace, DEFAULT_SLO)
+    def validate(self) -> None:
         for name in ("tpot_ms", "ttft_ms", "norm_ttft_ms_per_token"):
             v = getattr(self, name)
-            if v is not None and v <= 0:
-                raise ValueError(f"slo.{name} must be > 0, got {v}")
+            if v is not None and not 0 < v < math.inf:
+                raise ValueError(f"slo.{name} must be > 0 and finite, got {v}")
+        if self.ttft_ms is not None and self.norm_ttft_ms_per_token is not None:
+            raise ValueError(
+                "slo: ttft_ms (--ttft-ms, absolute) and norm_ttft_ms_per_token (--norm-ttft-ms, "
+                "per prompt token) are two TTFT SLOs; give one"
+            )
+
+    def resolve(self, trace: str) -> tuple[SLO, str]:
+        norm_d, tpot_d, source = TRACE_SLOS.get(trace, DEFAULT_SLO)
+        self.validate()
         tpot = self.tpot_ms if self.tpot_ms is not None else tpot_d
         if self.ttft_ms is not None:
             slo = SLO(tpot_s=tpot / 1e3, ttft_s=self.ttft_ms / 1e3)
@@ -68,6 +78,19 @@ class KVConfig:
     reserve_fraction: float = 0.7  # share of future output blocks held back (SGLang's 0.7)
     capacity_blocks: int | None = None  # override the computed capacity (tests, what-ifs)
 
+    def validate(self) -> None:
+        """One-line ValueError for values no real engine accepts."""
+        if self.block_size < 1:
+            raise ValueError(f"kv.block_size must be >= 1 token, got {self.block_size}")
+        if not 0.0 < self.memory_fraction <= 1.0:
+            raise ValueError(f"kv.memory_fraction must be in (0, 1], got {self.memory_fraction}")
+        if not 0.0 <= self.reserve_gib < 1e6:
+            raise ValueError(f"kv.reserve_gib must be >= 0 GiB, got {self.reserve_gib}")
+        if not 0.0 <= self.reserve_fraction <= 1.0:
+            raise ValueError(f"kv.reserve_fraction must be in [0, 1], got {self.reserve_fraction}")
+        if self.capacity_blocks is not None and self.capacity_blocks < 1:
+            raise ValueError(f"kv.capacity_blocks must be >= 1, got {self.capacity_blocks}")
+
 
 @dataclass(frozen=True, slots=True)
 class RunConfig:
@@ -83,8 +106,15 @@ class RunConfig:
     policy_params: dict[str, Any] = field(default_factory=dict)  # [chunked], [bullet], ...
 
     def validate(self) -> RunConfig:
+        """Check every field, every policy section given (not only the chosen policy's),
+        the GPU and model names; raise a one-line ValueError naming the valid choices."""
+        from bulletsim.hardware import get_gpu
+        from bulletsim.models import get_model
+
         if self.policy not in policy_names():
             raise ValueError(f"unknown policy {self.policy!r}; valid: {', '.join(policy_names())}")
+        get_gpu(self.gpu)
+        get_model(self.model, tp=self.tp)
         if self.latency not in LATENCY_KINDS:
             raise ValueError(
                 f"unknown latency model {self.latency!r}; valid: {', '.join(LATENCY_KINDS)}"
@@ -92,13 +122,23 @@ class RunConfig:
         if self.tp is not None and self.tp < 1:
             raise ValueError(f"tp must be >= 1, got {self.tp}")
         self.workload.validate()
+        self.slo.validate()
+        self.kv.validate()
+        for name in self.policy_params:
+            self.params(name)
         self.params()
         return self
 
-    def params(self) -> Any:
-        """The chosen policy's parameter dataclass, built from its TOML section."""
-        cls = POLICY_PARAMS[self.policy]
-        return from_dict(cls, dict(self.policy_params.get(self.policy, {})), self.policy)
+    def params(self, policy: str | None = None) -> Any:
+        """A policy's parameter dataclass (default: the chosen one), built from its section."""
+        name = policy or self.policy
+        if name not in POLICY_PARAMS:
+            raise ValueError(f"unknown policy section [{name}]; valid: {', '.join(policy_names())}")
+        section = self.policy_params.get(name, {})
+        if not isinstance(section, dict):
+            fields = ", ".join(f"{name}.{f.name}" for f in dataclasses.fields(POLICY_PARAMS[name]))
+            raise ValueError(f"{name} must be a table of parameters ({fields}), got {section!r}")
+        return from_dict(POLICY_PARAMS[name], dict(section), name)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -152,7 +192,12 @@ def from_dict(cls: type, data: dict, where: str = "") -> Any:
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> RunConfig:
-    """Read a TOML file (optional) and apply overrides (nested dicts; None values skipped)."""
+    """Read a TOML file (optional) and apply overrides (nested dicts; None values skipped).
+
+    Names are canonicalised here, so the rest of the code sees one vocabulary: policy
+    (case-insensitive; "chunked-1024" = policy chunked with chunk_size 1024), GPU and model
+    aliases (`hardware.get_gpu`, `models.get_model`).
+    """
     data: dict = {}
     if path is not None:
         p = Path(path)
@@ -160,13 +205,92 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
             raise FileNotFoundError(f"config file not found: {p}")
         try:
             data = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as e:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"config file {p}: {e}") from None
     data = merge_overrides(data, overrides or {})
     names = policy_names()
-    params = {k: data.pop(k) for k in list(data) if k in names}
+    params: dict[str, Any] = {}
+    for key in list(data):
+        if isinstance(key, str) and key.lower() in names:
+            params[key.lower()] = data.pop(key)
+    if "policy" in data:
+        if not isinstance(data["policy"], str):
+            raise ValueError(f"policy must be a name, got {data['policy']!r}")
+        policy, alias_params = resolve_policy(data["policy"])
+        data["policy"] = policy
+        if alias_params:
+            given = params.get(policy, {})
+            if isinstance(given, dict):
+                for k, v in alias_params.items():
+                    if k in given and given[k] != v:
+                        raise ValueError(
+                            f"policy {policy}-{v} conflicts with {policy}.{k}={given[k]}; "
+                            "give one of them"
+                        )
+                params[policy] = {**given, **alias_params}
+    unknown = [k for k in data if k not in _RUN_KEYS]
+    if unknown:
+        raise ValueError(
+            f"unknown config key {unknown[0]!r}; valid: {', '.join(_RUN_KEYS)}, "
+            f"and policy sections {', '.join(names)}"
+        )
     cfg = from_dict(RunConfig, data)
-    return dataclasses.replace(cfg, policy_params=params).validate()
+    cfg = dataclasses.replace(cfg, policy_params=params).validate()
+    from bulletsim.hardware import get_gpu
+    from bulletsim.models import get_model
+
+    return dataclasses.replace(cfg, gpu=get_gpu(cfg.gpu).name, model=get_model(cfg.model).name)
+
+
+_RUN_KEYS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name != "policy_params")
+_SIZED = re.compile(r"^(chunked)-(\d+)$")
+
+
+def resolve_policy(name: str) -> tuple[str, dict[str, Any]]:
+    """A policy name as users type it -> (registered name, parameters it implies).
+
+    Case-insensitive; "chunked-N" (the Bullet paper's chunked-1024, chunked-2048) is chunked
+    prefill with chunk_size N. Unknown names raise ValueError listing the valid ones.
+    """
+    key = name.strip().lower()
+    names = policy_names()
+    if key in names:
+        return key, {}
+    m = _SIZED.match(key)
+    if m:
+        return m.group(1), {"chunk_size": int(m.group(2))}
+    raise ValueError(
+        f"unknown policy {name!r}; valid: {', '.join(names)}, or chunked-N (chunk size N tokens)"
+    )
+
+
+def parse_sets(sets: list[str] | None) -> dict:
+    """`--set bullet.window_layers=4` -> {"bullet": {"window_layers": 4}} (TOML values).
+
+    A bare word is a string. Raises ValueError for a missing `=`, an empty key or key part,
+    and a key set both as a table and as a value.
+    """
+    out: dict = {}
+    for item in sets or []:
+        if "=" not in item:
+            raise ValueError(f"--set expects KEY=VALUE (e.g. bullet.window_layers=4), got {item!r}")
+        key, raw = item.split("=", 1)
+        parts = [p.strip() for p in key.strip().split(".")]
+        if not all(parts):
+            raise ValueError(f"--set {item!r}: empty key; e.g. bullet.window_layers=4")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()  # a bare word is a string
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {item!r}: {p} was already set to a value, not a table")
+        if isinstance(node.get(parts[-1]), dict):
+            raise ValueError(f"--set {item!r}: {key} is a table; set one of its keys")
+        node[parts[-1]] = value
+    return out
 
 
 def merge_overrides(base: dict, over: dict) -> dict:

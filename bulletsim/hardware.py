@@ -140,25 +140,35 @@ def min_partition_sms(mechanism: str, gpu: GPUSpec | None, total_sms: int) -> in
     return partition_unit_sms(mechanism, gpu, total_sms)
 
 
-_ALIASES = {
-    "a100-80gb": "a100",
-    "a100-sxm4-80gb": "a100",
-    "a100-sxm": "a100",
-    "h100-sxm": "h100",
-    "h100-sxm5": "h100",
-    "h100-80gb": "h100",
-    "h100-80gb-hbm3": "h100",  # torch.cuda.get_device_name() of an H100 SXM
-    "h20-96gb": "h20",
-    "h200-sxm": "h200",
-    "h200-141gb": "h200",
+# The one GPU-name table (run, sweep, calibrate and live use it): a name is a GPUS key, then
+# optional words naming the same board. Users type "h200", "H200", "nvidia-h200"; torch
+# reports "NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB". Other boards of the same chip
+# (PCIe, 40GB, NVL) differ in SMs, memory or bandwidth, so they are unknown, not aliases.
+GPU_NAME_WORDS: dict[str, frozenset[str]] = {
+    "a100": frozenset({"sxm", "sxm4", "80gb", "hbm2e"}),
+    "h100": frozenset({"sxm", "sxm5", "80gb", "hbm3"}),
+    "h20": frozenset({"96gb", "hbm3"}),
+    "h200": frozenset({"sxm", "141gb", "hbm3e"}),
 }
 
 
+def gpu_key(name: str) -> str | None:
+    """The GPUS key a GPU name denotes (case-insensitive, "nvidia" prefix, separators
+    "-", "_", " " alike), or None. "NVIDIA A100-SXM4-80GB" -> "a100"."""
+    words = name.lower().replace("_", " ").replace("-", " ").split()
+    if words[:1] == ["nvidia"]:
+        words = words[1:]
+    if not words or words[0] not in GPUS:
+        return None
+    return words[0] if set(words[1:]) <= GPU_NAME_WORDS[words[0]] else None
+
+
 def get_gpu(name: str) -> GPUSpec:
-    """Look up a GPU by name, case-insensitively; accepts aliases such as "A100-80GB"."""
-    key = "-".join(name.lower().replace("_", " ").replace("-", " ").split())
-    key = key.removeprefix("nvidia-")
-    key = _ALIASES.get(key, key)
-    if key not in GPUS:
-        raise ValueError(f"unknown GPU {name!r}; valid: {', '.join(sorted(GPUS))}")
+    """Look up a GPU by name (see `gpu_key`); ValueError listing the valid names otherwise."""
+    key = gpu_key(name)
+    if key is None:
+        raise ValueError(
+            f"unknown GPU {name!r}; valid: {', '.join(sorted(GPUS))} (case-insensitive, "
+            "e.g. H200, nvidia-h200, 'NVIDIA A100-SXM4-80GB')"
+        )
     return GPUS[key]

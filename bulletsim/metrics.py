@@ -82,11 +82,20 @@ def summarize(
     itl_ps = weighted_percentiles(itl_values, itl_weights, PERCENTILES)
     w = np.asarray(itl_weights, dtype=np.float64)
     itl_mean = float(np.dot(itl_values, w) / w.sum()) if w.size else float("nan")
-    offered = (n - 1) / float(req["arrival_s"].max() - req["arrival_s"].min()) if n > 1 else 0.0
+    # Offered rate: (n - 1) gaps over the arrival span. All arrivals at t = 0 (a burst, vLLM's
+    # --request-rate inf) is an infinite rate; one request has no rate (NaN).
+    arrival_span_s = float(req["arrival_s"].max() - req["arrival_s"].min()) if n else 0.0
+    if n < 2:
+        offered, offered_note = float("nan"), "undefined: fewer than 2 requests"
+    elif arrival_span_s == 0.0:
+        offered, offered_note = float("inf"), "infinite: every request arrives at once"
+    else:
+        offered, offered_note = (n - 1) / arrival_span_s, "(n - 1) / arrival span"
     return {
         "num_requests": n,
         "duration_s": span_s,
         "offered_rate_req_s": offered,
+        "offered_rate_note": offered_note,
         "throughput_req_s": n / span_s if span_s > 0 else float("nan"),
         "input_throughput_tok_s": in_tokens / span_s if span_s > 0 else float("nan"),
         "output_throughput_tok_s": out_tokens / span_s if span_s > 0 else float("nan"),

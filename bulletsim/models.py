@@ -150,11 +150,41 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
+# The one model-name table (run, sweep, calibrate and live use it): Hugging Face repo ids,
+# their -Instruct variants (same shapes) and the spellings users type.
+MODEL_ALIASES: dict[str, str] = {
+    "llama3.1-8b": "llama-3.1-8b",
+    "llama-3.1-8b-instruct": "llama-3.1-8b",
+    "llama3.1-8b-instruct": "llama-3.1-8b",
+    "meta-llama-3.1-8b": "llama-3.1-8b",
+    "meta-llama-3.1-8b-instruct": "llama-3.1-8b",
+    "llama3.1-70b": "llama-3.1-70b",
+    "llama-3.1-70b-instruct": "llama-3.1-70b",
+    "llama3.1-70b-instruct": "llama-3.1-70b",
+    "meta-llama-3.1-70b": "llama-3.1-70b",
+    "meta-llama-3.1-70b-instruct": "llama-3.1-70b",
+    "qwen3-235b": "qwen3-235b-a22b",
+    "qwen3-235b-a22b-instruct-2507": "qwen3-235b-a22b",
+}
+
+
+def model_key(name: str) -> str | None:
+    """The MODELS key a model name denotes, or None. Case-insensitive; an organisation prefix
+    ("meta-llama/", "Qwen/") is dropped; "_" and " " count as "-"."""
+    key = "-".join(name.strip().lower().replace("_", " ").split())
+    key = key.rsplit("/", 1)[-1]
+    key = MODEL_ALIASES.get(key, key)
+    return key if key in MODELS else None
+
+
 def get_model(name: str, tp: int | None = None) -> ModelSpec:
-    """Look up a model by name (case-insensitive); `tp` overrides its tensor-parallel degree."""
-    key = name.strip().lower()
-    if key not in MODELS:
-        raise ValueError(f"unknown model {name!r}; valid: {', '.join(MODELS)}")
+    """Look up a model by name (see `model_key`); `tp` overrides its tensor-parallel degree."""
+    key = model_key(name)
+    if key is None:
+        raise ValueError(
+            f"unknown model {name!r}; valid: {', '.join(MODELS)} (also Hugging Face ids such as "
+            "meta-llama/Llama-3.1-8B-Instruct, and llama3.1-8b)"
+        )
     model = MODELS[key]
     if tp is None or tp == model.tp:
         return model

@@ -12,6 +12,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+# Same inputs -> byte-identical SVGs: fixed element ids (hash salt) and no date (see save).
+matplotlib.rcParams["svg.hashsalt"] = "bulletsim"
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -26,7 +28,8 @@ def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
     for ext in ("png", "svg"):
         path = out_dir / f"{name}.{ext}"
         tmp = out_dir / f".{name}.tmp-{os.getpid()}.{ext}"
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format=ext)
+        meta = {"Date": None} if ext == "svg" else {}
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format=ext, metadata=meta)
         os.replace(tmp, path)
         paths.append(path)
     plt.close(fig)
@@ -133,7 +136,9 @@ def plot_sweep(sweep_dir: str | Path) -> list[Path]:
     if sw["timeline"] is not None:
         r = load_results(sw["timeline"])
         s = r["summary"]
-        title = f"{s['policy']} on {s['workload']} at {s['offered_rate_req_s']:.2f} req/s"
+        rate = s["offered_rate_req_s"]  # null in JSON when infinite or undefined
+        rate_text = f"{rate:.2f} req/s" if rate is not None else s.get("offered_rate_note", "")
+        title = f"{s['policy']} on {s['workload']} at {rate_text}"
         it = r["iterations"]
         paths += save(fig_timeline(r["sm_timeline"], it, title=title), d, "sm_timeline")
         # A few seconds in steady state, where single windows and steps can be told apart.

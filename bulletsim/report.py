@@ -17,8 +17,21 @@ def run_name(res: RunResult) -> str:
     return "-".join(parts)
 
 
+NA = "n/a"  # a metric with no samples (NaN in summary.json, null once written)
+
+
 def _fmt(x: float | None, nd: int = 1) -> str:
-    return "-" if x is None or x != x else f"{x:.{nd}f}"
+    return NA if x is None or x != x else f"{x:.{nd}f}"
+
+
+def _rate(x: float | None, note: str) -> str:
+    if x is None or x != x or x == float("inf"):
+        return f"{'inf' if x == float('inf') else NA} ({note})"
+    return f"{x:.2f} req/s"
+
+
+_TABLE_KEYS = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "norm_ttft_ms_per_token")
+_TABLE_LABELS = ("TTFT (ms)", "TPOT (ms)", "ITL (ms)", "E2E (ms)", "norm. TTFT (ms/tok)")
 
 
 def print_summary(res: RunResult, console: Console | None = None) -> None:
@@ -26,10 +39,16 @@ def print_summary(res: RunResult, console: Console | None = None) -> None:
     m, s = res.meta, res.metrics
     for note in res.workload.notes:
         c.print(f"[yellow]note:[/] {note}")
-    if m["num_dropped"] or m["num_clipped"]:
+    over, limit = m.get("num_over_length", 0), m.get("length_limit_tokens")
+    other = m["num_dropped"] - over
+    if over:
+        c.print(f"[yellow]note:[/] {over} requests dropped over the length limit ({limit} tokens)")
+    if other:
+        c.print(f"[yellow]note:[/] {other} requests dropped as empty or filtered out")
+    if m["num_clipped"]:
         c.print(
-            f"[yellow]note:[/] {m['num_dropped']} requests dropped, {m['num_clipped']} clipped "
-            "(over the length limit)"
+            f"[yellow]note:[/] {m['num_clipped']} prompts clipped to the length limit "
+            f"({limit} tokens)"
         )
     c.print(
         f"[bold]{m['policy']}[/] on {m['gpu']} / {m['model']} (tp={m['tp']}), latency model: "
@@ -47,13 +66,7 @@ def print_summary(res: RunResult, console: Console | None = None) -> None:
     t.add_column("metric")
     for col in ("mean", "p50", "p90", "p99"):
         t.add_column(col, justify="right")
-    for key, label in (
-        ("ttft_ms", "TTFT (ms)"),
-        ("tpot_ms", "TPOT (ms)"),
-        ("itl_ms", "ITL (ms)"),
-        ("e2e_ms", "E2E (ms)"),
-        ("norm_ttft_ms_per_token", "norm. TTFT (ms/tok)"),
-    ):
+    for key, label in zip(_TABLE_KEYS, _TABLE_LABELS, strict=True):
         row = s[key]
         t.add_row(
             label,
@@ -63,14 +76,22 @@ def print_summary(res: RunResult, console: Console | None = None) -> None:
             ),
         )
     c.print(t)
+    if any(v != v for key in _TABLE_KEYS for v in s[key].values()):
+        c.print(
+            f"{NA}: no samples (TPOT and ITL need requests with 2+ output tokens; "
+            "summary.json holds null)"
+        )
+    offered = _rate(s["offered_rate_req_s"], s.get("offered_rate_note", ""))
     c.print(
         f"throughput {s['throughput_req_s']:.2f} req/s "
         f"({s['output_throughput_tok_s']:.0f} out tok/s)"
-        f" | offered {s['offered_rate_req_s']:.2f} req/s | SLO attainment "
+        f" | offered {offered} | SLO attainment "
         f"{100 * s['slo_attainment']:.1f}% (TTFT {100 * s['ttft_attainment']:.1f}%, TPOT "
         f"{100 * s['tpot_attainment']:.1f}%) | goodput {s['goodput_req_s']:.2f} req/s"
     )
     c.print(
         f"preemptions {s['num_preemptions']} | KV peak {s['kv_peak_used_blocks']}/"
-        f"{m['kv_capacity_blocks']} blocks | {s['num_iterations']} iterations"
+        f"{m['kv_capacity_blocks']} blocks (iterations.parquet, used at iteration ends: "
+        f"peak {s.get('kv_peak_used_blocks_at_iteration_end', NA)}) | "
+        f"{s['num_iterations']} iterations"
     )

@@ -4,21 +4,21 @@ Layout of `results/<run>/`: `config.json` (resolved config + versions + git sha 
 model provenance), `requests.parquet`, `iterations.parquet`, `sm_timeline.parquet`,
 `summary.json`. Everything is deterministic (no wall-clock stamps), so the same seed and
 inputs give byte-identical files. A run is written to a hidden sibling directory and renamed
-into place, so an interrupted write never leaves a complete-looking directory.
+into place, so an interrupted write never leaves a complete-looking directory; only a folder
+holding bulletsim's marker `.bulletsim-results` is ever replaced (`outdir.py`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import subprocess
 from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 
+from bulletsim.outdir import staged_dir
 from bulletsim.run import RunResult
 
 RESULTS_VERSION = 1
@@ -86,37 +86,32 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
     df.to_parquet(path, index=False, engine="pyarrow", compression="zstd")
 
 
+def write_run_files(
+    res: RunResult, folder: Path, extra_json: dict[str, dict] | None = None
+) -> None:
+    """The run's files into `folder` (a staged folder from `outdir.staged_dir`).
+
+    `extra_json` adds files (name -> content), e.g. a live run's `live.json`."""
+    dump_json(run_metadata(res), folder / "config.json")
+    _write_parquet(res.requests, folder / "requests.parquet")
+    _write_parquet(res.iterations, folder / "iterations.parquet")
+    _write_parquet(res.sm_log, folder / "sm_timeline.parquet")
+    for name, obj in (extra_json or {}).items():
+        dump_json(obj, folder / name)
+    dump_json(res.summary, folder / "summary.json")  # last: its presence marks completeness
+
+
 def write_results(
     res: RunResult, out_dir: str | Path, extra_json: dict[str, dict] | None = None
 ) -> Path:
-    """Write a run's directory atomically; an existing directory of that name is replaced.
+    """Write a run's folder atomically (see `outdir.staged_dir`).
 
-    `extra_json` adds files (name -> content), e.g. a live run's `live.json`."""
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
-        dump_json(run_metadata(res), tmp / "config.json")
-        _write_parquet(res.requests, tmp / "requests.parquet")
-        _write_parquet(res.iterations, tmp / "iterations.parquet")
-        _write_parquet(res.sm_log, tmp / "sm_timeline.parquet")
-        for name, obj in (extra_json or {}).items():
-            dump_json(obj, tmp / name)
-        dump_json(res.summary, tmp / "summary.json")  # last: its presence marks completeness
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    Raises ValueError, touching nothing, when `out_dir` is a file or a folder bulletsim did
+    not write; an earlier run's folder (marker `.bulletsim-results`) is replaced whole.
+    """
+    with staged_dir(out_dir, "run") as tmp:
+        write_run_files(res, tmp, extra_json)
+    return Path(out_dir)
 
 
 def load_results(run_dir: str | Path) -> dict:

@@ -93,7 +93,7 @@ def build_run(
     gpu = get_gpu(cfg.gpu)
     model = get_model(cfg.model, tp=cfg.tp)
     if workload is None:
-        workload = load_workload(cfg.workload, rng)
+        workload = load_workload(cfg.workload, rng, context_tokens=model.max_context_tokens)
     if not workload.requests:
         raise ValueError(f"workload {workload.name!r} has no requests after filtering")
     if latency is None:
@@ -192,7 +192,11 @@ def collect(run: Run, engine: Engine, *, max_overlap_sms: int | None = None) -> 
         max_overlap_sms=run.policy.max_overlap_sms if max_overlap_sms is None else max_overlap_sms,
     )
     metrics = summarize(req, run.slo, run.itl)
-    metrics["kv_peak_used_blocks"] = run.kv.peak_used_blocks
+    metrics["kv_peak_used_blocks"] = run.kv.peak_used_blocks  # inside iterations, exact
+    # the same as iterations.parquet records it (kv_used_blocks at each iteration end)
+    metrics["kv_peak_used_blocks_at_iteration_end"] = (
+        int(it["kv_used_blocks"].max()) if len(it) else 0
+    )
     metrics["num_iterations"] = len(it)
     sm_log = pd.DataFrame(engine.sm_log, columns=SM_TIMELINE_COLUMNS)
     return RunResult(
@@ -219,6 +223,8 @@ def run_meta(run: Run) -> dict:
         "workload_is_embedded_default": w.is_embedded_default,
         "num_dropped": w.num_dropped,
         "num_clipped": w.num_clipped,
+        "num_over_length": w.num_over_length,
+        "length_limit_tokens": w.length_limit_tokens,
         "gpu": run.gpu.name,
         "model": run.model.name,
         "tp": run.model.tp,

@@ -31,12 +31,6 @@ from bulletsim.sweep_points import POINT_COLUMNS, point_overrides, run_point, ru
 # (the step widens when it does not: see CapacitySearch.expand).
 SEED_BRACKET_FACTOR = 1.05
 
-# Short names for the variants the Bullet paper compares.
-ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
-    "chunked-1024": ("chunked", {"chunk_size": 1024}),
-    "chunked-2048": ("chunked", {"chunk_size": 2048}),
-    "chunked-8192": ("chunked", {"chunk_size": 8192}),
-}
 DEFAULT_POLICIES = ("bullet", "chunked-1024", "chunked-2048")
 DEFAULT_TRACES = ("sharegpt",)
 
@@ -51,15 +45,17 @@ class PolicyVariant:
 
     @classmethod
     def parse(cls, text: str) -> PolicyVariant:
-        from bulletsim.cli import parse_sets
+        """Names as `run --policy` takes them (`config.resolve_policy`), case-insensitive."""
+        from bulletsim.config import parse_sets, resolve_policy
 
         name, _, rest = text.partition(":")
-        policy, params = ALIASES.get(name, (name, {}))
+        policy, params = resolve_policy(name)
         params = dict(params)
         if rest:
             sets = parse_sets([f"{policy}.{kv}" for kv in rest.split(",")])
             params.update(sets[policy])
-        return cls(text, policy, tuple(sorted(params.items())))
+        label = name.strip().lower() + (f":{rest}" if rest else "")
+        return cls(label, policy, tuple(sorted(params.items())))
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +86,13 @@ class SweepSpec:
             raise ValueError(f"num_requests must be >= 2, got {self.num_requests}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct and at least one, got {list(self.seeds)}")
-        if any(not r > 0 for r in self.rates):
-            raise ValueError(f"rates must be > 0 req/s, got {list(self.rates)}")
+        if not self.rates:
+            raise ValueError("rates: give at least one rate, e.g. --rates 2,4,8")
+        if any(not 0 < r < math.inf for r in self.rates):
+            raise ValueError(
+                f"rates must be finite and > 0 req/s, got {list(self.rates)} (a burst at "
+                "t = 0 is `bulletsim run --rate inf`)"
+            )
         for v in self.variants():  # fail fast on bad names, traces and parameters
             for t in self.traces:
                 load_config(None, point_overrides(self, v, t, 1.0, self.seeds[0]))

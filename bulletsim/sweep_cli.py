@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -13,8 +13,11 @@ Opt = typer.Option
 
 
 def _rates(text: str) -> tuple[float, ...]:
+    parts = [x.strip() for x in text.split(",")]
+    if not any(parts):
+        raise ValueError("--rates: empty; give comma-separated req/s, e.g. --rates 2,4,8")
     try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
+        return tuple(float(x) for x in parts if x)
     except ValueError:
         raise ValueError(f"--rates expects comma-separated numbers, got {text!r}") from None
 
@@ -30,21 +33,35 @@ def sweep(
     policy: Annotated[
         list[str] | None,
         Opt(
-            help="Policy variant (repeatable): bullet, chunked-1024, chunked-2048, "
-            "static-split, naive, prefill-first, or NAME:key=value,...",
+            help="Policy variant (repeatable, case-insensitive): bullet, chunked, chunked-N "
+            "(chunk size N), static-split, naive, prefill-first, or NAME:key=value,... "
+            "[default: bullet, chunked-1024, chunked-2048]",
         ),
     ] = None,
     trace: Annotated[
         list[str] | None,
-        Opt(help="Workload trace (repeatable), e.g. sharegpt, splitwise-code, arxiv."),
+        Opt(
+            help="Workload trace (repeatable), e.g. sharegpt, splitwise-code, arxiv. "
+            "[default: sharegpt]"
+        ),
     ] = None,
     rates: Annotated[
         str, Opt(help="Grid of Poisson rates (req/s) for the curves, comma-separated.")
     ] = "2,4,8,16",
     num_requests: Annotated[int, Opt("--num-requests", "-n", help="Requests per point.")] = 2000,
-    gpu: Annotated[str | None, Opt(help="GPU: a100, h100, h20, h200.")] = None,
-    model: Annotated[str | None, Opt(help="Model, e.g. llama-3.1-8b.")] = None,
-    latency: Annotated[str | None, Opt(help="Latency model: auto, roofline, profile.")] = None,
+    gpu: Annotated[
+        str | None, Opt(help="GPU: a100, h100, h20, h200 (any case). [default: a100]")
+    ] = None,
+    model: Annotated[
+        str | None, Opt(help="Model, e.g. llama-3.1-8b, llama3.1-8b. [default: llama-3.1-8b]")
+    ] = None,
+    latency: Annotated[
+        str | None, Opt(help="Latency model: auto, roofline, profile. [default: auto]")
+    ] = None,
+    chunk_size: Annotated[
+        int | None,
+        Opt(help="Chunk size of the chunked variants that do not name one (e.g. `chunked`)."),
+    ] = None,
     seeds: Annotated[
         str,
         Opt(
@@ -100,14 +117,18 @@ def sweep(
         Opt("--set", help="Any config key for every point, e.g. --set kv.block_size=32."),
     ] = None,
     out: Annotated[
-        Path | None, Opt(help="Sweep directory (default results/sweeps/<gpu>-<traces>).")
+        str | None,
+        Opt(
+            help="Sweep folder: new, empty, or a sweep bulletsim wrote (replaced whole). "
+            "[default: results/sweeps/<gpu>-<traces>-<config hash>]"
+        ),
     ] = None,
     plots: Annotated[bool, Opt("--plots/--no-plots", help="Write PNG and SVG plots.")] = True,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Compare policies across request rates and workloads; report each policy's capacity."""
-    from bulletsim.cli import USER_ERRORS, fail, parse_sets
-    from bulletsim.config import merge_overrides
+    from bulletsim.cli import USER_ERRORS, check_run_size, fail
+    from bulletsim.config import merge_overrides, parse_sets
     from bulletsim.executors import make_executor
     from bulletsim.sweep import DEFAULT_POLICIES, DEFAULT_TRACES, SweepSpec
 
@@ -119,8 +140,13 @@ def sweep(
                 "workload": {"traces_dir": str(traces_dir) if traces_dir else None},
             },
         )  # fmt: skip
+        policies = tuple(policy or DEFAULT_POLICIES)
+        if chunk_size is not None:
+            policies = _with_chunk_size(policies, chunk_size)
+        if workers is not None and workers < 1:
+            raise ValueError(f"--workers: must be >= 1, got {workers}")
         spec = SweepSpec(
-            policies=tuple(policy or DEFAULT_POLICIES),
+            policies=policies,
             traces=tuple(trace or DEFAULT_TRACES),
             rates=_rates(rates),
             num_requests=num_requests,
@@ -132,9 +158,14 @@ def sweep(
             workers=workers or os.cpu_count() or 1,
             base=base,
         ).validate()
+        if not 0 < target <= 1:
+            raise ValueError(f"--target: an attainment in (0, 1], got {target}")
+        if not 0 < rel_tol < 1:
+            raise ValueError(f"--rel-tol: in (0, 1), got {rel_tol}")
+        check_run_size(num_requests * spec.workers, None, None)
+        out_dir = _out_dir(spec, out)
     except USER_ERRORS as e:
         fail(str(e))
-    out_dir = out or Path("results") / "sweeps" / f"{gpu or 'a100'}-{'-'.join(spec.traces)}"
     try:
         pool = make_executor(executor, workers or (0 if executor == "ray" else spec.workers),
                              ray_address)  # fmt: skip
@@ -144,6 +175,9 @@ def sweep(
             )
     except USER_ERRORS as e:
         fail(str(e))
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: nothing written; {out_dir} left as it was", err=True)
+        raise typer.Exit(130) from None
     typer.echo(f"sweep: {out_dir}")
     if failed:
         typer.echo(f"error: {failed}", err=True)
@@ -166,44 +200,69 @@ def failure_summary(points) -> str:
     )
 
 
+def _out_dir(spec, out: str | None) -> Path:
+    """The checked sweep folder; by default named by GPU, traces and a hash of the spec."""
+    from bulletsim.config import load_config
+    from bulletsim.outdir import check_out_dir, config_hash, is_bulletsim_dir
+    from bulletsim.sweep_points import point_overrides
+
+    if out is not None:
+        return check_out_dir(out, "sweep")
+    v = spec.variants()[0]
+    gpu = load_config(None, point_overrides(spec, v, spec.traces[0], 1.0, spec.seeds[0])).gpu
+    resolved = {**dataclasses.asdict(spec), "workers": None}  # results do not depend on it
+    path = Path("results") / "sweeps" / f"{gpu}-{'-'.join(spec.traces)}-{config_hash(resolved)}"
+    path = check_out_dir(path, "sweep")
+    if is_bulletsim_dir(path, "sweep"):
+        typer.echo(f"note: replacing the earlier sweep of this same config in {path}", err=True)
+    return path
+
+
+def _with_chunk_size(policies: tuple[str, ...], chunk_size: int) -> tuple[str, ...]:
+    """`--chunk-size N` gives chunked variants without a size that size; a conflict is an error."""
+    from bulletsim.sweep import PolicyVariant
+
+    out = []
+    for text in policies:
+        v = PolicyVariant.parse(text)
+        if v.policy != "chunked":
+            out.append(text)
+            continue
+        size = dict(v.params).get("chunk_size")
+        if size is not None and size != chunk_size:
+            raise ValueError(f"--chunk-size {chunk_size} conflicts with --policy {text}; give one")
+        out.append(text if size is not None else f"chunked-{chunk_size}")
+    return tuple(out)
+
+
 def run_and_write(
     spec, out_dir: Path, *, timeline: bool, plots: bool, quiet: bool, executor=None
 ) -> str:
-    """Run the sweep, print the capacity table, write files (and the timeline run, plots).
+    """Run the sweep, write files (and the timeline run, plots), print the capacity table.
 
+    Everything is written into a staged folder that replaces `out_dir` at the end
+    (`outdir.staged_dir`), so files of an earlier sweep never mix with this one's.
     Returns `failure_summary` of the points ('' when all ran); with failures the timeline
     run and plots are skipped.
     """
+    from bulletsim.outdir import staged_dir
+    from bulletsim.progress import progress
     from bulletsim.sweep import run_sweep
     from bulletsim.sweep_report import write_sweep
 
-    if quiet or not sys.stderr.isatty():
-        points, cap = run_sweep(spec, executor=executor)
-    else:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-        with Progress(
-            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), transient=True,
-        ) as bar:  # fmt: skip
-            task = bar.add_task("sweep", total=None)
-
-            def tick(msg: str, done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total, description=msg)
-
-            points, cap = run_sweep(spec, progress=tick, executor=executor)
-    md = write_sweep(out_dir, spec, points, cap)
-    typer.echo(md)
+    with progress("sweep", quiet) as tick:
+        points, cap = run_sweep(spec, progress=tick, executor=executor)
     failed = failure_summary(points)
-    if failed:
-        return failed
-    if timeline:
-        write_timeline(spec, cap, out_dir)
-    if plots:
-        from bulletsim.plots import plot_sweep
+    with staged_dir(out_dir, "sweep") as tmp:
+        md = write_sweep(tmp, spec, points, cap)
+        if timeline and not failed:
+            write_timeline(spec, cap, tmp)
+        if plots and not failed:
+            from bulletsim.plots import plot_sweep
 
-        plot_sweep(out_dir)
-    return ""
+            plot_sweep(tmp)
+    typer.echo(md)
+    return failed
 
 
 def write_timeline(spec, cap, out_dir: Path) -> None:

@@ -82,7 +82,7 @@ def test_offline_is_a_one_line_error(app, tmp_path, monkeypatch):
 
 def test_unknown_trace_name(app, tmp_path):
     result = CliRunner().invoke(app, ["traces", "download", "nope", "--dest", str(tmp_path)])
-    assert result.exit_code == 1 and "valid: splitwise" in result.output
+    assert result.exit_code == 2 and "valid: splitwise" in result.output
 
 
 def test_build_defaults(app, shared_traces_dir, tmp_path):
@@ -91,4 +91,4 @@ def test_build_defaults(app, shared_traces_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert result.output.count("wrote") == 7
     result = CliRunner().invoke(app, ["traces", "build-defaults", "--from", str(tmp_path / "no")])
-    assert result.exit_code == 1 and "get them with `bulletsim traces download`" in result.output
+    assert result.exit_code == 2 and "get them with `bulletsim traces download`" in result.output

@@ -122,7 +122,7 @@ def test_over_length_is_counted_never_silent(shared_traces_dir):
     p, o = lengths(clipped)
     assert (p + o).max() <= 3000
     assert np.array_equal(np.sort(o), np.sort(np.minimum(output, 2999)))  # prompts shrink first
-    with pytest.raises(ValueError, match="> max_total_tokens 3000; set over_length"):
+    with pytest.raises(ValueError, match="> the length limit 3000"):
         load(trace="arxiv", traces_dir=folder, max_total_tokens=3000, over_length="error")
 
 

@@ -4,7 +4,6 @@ real engine on a GPU (or by the fake executor, for trying the control loop anywh
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,12 +12,13 @@ EXECUTORS = ("gpu", "fake")
 
 
 def _live(executor: str, decode_graphs: bool, cli_opts: dict) -> None:
-    from bulletsim.cli import USER_ERRORS, config_from_options, fail
-    from bulletsim.report import print_summary, run_name
+    from bulletsim.cli import USER_ERRORS, config_from_options, fail, run_out_dir
+    from bulletsim.report import print_summary
 
     if executor not in EXECUTORS:
         fail(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
     cfg = config_from_options(cli_opts)
+    out_dir = run_out_dir(cfg, cli_opts["out"], cli_opts["no_write"], suffix="-live")
     try:
         ex = make_executor(executor, cfg, decode_graphs=decode_graphs)
         from bulletsim.live.run import live_run
@@ -33,12 +33,14 @@ def _live(executor: str, decode_graphs: bool, cli_opts: dict) -> None:
         f"{lv['host_ms_per_iteration']['mean']:.3f} ms/iteration vs device "
         f"{lv['device_ms_per_iteration']['mean']:.3f} ms/iteration"
     )
-    if cli_opts["no_write"]:
+    if out_dir is None:
         return
     from bulletsim.results import write_results
 
-    out_dir = cli_opts["out"] or Path("results") / "runs" / f"{run_name(res.result)}-live"
-    write_results(res.result, out_dir, extra_json={"live.json": res.live})
+    try:
+        write_results(res.result, out_dir, extra_json={"live.json": res.live})
+    except USER_ERRORS as e:
+        fail(str(e))
     typer.echo(f"results: {out_dir}")
 
 

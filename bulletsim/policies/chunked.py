@@ -13,7 +13,9 @@ VARIANTS = ("mixed", "prefill-first")
 
 @dataclass(frozen=True, slots=True)
 class ChunkedParams:
-    """`mixed`: decodes join every iteration, one budget token each (Sarathi-Serve, vLLM v1,
+    """Chunked prefill: prompts are cut into chunks that share a per-iteration token budget.
+
+    `mixed`: decodes join every iteration, one budget token each (Sarathi-Serve, vLLM v1,
     SGLang --enable-mixed-chunk). `prefill-first`: a prefill chunk runs alone whenever one
     can be formed; decode runs only when no prefill waits (SGLang's default).
 

@@ -34,6 +34,11 @@ def trace_arrivals(
     times = (arrival_s - arrival_s[0]) * time_scale
     mean_gap = times[-1] / (len(times) - 1) if len(times) > 1 else time_scale
     period = times[-1] + mean_gap
+    if duration_s is not None and not period > 0:
+        raise ValueError(
+            "duration_s: every trace arrival is at the same instant, so a duration cannot "
+            "bound the count; give num_requests (-n)"
+        )
     repeats = 1
     if num is not None:
         repeats = max(repeats, -(-num // len(times)))

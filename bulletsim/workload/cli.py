@@ -13,8 +13,9 @@ import typer
 
 
 def _fail(exc: Exception) -> typer.Exit:
+    """One line; exit 2 for bad input (names, paths), 1 when the network fails."""
     typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(1)
+    return typer.Exit(1 if isinstance(exc, ConnectionError) else 2)
 
 
 def list_traces(
@@ -26,7 +27,10 @@ def list_traces(
     from bulletsim.workload.catalog import TRACES
     from bulletsim.workload.resolve import find_trace_file, search_dirs
 
-    first_dir = search_dirs(traces_dir)[0]
+    try:
+        first_dir = search_dirs(traces_dir)[0]
+    except FileNotFoundError as exc:
+        raise _fail(exc) from None
     for info in TRACES.values():
         if not info.files:
             typer.echo(f"{info.name:17} {info.format:12} needs --trace-file  {info.description}")

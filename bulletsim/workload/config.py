@@ -29,6 +29,13 @@ class WorkloadConfig:
     `max_concurrency` N: a benchmark client that keeps at most N requests in flight (vLLM's
     and SGLang's `--max-concurrency`); a request is sent at max(its arrival, a slot freeing
     `think_s` after a finish), so with `rate=inf` it is the closed loop of N users.
+    `rate=inf` puts every arrival at t = 0 (what vLLM's and SGLang's benchmark clients send
+    with `--request-rate inf`); so does gamma with `cv=inf` (its limit for a finite count).
+    `cv` (default 1.0) applies only to gamma arrivals; giving it with another process is an
+    error. Requests whose prompt + output exceed `max_total_tokens` or the model's context
+    (`ModelSpec.max_context_tokens`, whichever is smaller) are handled as `over_length` says:
+    drop (what a server does: reject the request; counted), clip (shorten the prompt;
+    counted) or error.
     """
 
     trace: str = "splitwise"
@@ -36,7 +43,7 @@ class WorkloadConfig:
     traces_dir: str | None = None
     arrival: str | None = None
     rate: float | None = None
-    cv: float = 1.0
+    cv: float | None = None
     time_scale: float = 1.0
     num_requests: int | None = None
     duration_s: float | None = None
@@ -95,8 +102,19 @@ class WorkloadConfig:
             raise ValueError(f"rate: must be > 0 req/s, got {self.rate}")
         if self.rate is not None and self.resolved_arrival == "trace":
             raise ValueError("rate: applies to poisson/gamma; use time_scale to rescale a trace")
-        if not self.cv > 0:
+        if self.cv is not None and not self.cv > 0:
             raise ValueError(f"cv: must be > 0, got {self.cv}")
+        if self.cv is not None and self.resolved_arrival != "gamma":
+            raise ValueError(
+                f"cv: applies only to gamma arrivals, not {self.resolved_arrival}; "
+                "add arrival=gamma (--arrival gamma) or drop cv"
+            )
+        if self.rate == float("inf") or self.cv == float("inf"):
+            if self.num_requests is None and self.duration_s is not None:
+                raise ValueError(
+                    "duration_s: every arrival is at t = 0 with an infinite rate or cv, so a "
+                    "duration cannot bound the count; give num_requests (-n)"
+                )
         if not self.time_scale > 0:
             raise ValueError(f"time_scale: must be > 0, got {self.time_scale}")
         if self.time_scale != 1.0 and self.resolved_arrival != "trace":

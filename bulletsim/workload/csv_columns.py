@@ -22,13 +22,18 @@ def read_csv(path: Path, required: tuple[str, ...], dtype: dict | None = None) -
     return df
 
 
+def _clip(text: str, limit: int = 80) -> str:
+    """A header as found, cut short: a JSON file read as CSV has its whole text as header."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def require_columns(df: pd.DataFrame, path: Path, required: tuple[str, ...]) -> None:
     """ValueError if `df` lacks one of `required` or has no rows."""
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise ValueError(
             f"{path}: missing column(s) {', '.join(missing)}; expected {','.join(required)}, "
-            f"found {','.join(map(str, df.columns))}"
+            f"found {_clip(','.join(map(str, df.columns)))}"
         )
     if len(df) == 0:
         raise ValueError(f"{path}: no data rows after the header {','.join(required)}")

@@ -48,8 +48,9 @@ def apply_length_rules(
         if over.any() and over_length == "error":
             i = int(np.flatnonzero(over)[0])
             raise ValueError(
-                f"request {i}: prompt {prompt[i]} + output {output[i]} tokens > max_total_tokens "
-                f"{max_total_tokens}; set over_length to drop or clip"
+                f"request {i}: prompt {prompt[i]} + output {output[i]} tokens > the length limit "
+                f"{max_total_tokens} (max_total_tokens or the model's context); set "
+                "over_length to drop or clip"
             )
         if over_length == "drop":
             keep &= ~over

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,9 @@ from bulletsim.workload.workload import Workload, make_requests
 _MAX_SAMPLES_PER_REQUEST = 100
 
 
-def load_workload(cfg: WorkloadConfig, rng: np.random.Generator) -> Workload:
+def load_workload(
+    cfg: WorkloadConfig, rng: np.random.Generator, context_tokens: int | None = None
+) -> Workload:
     """Build the workload `cfg` describes; all randomness comes from `rng`.
 
     The real file is found as `resolve.py` describes; without one, the embedded model of
@@ -29,20 +33,37 @@ def load_workload(cfg: WorkloadConfig, rng: np.random.Generator) -> Workload:
     back if more are asked); synthetic arrivals take a shuffled subset of the rows, or sample
     with replacement when more requests are asked than the file holds. With neither
     `num_requests` nor `duration_s`, every kept row is used once.
+
+    `context_tokens` is the model's context (`ModelSpec.max_context_tokens`): a request whose
+    prompt + output exceeds it, or `max_total_tokens` if smaller, is handled as
+    `cfg.over_length` says and counted in `Workload.num_over_length` / `num_clipped`; it is
+    never served as if it fitted.
     """
     cfg.validate()
     info = trace_info(cfg.trace)
     path = find_trace_file(info, cfg.trace_file, cfg.traces_dir)
+    limit = cfg.max_total_tokens
+    label = f"max_total_tokens {limit}"
+    if context_tokens is not None and (limit is None or context_tokens < limit):
+        limit, label = context_tokens, f"the model's context of {context_tokens} tokens"
+    stated = []
+    if cfg.max_total_tokens is None and cfg.over_length != "drop":
+        stated.append(f"over_length={cfg.over_length} applies to {label}: no max_total_tokens")
+    cfg = dataclasses.replace(cfg, max_total_tokens=limit)
     if path is None:
-        return _from_embedded(cfg, info, rng)
-    return _from_file(cfg, info, path, rng)
+        wl = _from_embedded(cfg, info, rng, label)
+    else:
+        wl = _from_file(cfg, info, path, rng, label)
+    return dataclasses.replace(wl, length_limit_tokens=limit, notes=(*stated, *wl.notes))
 
 
 def _filter_name(cfg: WorkloadConfig, info: TraceInfo) -> str | None:
     return cfg.sharegpt_filter if info.format == "sharegpt" else None
 
 
-def _rules_notes(cfg: WorkloadConfig, info: TraceInfo, kept: KeptLengths, total: int) -> list:
+def _rules_notes(
+    cfg: WorkloadConfig, info: TraceInfo, kept: KeptLengths, total: int, label: str
+) -> list:
     notes = []
     if info.format == "sharegpt":
         notes.append(
@@ -50,12 +71,10 @@ def _rules_notes(cfg: WorkloadConfig, info: TraceInfo, kept: KeptLengths, total:
         )
     if kept.num_over_length:
         notes.append(
-            f"dropped {kept.num_over_length} requests over max_total_tokens {cfg.max_total_tokens}"
+            f"dropped {kept.num_over_length} requests whose prompt + output exceed {label}"
         )
     if kept.num_clipped:
-        notes.append(
-            f"clipped {kept.num_clipped} prompts to fit max_total_tokens {cfg.max_total_tokens}"
-        )
+        notes.append(f"clipped {kept.num_clipped} prompts to fit {label}")
     return notes
 
 
@@ -65,15 +84,21 @@ def _synthetic_arrivals(
     num, duration_s = cfg.num_requests, cfg.duration_s
     if num is None and duration_s is None:
         num = default_num
+    cv = 1.0 if cfg.cv is None else cfg.cv
+    if rate == math.inf or (cfg.resolved_arrival == "gamma" and cv == math.inf):
+        assert num is not None  # WorkloadConfig.validate: duration alone is refused
+        return np.zeros(num)  # the limit of both processes for a finite count
     if cfg.resolved_arrival == "poisson":
         return poisson_arrivals(rng, rate, num, duration_s)
-    return gamma_arrivals(rng, rate, cfg.cv, num, duration_s)
+    return gamma_arrivals(rng, rate, cv, num, duration_s)
 
 
 def _rate(cfg: WorkloadConfig, info: TraceInfo, trace_rate: float | None) -> tuple[float, str]:
     process = f"{cfg.resolved_arrival} arrivals"
     if cfg.resolved_arrival == "gamma":
-        process += f" (cv {cfg.cv})"
+        process += f" (cv {1.0 if cfg.cv is None else cfg.cv})"
+    if cfg.rate == math.inf or (cfg.resolved_arrival == "gamma" and cfg.cv == math.inf):
+        return math.inf, f"{process}: every request arrives at t = 0 (infinite rate)"
     if cfg.rate is not None:
         return cfg.rate, f"{process} at {cfg.rate} req/s"
     if trace_rate is not None:
@@ -86,7 +111,7 @@ def _rate(cfg: WorkloadConfig, info: TraceInfo, trace_rate: float | None) -> tup
 
 
 def _from_file(
-    cfg: WorkloadConfig, info: TraceInfo, path: Path, rng: np.random.Generator
+    cfg: WorkloadConfig, info: TraceInfo, path: Path, rng: np.random.Generator, label: str
 ) -> Workload:
     table = read_trace_file(
         info, path, cfg.tokenizer, trace_format=cfg.trace_format,
@@ -106,8 +131,8 @@ def _from_file(
     )
     num_kept = len(kept.index)
     if num_kept == 0:
-        raise ValueError(f"{path}: no request is left after the filter and max_total_tokens")
-    notes = [*table.notes, *_rules_notes(cfg, info, kept, len(table))]
+        raise ValueError(f"{path}: no request is left after the filter and {label}")
+    notes = [*table.notes, *_rules_notes(cfg, info, kept, len(table), label)]
     if cfg.resolved_arrival == "trace":
         assert table.arrival_s is not None
         times = trace_arrivals(
@@ -121,7 +146,8 @@ def _from_file(
     else:
         trace_rate = None
         if table.arrival_s is not None and len(table) > 1:
-            trace_rate = len(table) / float(table.arrival_s[-1] - table.arrival_s[0])
+            span_s = float(table.arrival_s[-1] - table.arrival_s[0])
+            trace_rate = len(table) / span_s if span_s > 0 else None
         rate, note = _rate(cfg, info, trace_rate)
         notes.append(note)
         times = _synthetic_arrivals(cfg, rate, num_kept, rng)
@@ -136,11 +162,14 @@ def _from_file(
     requests = make_requests(times, kept.prompt_tokens[rows], kept.output_tokens[rows])
     num_dropped = table.num_empty + kept.num_filtered + kept.num_over_length
     return Workload(
-        info.name, str(path), False, requests, num_dropped, kept.num_clipped, tuple(notes)
-    )
+        info.name, str(path), False, requests, num_dropped, kept.num_clipped, tuple(notes),
+        num_over_length=kept.num_over_length,
+    )  # fmt: skip
 
 
-def _from_embedded(cfg: WorkloadConfig, info: TraceInfo, rng: np.random.Generator) -> Workload:
+def _from_embedded(
+    cfg: WorkloadConfig, info: TraceInfo, rng: np.random.Generator, label: str
+) -> Workload:
     assert info.embedded is not None  # only "csv" lacks a model, and it needs trace_file
     model = load_embedded(info.embedded)
     where = ", ".join(str(d) for d in search_dirs(cfg.traces_dir))
@@ -169,7 +198,7 @@ def _from_embedded(cfg: WorkloadConfig, info: TraceInfo, rng: np.random.Generato
     while num_kept < num:
         if num_sampled > _MAX_SAMPLES_PER_REQUEST * num:
             raise ValueError(
-                f"max_total_tokens {cfg.max_total_tokens} and sharegpt_filter "
+                f"{label} and sharegpt_filter "
                 f"{cfg.sharegpt_filter} reject nearly every request of {info.name}"
             )
         # Sample exactly what is missing, so every sample counts as kept or dropped.
@@ -185,7 +214,7 @@ def _from_embedded(cfg: WorkloadConfig, info: TraceInfo, rng: np.random.Generato
         num_over += kept.num_over_length
         num_clipped += kept.num_clipped
     totals = KeptLengths(np.empty(0), np.empty(0), np.empty(0), num_filtered, num_over, num_clipped)
-    notes += _rules_notes(cfg, info, totals, num_sampled)
+    notes += _rules_notes(cfg, info, totals, num_sampled, label)
     requests = make_requests(times, np.concatenate(prompts), np.concatenate(outputs))
     return Workload(
         info.name,
@@ -195,4 +224,5 @@ def _from_embedded(cfg: WorkloadConfig, info: TraceInfo, rng: np.random.Generato
         num_filtered + num_over,
         num_clipped,
         tuple(notes),
+        num_over_length=num_over,
     )

@@ -42,8 +42,20 @@ def read_trace_file(
     model column; `output_len` is the output length of custom-JSONL lines without one.
     """
     fmt = file_format(info, path, trace_format)
+    if fmt in ("azure", "csv", "length-table", "splitwise-sim", "vidur") and _looks_like_json(path):
+        raise ValueError(
+            f"{path} holds JSON, but trace {info.name!r} reads it as {fmt} CSV; for ShareGPT or "
+            "Alpaca JSON use --trace sharegpt or --trace alpaca (or --trace-format auto)"
+        )
     if fmt == "azure":
-        return read_azure_csv(path)
+        try:
+            return read_azure_csv(path)
+        except ValueError as e:
+            if "missing column" not in str(e):
+                raise
+            raise ValueError(
+                f"{e} (a CSV of arrival_s,prompt_tokens,output_tokens is --trace csv)"
+            ) from None
     if fmt == "burstgpt":
         return read_burstgpt(path, trace_model, timestamp_unit)
     if fmt in ("mooncake", "bailian"):
@@ -60,3 +72,9 @@ def read_trace_file(
         return read_length_table(path)
     assert fmt == "csv", fmt
     return read_arrival_csv(path, timestamp_unit)
+
+
+def _looks_like_json(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head[:1] in (b"[", b"{")

@@ -1,7 +1,8 @@
 """Where a named trace's real file is looked for, in order.
 
 1. `trace_file`, if given (must exist);
-2. `traces_dir`, else env BULLETSIM_TRACES_DIR, if it holds one of the trace's files;
+2. `traces_dir`, else env BULLETSIM_TRACES_DIR, if it holds one of the trace's files (a
+   folder that does not exist is an error, never a silent fallback);
 3. the user cache, env BULLETSIM_CACHE_DIR or ~/.cache/bulletsim/traces;
 4. otherwise None: the caller falls back to the embedded model.
 """
@@ -28,7 +29,14 @@ def search_dirs(traces_dir: str | None) -> list[Path]:
     dirs = []
     given = traces_dir or os.environ.get(TRACES_DIR_ENV)
     if given:
-        dirs.append(Path(given).expanduser())
+        folder = Path(given).expanduser()
+        if not folder.is_dir():
+            source = "traces_dir" if traces_dir else f"env {TRACES_DIR_ENV}"
+            raise FileNotFoundError(
+                f"{source} {folder} is not a folder; give the folder holding the real trace "
+                "files (`bulletsim traces list` shows their names)"
+            )
+        dirs.append(folder)
     dirs.append(cache_dir())
     return dirs
 
@@ -39,6 +47,11 @@ def find_trace_file(
     """The real file to load for `info`, or None when no folder holds one."""
     if trace_file is not None:
         path = Path(trace_file).expanduser()
+        if path.is_dir():
+            raise ValueError(
+                f"trace_file {path} is a folder, not a file; give the file, or pass the folder "
+                "as traces_dir (--traces-dir)"
+            )
         if not path.is_file():
             raise FileNotFoundError(
                 f"trace_file {path} not found; `bulletsim traces download {info.name}` "

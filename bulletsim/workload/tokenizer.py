@@ -70,7 +70,14 @@ def _sentencepiece(path: Path) -> Counter:
         raise ValueError(
             "tokenizer: sentencepiece is not installed (pip install sentencepiece)"
         ) from None
-    processor = sentencepiece.SentencePieceProcessor(model_file=str(path))
+    try:
+        processor = sentencepiece.SentencePieceProcessor(model_file=str(path))
+    except (RuntimeError, OSError, ValueError) as e:  # "could not parse ModelProto" etc.
+        reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"tokenizer: {path} is not a sentencepiece model ({reason}); give the "
+            "tokenizer.model file of the model, or tokenizer=approx"
+        ) from None
 
     def count(texts: Sequence[str]) -> np.ndarray:
         return np.array([len(ids) for ids in processor.encode(list(texts))], dtype=np.int64)
@@ -84,7 +91,13 @@ def _tiktoken(path: Path) -> Counter:
         import tiktoken.load
     except ImportError:
         raise ValueError("tokenizer: tiktoken is not installed (pip install tiktoken)") from None
-    ranks = tiktoken.load.load_tiktoken_bpe(str(path))
+    try:
+        ranks = tiktoken.load.load_tiktoken_bpe(str(path))
+    except (ValueError, OSError, UnicodeDecodeError) as e:
+        raise ValueError(
+            f"tokenizer: {path} is not a tiktoken BPE file ({type(e).__name__}); give a "
+            "*.tiktoken rank file, or tokenizer=approx"
+        ) from None
     encoding = tiktoken.Encoding(
         name=path.stem, pat_str=_TIKTOKEN_PAT, mergeable_ranks=ranks, special_tokens={}
     )

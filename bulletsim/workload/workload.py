@@ -15,6 +15,9 @@ class Workload:
 
     `source` is the real file's path, or "embedded model <json> (computed from <file>)".
     `notes` are human-readable lines for the CLI (fallbacks, filters, resampling).
+    `num_dropped` counts every request removed (empty rows, filters, over the length limit);
+    `num_over_length` those removed because prompt + output exceeded `length_limit_tokens`
+    (max_total_tokens or the model's context, whichever is smaller; None = no limit applied).
     """
 
     name: str
@@ -24,6 +27,8 @@ class Workload:
     num_dropped: int
     num_clipped: int
     notes: tuple[str, ...]
+    num_over_length: int = 0
+    length_limit_tokens: int | None = None
 
 
 def make_requests(

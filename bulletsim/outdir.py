@@ -1,0 +1,137 @@
+"""Results folders the tool owns: a marker file, checks before any work, atomic replacement.
+
+A folder bulletsim wrote holds `.bulletsim-results`, a JSON marker with a schema tag, the
+folder's kind ("run" or "sweep") and the list of every file it wrote (relative paths).
+Only such a folder is ever replaced, and only when it holds nothing else: a file a user put
+there (not in the list) makes the run fail *before* simulating. Replacing is atomic: the new
+folder is built in a hidden temporary sibling and renamed into place, so an interrupted run
+leaves the old folder (or nothing) and never a half-written one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+MARKER = ".bulletsim-results"
+SCHEMA = "bulletsim-results/1"
+KINDS = ("run", "sweep")
+
+
+def read_marker(path: Path) -> dict | None:
+    """The marker of a folder bulletsim wrote, or None (no marker, unreadable, other schema)."""
+    try:
+        data = json.loads((path / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        return None
+    return data
+
+
+def _listed_files(path: Path) -> list[str]:
+    return sorted(
+        p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file() or p.is_symlink()
+    )
+
+
+def check_out_dir(out: str | Path, kind: str) -> Path:
+    """Raise ValueError unless `out` can receive a results folder of `kind`; returns it.
+
+    Called before any simulation. Refused: an empty path, the current folder or one of its
+    parents, the home folder, an existing file, an existing non-empty folder bulletsim did
+    not write (no marker, or files not in its list), a folder of the other kind, and a
+    location whose nearest existing parent is not a writable folder.
+    """
+    assert kind in KINDS
+    if str(out).strip() == "":
+        raise ValueError("--out: empty path; give a folder name, e.g. --out results/my-run")
+    path = Path(out).expanduser()
+    resolved = path.resolve()
+    cwd = Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents or resolved == Path.home().resolve():
+        raise ValueError(
+            f"--out {out}: names the current folder, a parent of it or the home folder; "
+            "give a new folder, e.g. --out results/my-run"
+        )
+    if path.exists() or path.is_symlink():
+        if not path.is_dir() or path.is_symlink():
+            raise ValueError(f"--out {out}: exists and is not a folder; choose another path")
+        entries = list(path.iterdir())
+        if entries:
+            marker = read_marker(path)
+            if marker is None:
+                raise ValueError(
+                    f"--out {out}: folder exists and was not written by bulletsim (no {MARKER} "
+                    "marker); choose a new or empty folder"
+                )
+            if marker.get("kind") != kind:
+                raise ValueError(
+                    f"--out {out}: holds a bulletsim {marker.get('kind')} results folder, "
+                    f"not a {kind}; choose another path"
+                )
+            listed = set(marker.get("files", [])) | {MARKER}
+            foreign = [f for f in _listed_files(path) if f not in listed]
+            if foreign:
+                raise ValueError(
+                    f"--out {out}: holds files bulletsim did not write ({', '.join(foreign[:3])}"
+                    f"{', ...' if len(foreign) > 3 else ''}); move them or choose another folder"
+                )
+    parent = resolved.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: cannot write under {parent} (not a writable folder)")
+    return path
+
+
+def _write_marker(folder: Path, kind: str) -> None:
+    files = [f for f in _listed_files(folder) if f != MARKER]
+    text = json.dumps({"schema": SCHEMA, "kind": kind, "files": files}, indent=2) + "\n"
+    (folder / MARKER).write_text(text)
+
+
+@contextmanager
+def staged_dir(out: str | Path, kind: str) -> Iterator[Path]:
+    """Yield an empty hidden sibling of `out` to write into; on success it replaces `out`.
+
+    `out` is checked again (`check_out_dir`) before it is replaced. On any exception,
+    KeyboardInterrupt included, the temporary folder is removed and `out` is left as it was.
+    """
+    out = check_out_dir(out, kind)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+        _write_marker(tmp, kind)
+        check_out_dir(out, kind)
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def config_hash(resolved: dict) -> str:
+    """8 hex digits of SHA-256 over the resolved config (sorted JSON): distinct configs,
+    distinct default folder names."""
+    text = json.dumps(resolved, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def is_bulletsim_dir(path: Path, kind: str) -> bool:
+    marker = read_marker(path) if path.is_dir() else None
+    return marker is not None and marker.get("kind") == kind

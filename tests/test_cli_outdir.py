@@ -1,0 +1,205 @@
+"""Results folders: never destructive, checked before simulating, distinct per config (issue 7,
+items 1, 2 and the Ctrl-C / determinism parts of 8)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bulletsim.cli import app
+from bulletsim.outdir import MARKER, SCHEMA
+
+runner = CliRunner()
+ENV = {"BULLETSIM_CACHE_DIR": "/nonexistent-bulletsim-cache", "BULLETSIM_TRACES_DIR": ""}
+FAST = ("--trace", "alpaca", "-n", "20", "-q")  # embedded model, ~0.1 s of simulation
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), env=ENV)
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def first_line(res) -> str:
+    return res.output.strip().splitlines()[0]
+
+
+@pytest.fixture
+def cwd(tmp_path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_out_naming_a_user_folder_fails_before_simulating_and_keeps_it(cwd):
+    (cwd / "p" / "src").mkdir(parents=True)
+    (cwd / "p" / "src" / "main.py").write_text("a\n")
+    res = invoke("run", *FAST, "--out", "p")
+    assert res.exit_code == 2
+    assert first_line(res) == (
+        f"error: --out p: folder exists and was not written by bulletsim (no {MARKER} marker); "
+        "choose a new or empty folder"
+    )
+    assert "SLO attainment" not in res.output  # refused before the simulation
+    assert tree(cwd) == {"p/src/main.py": b"a\n"}
+
+
+def test_out_naming_a_file_fails_and_leaves_the_file(cwd):
+    (cwd / "notes.txt").write_text("keep me")
+    res = invoke("run", *FAST, "--out", "notes.txt")
+    assert res.exit_code == 2
+    assert (
+        first_line(res) == "error: --out notes.txt: exists and is not a folder; choose another path"
+    )
+    assert tree(cwd) == {"notes.txt": b"keep me"}
+
+
+@pytest.mark.parametrize("out", ["", ".", "..", "/"])
+def test_out_empty_or_current_or_parent_folder_is_refused(cwd, out):
+    res = invoke("run", *FAST, "--out", out)
+    assert res.exit_code == 2
+    assert first_line(res).startswith(f"error: --out{' ' + out if out else ':'}")
+    assert list(cwd.iterdir()) == []
+
+
+def test_out_under_a_file_is_refused_before_simulating(cwd):
+    (cwd / "f").write_text("x")
+    res = invoke("run", *FAST, "--out", "f/run")
+    assert res.exit_code == 2
+    assert "not a writable folder" in first_line(res) and "SLO attainment" not in res.output
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_out_in_a_read_only_folder_is_refused_before_simulating(cwd):
+    ro = cwd / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        res = invoke("run", *FAST, "--out", "ro/run")
+    finally:
+        ro.chmod(0o755)
+    assert res.exit_code == 2 and "not a writable folder" in first_line(res)
+
+
+def test_a_run_folder_is_replaced_whole_and_marked(cwd):
+    assert invoke("run", *FAST, "--out", "r").exit_code == 0
+    marker = json.loads((cwd / "r" / MARKER).read_text())
+    assert marker["schema"] == SCHEMA and marker["kind"] == "run"
+    assert sorted(marker["files"]) == sorted(
+        ["config.json", "iterations.parquet", "requests.parquet", "sm_timeline.parquet",
+         "summary.json"]
+    )  # fmt: skip
+    res = invoke("run", *FAST, "--out", "r", "--seed", "5")
+    assert res.exit_code == 0, res.output
+    assert json.loads((cwd / "r" / "config.json").read_text())["config"]["seed"] == 5
+    assert sorted(p.name for p in cwd.iterdir()) == ["r"]  # no temporary sibling left
+
+
+def test_a_file_added_to_a_run_folder_blocks_replacing_it(cwd):
+    assert invoke("run", *FAST, "--out", "r").exit_code == 0
+    (cwd / "r" / "my-notes.md").write_text("mine")
+    before = tree(cwd)
+    res = invoke("run", *FAST, "--out", "r")
+    assert res.exit_code == 2
+    assert first_line(res) == (
+        "error: --out r: holds files bulletsim did not write (my-notes.md); move them or "
+        "choose another folder"
+    )
+    assert tree(cwd) == before
+
+
+def test_a_sweep_folder_is_not_replaced_by_a_run(cwd):
+    (cwd / "s").mkdir()
+    (cwd / "s" / MARKER).write_text(json.dumps({"schema": SCHEMA, "kind": "sweep", "files": []}))
+    res = invoke("run", *FAST, "--out", "s")
+    assert res.exit_code == 2
+    assert first_line(res) == (
+        "error: --out s: holds a bulletsim sweep results folder, not a run; choose another path"
+    )
+
+
+def test_default_names_differ_when_the_config_differs_and_same_config_says_replaced(cwd):
+    runs = cwd / "results" / "runs"
+    for extra in (
+        (),
+        ("--latency", "roofline"),
+        ("--set", "kv.block_size=32"),
+        ("--tpot-ms", "99"),
+    ):
+        res = invoke("run", *FAST, *extra)
+        assert res.exit_code == 0, res.output
+    names = sorted(p.name for p in runs.iterdir())
+    assert len(names) == 4, names
+    assert all(n.startswith("alpaca-chunked-2048-a100-llama-3.1-8b-s0-") for n in names)
+    res = invoke("run", *FAST, "--latency", "roofline")
+    assert res.exit_code == 0
+    assert first_line(res).startswith("note: replacing the earlier run of this same config in ")
+    assert len(list(runs.iterdir())) == 4
+
+
+def test_default_name_changes_with_num_requests(cwd):
+    assert invoke("run", "--trace", "alpaca", "-n", "20", "-q").exit_code == 0
+    assert invoke("run", "--trace", "alpaca", "-n", "21", "-q").exit_code == 0
+    assert len(list((cwd / "results" / "runs").iterdir())) == 2
+
+
+def test_ctrl_c_during_simulation_says_nothing_was_written(cwd, monkeypatch):
+    import bulletsim.simulate as simulate_module
+
+    def interrupted(cfg, **kwargs):
+        kwargs["progress"](7, 20)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(simulate_module, "simulate", interrupted)
+    res = invoke("run", *FAST, "--out", "r")
+    assert res.exit_code == 130
+    assert first_line(res) == (
+        "interrupted: simulation stopped (7/20 requests finished); nothing was written"
+    )
+    assert list(cwd.iterdir()) == []
+
+
+def test_ctrl_c_while_writing_keeps_the_earlier_run(cwd, monkeypatch):
+    assert invoke("run", *FAST, "--out", "r").exit_code == 0
+    before = tree(cwd)
+    from bulletsim import results
+
+    def interrupted(df, path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(results, "_write_parquet", interrupted)
+    res = invoke("run", *FAST, "--out", "r", "--seed", "3")
+    assert res.exit_code == 130
+    assert res.output.strip().splitlines()[-1] == "interrupted while writing: r left as it was"
+    assert tree(cwd) == before
+
+
+def test_sweep_reusing_its_folder_keeps_no_old_files(cwd):
+    common = ("sweep", "-n", "20", "--rates", "4", "--no-capacity", "--workers", "1", "-q")
+    res = invoke(*common, "--policy", "chunked-2048", "--out", "sw")
+    assert res.exit_code == 0, res.output
+    assert (cwd / "sw" / "sm_timeline.svg").is_file()
+    res = invoke(*common, "--policy", "chunked", "--chunk-size", "1024", "--out", "sw",
+                 "--no-plots", "--no-timeline")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (cwd / "sw").iterdir()) == [
+        MARKER, "capacity.csv", "capacity.md", "points.csv", "sweep.json"
+    ]  # fmt: skip
+    assert "chunked-1024" in (cwd / "sw" / "points.csv").read_text()
+    (cwd / "sw" / "extra.txt").write_text("mine")
+    res = invoke(*common, "--out", "sw")
+    assert res.exit_code == 2 and "extra.txt" in first_line(res)
+
+
+def test_plots_are_byte_identical_across_runs(cwd):
+    for name in ("a", "b"):
+        res = invoke("run", *FAST, "--out", name, "--plots")
+        assert res.exit_code == 0, res.output
+    a, b = tree(cwd / "a"), tree(cwd / "b")
+    assert "sm_timeline.svg" in a and "sm_timeline.png" in a
+    assert a == b
