@@ -187,9 +187,11 @@ def test_sweep_reusing_its_folder_keeps_no_old_files(cwd):
     res = invoke(*common, "--policy", "chunked", "--chunk-size", "1024", "--out", "sw",
                  "--no-plots", "--no-timeline")  # fmt: skip
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in (cwd / "sw").iterdir()) == [
-        MARKER, "capacity.csv", "capacity.md", "points.csv", "sweep.json"
-    ]  # fmt: skip
+    names = {p.name for p in (cwd / "sw").iterdir()}
+    assert {MARKER, "points.csv", "sweep.json"} <= names
+    assert "timeline" not in names and not any(n.endswith((".svg", ".png")) for n in names)
+    marker = json.loads((cwd / "sw" / MARKER).read_text())
+    assert set(marker["files"]) == names - {MARKER}
     assert "chunked-1024" in (cwd / "sw" / "points.csv").read_text()
     (cwd / "sw" / "extra.txt").write_text("mine")
     res = invoke(*common, "--out", "sw")
