@@ -30,6 +30,13 @@ def fail(msg: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def parse_sets(sets: list[str] | None) -> dict:
+    """Moved to `bulletsim.config.parse_sets` (no import cycle); kept for older callers."""
+    from bulletsim.config import parse_sets as parse
+
+    return parse(sets)
+
+
 Opt = typer.Option
 
 

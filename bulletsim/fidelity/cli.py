@@ -47,8 +47,8 @@ def fidelity(
     ] = None,
 ) -> None:
     """Re-simulate the requests of a measured benchmark run and compare, metric by metric."""
-    from bulletsim.cli import USER_ERRORS, fail, parse_sets
-    from bulletsim.config import load_config, merge_overrides
+    from bulletsim.cli import USER_ERRORS, fail
+    from bulletsim.config import load_config, merge_overrides, parse_sets
     from bulletsim.fidelity.reader import read_measured
 
     try:
