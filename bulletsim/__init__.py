@@ -22,7 +22,8 @@ Map of the package (data flows top to bottom):
     run.py           config -> Run (built pieces) -> engine -> RunResult (records, metrics,
                      invariants, metadata); metrics.py, records.py, invariants.py;
                      simulate.py (the old name of run.simulate)
-    results.py       results directories (atomic, deterministic); report.py, plots.py
+    results.py       results directories (atomic, deterministic); report.py, plots.py;
+                     outdir.py (the marker-owned results folders, checked before any work)
     sweep.py         policies x rates x workloads; sweep_points.py (one point as a row),
                      capacity.py (capacity search), sweep_capacity.py + intervals.py
                      (capacity over seeds, confidence intervals), steady_state.py (queue
@@ -31,7 +32,8 @@ Map of the package (data flows top to bottom):
                      design_report.py, design_cli.py (`design`: a TOML grid of sweeps)
     fidelity/        simulated vs measured (vLLM / SGLang benchmark results, live runs)
     config.py        the run config: one frozen dataclass tree, TOML + overrides, validation
-    cli.py           `bulletsim run | live | sweep | design | traces | calibrate | policies`
+    cli.py           `bulletsim run | live | sweep | design | traces | calibrate | policies`;
+                     progress.py (progress on stderr, unwrapped output when piped)
     data/profiles/   calibrated latency profiles (H200 measured; A100/H100/H20 derived)
     live/            live mode: the same policies on a real GPU in wall-clock time (host
                      loop, fake and GPU executors, KV page table, `bulletsim live`)
