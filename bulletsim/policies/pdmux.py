@@ -244,6 +244,14 @@ class PDMux(TwoLanePolicy):
         self.busy["prefill"] = True
         return self.prefill_work(p, 0.0, self.launched - self.window_index)
 
+    def stays_idle(self, lane: str) -> bool:
+        """True when next_work(lane) would return None and change nothing (engine hook): while
+        a tick is open the scheduler does nothing, so an idle prefill lane with no launched
+        layer waiting need not be woken at every decode step."""
+        if lane != "prefill" or not self.tick_open or self.busy["prefill"]:
+            return False
+        return not self.batch or self.window_index >= self.launched
+
     def on_work_done(self, work: Work, now_s: float) -> None:
         self.busy[work.lane] = False
         if work.lane == "decode":
