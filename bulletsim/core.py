@@ -7,8 +7,9 @@ metrics all speak in these types; none of them imports simpy or torch.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
 
 Phase = Literal["prefill", "decode", "mixed"]
 
@@ -145,22 +146,23 @@ class PrefillChunk:
         return self.start_tokens + self.num_tokens >= self.request.prefill_target_tokens
 
 
-@dataclass(frozen=True, slots=True)
-class Work:
+class Work(NamedTuple):
     """One lane iteration as a policy decided it: what to run, on how many SMs, overheads.
 
-    A policy builds it; an engine runs it and never changes it (what actually ran, e.g. the
-    SMs after a mid-iteration resize, goes into the engine's iteration record). `num_sms` is
-    the lane's allocation when the work starts. `layers` is the (first, end) layer window
-    for layer-windowed prefill, None for a full step. `overhead_s` is *modelled* time the
-    simulator adds to the predicted latency (handoff, re-masking, prediction cost); a live
-    engine does not sleep it, it measures what those steps really take.
+    A policy builds it; an engine runs it and never changes it (it is immutable: a named
+    tuple, because a policy builds one per iteration and a frozen dataclass costs ~4x more to
+    build). What actually ran, e.g. the SMs after a mid-iteration resize, goes into the
+    engine's iteration record. `num_sms` is the lane's allocation when the work starts.
+    `prefill` is the chunks it advances (a policy's batch list; not copied). `layers` is the
+    (first, end) layer window for layer-windowed prefill, None for a full step. `overhead_s`
+    is *modelled* time the simulator adds to the predicted latency (handoff, re-masking,
+    prediction cost); a live engine does not sleep it, it measures what those steps take.
     """
 
     lane: str
     shape: WorkShape
     num_sms: int
-    prefill: list[PrefillChunk] = field(default_factory=list)
+    prefill: Sequence[PrefillChunk] = ()
     decode: bool = False  # a decode step over every member of the decode pool
     layers: tuple[int, int] | None = None
     overhead_s: float = 0.0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -48,7 +46,7 @@ def test_the_sim_engine_is_an_engine():
 
 def test_work_is_frozen():
     w = Work("main", WorkShape(decode_tokens=1), 8, decode=True)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         w.num_sms = 4
 
 
