@@ -78,10 +78,14 @@ class RayExecutor(Executor):
             else:
                 check_reachable(address)
                 pkg = str(Path(__file__).resolve().parent)
+                auth = getattr(ray.exceptions, "AuthenticationError", ConnectionError)
                 try:
                     ray.init(address=address, runtime_env={"py_modules": [pkg]}, **quiet)
-                except ConnectionError as e:
-                    raise ValueError(f"cannot reach the Ray cluster at {address}: {e}") from None
+                except (ConnectionError, auth) as e:
+                    raise ValueError(
+                        f"cannot reach the Ray cluster at {address}: {str(e).splitlines()[0]} "
+                        "(a cluster with token authentication also needs RAY_AUTH_TOKEN here)"
+                    ) from None
         self._remote = ray.remote(num_cpus=1, max_retries=0)(_call)
 
     def submit(self, fn, /, *args, **kwargs):

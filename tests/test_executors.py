@@ -72,7 +72,11 @@ def test_failed_jobs_are_kept_as_rows_and_their_capacity_is_nan(monkeypatch):
         raise RuntimeError("no zero load today")
 
     monkeypatch.setattr(sweep_mod, "run_point", broken_point)
-    points, cap = run_sweep(SweepSpec(**SMALL))
+    ticks = []
+    points, cap = run_sweep(SweepSpec(**SMALL), progress=lambda *a: ticks.append(a))
+    # progress after every job, failed ones included: each point, and each pair's zero load
+    assert [d for _, d, _ in ticks] == list(range(1, len(points) + 2 + 1))
+    assert ticks[-1][1] == ticks[-1][2] and "bullet splitwise-code grid failed" in str(ticks)
     bad = points[points.error != ""]
     assert list(zip(bad.label, bad.rate_req_s, bad.kind, strict=True)) == [("bullet", 3.0, "grid")]
     assert bad.error.iloc[0] == "failed after 3 attempts: MemoryError: worker ran out of memory"
