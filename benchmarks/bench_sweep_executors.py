@@ -90,7 +90,7 @@ def main() -> None:
             if workers == 2:
                 overhead[name] = task_overhead(ex)
     t0 = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
     init_s = time.perf_counter() - t0
     name = "ray, 2 CPUs"
     with make_executor("ray") as ex:

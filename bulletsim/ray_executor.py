@@ -1,7 +1,8 @@
 """Ray as a sweep executor: each submitted task is a Ray task with one CPU.
 
 Imported only when `--executor ray` is asked for (`pip install "bulletsim[ray]"`). Connects
-to a running cluster (`address`) or starts a local Ray instance; on a cluster the driver's
+to a running cluster (`address`; "auto" finds one on this machine) or starts a new local
+Ray instance (never joining a cluster by accident); on a cluster the driver's
 `bulletsim` package is shipped to the workers (Ray `runtime_env` `py_modules`), so every
 node runs the same simulator code as the driver. Ray's own task retries are off
 (`max_retries=0`): `executors.Tasks` retries every kind of failure the same way for every
@@ -74,7 +75,7 @@ class RayExecutor(Executor):
         if self._owns:
             quiet = {"logging_level": logging.WARNING}
             if address is None:
-                ray.init(num_cpus=num_cpus, include_dashboard=False, **quiet)
+                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **quiet)
             else:
                 check_reachable(address)
                 pkg = str(Path(__file__).resolve().parent)

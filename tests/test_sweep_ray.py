@@ -14,7 +14,7 @@ ray = pytest.importorskip("ray")
 
 @pytest.fixture(scope="module")
 def ray_2cpus():
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
     # the test module's helpers travel by value: Ray workers cannot import tests/
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield
