@@ -91,3 +91,31 @@ def test_gpu_executor_serves_a_small_workload():
     it = res.result.iterations
     assert (it["measured_s"] > 0).all()
     assert res.live["executor"]["measured"] is True
+
+
+def test_fidelity_of_a_fake_live_run_is_exact(tmp_path):
+    # A one-lane live run on predicted-time timers is the simulation itself, so re-simulating
+    # its requests from its directory must give zero error on every row and every iteration.
+    from bulletsim.live.fidelity import resimulate_live
+    from bulletsim.results import write_results
+
+    res = live_run(_cfg("chunked", n=60), FakeExecutor())
+    out = write_results(res.result, tmp_path / "run", extra_json={"live.json": res.live})
+    f = resimulate_live(out)
+    assert f.comparison.num_requests == 60
+    errors = [r.error_pct for r in f.comparison.rows if r.error_pct == r.error_pct]
+    assert errors and max(abs(e) for e in errors) == 0.0
+    assert (f.iterations["median_abs_pct"] == 0.0).all()
+
+
+def test_fidelity_command_reports_live_runs_and_rejects_other_directories(tmp_path):
+    out = tmp_path / "run"
+    args = ["live", "--executor", "fake", "-n", "30", "--gpu", "h200", "--out", str(out)]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    table = tmp_path / "table.md"
+    r = CliRunner().invoke(app, ["fidelity", str(out), "--table", str(table)])
+    assert r.exit_code == 0, r.output
+    assert "per-iteration prediction error" in r.output
+    assert table.read_text().count("\n") == 3  # header, rule, one run
+    r = CliRunner().invoke(app, ["fidelity", str(tmp_path)])
+    assert r.exit_code == 2 and "no config.json" in r.output

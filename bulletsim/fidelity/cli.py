@@ -1,4 +1,5 @@
-"""`bulletsim fidelity --measured FILE`: re-simulate a vLLM / SGLang benchmark run, compare."""
+"""`bulletsim fidelity --measured FILE | RUN_DIR...`: re-simulate a vLLM / SGLang benchmark run
+or live runs (`bulletsim live`), and compare."""
 
 from __future__ import annotations
 
@@ -11,13 +12,24 @@ Opt = typer.Option
 
 
 def fidelity(
+    run_dirs: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Live run directories (`bulletsim live`): re-simulate each run's exact "
+            "requests and config and compare, with the per-iteration prediction error.",
+            show_default=False,
+        ),
+    ] = None,
     measured: Annotated[
-        Path,
+        Path | None,
         Opt(
             help="A vLLM `bench serve --save-result --save-detailed` JSON or an SGLang "
             "`bench_serving --output-details` JSONL file."
         ),
-    ],
+    ] = None,
+    table: Annotated[
+        Path | None, Opt(help="Live runs: also write the one-line-per-run table (Markdown).")
+    ] = None,
     measured_format: Annotated[
         str, Opt(help="Result file format: auto (from its keys), vllm, sglang.")
     ] = "auto",
@@ -46,8 +58,19 @@ def fidelity(
         list[str] | None, Opt("--set", help="Any config key, e.g. --set kv.memory_fraction=0.9.")
     ] = None,
 ) -> None:
-    """Re-simulate the requests of a measured benchmark run and compare, metric by metric."""
+    """Re-simulate the requests of a measured benchmark run (--measured FILE) or of live runs
+    (RUN_DIR...) and compare, metric by metric."""
     from bulletsim.cli import USER_ERRORS, fail
+
+    if run_dirs:
+        if measured is not None:
+            fail("give live run directories or --measured FILE, not both")
+        from bulletsim.live.fidelity_cli import report_live_runs
+
+        report_live_runs(run_dirs, table)
+        return
+    if measured is None:
+        fail("nothing to compare: give live run directories or --measured FILE")
     from bulletsim.config import load_config, merge_overrides, parse_sets
     from bulletsim.fidelity.reader import read_measured
 

@@ -1,0 +1,162 @@
+"""Fidelity of the simulator against a live run: the same requests and config, re-simulated.
+
+`resimulate_live(run_dir)` reads a live results directory (`bulletsim live`), rebuilds its
+config and its exact requests (arrival, prompt and output tokens, as the live engine served
+them), simulates them, and compares request metrics with `bulletsim.fidelity.compare`
+(TTFT / TPOT / ITL / E2E mean, p50, p90, p99; throughput; SLO attainment; per-request
+errors). `iteration_errors` is the latency model's own error on the live iterations:
+err = predicted / measured - 1 for the same work on the same SMs beside the same co-runner,
+summarised as median and p90 of |err| by lane phase and SM count.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bulletsim.config import load_config
+from bulletsim.fidelity.compare import Comparison, compare
+from bulletsim.fidelity.observed import observed_from_request_frame
+from bulletsim.run import RunResult, simulate
+from bulletsim.workload.workload import Workload, make_requests
+
+SM_BINS = (0, 32, 64, 96, 131, 132)  # SM-count groups of the error table (132 = whole GPU)
+
+
+@dataclass(slots=True)
+class LiveFidelity:
+    run_dir: Path
+    live_summary: dict
+    sim: RunResult
+    comparison: Comparison
+    iterations: pd.DataFrame  # the errors table (see iteration_errors)
+
+
+def read_live_run(run_dir: str | Path) -> tuple[dict, dict, pd.DataFrame, pd.DataFrame]:
+    """(config.json, summary.json, requests, iterations) of a live run; FileNotFoundError /
+    ValueError naming what is missing."""
+    d = Path(run_dir)
+    for name in ("config.json", "summary.json", "requests.parquet", "iterations.parquet"):
+        if not (d / name).is_file():
+            raise FileNotFoundError(f"{d} is not a results directory: no {name}")
+    summary = json.loads((d / "summary.json").read_text())
+    if not str(summary.get("engine", "")).startswith("live:"):
+        raise ValueError(f"{d} is not a live run (summary.json has no live engine)")
+    meta = json.loads((d / "config.json").read_text())
+    return (
+        meta,
+        summary,
+        pd.read_parquet(d / "requests.parquet"),
+        pd.read_parquet(d / "iterations.parquet"),
+    )
+
+
+def live_config(meta: dict):
+    """The RunConfig a live run was made with (from its config.json)."""
+    data = dict(meta["config"])
+    params = data.pop("policy_params", {}) or {}
+    data.update(params)
+    return load_config(None, data)
+
+
+def resimulate_live(run_dir: str | Path) -> LiveFidelity:
+    meta, summary, req, it = read_live_run(run_dir)
+    cfg = live_config(meta)
+    req = req.sort_values("id")
+    specs = make_requests(
+        req["arrival_s"].to_numpy(np.float64),
+        req["prompt_tokens"].to_numpy(np.int64),
+        req["output_tokens"].to_numpy(np.int64),
+    )
+    wl = Workload(
+        summary["workload"], f"live run {run_dir}", False, specs, 0, 0,
+        ("requests: the live run's own (arrival, prompt, output), replayed",),
+    )  # fmt: skip
+    sim = simulate(cfg, workload=wl)
+    label = f"simulated ({sim.summary['policy']}, {sim.latency.name})"
+    sim_obs = observed_from_request_frame(label, sim.requests, sim.summary["itl_ms"])
+    live_obs = observed_from_request_frame(
+        f"live ({summary['engine']})", req.reset_index(drop=True), summary["itl_ms"]
+    )
+    return LiveFidelity(
+        Path(run_dir), summary, sim, compare(sim_obs, live_obs, sim.slo), iteration_errors(it)
+    )
+
+
+def iteration_errors(it: pd.DataFrame) -> pd.DataFrame:
+    """Median and p90 of |predicted / measured - 1| (percent) and the median signed error,
+    per (phase, SM group), plus an "all" row per phase. Empty for runs without predictions."""
+    if not len(it) or "predicted_s" not in it:
+        return pd.DataFrame()
+    ok = it["measured_s"] > 0
+    err = (it.loc[ok, "predicted_s"] / it.loc[ok, "measured_s"] - 1.0) * 100.0
+    df = pd.DataFrame(
+        {
+            "phase": it.loc[ok, "phase"].astype(str),
+            "sms": pd.cut(it.loc[ok, "num_sms"], SM_BINS).astype(str),
+            "err": err,
+        }
+    )
+    rows = []
+    groups = list(df.groupby(["phase", "sms"])) + [((p, "all"), g) for p, g in df.groupby("phase")]
+    for (phase, sms), g in groups:
+        e = g["err"].to_numpy()
+        rows.append(
+            {
+                "phase": phase,
+                "sms": sms,
+                "n": len(e),
+                "median_abs_pct": float(np.median(np.abs(e))),
+                "p90_abs_pct": float(np.percentile(np.abs(e), 90)),
+                "median_pct": float(np.median(e)),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def headline(f: LiveFidelity) -> dict:
+    """The figures the README table shows for one run."""
+    c = f.comparison
+    it = f.iterations
+    all_rows = it[it["sms"] == "all"] if len(it) else it
+    n = all_rows["n"].to_numpy() if len(it) else np.zeros(0)
+    med = all_rows["median_abs_pct"].to_numpy() if len(it) else np.zeros(0)
+    return {
+        "run": f.run_dir.name,
+        "policy": f.live_summary["policy"],
+        "workload": f.live_summary["workload"],
+        "rate": f.sim.config.workload.rate,
+        "throughput_live": c.row("throughput_req_s").measured,
+        "throughput_err_pct": c.row("throughput_req_s").error_pct,
+        "tpot_mean_live_ms": c.row("tpot_ms", "mean").measured,
+        "tpot_mean_err_pct": c.row("tpot_ms", "mean").error_pct,
+        "ttft_p50_live_ms": c.row("ttft_ms", "p50").measured,
+        "ttft_p50_err_pct": c.row("ttft_ms", "p50").error_pct,
+        "slo_live": c.row("slo_attainment").measured,
+        "slo_sim": c.row("slo_attainment").sim,
+        "iter_median_abs_pct": float(np.average(med, weights=n)) if n.sum() else float("nan"),
+    }
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """One line per live run: live figures and the simulator's error on them."""
+    head = (
+        "| workload | policy | rate (req/s) | live thr (req/s) | thr err | live TPOT mean "
+        "(ms) | TPOT err | live TTFT p50 (ms) | TTFT p50 err | SLO live / sim | iteration "
+        "median abs err |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    lines = [
+        f"| {r['workload']} | {r['policy']} | "
+        f"{'trace' if r['rate'] is None else format(r['rate'], 'g')} | "
+        f"{r['throughput_live']:.2f} | "
+        f"{r['throughput_err_pct']:+.1f}% | {r['tpot_mean_live_ms']:.2f} | "
+        f"{r['tpot_mean_err_pct']:+.1f}% | {r['ttft_p50_live_ms']:.1f} | "
+        f"{r['ttft_p50_err_pct']:+.1f}% | {100 * r['slo_live']:.1f}% / {100 * r['slo_sim']:.1f}%"
+        f" | {r['iter_median_abs_pct']:.1f}% |"
+        for r in rows
+    ]
+    return head + "\n".join(lines) + "\n"
