@@ -137,11 +137,8 @@ def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
 def test_the_checker_sees_a_cycle():
     assert find_cycle({"a": ["b"], "b": ["c"], "c": ["a"], "d": ["a"]}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": ["b"], "b": [], "c": ["a", "b"]}) is None
-
-
-# Cycles other work in progress removes (issue 8, item 6); none may be added. Delete an
-# entry when its cycle is gone (test_pending_cycles_still_exist says so).
-PENDING_CYCLES: set[frozenset[str]] = set()  # cli -> ... -> sweep -> cli gone: parse_sets in config
+    assert strongly_connected({"a": ["b"], "b": ["a"], "c": ["a"]}) == [frozenset({"a", "b"})]
+    assert strongly_connected({"a": ["b"], "b": [], "c": ["a", "b"]}) == []
 
 
 def strongly_connected(graph: dict[str, list[str]]) -> list[frozenset[str]]:
@@ -180,17 +177,6 @@ def strongly_connected(graph: dict[str, list[str]]) -> list[frozenset[str]]:
 
 
 def test_no_import_cycles():
-    graph = import_graph()
-    groups = strongly_connected(graph)
-    new = [sorted(g) for g in groups if not any(g <= p for p in PENDING_CYCLES)]
-    assert not new, f"import cycles: {new}"
-    # without the pending ones, the rest of the graph is acyclic
-    pending = set().union(*PENDING_CYCLES)
-    rest = {m: [n for n in ns if n not in pending] for m, ns in graph.items() if m not in pending}
-    assert find_cycle(rest) is None
-
-
-def test_pending_cycles_still_exist():
     groups = strongly_connected(import_graph())
-    gone = [sorted(p) for p in PENDING_CYCLES if not any(p & g for g in groups)]
-    assert not gone, f"these cycles are gone; delete them from PENDING_CYCLES: {gone}"
+    assert not groups, f"modules that import each other: {[sorted(g) for g in groups]}"
+    assert find_cycle(import_graph()) is None
