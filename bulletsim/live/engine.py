@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from bulletsim.core import CoRunner
+from bulletsim.core import co_runner
 from bulletsim.live.executor import Executor, Launch
 from bulletsim.live.records import LiveIterationLog
 from bulletsim.policies.base import Policy, PolicyContext
@@ -116,7 +116,7 @@ class LiveEngine:
         co = None
         for other, y in in_flight.items():
             if other != lane and y is not None:
-                co = CoRunner(y.work.shape.phase, y.num_sms)
+                co = co_runner(y.work.shape.phase, y.num_sms)
         sms = ex.physical_sms(lane, work.num_sms)
         predicted = self.latency.predict(work.shape, sms, co) + work.overhead_s
         x = Launch(lane, work, sms, co, predicted, now)
