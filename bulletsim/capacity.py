@@ -31,9 +31,16 @@ class CapacitySearch:
     # factor^4, ...): a narrow first bracket around a good guess that still reaches a far
     # answer in a few steps.
     expand: bool = False
+    # Inside a bracket, propose where attainment crosses the target by linear interpolation
+    # (in log rate) instead of the geometric midpoint, kept at least sqrt(1 + rel_tol) from
+    # both ends; after two moves of the same end, one midpoint step (the Illinois idea: a
+    # stuck end cannot slow it below bisection for long). Fewer runs on smooth curves.
+    interpolate: bool = False
     lo: float | None = None  # highest rate seen passing (below hi)
     hi: float | None = None  # lowest rate seen failing
     evaluated: dict[float, float] = field(default_factory=dict)  # rate -> attainment
+    same_end_moves: int = 0  # consecutive records that moved the same end of the bracket
+    last_end: str = ""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.target <= 1.0:
@@ -47,6 +54,13 @@ class CapacitySearch:
             self.record(rate, points[rate])
 
     def record(self, rate: float, attainment: float) -> None:
+        before = (self.lo, self.hi)
+        self._record(rate, attainment)
+        end = "lo" if self.lo != before[0] else "hi" if self.hi != before[1] else ""
+        self.same_end_moves = self.same_end_moves + 1 if end and end == self.last_end else 1
+        self.last_end = end
+
+    def _record(self, rate: float, attainment: float) -> None:
         self.evaluated[rate] = attainment
         if attainment >= self.target:
             if (self.hi is None or rate < self.hi) and (self.lo is None or rate > self.lo):
@@ -74,7 +88,16 @@ class CapacitySearch:
             return nxt if nxt >= self.min_req_s else None
         if hi / lo - 1.0 <= self.rel_tol:
             return None
-        return _round_rate(math.sqrt(lo * hi))
+        mid = math.sqrt(lo * hi)
+        if not self.interpolate or self.same_end_moves >= 2:
+            return _round_rate(mid)
+        a_lo, a_hi = self.evaluated[lo], self.evaluated[hi]
+        u = (a_lo - self.target) / (a_lo - a_hi) if a_lo > a_hi else 0.5
+        step = math.sqrt(1.0 + self.rel_tol)
+        lower, upper = lo * step, hi / step
+        if lower > upper:
+            return _round_rate(mid)
+        return _round_rate(min(max(lo * (hi / lo) ** u, lower), upper))
 
     @property
     def done(self) -> bool:

@@ -112,7 +112,16 @@ def run(
         ),
     ] = None,
     sharegpt_filter: Annotated[
-        str | None, Opt(help="ShareGPT filter convention: vllm, sglang, none. [default: sglang]")
+        str | None,
+        Opt(help="ShareGPT filter: vllm, sglang, none. [default: the convention's]"),
+    ] = None,
+    convention: Annotated[
+        str | None,
+        Opt(
+            help="Workload convention (token counts, BOS, chat template, filter, pairing): "
+            "auto, sglang-llama3, sglang-llama3-chat, vllm-llama3, vllm-llama2, llama2-nobos, "
+            "role-aware-llama3, arxiv-long; auto follows the simulated model. [default: auto]",
+        ),
     ] = None,
     policy: Annotated[
         str | None,
@@ -233,6 +242,7 @@ def config_from_options(o: dict):
             "over_length": o["over_length"],
             "tokenizer": o["tokenizer"],
             "sharegpt_filter": o["sharegpt_filter"],
+            "convention": o.get("convention"),
         },
         "slo": {
             "tpot_ms": o["tpot_ms"],

@@ -55,6 +55,7 @@ def print_summary(res: RunResult, console: Console | None = None) -> None:
         f"{m['latency_model']}"
     )
     c.print(f"workload {m['workload']}: {s['num_requests']} requests from {m['workload_source']}")
+    c.print(f"convention: {m['convention']}")
     slo = s["slo"]
     ttft = (
         f"TTFT <= {slo['norm_ttft_ms_per_token']:g} ms/token"

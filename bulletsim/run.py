@@ -93,7 +93,9 @@ def build_run(
     gpu = get_gpu(cfg.gpu)
     model = get_model(cfg.model, tp=cfg.tp)
     if workload is None:
-        workload = load_workload(cfg.workload, rng, context_tokens=model.max_context_tokens)
+        workload = load_workload(
+            cfg.workload, rng, context_tokens=model.max_context_tokens, model=cfg.model
+        )
     if not workload.requests:
         raise ValueError(f"workload {workload.name!r} has no requests after filtering")
     if latency is None:
@@ -220,6 +222,7 @@ def run_meta(run: Run) -> dict:
         "policy": run.policy.name,
         "workload": w.name,
         "workload_source": w.source,
+        "convention": w.convention,
         "workload_is_embedded_default": w.is_embedded_default,
         "num_dropped": w.num_dropped,
         "num_clipped": w.num_clipped,

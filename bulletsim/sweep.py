@@ -214,7 +214,7 @@ class _Sweep:
         common = {
             "target": spec.target_attainment, "rel_tol": spec.rel_tol,
             # below a sixteenth of the grid the search stops: capacity reported as 0
-            "min_req_s": min(spec.rates) / 16,
+            "min_req_s": min(spec.rates) / 16, "interpolate": True,
         }  # fmt: skip
         label, t, seed = key
         if seed == self.first:

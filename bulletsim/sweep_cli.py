@@ -70,6 +70,10 @@ def sweep(
         ),
     ] = "0,1,2",
     traces_dir: Annotated[Path | None, Opt(help="Folder holding the real trace files.")] = None,
+    convention: Annotated[
+        str | None,
+        Opt(help="Workload convention (see `bulletsim run --help`); default auto."),
+    ] = None,
     capacity: Annotated[
         bool,
         Opt(
@@ -137,7 +141,10 @@ def sweep(
             parse_sets(set_),
             {
                 "gpu": gpu, "model": model, "latency": latency,
-                "workload": {"traces_dir": str(traces_dir) if traces_dir else None},
+                "workload": {
+                    "traces_dir": str(traces_dir) if traces_dir else None,
+                    "convention": convention,
+                },
             },
         )  # fmt: skip
         policies = tuple(policy or DEFAULT_POLICIES)

@@ -94,7 +94,7 @@ def run_point(spec: Any, v: Any, trace: str, seed: int, rate: float) -> dict:
             "offered_rate_req_s": (n - 1) / (arrivals[-1] - arrivals[0]) if n > 1 else math.nan,
             "gpu": s["gpu"], "model": s["model"], "latency_model": s["latency_model"],
             "workload_source": s["workload_source"], "slo": slo_text(_slo_dict(res.slo)),
-            "convention": getattr(res.workload, "convention", "") or "",
+            "convention": res.workload.convention,
             "stopped_early": bool(s.get("stopped_early", False)), "queue_growing": False,
             "steady": False,
         }
@@ -130,7 +130,7 @@ def run_zero_load(spec: Any, v: Any, trace: str, seed: int) -> dict:
 
     # any rate: only the request sample is used, re-spaced below
     cfg = load_config(None, point_overrides(spec, v, trace, 1.0, seed))
-    wl = load_workload(cfg.workload, np.random.default_rng(cfg.seed))
+    wl = load_workload(cfg.workload, np.random.default_rng(cfg.seed), model=cfg.model)
     cut = ZERO_LOAD_OUTPUT_TOKENS
     lone = tuple(
         RequestSpec(i, i * ZERO_LOAD_GAP_S, r.prompt_tokens, min(r.output_tokens, cut))

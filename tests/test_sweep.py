@@ -116,3 +116,19 @@ def test_sweep_cli_writes_tables_plots_and_timeline(tmp_path):
     assert not list(out.glob(".*tmp*"))  # atomic writes leave no temporaries
     bad = CliRunner().invoke(app, ["sweep", "--policy", "nope", "--out", str(out)])
     assert bad.exit_code == 2 and "valid:" in bad.output
+
+
+def test_interpolating_search_needs_fewer_runs_on_a_smooth_curve():
+    # attainment falls linearly through 90% at 7.3 req/s
+    def f(r):
+        return 0.9 - 0.05 * (r - 7.3) / 7.3
+
+    grid = {r: f(r) for r in (1.0, 2.0, 4.0, 8.0, 16.0)}
+    runs = {}
+    for interp in (False, True):
+        s = CapacitySearch(rel_tol=0.01, interpolate=interp)
+        s.seed(grid)
+        s = find_capacity(f, s)
+        assert 7.3 / 1.01 <= s.capacity_req_s <= 7.3 and s.hi / s.lo - 1 <= 0.01
+        runs[interp] = len(s.evaluated) - len(grid)
+    assert runs[True] < runs[False]

@@ -111,7 +111,8 @@ TEXT = [
 
 @pytest.mark.parametrize(("name", "texts", "dropped"), TEXT)
 def test_text_formats_role_aware(name, texts, dropped):
-    wl = _load(name, arrival="poisson", rate=1.0)
+    # content counts as the reader makes them: no BOS, no template (see conventions.py)
+    wl = _load(name, arrival="poisson", rate=1.0, convention="llama2-nobos")
     got = sorted((r.prompt_tokens, r.output_tokens) for r in wl.requests)
     if texts is None:  # custom: output lengths are given per line
         prompts = [

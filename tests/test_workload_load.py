@@ -93,12 +93,37 @@ def test_same_seed_same_workload(shared_traces_dir, tmp_path, trace, real):
 
 
 def test_sharegpt_vllm_filter_counts(shared_traces_dir):
-    w = load(trace="sharegpt", traces_dir=str(shared_traces_dir), sharegpt_filter="vllm")
+    # Llama-2 content counts (no BOS in the lengths; the filter adds it, as vLLM's does)
+    w = load(trace="sharegpt", traces_dir=str(shared_traces_dir), sharegpt_filter="vllm",
+             convention="llama2-nobos")  # fmt: skip
     assert len(w.requests) == 883 and w.num_dropped == 109  # 1 empty + 108 by the filter
     prompt, output = lengths(w)
     assert prompt.mean() == pytest.approx(235.9, abs=0.05)
     assert output.mean() == pytest.approx(240.8, abs=0.05)
     assert any("vllm ShareGPT filter dropped 108" in n for n in w.notes)
+
+
+def test_sharegpt_conventions_match_the_provenance_tables(shared_traces_dir):
+    # PROVENANCE.md section 6: vLLM filter, Llama-3 counts: 899 requests, input mean 209.3,
+    # output mean 204.8 (content tokens); the convention counts BOS in both lengths
+    w = load(trace="sharegpt", traces_dir=str(shared_traces_dir), convention="vllm-llama3")
+    prompt, output = lengths(w)
+    assert len(w.requests) == 899
+    assert (prompt.mean() - 1, output.mean() - 1) == pytest.approx((209.3, 204.8), abs=0.05)
+    assert "vllm-llama3" in w.convention and any("convention vllm-llama3" in n for n in w.notes)
+    # role-aware: only pairs that open human -> gpt (586 with the vLLM filter, Llama-2)
+    w = load(trace="sharegpt", traces_dir=str(shared_traces_dir), sharegpt_filter="vllm",
+             convention="role-aware-llama3")  # fmt: skip
+    assert 580 < len(w.requests) < 600
+    # the chat template adds the same 34 tokens (beyond BOS) to every prompt
+    plain = load(trace="sharegpt", traces_dir=str(shared_traces_dir), convention="sglang-llama3")
+    chat = load(trace="sharegpt", traces_dir=str(shared_traces_dir),
+                convention="sglang-llama3-chat")  # fmt: skip
+    assert len(plain.requests) == len(chat.requests)
+    assert lengths(chat)[0].sum() - lengths(plain)[0].sum() == 34 * len(plain.requests)
+    # arxiv-long reads the long (POD) table: every prompt above 4K
+    long = load(trace="arxiv", traces_dir=str(shared_traces_dir), convention="arxiv-long")
+    assert lengths(long)[0].min() > 4096 and long.name == "arxiv-long"
 
 
 def test_poisson_rate_on_a_length_table(shared_traces_dir):

@@ -15,7 +15,7 @@ from bulletsim.workload.table import TraceTable, drop_empty
 from bulletsim.workload.text_records import read_records
 from bulletsim.workload.tokenizer import make_counter
 
-TOKENS_COLUMNS = ("prompt_tokens_llama2", "output_tokens_llama2")
+FAMILIES = ("llama2", "llama3")
 
 
 def sidecar_path(json_path: Path) -> Path:
@@ -24,12 +24,17 @@ def sidecar_path(json_path: Path) -> Path:
     return json_path.with_name(stem + "_tokens.csv")
 
 
-def read_alpaca_tokens(path: Path) -> TraceTable:
-    """`alpaca_data_tokens.csv`: Llama-2 counts per record (28 outputs are empty: dropped)."""
-    df = read_csv(path, TOKENS_COLUMNS)
-    prompt = token_counts(df, "prompt_tokens_llama2", path, minimum=0)
-    output = token_counts(df, "output_tokens_llama2", path, minimum=0)
-    return drop_empty(prompt, output, str(path), ("Llama-2 token counts",))
+def read_alpaca_tokens(path: Path, family: str = "llama2") -> TraceTable:
+    """`alpaca_data_tokens.csv`: counts per record of the `family` tokenizer (llama2, llama3);
+    28 outputs are empty and dropped."""
+    if family not in FAMILIES:
+        raise ValueError(f"tokenizer family: unknown {family!r}; valid: {', '.join(FAMILIES)}")
+    cols = (f"prompt_tokens_{family}", f"output_tokens_{family}")
+    df = read_csv(path, cols)
+    prompt = token_counts(df, cols[0], path, minimum=0)
+    output = token_counts(df, cols[1], path, minimum=0)
+    name = {"llama2": "Llama-2", "llama3": "Llama-3"}[family]
+    return drop_empty(prompt, output, str(path), (f"{name} token counts",))
 
 
 def alpaca_texts(record: object, where: str, path: Path) -> tuple[str, str] | str:
@@ -53,16 +58,17 @@ def alpaca_texts(record: object, where: str, path: Path) -> tuple[str, str] | st
     return "\n".join(p for p in parts if p), record["output"]
 
 
-def read_alpaca(path: Path, tokenizer: str = "approx") -> TraceTable:
+def read_alpaca(path: Path, tokenizer: str = "approx", family: str = "llama2") -> TraceTable:
     """Token counts of every Alpaca record (JSON array or JSON lines); a `.csv` path is read
-    as the token table. With the `approx` tokenizer the real Llama-2 table next to the JSON
-    is preferred. Rejected records (see `alpaca_texts`) and empty outputs are counted.
+    as the token table. With the `approx` tokenizer the real count table next to the JSON
+    is preferred (its `family` columns: llama2, llama3). Rejected records (see
+    `alpaca_texts`) and empty outputs are counted.
     """
     if path.suffix == ".csv":
-        return read_alpaca_tokens(path)
+        return read_alpaca_tokens(path, family)
     sidecar = sidecar_path(path)
     if tokenizer == "approx" and sidecar.is_file():
-        return read_alpaca_tokens(sidecar).standing_in_for_text(sidecar.name)
+        return read_alpaca_tokens(sidecar, family).standing_in_for_text(sidecar.name)
     records = read_records(path)
     if not records:
         raise ValueError(f"{path}: expected a non-empty JSON array or JSON lines of records")

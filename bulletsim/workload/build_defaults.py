@@ -58,7 +58,16 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ranks[0], ranks[1])[0, 1])
 
 
-def build_document(table: TraceTable, source: Path) -> dict:
+# json name -> readers of the same file's counts by other tokenizer families
+FAMILY_READERS: dict[str, dict[str, Callable[[Path], TraceTable]]] = {
+    "sharegpt.json": {"llama3": lambda p: read_sharegpt_tokens(p, "llama3")},
+    "alpaca.json": {"llama3": lambda p: read_alpaca_tokens(p, "llama3")},
+}
+
+
+def build_document(
+    table: TraceTable, source: Path, by_family: dict[str, TraceTable] | None = None
+) -> dict:
     """The JSON document of one embedded model, computed from a loaded real file."""
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     prompt, output = table.prompt_tokens, table.output_tokens
@@ -82,7 +91,15 @@ def build_document(table: TraceTable, source: Path) -> dict:
         },
         "lengths": fit_length_model(prompt, output).to_json(),
         "arrivals": None if arrivals is None else arrivals.to_json(),
-    }
+        **(
+            {"lengths_by_family": {
+                k: fit_length_model(t.prompt_tokens, t.output_tokens).to_json()
+                for k, t in by_family.items()
+            }}
+            if by_family
+            else {}
+        ),
+    }  # fmt: skip
 
 
 def build_defaults(from_dir: Path, out_dir: Path = DATA_DIR) -> list[Path]:
@@ -98,7 +115,9 @@ def build_defaults(from_dir: Path, out_dir: Path = DATA_DIR) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for json_name, (file_name, reader) in SOURCES.items():
-        doc = build_document(reader(from_dir / file_name), from_dir / file_name)
+        src = from_dir / file_name
+        by_family = {k: r(src) for k, r in FAMILY_READERS.get(json_name, {}).items()}
+        doc = build_document(reader(src), src, by_family)
         path = out_dir / json_name
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(doc, separators=(",", ":")) + "\n")

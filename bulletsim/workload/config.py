@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bulletsim.workload.catalog import TRACE_NAMES, trace_info
+from bulletsim.workload.conventions import CONVENTION_NAMES
 from bulletsim.workload.formats import FORMAT_NAMES, TRACE_FORMATS
 from bulletsim.workload.timestamps import TIME_UNITS
 
@@ -22,6 +23,8 @@ class WorkloadConfig:
     given), else Poisson. `rate` (req/s) defaults to the trace's mean rate for timestamped
     traces and to the catalog's documented default rate for length-only traces.
     `time_scale` multiplies the gaps of trace timestamps (2.0 = half the load).
+    `convention` names how prompts and outputs are counted and filtered (`conventions.py`);
+    an explicit `sharegpt_filter` overrides the convention's filter.
     `trace_format` reads `trace_file` as that format (`auto` detects it; the `csv` trace
     detects by default); `timestamp_unit` (s, ms, us, ns) overrides the unit a format declares;
     `trace_model` keeps one model's rows of a BurstGPT trace; `output_len` is the output length
@@ -50,7 +53,8 @@ class WorkloadConfig:
     max_total_tokens: int | None = None
     over_length: str = "drop"
     tokenizer: str = "approx"
-    sharegpt_filter: str = "sglang"
+    sharegpt_filter: str | None = None  # None: the convention's
+    convention: str = "auto"  # see conventions.py; auto follows the simulated model
     max_concurrency: int | None = None
     think_s: float = 0.0
     trace_format: str | None = None
@@ -129,7 +133,11 @@ class WorkloadConfig:
             raise ValueError(
                 f"over_length: unknown {self.over_length!r}; valid: {', '.join(OVER_LENGTH)}"
             )
-        if self.sharegpt_filter not in SHAREGPT_FILTERS:
+        if self.convention not in CONVENTION_NAMES:
+            raise ValueError(
+                f"convention: unknown {self.convention!r}; valid: {', '.join(CONVENTION_NAMES)}"
+            )
+        if self.sharegpt_filter is not None and self.sharegpt_filter not in SHAREGPT_FILTERS:
             raise ValueError(
                 f"sharegpt_filter: unknown {self.sharegpt_filter!r}; "
                 f"valid: {', '.join(SHAREGPT_FILTERS)}"

@@ -7,7 +7,7 @@ the real file it came from (name, sha256, rows) and the command that recomputes 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bulletsim.workload.arrival_profile import ArrivalProfile
@@ -27,6 +27,9 @@ class EmbeddedTrace:
     num_dropped: int  # real rows left out of the model (empty prompt or output)
     lengths: LengthModel
     arrivals: ArrivalProfile | None
+    # `lengths` as "llama2", plus the same requests counted by other tokenizers where the
+    # real count table has them (text datasets: "llama3")
+    lengths_by_family: dict[str, LengthModel] = field(default_factory=dict)
 
     @property
     def description(self) -> str:
@@ -52,4 +55,8 @@ def load_embedded(json_name: str, data_dir: Path = DATA_DIR) -> EmbeddedTrace:
         int(doc["source"]["rows_dropped"]),
         LengthModel.from_json(doc["lengths"]),
         None if arrivals is None else ArrivalProfile.from_json(arrivals),
+        {
+            "llama2": LengthModel.from_json(doc["lengths"]),
+            **{k: LengthModel.from_json(v) for k, v in doc.get("lengths_by_family", {}).items()},
+        },
     )

@@ -31,15 +31,17 @@ def apply_length_rules(
     sharegpt_filter: str | None,
     max_total_tokens: int | None,
     over_length: str,
+    bos_counted: bool = False,
 ) -> KeptLengths:
     """Filter (`sharegpt_filter` None = not a ShareGPT trace), then cap prompt + output.
 
+    `bos_counted`: the counts already include BOS (the filter then adds none).
     over_length: "drop" removes the request, "clip" shortens the prompt (to 1 token at least,
     then the output), "error" raises ValueError naming the first offender.
     """
     keep = (prompt >= 1) & (output >= 1)
     if sharegpt_filter is not None:
-        keep &= sharegpt_keep(prompt, output, sharegpt_filter)
+        keep &= sharegpt_keep(prompt, output, sharegpt_filter, bos_counted)
     num_filtered = int((~keep).sum())
     prompt, output = prompt.copy(), output.copy()
     num_over = num_clipped = 0

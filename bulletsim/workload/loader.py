@@ -11,9 +11,10 @@ import numpy as np
 from bulletsim.workload.arrivals import gamma_arrivals, poisson_arrivals, trace_arrivals
 from bulletsim.workload.catalog import TraceInfo, trace_info
 from bulletsim.workload.config import WorkloadConfig
+from bulletsim.workload.conventions import Convention, resolve_convention
 from bulletsim.workload.embedded import load_embedded
 from bulletsim.workload.length_rules import KeptLengths, apply_length_rules
-from bulletsim.workload.readers import read_trace_file
+from bulletsim.workload.readers import file_format, read_trace_file
 from bulletsim.workload.resolve import find_trace_file, search_dirs
 from bulletsim.workload.workload import Workload, make_requests
 
@@ -22,7 +23,10 @@ _MAX_SAMPLES_PER_REQUEST = 100
 
 
 def load_workload(
-    cfg: WorkloadConfig, rng: np.random.Generator, context_tokens: int | None = None
+    cfg: WorkloadConfig,
+    rng: np.random.Generator,
+    context_tokens: int | None = None,
+    model: str = "llama-3.1-8b",
 ) -> Workload:
     """Build the workload `cfg` describes; all randomness comes from `rng`.
 
@@ -38,9 +42,16 @@ def load_workload(
     prompt + output exceeds it, or `max_total_tokens` if smaller, is handled as
     `cfg.over_length` says and counted in `Workload.num_over_length` / `num_clipped`; it is
     never served as if it fitted.
+
+    The workload convention (`conventions.py`, resolved for `model` when `auto`) picks the
+    count columns, pairing, BOS and chat-template tokens of text datasets, the ShareGPT
+    filter, and arXiv's table.
     """
     cfg.validate()
+    conv, why = resolve_convention(cfg.convention, model)
     info = trace_info(cfg.trace)
+    if conv.long_arxiv and info.name == "arxiv":
+        info = trace_info("arxiv-long")
     path = find_trace_file(info, cfg.trace_file, cfg.traces_dir)
     limit = cfg.max_total_tokens
     label = f"max_total_tokens {limit}"
@@ -51,23 +62,48 @@ def load_workload(
         stated.append(f"over_length={cfg.over_length} applies to {label}: no max_total_tokens")
     cfg = dataclasses.replace(cfg, max_total_tokens=limit)
     if path is None:
-        wl = _from_embedded(cfg, info, rng, label)
+        fmt = info.format
+        wl = _from_embedded(cfg, info, conv, rng, label)
     else:
-        wl = _from_file(cfg, info, path, rng, label)
-    return dataclasses.replace(wl, length_limit_tokens=limit, notes=(*stated, *wl.notes))
+        fmt = file_format(info, path, cfg.trace_format)
+        wl = _from_file(cfg, info, fmt, conv, path, rng, label)
+    note = f"convention {conv.summary()} [{why}]"
+    if fmt not in TEXT_FORMATS:
+        note += f"; {fmt} traces hold token counts: tokenizer, BOS and template not applied"
+    return dataclasses.replace(
+        wl, length_limit_tokens=limit, notes=(*stated, *wl.notes, note),
+        convention=conv.summary(),
+    )  # fmt: skip
 
 
-def _filter_name(cfg: WorkloadConfig, info: TraceInfo) -> str | None:
-    return cfg.sharegpt_filter if info.format == "sharegpt" else None
+# Datasets of texts whose counts this tool makes (or reads from real count tables); the
+# other formats carry counts made elsewhere and are used as given.
+TEXT_FORMATS = ("sharegpt", "alpaca")
+
+
+def _convention_lengths(
+    prompt: np.ndarray, output: np.ndarray, fmt: str, conv: Convention
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Content counts -> counts as the convention's benchmark sees them; and BOS counted?"""
+    if fmt not in TEXT_FORMATS:
+        return prompt, output, False
+    bos = int(conv.bos)
+    return prompt + conv.chat_template_tokens + bos, output + bos, conv.bos
+
+
+def _filter_name(cfg: WorkloadConfig, fmt: str, conv: Convention) -> str | None:
+    if fmt != "sharegpt":
+        return None
+    return cfg.sharegpt_filter or conv.sharegpt_filter
 
 
 def _rules_notes(
-    cfg: WorkloadConfig, info: TraceInfo, kept: KeptLengths, total: int, label: str
+    cfg: WorkloadConfig, fmt: str, conv: Convention, kept: KeptLengths, total: int, label: str
 ) -> list:
     notes = []
-    if info.format == "sharegpt":
+    if fmt == "sharegpt":
         notes.append(
-            f"{cfg.sharegpt_filter} ShareGPT filter dropped {kept.num_filtered} of {total}"
+            f"{_filter_name(cfg, fmt, conv)} ShareGPT filter dropped {kept.num_filtered} of {total}"
         )
     if kept.num_over_length:
         notes.append(
@@ -111,28 +147,32 @@ def _rate(cfg: WorkloadConfig, info: TraceInfo, trace_rate: float | None) -> tup
 
 
 def _from_file(
-    cfg: WorkloadConfig, info: TraceInfo, path: Path, rng: np.random.Generator, label: str
+    cfg: WorkloadConfig,
+    info: TraceInfo,
+    fmt: str,
+    conv: Convention,
+    path: Path,
+    rng: np.random.Generator,
+    label: str,
 ) -> Workload:
     table = read_trace_file(
         info, path, cfg.tokenizer, trace_format=cfg.trace_format,
         timestamp_unit=cfg.timestamp_unit, trace_model=cfg.trace_model, output_len=cfg.output_len,
+        family=conv.tokenizer, pairing=conv.pairing,
     )  # fmt: skip
     if cfg.resolved_arrival == "trace" and table.arrival_s is None:
         raise ValueError(
             f"{path} has no timestamps; give arrival=poisson or gamma with a rate "
             "(--arrival poisson --rate R)"
         )
+    prompt, output, bos = _convention_lengths(table.prompt_tokens, table.output_tokens, fmt, conv)
     kept = apply_length_rules(
-        table.prompt_tokens,
-        table.output_tokens,
-        _filter_name(cfg, info),
-        cfg.max_total_tokens,
-        cfg.over_length,
+        prompt, output, _filter_name(cfg, fmt, conv), cfg.max_total_tokens, cfg.over_length, bos
     )
     num_kept = len(kept.index)
     if num_kept == 0:
         raise ValueError(f"{path}: no request is left after the filter and {label}")
-    notes = [*table.notes, *_rules_notes(cfg, info, kept, len(table), label)]
+    notes = [*table.notes, *_rules_notes(cfg, fmt, conv, kept, len(table), label)]
     if cfg.resolved_arrival == "trace":
         assert table.arrival_s is not None
         times = trace_arrivals(
@@ -168,18 +208,30 @@ def _from_file(
 
 
 def _from_embedded(
-    cfg: WorkloadConfig, info: TraceInfo, rng: np.random.Generator, label: str
+    cfg: WorkloadConfig, info: TraceInfo, conv: Convention, rng: np.random.Generator, label: str
 ) -> Workload:
     assert info.embedded is not None  # only "csv" lacks a model, and it needs trace_file
     model = load_embedded(info.embedded)
+    fmt = info.format
+    lengths = model.lengths
+    family_notes = []
+    if fmt in TEXT_FORMATS:
+        lengths = model.lengths_by_family.get(conv.tokenizer, model.lengths)
+        if conv.tokenizer not in model.lengths_by_family:
+            family_notes.append(f"the embedded model holds no {conv.tokenizer} counts; "
+                                "its Llama-2 counts are used")  # fmt: skip
+        if conv.pairing != "first-two":
+            family_notes.append(f"{conv.pairing} pairing needs the real file; the embedded "
+                                "model is first-two")  # fmt: skip
     where = ", ".join(str(d) for d in search_dirs(cfg.traces_dir))
     wanted = " or ".join(f.name for f in info.files)
     notes = [
         f"real file not found ({wanted} in {where}); using the {model.description}; "
         f"`bulletsim traces download {info.name}` fetches the real file"
     ]
-    if cfg.tokenizer != "approx" and info.format in ("sharegpt", "alpaca"):
-        notes.append(f"tokenizer {cfg.tokenizer} ignored: the embedded model holds Llama-2 counts")
+    if cfg.tokenizer != "approx" and fmt in TEXT_FORMATS:
+        notes.append(f"tokenizer {cfg.tokenizer} ignored: the embedded model holds real counts")
+    notes += family_notes
     if cfg.resolved_arrival == "trace":
         assert model.arrivals is not None
         times = model.arrivals.sample(rng, cfg.num_requests, cfg.duration_s, cfg.time_scale)
@@ -199,13 +251,15 @@ def _from_embedded(
         if num_sampled > _MAX_SAMPLES_PER_REQUEST * num:
             raise ValueError(
                 f"{label} and sharegpt_filter "
-                f"{cfg.sharegpt_filter} reject nearly every request of {info.name}"
+                f"{_filter_name(cfg, fmt, conv)} reject nearly every request of {info.name}"
             )
         # Sample exactly what is missing, so every sample counts as kept or dropped.
-        prompt, output = model.lengths.sample(rng, num - num_kept)
+        prompt, output = lengths.sample(rng, num - num_kept)
+        prompt, output, bos = _convention_lengths(prompt, output, fmt, conv)
         kept = apply_length_rules(
-            prompt, output, _filter_name(cfg, info), cfg.max_total_tokens, cfg.over_length
-        )
+            prompt, output, _filter_name(cfg, fmt, conv), cfg.max_total_tokens,
+            cfg.over_length, bos,
+        )  # fmt: skip
         prompts.append(kept.prompt_tokens)
         outputs.append(kept.output_tokens)
         num_sampled += len(prompt)
@@ -214,7 +268,7 @@ def _from_embedded(
         num_over += kept.num_over_length
         num_clipped += kept.num_clipped
     totals = KeptLengths(np.empty(0), np.empty(0), np.empty(0), num_filtered, num_over, num_clipped)
-    notes += _rules_notes(cfg, info, totals, num_sampled, label)
+    notes += _rules_notes(cfg, fmt, conv, totals, num_sampled, label)
     requests = make_requests(times, np.concatenate(prompts), np.concatenate(outputs))
     return Workload(
         info.name,

@@ -35,8 +35,11 @@ def read_trace_file(
     timestamp_unit: str | None = None,
     trace_model: str | None = None,
     output_len: int | None = None,
+    family: str = "llama2",
+    pairing: str = "first-two",
 ) -> TraceTable:
-    """Load `path` (see `file_format`); text formats count tokens with `tokenizer`.
+    """Load `path` (see `file_format`); text formats count tokens with `tokenizer`, or read
+    the `family` columns of a real count table (ShareGPT pairs per `pairing`).
 
     `timestamp_unit` overrides the unit a format declares; `trace_model` selects BurstGPT's
     model column; `output_len` is the output length of custom-JSONL lines without one.
@@ -65,9 +68,9 @@ def read_trace_file(
     if fmt == "custom":
         return read_custom(path, tokenizer, output_len)
     if fmt == "sharegpt":
-        return read_sharegpt(path, tokenizer)
+        return read_sharegpt(path, tokenizer, family, pairing)
     if fmt == "alpaca":
-        return read_alpaca(path, tokenizer)
+        return read_alpaca(path, tokenizer, family)
     if fmt == "length-table":
         return read_length_table(path)
     assert fmt == "csv", fmt

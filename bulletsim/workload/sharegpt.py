@@ -19,8 +19,9 @@ from bulletsim.workload.table import TraceTable, drop_empty
 from bulletsim.workload.text_records import open_text, read_records
 from bulletsim.workload.tokenizer import make_counter
 
-TOKENS_COLUMNS = ("prompt_tokens_llama2", "output_tokens_llama2")
 SIDECAR_SUFFIX = "_first_turn_tokens.csv"
+FAMILIES = ("llama2", "llama3")  # the count columns a first-turn table holds
+PAIRINGS = ("first-two", "role-aware")
 
 
 def read_json(path: Path) -> object:  # kept for callers of the old name
@@ -38,12 +39,29 @@ def sidecar_path(json_path: Path) -> Path:
     return json_path.with_name(stem + SIDECAR_SUFFIX)
 
 
-def read_sharegpt_tokens(path: Path) -> TraceTable:
-    """A first-turn token table (`prompt_tokens_llama2,output_tokens_llama2,...`)."""
-    df = read_csv(path, TOKENS_COLUMNS)
-    prompt = token_counts(df, "prompt_tokens_llama2", path, minimum=0)
-    output = token_counts(df, "output_tokens_llama2", path, minimum=0)
-    return drop_empty(prompt, output, str(path), ("Llama-2 token counts",))
+def read_sharegpt_tokens(
+    path: Path, family: str = "llama2", pairing: str = "first-two"
+) -> TraceTable:
+    """A first-turn token table (`prompt_tokens_<family>,output_tokens_<family>[,from0,from1]`).
+
+    The table holds messages 0 and 1 of each conversation (the vLLM/SGLang pairing).
+    `family` picks the tokenizer's columns (llama2, llama3); `pairing="role-aware"` keeps only
+    rows whose messages 0 and 1 were spoken by human and gpt (needs `from0`, `from1`).
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"tokenizer family: unknown {family!r}; valid: {', '.join(FAMILIES)}")
+    cols = (f"prompt_tokens_{family}", f"output_tokens_{family}")
+    roles = ("from0", "from1") if pairing == "role-aware" else ()
+    df = read_csv(path, cols + roles)
+    prompt = token_counts(df, cols[0], path, minimum=0)
+    output = token_counts(df, cols[1], path, minimum=0)
+    name = {"llama2": "Llama-2", "llama3": "Llama-3"}[family]
+    notes: tuple[str, ...] = (f"{name} token counts",)
+    if roles:
+        keep = ((df["from0"] == "human") & (df["from1"] == "gpt")).to_numpy()
+        notes += (f"role-aware: kept {int(keep.sum())} of {len(df)} pairs that open human -> gpt",)
+        prompt, output = prompt[keep], output[keep]
+    return drop_empty(prompt, output, str(path), notes)
 
 
 USER_ROLES = ("human", "user")
@@ -100,20 +118,24 @@ def first_request(turns: list[tuple[str, object]]) -> tuple[str, str] | str:
     return "\n".join([*system, turns[i][1]]), turns[i + 1][1]
 
 
-def read_sharegpt(path: Path, tokenizer: str = "approx") -> TraceTable:
+def read_sharegpt(
+    path: Path, tokenizer: str = "approx", family: str = "llama2", pairing: str = "first-two"
+) -> TraceTable:
     """The first request of each ShareGPT conversation (JSON array or JSON lines), as tokens.
 
     Roles are read (see `first_request`); conversations without a usable first request are
     rejected and counted per reason. A record that is not `{"conversations": [{"from",
     "value"}, ...]}` (or `messages` with `role`/`content`) is a one-line error naming it.
-    With the `approx` tokenizer, a Llama-2 count table next to the JSON (see `sidecar_path`)
-    is preferred: real counts beat an approximation. A `.csv` path is read as such a table.
+    With the `approx` tokenizer, a count table next to the JSON (see `sidecar_path`) is
+    preferred, its `family` columns and `pairing` (see `read_sharegpt_tokens`): real counts
+    beat an approximation. A `.csv` path is read as such a table.
     """
     if path.suffix == ".csv":
-        return read_sharegpt_tokens(path)
+        return read_sharegpt_tokens(path, family, pairing)
     sidecar = sidecar_path(path)
     if tokenizer == "approx" and sidecar.is_file():
-        return read_sharegpt_tokens(sidecar).standing_in_for_text(sidecar.name)
+        table = read_sharegpt_tokens(sidecar, family, pairing)
+        return table.standing_in_for_text(sidecar.name)
     prompts: list[str] = []
     outputs: list[str] = []
     rejected: dict[str, int] = {}
@@ -137,6 +159,10 @@ def read_sharegpt(path: Path, tokenizer: str = "approx") -> TraceTable:
         why = "; ".join(f"{n} {k}" for k, n in rejected.items()) or "no records"
         raise ValueError(f"{path}: no conversation has a usable first request ({why})")
     notes = [f"tokenizer {tokenizer}"]
+    if tokenizer == "approx" and family != "llama2":
+        notes.append(f"approx counts are Llama-2-like; no {family} count table beside {path.name}")
+    if pairing == "first-two":
+        notes.append("the text reader pairs by role (first user turn and its reply)")
     if rejected:
         notes.append(
             f"rejected {sum(rejected.values())} of {len(records)} conversations: "
@@ -148,13 +174,17 @@ def read_sharegpt(path: Path, tokenizer: str = "approx") -> TraceTable:
                       table.num_empty + sum(rejected.values()))  # fmt: skip
 
 
-def sharegpt_keep(prompt: np.ndarray, output: np.ndarray, name: str) -> np.ndarray:
-    """Mask of requests a benchmark's ShareGPT filter keeps (counts exclude BOS).
+def sharegpt_keep(
+    prompt: np.ndarray, output: np.ndarray, name: str, bos_counted: bool = False
+) -> np.ndarray:
+    """Mask of requests a benchmark's ShareGPT filter keeps.
 
     vllm: drop prompt < 4, output < 4, prompt > 1024 or prompt + output > 2048;
-    sglang: drop prompt < 2 or output < 2; none: keep all. Both count BOS in each length.
+    sglang: drop prompt < 2 or output < 2; none: keep all. Both count BOS in each length, so
+    it is added here unless the counts already hold it (`bos_counted`).
     """
-    p, o = prompt + 1, output + 1
+    extra = 0 if bos_counted else 1
+    p, o = prompt + extra, output + extra
     if name == "vllm":
         return (p >= 4) & (o >= 4) & (p <= 1024) & (p + o <= 2048)
     if name == "sglang":

@@ -35,7 +35,8 @@ class TraceTable:
 
     def standing_in_for_text(self, sidecar_name: str) -> TraceTable:
         """This table, read from a real-count sidecar, noted as replacing tokenized text."""
-        note = f"used the real Llama-2 counts in {sidecar_name} instead of tokenizing the text"
+        counts = self.notes[0].removesuffix(" token counts") if self.notes else "real"
+        note = f"used the real {counts} counts in {sidecar_name} instead of tokenizing the text"
         return TraceTable(
             self.prompt_tokens, self.output_tokens, None, self.source,
             (note, *self.notes[1:]), self.num_empty,

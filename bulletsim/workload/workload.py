@@ -29,6 +29,7 @@ class Workload:
     notes: tuple[str, ...]
     num_over_length: int = 0
     length_limit_tokens: int | None = None
+    convention: str = ""  # the workload convention's one-line summary (conventions.py)
 
 
 def make_requests(
