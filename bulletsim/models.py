@@ -29,6 +29,7 @@ class ModelSpec:
     experts_per_token: int = 0
     moe_intermediate_size: int = 0
     dtype_bytes: int = 2  # bf16 weights and KV cache
+    tie_word_embeddings: bool = False  # lm_head shares the input embedding's weights
 
     def __post_init__(self) -> None:
         if self.tp < 1 or self.num_heads % self.tp:
@@ -72,9 +73,11 @@ class ModelSpec:
 
     @property
     def params(self) -> int:
-        """Total parameters: layers, input embedding and (untied) lm_head; norms ignored."""
+        """Total parameters: layers, input embedding and lm_head (one matrix when tied);
+        norms ignored."""
         per_layer = self.attn_params_per_layer + self.mlp_params_per_layer
-        return self.num_layers * per_layer + 2 * self.vocab_size * self.hidden_size
+        embeddings = (1 if self.tie_word_embeddings else 2) * self.vocab_size * self.hidden_size
+        return self.num_layers * per_layer + embeddings
 
     @property
     def active_params(self) -> int:

@@ -18,6 +18,8 @@ Map of the package (one noun per file):
     timestamps.py      declared timestamp units and the span/rate note
     csv_columns.py     validated CSV columns with row-level errors
     tokenizer.py       token counters: approx, sentencepiece, tiktoken
+    tokenizer_files.py tokenizer files by content hash, kind sniffing (sentencepiece, tiktoken, HF)
+    synthetic.py       random (vLLM / SGLang range-ratio rules) and fixed lengths
     table.py           TraceTable, a loaded file before arrivals and length rules
     length_rules.py    ShareGPT filter + max_total_tokens (drop / clip / error)
     arrivals.py        trace timestamps, Poisson, gamma, rate-profile arrivals
