@@ -119,3 +119,42 @@ def test_fidelity_command_reports_live_runs_and_rejects_other_directories(tmp_pa
     assert table.read_text().count("\n") == 3  # header, rule, one run
     r = CliRunner().invoke(app, ["fidelity", str(tmp_path)])
     assert r.exit_code == 2 and "no config.json" in r.output
+
+
+def test_live_correction_scales_and_adds_the_host_gap():
+    from bulletsim.core import WorkShape
+    from bulletsim.latency.constant import ConstantLatency
+    from bulletsim.live.refit import CorrectedLatency, LiveCorrection
+
+    c = LiveCorrection({"decode|(0, 32]": 0.5, "decode|all": 2.0}, {"decode": 0.001})
+    lat = CorrectedLatency(ConstantLatency(step_s=0.01), c)
+    decode = WorkShape(decode_tokens=8, decode_ctx_tokens=800, logits_tokens=8)
+    assert lat.predict(decode, 132) == pytest.approx(2.0 * 0.01 + 0.001)
+    assert lat.predict(decode, 16) == pytest.approx(0.5 * 0.01 + 0.001)
+    assert lat.predict(WorkShape(prefill_tokens=64), 132) == pytest.approx(0.01)  # no entry
+
+
+def test_calibrate_live_on_a_fake_run_fits_the_identity(tmp_path):
+    out = tmp_path / "run"
+    args = ["live", "--executor", "fake", "-n", "40", "--gpu", "h200", "--out", str(out)]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    corr = tmp_path / "corr.json"
+    r = CliRunner().invoke(app, ["calibrate-live", str(out), "--out", str(corr)])
+    assert r.exit_code == 0, r.output
+    d = json.loads(corr.read_text())
+    assert set(d["scale"].values()) == {1.0}  # the fake measures exactly the prediction
+    assert set(d["gap_s"].values()) <= {0.0}  # and has no host gaps on its virtual clock
+    r = CliRunner().invoke(app, ["fidelity", str(out), "--correction", str(corr)])
+    assert r.exit_code == 0, r.output
+    assert "is one of the runs the correction was fitted on" in r.output
+    r = CliRunner().invoke(app, ["fidelity", str(out), "--correction", str(tmp_path / "no")])
+    assert r.exit_code == 2 and "live correction file not found" in r.output
+
+
+def test_the_live_engine_keeps_the_engine_protocol():
+    from bulletsim.engine_api import Engine
+    from bulletsim.live.engine import LiveEngine
+    from bulletsim.run import build_run
+
+    run = build_run(_cfg("chunked", n=5))
+    assert isinstance(LiveEngine(run.policy, run.context, FakeExecutor()), Engine)

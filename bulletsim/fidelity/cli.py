@@ -30,6 +30,10 @@ def fidelity(
     table: Annotated[
         Path | None, Opt(help="Live runs: also write the one-line-per-run table (Markdown).")
     ] = None,
+    correction: Annotated[
+        Path | None,
+        Opt(help="Live runs: correct the latency model with this `calibrate-live` file."),
+    ] = None,
     measured_format: Annotated[
         str, Opt(help="Result file format: auto (from its keys), vllm, sglang.")
     ] = "auto",
@@ -67,7 +71,7 @@ def fidelity(
             fail("give live run directories or --measured FILE, not both")
         from bulletsim.live.fidelity_cli import report_live_runs
 
-        report_live_runs(run_dirs, table)
+        report_live_runs(run_dirs, table, correction)
         return
     if measured is None:
         fail("nothing to compare: give live run directories or --measured FILE")

@@ -11,7 +11,6 @@ summarised as median and p90 of |err| by lane phase and SM count.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +20,9 @@ import pandas as pd
 from bulletsim.config import load_config
 from bulletsim.fidelity.compare import Comparison, compare
 from bulletsim.fidelity.observed import observed_from_request_frame
+from bulletsim.live.rundir import SM_BINS, read_live_run
 from bulletsim.run import RunResult, simulate
 from bulletsim.workload.workload import Workload, make_requests
-
-SM_BINS = (0, 32, 64, 96, 131, 132)  # SM-count groups of the error table (132 = whole GPU)
 
 
 @dataclass(slots=True)
@@ -36,36 +34,31 @@ class LiveFidelity:
     iterations: pd.DataFrame  # the errors table (see iteration_errors)
 
 
-def read_live_run(run_dir: str | Path) -> tuple[dict, dict, pd.DataFrame, pd.DataFrame]:
-    """(config.json, summary.json, requests, iterations) of a live run; FileNotFoundError /
-    ValueError naming what is missing."""
-    d = Path(run_dir)
-    for name in ("config.json", "summary.json", "requests.parquet", "iterations.parquet"):
-        if not (d / name).is_file():
-            raise FileNotFoundError(f"{d} is not a results directory: no {name}")
-    summary = json.loads((d / "summary.json").read_text())
-    if not str(summary.get("engine", "")).startswith("live:"):
-        raise ValueError(f"{d} is not a live run (summary.json has no live engine)")
-    meta = json.loads((d / "config.json").read_text())
-    return (
-        meta,
-        summary,
-        pd.read_parquet(d / "requests.parquet"),
-        pd.read_parquet(d / "iterations.parquet"),
-    )
-
-
 def live_config(meta: dict):
     """The RunConfig a live run was made with (from its config.json)."""
     data = dict(meta["config"])
+    wl = data["workload"] = dict(data["workload"])
+    if wl.get("arrival") != "gamma":  # results written before cv became gamma-only
+        wl.pop("cv", None)
     params = data.pop("policy_params", {}) or {}
     data.update(params)
     return load_config(None, data)
 
 
-def resimulate_live(run_dir: str | Path) -> LiveFidelity:
+def resimulate_live(run_dir: str | Path, correction=None) -> LiveFidelity:
+    """Re-simulate `run_dir`'s requests under its config; with `correction` (a
+    `refit.LiveCorrection`) the latency model is corrected by it."""
     meta, summary, req, it = read_live_run(run_dir)
     cfg = live_config(meta)
+    latency = None
+    if correction is not None:
+        from bulletsim.hardware import get_gpu
+        from bulletsim.latency.factory import build_latency
+        from bulletsim.live.refit import CorrectedLatency
+        from bulletsim.models import get_model
+
+        base = build_latency(cfg.latency, get_gpu(cfg.gpu), get_model(cfg.model, tp=cfg.tp))
+        latency = CorrectedLatency(base, correction)
     req = req.sort_values("id")
     specs = make_requests(
         req["arrival_s"].to_numpy(np.float64),
@@ -76,24 +69,37 @@ def resimulate_live(run_dir: str | Path) -> LiveFidelity:
         summary["workload"], f"live run {run_dir}", False, specs, 0, 0,
         ("requests: the live run's own (arrival, prompt, output), replayed",),
     )  # fmt: skip
-    sim = simulate(cfg, workload=wl)
+    sim = simulate(cfg, workload=wl, latency=latency)
     label = f"simulated ({sim.summary['policy']}, {sim.latency.name})"
     sim_obs = observed_from_request_frame(label, sim.requests, sim.summary["itl_ms"])
     live_obs = observed_from_request_frame(
         f"live ({summary['engine']})", req.reset_index(drop=True), summary["itl_ms"]
     )
     return LiveFidelity(
-        Path(run_dir), summary, sim, compare(sim_obs, live_obs, sim.slo), iteration_errors(it)
+        Path(run_dir),
+        summary,
+        sim,
+        compare(sim_obs, live_obs, sim.slo),
+        iteration_errors(it, correction),
     )
 
 
-def iteration_errors(it: pd.DataFrame) -> pd.DataFrame:
+def iteration_errors(it: pd.DataFrame, correction=None) -> pd.DataFrame:
     """Median and p90 of |predicted / measured - 1| (percent) and the median signed error,
-    per (phase, SM group), plus an "all" row per phase. Empty for runs without predictions."""
+    per (phase, SM group), plus an "all" row per phase. Empty for runs without predictions.
+    With `correction`, predictions are scaled by its factor (its host gap is not GPU time
+    and is left out here)."""
     if not len(it) or "predicted_s" not in it:
         return pd.DataFrame()
     ok = it["measured_s"] > 0
-    err = (it.loc[ok, "predicted_s"] / it.loc[ok, "measured_s"] - 1.0) * 100.0
+    pred = it.loc[ok, "predicted_s"]
+    if correction is not None:
+        factors = [
+            correction.factor(str(p), int(n))
+            for p, n in zip(it.loc[ok, "phase"], it.loc[ok, "num_sms"], strict=True)
+        ]
+        pred = pred * np.asarray(factors)
+    err = (pred / it.loc[ok, "measured_s"] - 1.0) * 100.0
     df = pd.DataFrame(
         {
             "phase": it.loc[ok, "phase"].astype(str),

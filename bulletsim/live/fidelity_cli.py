@@ -10,17 +10,32 @@ from rich.console import Console
 from rich.table import Table
 
 
-def report_live_runs(run_dirs: list[Path], table: Path | None) -> None:
-    """Print each run's comparison and iteration errors; optionally write the summary table."""
+def report_live_runs(
+    run_dirs: list[Path], table: Path | None, correction_file: Path | None = None
+) -> None:
+    """Print each run's comparison and iteration errors; optionally write the summary table.
+    With `correction_file` (`bulletsim calibrate-live`), the latency model is corrected."""
     from bulletsim.cli import USER_ERRORS, fail
     from bulletsim.fidelity.report import print_comparison
     from bulletsim.live.fidelity import headline, markdown_table, resimulate_live
 
     con = Console()
     rows = []
+    correction = None
+    if correction_file is not None:
+        from bulletsim.live.refit import LiveCorrection
+
+        try:
+            correction = LiveCorrection.load(correction_file)
+        except USER_ERRORS as e:
+            fail(str(e))
+        fitted = {Path(p).resolve() for p in correction.fitted_on}
+        for d in run_dirs:
+            if Path(d).resolve() in fitted:
+                typer.echo(f"note: {d} is one of the runs the correction was fitted on")
     for d in run_dirs:
         try:
-            f = resimulate_live(d)
+            f = resimulate_live(d, correction)
         except USER_ERRORS as e:
             fail(str(e))
         typer.echo(f"live run {d}: {f.live_summary['policy']} on {f.live_summary['workload']}")
@@ -38,3 +53,24 @@ def report_live_runs(run_dirs: list[Path], table: Path | None) -> None:
         tmp.write_text(markdown_table(rows))
         tmp.replace(table)
         typer.echo(f"table: {table}")
+
+
+def calibrate_live(run_dirs: list[Path], out: Path) -> None:
+    """Fit a live correction on `run_dirs` and write it to `out` (JSON, atomic)."""
+    from bulletsim.cli import USER_ERRORS, fail
+    from bulletsim.live.refit import fit_correction
+
+    try:
+        c = fit_correction(run_dirs)
+    except USER_ERRORS as e:
+        fail(str(e))
+    c.save(out)
+    t = Table(title=f"live correction from {len(run_dirs)} runs: t' = scale * t + gap")
+    for name in ("phase | SM group", "iterations", "scale"):
+        t.add_column(name, justify="left" if name.startswith("phase") else "right")
+    for k, v in sorted(c.scale.items()):
+        t.add_row(k, str(c.num_iterations.get(k, "")), f"{v:.3f}")
+    Console().print(t)
+    gaps = ", ".join(f"{p} {1e3 * g:.2f} ms" for p, g in sorted(c.gap_s.items()))
+    typer.echo(f"host gap per iteration: {gaps}")
+    typer.echo(f"correction: {out}")
