@@ -361,6 +361,7 @@ def _run_and_report(cfg, out_dir: Path | None, plots: bool, quiet: bool) -> None
         )
         raise typer.Exit(130) from None
     print_summary(res, stdout_console())
+    _print_transfer_note(cfg)
     if out_dir is None:
         return
     from bulletsim.outdir import staged_dir
@@ -379,6 +380,17 @@ def _run_and_report(cfg, out_dir: Path | None, plots: bool, quiet: bool) -> None
         typer.echo(f"interrupted while writing: {out_dir} left as it was", err=True)
         raise typer.Exit(130) from None
     typer.echo(f"results: {out_dir}")
+
+
+def _print_transfer_note(cfg) -> None:
+    """A run on a derived profile says so, with the profile's estimated error (issue 9)."""
+    from bulletsim.hardware import get_gpu
+    from bulletsim.latency.factory import transfer_note
+    from bulletsim.models import get_model
+
+    note = transfer_note(cfg.latency, get_gpu(cfg.gpu), get_model(cfg.model, tp=cfg.tp))
+    if note:
+        typer.echo(note, err=True)
 
 
 @app.command()

@@ -242,6 +242,19 @@ def _with_chunk_size(policies: tuple[str, ...], chunk_size: int) -> tuple[str, .
     return tuple(out)
 
 
+def _print_transfer_note(base: dict) -> None:
+    """A sweep on a derived profile says so, with the profile's estimated error (issue 9)."""
+    from bulletsim.config import load_config
+    from bulletsim.hardware import get_gpu
+    from bulletsim.latency.factory import transfer_note
+    from bulletsim.models import get_model
+
+    cfg = load_config(None, base)
+    note = transfer_note(cfg.latency, get_gpu(cfg.gpu), get_model(cfg.model, tp=cfg.tp))
+    if note:
+        typer.echo(note, err=True)
+
+
 def run_and_write(
     spec, out_dir: Path, *, timeline: bool, plots: bool, quiet: bool, executor=None
 ) -> str:
@@ -269,6 +282,7 @@ def run_and_write(
 
             plot_sweep(tmp)
     typer.echo(md)
+    _print_transfer_note(spec.base)
     return failed
 
 

@@ -67,16 +67,22 @@ def calibrate(
         bool, Opt("--install/--no-install", help="Copy the profile into bulletsim/data/profiles.")
     ] = True,
     decode_backend: Annotated[
-        str, Opt(help="Decode attention: auto | flashinfer | triton.")
+        str,
+        Opt(
+            help="Decode attention: auto (fastest correct per partition, SGLang's rule as "
+            "default) | flashinfer-tc | flashinfer-cc | triton-splitk | sdpa-gather."
+        ),
     ] = "auto",
 ) -> None:
     """Measure prefill/decode kernels under SM partitions on this GPU and fit a profile."""
+    from bulletsim.gpu.selection import check_decode_backend
     from bulletsim.hardware import check_mechanism, get_gpu
     from bulletsim.models import get_model
 
     try:
         spec, mspec = get_gpu(gpu), get_model(model)
         check_mechanism(mechanism)
+        check_decode_backend(decode_backend)
     except ValueError as e:
         _fail(str(e))
     if mechanism == "libsmctrl":

@@ -22,7 +22,7 @@ import copy
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bulletsim.hardware import GPUSpec, get_gpu
+from bulletsim.hardware import GPUSpec, get_gpu, min_partition_sms, partition_unit_sms
 from bulletsim.latency.ops import linear_ops
 from bulletsim.latency.profile import (
     LINEAR_OPS,
@@ -36,11 +36,15 @@ from bulletsim.latency.profile import (
 )
 from bulletsim.latency.roofline import op_time_s
 from bulletsim.models import get_model
+from calibrate.transfer_error import self_transfer_errors, summary_line
 
 
-def map_sms(sms: list[int], src: GPUSpec, dst: GPUSpec) -> list[tuple[int, int]]:
+def map_sms(
+    sms: list[int], src: GPUSpec, dst: GPUSpec, mechanism: str = "green-ctx"
+) -> list[tuple[int, int]]:
     """(source n, target n) pairs at the same GPU share, on the target's granularity."""
-    g, lo = dst.green_ctx_granularity, dst.green_ctx_min_sms
+    g = partition_unit_sms(mechanism, dst, dst.num_sms)
+    lo = min_partition_sms(mechanism, dst, dst.num_sms)
     out: dict[int, int] = {}
     for n in sms:
         if n == src.num_sms:
@@ -58,7 +62,8 @@ def derive(doc: dict, dst: GPUSpec) -> dict:
     src_model = ProfileLatency(doc)
     src, model = src_model.gpu, src_model.model
     params = srm_from_dict(doc["srm"])
-    pairs = map_sms(doc["grid"]["sms"], src, dst)
+    mechanism = {"green": "green-ctx"}.get(doc["meta"]["mechanism"], doc["meta"]["mechanism"])
+    pairs = map_sms(doc["grid"]["sms"], src, dst, mechanism)
     col = {n: i for i, n in enumerate(doc["grid"]["sms"])}
 
     def scale(make_op, x, row):
@@ -81,9 +86,9 @@ def derive(doc: dict, dst: GPUSpec) -> dict:
             for x, row in zip(lin["tokens"], doc["grid"]["linear"]["ops"][name], strict=True)
         ]
     for key, axis, make in (
-        ("final_norm", "tokens", src_model._final_norm_op),
-        ("lm_head", "rows", src_model._lm_head_op),
-        ("attn_prefill", "pairs", src_model._attn_prefill_op),
+        ("final_norm", "tokens", src_model.final_norm_op),
+        ("lm_head", "rows", src_model.lm_head_op),
+        ("attn_prefill", "pairs", src_model.attn_prefill_op),
     ):
         g = grid[key]
         g["time_s"] = [
@@ -92,12 +97,14 @@ def derive(doc: dict, dst: GPUSpec) -> dict:
     ad = grid["attn_decode"]
     ad["time_s"] = [
         [
-            scale(lambda c, b=b: src_model._attn_decode_op(b, b * (c + 1)), c, row)
+            scale(lambda c, b=b: src_model.attn_decode_op(b, b * (c + 1)), c, row)
             for c, row in zip(ad["ctx"], plane, strict=True)
         ]
         for b, plane in zip(ad["batch"], doc["grid"]["attn_decode"]["time_s"], strict=True)
     ]
     meta_src = doc["meta"]
+    estimate = self_transfer_errors(doc, dst)
+    estimate["summary_line"] = summary_line(estimate)
     from dataclasses import asdict
 
     meta = {
@@ -105,8 +112,8 @@ def derive(doc: dict, dst: GPUSpec) -> dict:
         "model": meta_src["model"],
         "kind": "derived",
         "num_sms": dst.num_sms,
-        "mechanism": meta_src["mechanism"],
-        "granularity_sms": dst.green_ctx_granularity,
+        "mechanism": mechanism,
+        "granularity_sms": partition_unit_sms(mechanism, dst, dst.num_sms),
         "timing_method": "none on this GPU: derived (see transfer)",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "git_sha": meta_src.get("git_sha"),
@@ -132,6 +139,8 @@ def derive(doc: dict, dst: GPUSpec) -> dict:
         },
         "sm_map": [list(p) for p in pairs],
         "measured_vs_derived": "derived",
+        "kernels_of_source": meta_src.get("kernels", {}).get("chosen_per_op"),
+        "error_estimate": estimate,
     }
     params_doc = dict(doc["srm"])
     params_doc["provenance"] = f"derived from the {src.name} measured fit ({meta_src['date']})"
@@ -144,7 +153,10 @@ def derive(doc: dict, dst: GPUSpec) -> dict:
         "exec": doc.get("exec", {}),
         "grid": grid,
         "fit": {
-            "summary": {"note": f"derived: no measurements on {dst.name}; errors unknown"},
+            "summary": {
+                "note": f"derived: no measurements on {dst.name}; estimated error: "
+                + estimate["summary_line"]
+            },
             "source_summary": doc.get("fit", {}).get("summary", {}),
         },
     }

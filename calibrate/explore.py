@@ -194,16 +194,13 @@ def main() -> None:
         out = {}
         for b, ctx in ((64, 2048), (4, 8192)):
             batch_ref = None
-            for name in ("triton", "flashinfer"):
-                if name == "flashinfer" and not attn.flashinfer_available():
-                    continue
-                m.decode_backend_pref = name
+            bt = m.decode_batch(b, ctx)
+            kc, vc = m.layer_cache(0, bt.pages_per_layer)
+            q = bt.qkv[:, :4096].view(b, 32, 128)
+            o = bt.attn_out.view(b, 32, 128)
+            for name, be in bt.backends.items():
                 t0 = time.perf_counter()
-                bt = m.decode_batch(b, ctx)
-                kc, vc = m.layer_cache(0, bt.pages_per_layer)
-                q = bt.qkv[:, :4096].view(b, 32, 128)
-                o = bt.attn_out.view(b, 32, 128)
-                bt.attn_backend.run(q, kc, vc, o)
+                be.run(q, kc, vc, o)
                 torch.cuda.synchronize()
                 first = time.perf_counter() - t0
                 if batch_ref is None:
@@ -216,9 +213,7 @@ def main() -> None:
                         refs.append(attn.reference_attention(q[r : r + 1], kk, vv, None))
                     batch_ref = torch.cat(refs)
                 err = attn.rel_err(o[:2], batch_ref)
-                ms = bench_ms(
-                    lambda bt=bt, q=q, kc=kc, vc=vc, o=o: bt.attn_backend.run(q, kc, vc, o)
-                )
+                ms = bench_ms(lambda be=be, q=q, kc=kc, vc=vc, o=o: be.run(q, kc, vc, o))
                 gbs = b * (ctx + 1) * 8 * 128 * 2 * 2 / ms / 1e6
                 out[f"{name} b{b} c{ctx}"] = (
                     round(ms, 4),
@@ -226,7 +221,6 @@ def main() -> None:
                     f"{err:.1e}",
                     f"first {first:.1f}s",
                 )
-        m.decode_backend_pref = "auto"
         return out
 
     @step("layer_checks")

@@ -24,6 +24,7 @@ from scipy.optimize import least_squares, nnls
 from bulletsim.core import CoRunner, WorkShape
 from bulletsim.hardware import GPUSpec
 from bulletsim.latency.contention import ContentionParams
+from bulletsim.latency.log_grid import build_grid
 from bulletsim.latency.ops import attention_ops, head_ops, linear_ops
 from bulletsim.latency.profile import FORMAT, LINEAR_OPS, VERSION, ProfileLatency, srm_to_dict
 from bulletsim.latency.roofline import SRMParams, op_time_s
@@ -115,13 +116,8 @@ def fit_contention(corun: pd.DataFrame, pl: ProfileLatency) -> tuple[ContentionP
         if r["phase"] == "prefill":
             shape = replace(shape, num_layers=1, logits_tokens=0)
         n = int(r["num_sms"])
-        m, c = pl._parts(shape, n)
-        total = (
-            m
-            + c
-            + pl._overhead(shape)
-            - (pl.params.step_overhead_s if shape.num_layers is None else 0.0)
-        )
+        m, c = pl.time_split_s(shape, n)
+        total = pl.gpu_time_s(shape, n)
         share = float(r["co_sms"]) / pl.total_sms
         rows.append([(m + c) / total, share * m / total, share * c / total])
         ys.append(r["time_s"] / r["alone_s"] - 1.0)
@@ -135,50 +131,6 @@ def fit_contention(corun: pd.DataFrame, pl: ProfileLatency) -> tuple[ContentionP
         "n": int(len(y)),
         "slowdown_error": _err_stats(np.abs((1 + pred) / (1 + y) - 1)),
     }
-
-
-def build_grid(train: pd.DataFrame, sms: list[int]) -> dict:
-    """Measured seconds on regular axes (None where a cell was not measured)."""
-
-    def table(df: pd.DataFrame, axis_col: str) -> tuple[list, list]:
-        axis = sorted({_num(v) for v in df[axis_col]})
-        med = df.groupby([axis_col, "num_sms"])["time_s"].median()
-        rows = [[_cell(med, (a, n)) for n in sms] for a in axis]
-        return axis, rows
-
-    lin = train[train["op"].isin(LINEAR_OPS)]
-    tokens = sorted({int(v) for v in lin["tokens"]})
-    ops = {}
-    for op in LINEAR_OPS:
-        med = lin[lin["op"] == op].groupby(["tokens", "num_sms"])["time_s"].median()
-        ops[op] = [[_cell(med, (t, n)) for n in sms] for t in tokens]
-    fn_axis, fn_rows = table(train[train["op"] == "final_norm"], "tokens")
-    lm_axis, lm_rows = table(train[train["op"] == "lm_head"], "logits_tokens")
-    pf = train[(train["op"] == "attn_prefill")]
-    pf_axis, pf_rows = table(pf, "pairs")
-    dec = train[train["op"] == "attn_decode"]
-    batches = sorted({int(v) for v in dec["batch"]})
-    ctxs = sorted({int(v) for v in dec["ctx"]})
-    med = dec.groupby(["batch", "ctx", "num_sms"])["time_s"].median()
-    planes = [[[_cell(med, (b, c, n)) for n in sms] for c in ctxs] for b in batches]
-    return {
-        "sms": list(sms),
-        "linear": {"tokens": tokens, "ops": ops},
-        "final_norm": {"tokens": [int(v) for v in fn_axis], "time_s": fn_rows},
-        "lm_head": {"rows": [int(v) for v in lm_axis], "time_s": lm_rows},
-        "attn_prefill": {"pairs": pf_axis, "time_s": pf_rows},
-        "attn_decode": {"batch": batches, "ctx": ctxs, "time_s": planes},
-    }
-
-
-def _num(v):
-    f = float(v)
-    return int(f) if f.is_integer() else f
-
-
-def _cell(med: pd.Series, key) -> float | None:
-    v = med.get(key)
-    return None if v is None or not np.isfinite(v) else float(v)
 
 
 def _err_stats(ape: np.ndarray) -> dict:
@@ -246,7 +198,7 @@ def evaluate(df: pd.DataFrame, pl: ProfileLatency, model: ModelSpec, gpu: GPUSpe
         apes = []
         for _, r in g.iterrows():
             # The calibrator times GPU work only; host overhead (step_overhead_s) is not in it.
-            pred = pl.predict(row_shape(r), int(r["num_sms"])) - pl.params.step_overhead_s
+            pred = pl.gpu_time_s(row_shape(r), int(r["num_sms"]))
             apes.append(abs(pred / r["time_s"] - 1))
             out["step_rows"].append(
                 {
@@ -288,8 +240,7 @@ def fit_graph_saving(df: pd.DataFrame, pl: ProfileLatency) -> dict:
     """
     cor = df[(df["kind"] == "corun") & (df["phase"] == "decode")]
     gaps = [
-        (pl.predict(row_shape(r), int(r["num_sms"])) - pl.params.step_overhead_s - r["alone_s"])
-        / pl.num_layers
+        (pl.gpu_time_s(row_shape(r), int(r["num_sms"])) - r["alone_s"]) / pl.num_layers
         for _, r in cor.iterrows()
     ]
     saving = float(np.clip(np.median(gaps), 0.0, 1e-3)) if gaps else 0.0
@@ -324,7 +275,7 @@ def fit_profile(df: pd.DataFrame, model: ModelSpec, gpu: GPUSpec, meta: dict) ->
         "meta": {**meta, "num_sms": gpu.num_sms},
         "gpu_spec": gpu_spec,
         "srm": srm_to_dict(params),
-        "grid": build_grid(train, sms),
+        "grid": build_grid(train.to_dict("records"), sms),
     }
     doc["exec"] = fit_graph_saving(df, ProfileLatency(doc, gpu, model))
     contention, cont_fit = fit_contention(

@@ -56,19 +56,24 @@ class Measurer:
     def check(self, b, tag: str) -> dict:
         """Reference-check every kernel of a layer on batch `b` once per shape tag."""
         if tag not in self.checked:
-            with torch.cuda.stream(self.pool.get(self.total_sms).stream):
+            full = self.pool.get(self.total_sms)
+            self.m.use_partition(b, full)
+            with torch.cuda.stream(full.stream):
                 self.checked[tag] = check_layer(self.m, b)
         return self.checked[tag]
 
-    def _kernel_names(self, b) -> dict[str, str]:
-        return getattr(self.m, "kernel_names", lambda _b: {})(b)
-
     # -- per-op and whole-layer samples ------------------------------------------------------
     def layer_point(self, b, num_sms: int, shape: dict, split: str) -> None:
-        """Per-op samples and one whole-layer sample of batch `b` on `num_sms` SMs."""
+        """Per-op samples and one whole-layer sample of batch `b` on `num_sms` SMs.
+
+        Every GEMM's path and the attention backend are chosen by measurement on this
+        partition first (`LlamaModel.use_partition(select=True)`), as an engine does when
+        it starts on its partitions; on held-out points too (the choice uses no sample
+        time, so the held-out errors still test the profile's interpolation)."""
         phase = b.phase
         key = sample_key("layer", phase, "layer", num_sms, **shape)
         part = self.pool.get(num_sms)
+        self.m.use_partition(b, part, select=True)
         ver = verify(self.probe, part)
         warm = time_kernels(self.m.layer_kernels(0, b), part.stream, 2, spin_us=0)
         t1 = max(min(warm.spans_ms), 1e-3)
@@ -93,7 +98,7 @@ class Measurer:
             "attn_backend": b.attn_backend.name,
             "spin_us": round(spin_us),
         }
-        names = self._kernel_names(b)
+        names = self.m.kernel_names(b)
         occ = {
             op: sum(1 for n, _ in self.m.layer_kernels(0, b) if n == op)
             for op in (*LAYER_OPS, f"attn_{phase}")
@@ -131,13 +136,14 @@ class Measurer:
             "time_s": t_s,
         }
         if op in names:
-            row["kernel"] = names[op]
+            row["kernel"] = names[op]  # which kernel ran it (GEMM path or attention backend)
         self.store.add(row)
 
     # -- whole steps -------------------------------------------------------------------------
     def prefill_step_point(self, b, num_sms: int, shape: dict, key: str) -> None:
         """A whole eager prefill step (all layers + head) on `num_sms` SMs."""
         part = self.pool.get(num_sms)
+        self.m.use_partition(b, part)
         ver = verify(self.probe, part)
         time_kernels(self.m.layer_kernels(0, b), part.stream, 1)
         kt = time_kernels(self.m.step_kernels(b), part.stream, 2, per_kernel=False)
@@ -161,6 +167,7 @@ class Measurer:
     def decode_step_point(self, b, num_sms: int, shape: dict, key: str) -> None:
         """A whole decode step as a CUDA graph captured on the partition, replayed 7 times."""
         part = self.pool.get(num_sms)
+        self.m.use_partition(b, part)
         ver = verify(self.probe, part)
         graph = capture_step(self.m, b, part)
         times_ms = time_graph(graph, part.stream, 7)
@@ -189,7 +196,11 @@ class Measurer:
         ways round: each side once as the victim timed inside the other's run."""
         d_part, p_part = self.pool.pair(dk)
         vd, vp = verify_pair(self.probe, d_part, p_part)
+        # The graph keeps the kernels chosen for the decode partition; the eager prefill
+        # launches after it use the prefill partition's.
+        self.m.use_partition(dec, d_part, select=True)
         graph = capture_step(self.m, dec, d_part)
+        self.m.use_partition(pre, p_part, select=True)
         alone_d_ms = statistics.median(time_graph(graph, d_part.stream, 5))
         nl = 4
         pks = [k for i in range(nl) for k in self.m.layer_kernels(i, pre)]

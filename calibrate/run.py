@@ -65,23 +65,40 @@ def source_digest() -> str:
     return h.hexdigest()[:16]
 
 
-def choose_decode_backend(model, log) -> str | None:
-    """flashinfer when importable and correct against the reference, else Triton."""
-    from bulletsim.gpu.attention import flashinfer_available
+def check_default_decode(model, log) -> str | None:
+    """Reference-check the default decode backend (SGLang's rule) on a whole layer; on
+    failure restrict decode to the Triton split-K kernel and say why."""
     from bulletsim.gpu.check import check_layer
 
-    if model.decode_backend_pref == "triton" or not flashinfer_available():
-        model.decode_backend_pref = "triton"
-        return None
-    model.decode_backend_pref = "flashinfer"
+    b = model.decode_batch(16, 1000)
     try:
-        check_layer(model, model.decode_batch(16, 1000))
+        check_layer(model, b)
         return None
     except (AssertionError, RuntimeError) as e:
-        model.decode_backend_pref = "triton"
-        reason = f"flashinfer decode failed its reference check ({str(e)[:160]}); using Triton"
+        model.set_decode_backend("triton-splitk")
+        reason = f"{b.default_backend} failed its reference check ({str(e)[:160]}); using Triton"
         log(reason)
         return reason
+
+
+def kernel_metadata(model) -> dict:
+    """What the profile says about its kernels: every measured choice (key -> kernel) and,
+    per op, how many (size, SMs) keys chose each kernel; the defaults that apply elsewhere."""
+    from bulletsim.gpu.selection import sglang_decode_backend
+
+    gemm, attn = model.gemm.table, model.attn_table
+    return {
+        "gemm_paths": list(model.gemm.paths),
+        "gemm_default_rule": "cublaslt-sm-target on partitions of whole mechanism units "
+        f"({model.gemm.unit_sms} SMs; rows > 1), else cublas (whole GPU, split remainders)",
+        "decode_default_rule": "SGLang should_use_tensor_core: "
+        + sglang_decode_backend(model.qh, model.kvh, "bfloat16", True),
+        "chosen_per_op": {**gemm.summary(), **attn.summary()},
+        "choices": {
+            **{k: c.kernel for k, c in gemm.choices.items()},
+            **{k: c.kernel for k, c in attn.choices.items()},
+        },
+    }
 
 
 def run_calibration(
@@ -113,7 +130,8 @@ def run_calibration(
     free, _ = torch.cuda.mem_get_info()
     kv_bytes = max(4e9, min(40e9, free - 24e9))
     model = LlamaModel(model_spec, kv_pool_bytes=kv_bytes, decode_backend=decode_backend)
-    fallback = choose_decode_backend(model, log)
+    model.gemm.unit_sms = pool.granularity  # default rule tells groups from remainders
+    fallback = check_default_decode(model, log)
     counts = grid.counts()
     with make_progress(sum(counts.values())) as advance:
         sweep = Sweep(
@@ -128,6 +146,7 @@ def run_calibration(
         sweep.run()
     store.close()
     sweep_s = time.perf_counter() - t_start
+    _write_choices(out / "kernel_choices.json", model)
     from bulletsim.gpu.attention import flashinfer_available
 
     probe_kind = sweep.probe.kind
@@ -150,9 +169,10 @@ def run_calibration(
         "triton": _version("triton"),
         "cuda_bindings": _version("cuda-bindings") or _version("cuda-python"),
         "flashinfer": _version("flashinfer-python") if flashinfer_available() else None,
-        "prefill_attention": model.prefill_batch([128]).attn_backend.name,
-        "decode_attention": model.decode_batch(1, 128).attn_backend.name,
+        "prefill_attention": model.prefill_batch([128]).default_backend,
+        "decode_attention": model.decode_batch(64, 2048).default_backend,
         "decode_backend_note": fallback,
+        "kernels": kernel_metadata(model),
         "sm_probe": probe_kind,
         "grid": grid.name,
         "command": f"bulletsim calibrate --gpu {gpu} --model {model_name} --mechanism "
@@ -161,3 +181,13 @@ def run_calibration(
         "measured_vs_derived": "measured",
     }
     return meta
+
+
+def _write_choices(path: Path, model) -> None:
+    """Every candidate's time and error behind each kernel choice (atomic write)."""
+    import json
+
+    doc = {"gemm": model.gemm.table.to_dict(), "attention": model.attn_table.to_dict()}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)

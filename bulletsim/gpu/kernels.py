@@ -208,10 +208,17 @@ class TritonPagedDecode:
         self.qh, self.kvh, self.d, self.page = num_qo_heads, num_kv_heads, head_dim, page_size
         self.total_sms = total_sms
 
+    def set_num_sms(self, num_sms: int) -> None:
+        """Size the split count for a partition of `num_sms` SMs (re-plans when it changes)."""
+        if num_sms != self.total_sms:
+            self.total_sms = num_sms
+            if getattr(self, "block_table", None) is not None:
+                self.plan(self.block_table, self.seq_lens, self.max_seq_len)
+
     def plan(self, block_table: torch.Tensor, seq_lens: torch.Tensor, max_seq_len: int) -> None:
         b = block_table.shape[0]
-        self.block_table, self.seq_lens = block_table, seq_lens
-        # Enough programs for two waves on the whole GPU, never splits shorter than 256 keys.
+        self.block_table, self.seq_lens, self.max_seq_len = block_table, seq_lens, max_seq_len
+        # Enough programs for two waves on the SMs it runs on, no split under 256 keys.
         want = math.ceil(2 * self.total_sms / (b * self.kvh))
         self.splits = max(1, min(want, math.ceil(max_seq_len / 256), 64))
         self.mid_o = torch.empty(

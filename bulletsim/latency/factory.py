@@ -25,3 +25,22 @@ def build_latency(kind: str, gpu: GPUSpec, model: ModelSpec) -> LatencyModel:
             "run `bulletsim calibrate` or use --latency roofline"
         )
     return RooflineLatency(gpu, model)
+
+
+def transfer_note(kind: str, gpu: GPUSpec, model: ModelSpec) -> str | None:
+    """The line to print with a run whose latency model is a *derived* profile: where its
+    kernel times come from and their estimated error (None for measured or analytic
+    models). Reads only the profile's metadata."""
+    if kind == "roofline" or model.tp != 1:
+        return None
+    from bulletsim.latency.profile import find_profile, read_profile
+
+    path = find_profile(gpu.name, model.name)
+    if path is None:
+        return None
+    meta = read_profile(path)["meta"]
+    if meta["kind"] != "derived":
+        return None
+    src = meta.get("derived_from", {}).get("gpu", "?")
+    est = meta.get("error_estimate", {}).get("summary_line", "error estimate: none stored")
+    return f"derived profile {gpu.name}/{model.name} (from the measured {src} profile): {est}"

@@ -1,0 +1,121 @@
+"""Partition-aware GEMMs: y = x @ w^T run by a path that knows the partition's SM count.
+
+Paths (`selection.GEMM_PATHS`):
+- "cublas": `torch.mm` (the fallback; cuBLAS sizes its grid for the whole GPU, so on a
+  green context it can lose a wave: 386 against 737 TFLOP/s on 120 SMs of an H200, issue 9);
+- "cublaslt-sm-target": cuBLASLt with `CUBLASLT_MATMUL_DESC_SM_COUNT_TARGET` = the partition,
+  reached by torch's carveout (`torch._C._set_sm_carveout_experimental(total - n)`) and
+  `torch.addmm` with a zero bias (the bias epilogue takes the Lt path; plain `mm` ignores
+  the target). The carveout is process-wide and read when the GEMM is launched (or captured
+  into a graph), so it is set right before and cleared right after each launch;
+- "triton-persistent": `triton_matmul.persistent_matmul` with one program per SM.
+
+`PartitionGemm.select` times every path on the partition's stream for one (op, rows, SMs),
+checks each against a float32 reference, and records the choice (`selection.pick`) in a
+`ChoiceTable`; `run` uses the recorded choice, else the nearest measured one, else the
+default rule. GPU-only module.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+import torch
+
+from bulletsim.gpu.selection import GEMM_PATHS, Choice, ChoiceTable, default_gemm_path, pick
+from bulletsim.gpu.triton_matmul import persistent_matmul
+
+
+class PartitionGemm:
+    """GEMMs of one model on whichever partition is current (`num_sms`)."""
+
+    def __init__(
+        self, total_sms: int, paths: tuple[str, ...] = GEMM_PATHS, unit_sms: int = 1
+    ) -> None:
+        unknown = set(paths) - set(GEMM_PATHS)
+        if unknown:
+            raise ValueError(f"unknown GEMM paths {sorted(unknown)}; valid: {GEMM_PATHS}")
+        self.total_sms = total_sms
+        self.num_sms = total_sms  # the partition launches go to; set by the model's owner
+        self.paths = paths
+        self.unit_sms = unit_sms  # partition step: counts off it are split remainders
+        self.table = ChoiceTable()
+        self._bias: dict[tuple[int, torch.dtype], torch.Tensor] = {}
+
+    # -- launching ---------------------------------------------------------------------------
+    def path_for(self, op: str, rows: int) -> str:
+        measured = self.table.lookup(op, (rows,), self.num_sms)
+        return measured or default_gemm_path(self.num_sms, self.total_sms, rows, self.unit_sms)
+
+    def run(self, op: str, x: torch.Tensor, w: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """out = x @ w^T on the current partition by the path chosen for (op, rows, SMs)."""
+        return self.launch(self.path_for(op, x.shape[0]), x, w, out)
+
+    def launch(self, path: str, x: torch.Tensor, w: torch.Tensor, out: torch.Tensor):
+        if path == "cublas" or (path == "cublaslt-sm-target" and x.shape[0] < 2):
+            return torch.mm(x, w.t(), out=out)
+        if path == "cublaslt-sm-target":
+            carve = self.total_sms - self.num_sms
+            torch._C._set_sm_carveout_experimental(carve if carve > 0 else None)
+            try:
+                return torch.addmm(self._zero_bias(w), x, w.t(), out=out)
+            finally:
+                torch._C._set_sm_carveout_experimental(None)
+        if path == "triton-persistent":
+            return persistent_matmul(x, w, out, self.num_sms)
+        raise ValueError(f"unknown GEMM path {path!r}; valid: {GEMM_PATHS}")
+
+    def _zero_bias(self, w: torch.Tensor) -> torch.Tensor:
+        key = (w.shape[0], w.dtype)
+        if key not in self._bias:
+            self._bias[key] = torch.zeros(w.shape[0], dtype=w.dtype, device=w.device)
+        return self._bias[key]
+
+    # -- choosing ----------------------------------------------------------------------------
+    def select(
+        self, op: str, x: torch.Tensor, w: torch.Tensor, out: torch.Tensor, stream, reps: int = 3
+    ) -> str:
+        """Time every path for (op, rows, current SMs) on `stream`; record and return the
+        fastest correct one (ties within noise go to the default rule)."""
+        rows = x.shape[0]
+        existing = self.table.get(op, (rows,), self.num_sms)
+        if existing is not None:
+            return existing.kernel
+        check_rows = slice(0, min(rows, 64))
+        times: dict[str, float | None] = {}
+        errs: dict[str, float | None] = {}
+        with torch.cuda.stream(stream):
+            ref = x[check_rows].float() @ w.float().t()
+            for path in self.paths:
+                try:
+                    out.fill_(float("nan"))
+                    self.launch(path, x, w, out)
+                    stream.synchronize()
+                    errs[path] = _rel_err(out[check_rows], ref)
+                    times[path] = _median_ms(lambda p=path: self.launch(p, x, w, out), reps)
+                except Exception:  # noqa: BLE001 - a path that cannot run this shape is skipped
+                    times[path], errs[path] = None, None
+        default = default_gemm_path(self.num_sms, self.total_sms, rows, self.unit_sms)
+        chosen = pick(times, errs, default)
+        self.table.record(op, (rows,), self.num_sms, Choice(chosen, times, errs, default))
+        return chosen
+
+
+def _median_ms(fn, reps: int) -> float:
+    """Median of `reps` event-timed calls after a warm-up, on the current stream."""
+    fn()
+    evs = [torch.cuda.Event(enable_timing=True) for _ in range(reps + 1)]
+    evs[0].record()
+    for i in range(reps):
+        fn()
+        evs[i + 1].record()
+    evs[-1].synchronize()
+    return statistics.median(a.elapsed_time(b) for a, b in zip(evs, evs[1:], strict=False))
+
+
+def _rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    out = out.double()
+    if not torch.isfinite(out).all():
+        return float("inf")
+    ref = ref.double()
+    return float((out - ref).norm() / ref.norm().clamp_min(1e-30))

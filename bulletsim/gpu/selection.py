@@ -1,0 +1,179 @@
+"""Which kernel runs an op on a partition: candidates, default rules, measured choices.
+
+CPU-only (no torch): the GPU modules (`gemm.py`, `attention.py`, `llama.py`) time candidates
+and reference-check them, then ask `pick` which one to use; the answers go into a
+`ChoiceTable`, which the calibrator stores in the profile's metadata and the live engine
+loads so that it runs the kernels the profile measured.
+
+Rules used when nothing was measured for a key:
+- GEMMs: on a partition that is a whole number of the mechanism's units (a green-context
+  *group*: 8k SMs on Hopper), cuBLASLt with its SM-count target set to the partition
+  (`CUBLASLT_MATMUL_DESC_SM_COUNT_TARGET` through torch's carveout); plain cuBLAS sizes its
+  grid for the whole GPU and lost up to 41% per SM on a 120-SM group of an H200 (o, 2048
+  tokens, calibrate/NOTES.md run 6). On the whole GPU and on split *remainders* (132 - 8k
+  SMs), plain cuBLAS: with the SM target cuBLASLt ran 1.1-2.5x slower on remainders than
+  interpolated from groups (run 6), most likely because its 2-CTA-cluster kernels cannot pair
+  SMs across the remainder's fragmented GPCs.
+- Decode attention: SGLang's rule (`sglang/srt/layers/attention/flashinfer_backend.py`,
+  `should_use_tensor_core`): flashinfer's tensor-core decode when the KV dtype is fp8 or the
+  GQA group (query heads per KV head) is at least 4, else its CUDA-core decode; the Triton
+  split-K kernel without flashinfer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+GEMM_PATHS = ("cublas", "cublaslt-sm-target", "triton-persistent")
+DECODE_BACKENDS = ("flashinfer-tc", "flashinfer-cc", "triton-splitk", "sdpa-gather")
+PREFILL_BACKENDS = ("flashinfer-fa3", "flashinfer-fa2", "sdpa-cudnn", "sdpa-flash")
+# Candidates within this fraction of the fastest count as ties; a tie goes to the rule's
+# default, so a choice flips only on a difference larger than repeat-to-repeat noise
+# (about 1-2% for kernels above 20 us in the H200 runs of calibrate/NOTES.md).
+NOISE_FRACTION = 0.03
+MAX_REL_ERR = 2e-2  # bf16 operands land at 1e-3..1e-2 against a float32 reference
+
+
+def check_decode_backend(name: str) -> str:
+    """`name` if it is "auto" or one of `DECODE_BACKENDS`; ValueError listing them otherwise."""
+    if name != "auto" and name not in DECODE_BACKENDS:
+        raise ValueError(
+            f"unknown decode backend {name!r}; valid: auto, {', '.join(DECODE_BACKENDS)}"
+        )
+    return name
+
+
+def default_gemm_path(num_sms: int, total_sms: int, rows: int, unit_sms: int = 1) -> str:
+    """The GEMM path used when no measurement chose one (see the module docstring);
+    `unit_sms` is the partition mechanism's step (a count not divisible by it is a
+    remainder).
+
+    cuBLASLt is reached through `addmm` with a bias, which torch routes to Lt only for more
+    than one row; a single row stays on plain cuBLAS."""
+    if num_sms < total_sms and num_sms % unit_sms == 0 and rows > 1:
+        return "cublaslt-sm-target"
+    return "cublas"
+
+
+def sglang_decode_backend(
+    num_qo_heads: int, num_kv_heads: int, kv_dtype: str, flashinfer: bool
+) -> str:
+    """SGLang's choice of decode attention kernel (module docstring)."""
+    if not flashinfer:
+        return "triton-splitk"
+    group = num_qo_heads // num_kv_heads
+    if kv_dtype.startswith("float8") or group >= 4:
+        return "flashinfer-tc"
+    return "flashinfer-cc"
+
+
+def pick(
+    times_ms: dict[str, float | None],
+    rel_errs: dict[str, float | None],
+    default: str,
+    noise: float = NOISE_FRACTION,
+    max_rel_err: float = MAX_REL_ERR,
+) -> str:
+    """The fastest correct candidate; the default when it is correct and within `noise`.
+
+    A candidate is correct when its relative error against the float32 reference is finite
+    and <= `max_rel_err`; a time of None means it failed to run. Raises ValueError when no
+    candidate is correct (a runtime that cannot run an op must not be timed)."""
+    ok = {
+        name: t
+        for name, t in times_ms.items()
+        if t is not None
+        and math.isfinite(t)
+        and rel_errs.get(name) is not None
+        and math.isfinite(rel_errs[name])
+        and rel_errs[name] <= max_rel_err
+    }
+    if not ok:
+        raise ValueError(f"no correct candidate among {sorted(times_ms)}: errors {rel_errs}")
+    best = min(ok, key=lambda n: (ok[n], n))
+    if default in ok and ok[default] <= ok[best] * (1 + noise):
+        return default
+    return best
+
+
+def _key(op: str, size: tuple[int, ...], num_sms: int) -> str:
+    return f"{op}|{'x'.join(str(s) for s in size)}|{num_sms}"
+
+
+@dataclass(slots=True)
+class Choice:
+    """One measured decision: the kernel, every candidate's median ms and relative error."""
+
+    kernel: str
+    times_ms: dict[str, float | None]
+    rel_errs: dict[str, float | None]
+    default: str
+
+
+@dataclass(slots=True)
+class ChoiceTable:
+    """Measured kernel choices keyed by (op, size, SMs); size is tokens for GEMMs and
+    prefill attention, (batch, context) for decode attention.
+
+    `lookup` answers for any size: the measured choice of the nearest size (log distance)
+    at the same op and SM count, else None (the caller then uses the default rule)."""
+
+    choices: dict[str, Choice] = field(default_factory=dict)
+
+    def record(self, op: str, size: tuple[int, ...], num_sms: int, choice: Choice) -> None:
+        self.choices[_key(op, size, num_sms)] = choice
+
+    def get(self, op: str, size: tuple[int, ...], num_sms: int) -> Choice | None:
+        return self.choices.get(_key(op, size, num_sms))
+
+    def lookup(self, op: str, size: tuple[int, ...], num_sms: int) -> str | None:
+        exact = self.get(op, size, num_sms)
+        if exact is not None:
+            return exact.kernel
+        best, best_d = None, math.inf
+        for key in self.choices:
+            k_op, k_size, k_sms = key.split("|")
+            if k_op != op or int(k_sms) != num_sms:
+                continue
+            sizes = [int(s) for s in k_size.split("x")]
+            if len(sizes) != len(size):
+                continue
+            d = sum(
+                abs(math.log(a) - math.log(max(b, 1))) for a, b in zip(sizes, size, strict=True)
+            )
+            if d < best_d or (d == best_d and key < best):
+                best, best_d = key, d
+        return None if best is None else self.choices[best].kernel
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """{op: {kernel: how many (size, SMs) keys chose it}}, for metadata and reports."""
+        out: dict[str, dict[str, int]] = {}
+        for key, ch in sorted(self.choices.items()):
+            per = out.setdefault(key.split("|")[0], {})
+            per[ch.kernel] = per.get(ch.kernel, 0) + 1
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            k: {
+                "kernel": c.kernel,
+                "default": c.default,
+                "times_ms": c.times_ms,
+                "rel_errs": c.rel_errs,
+            }
+            for k, c in sorted(self.choices.items())
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ChoiceTable:
+        t = cls()
+        for k, v in d.items():
+            if len(k.split("|")) != 3:
+                raise ValueError(f"bad kernel-choice key {k!r}; expected 'op|size|num_sms'")
+            t.choices[k] = Choice(v["kernel"], v["times_ms"], v["rel_errs"], v["default"])
+        return t
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)

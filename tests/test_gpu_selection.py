@@ -1,0 +1,96 @@
+"""Kernel selection logic of the GPU runtime (CPU-only: no torch)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bulletsim.gpu.selection import (
+    Choice,
+    ChoiceTable,
+    check_decode_backend,
+    default_gemm_path,
+    pick,
+    sglang_decode_backend,
+)
+
+
+def test_pick_takes_the_fastest_correct_candidate():
+    times = {"cublas": 2.0, "cublaslt-sm-target": 1.0, "triton-persistent": 0.5}
+    errs = {"cublas": 1e-3, "cublaslt-sm-target": 2e-3, "triton-persistent": 0.3}  # wrong
+    assert pick(times, errs, "cublas") == "cublaslt-sm-target"
+
+
+def test_pick_skips_failed_and_nan_candidates():
+    times = {"a": None, "b": 3.0, "c": 1.0}
+    errs = {"a": None, "b": 1e-3, "c": math.nan}
+    assert pick(times, errs, "a") == "b"
+
+
+def test_a_tie_within_noise_goes_to_the_default_rule():
+    times = {"flashinfer-tc": 1.02, "triton-splitk": 1.0}
+    errs = {"flashinfer-tc": 1e-3, "triton-splitk": 1e-3}
+    assert pick(times, errs, "flashinfer-tc") == "flashinfer-tc"
+    times["flashinfer-tc"] = 1.05  # beyond 3% noise: the measurement wins
+    assert pick(times, errs, "flashinfer-tc") == "triton-splitk"
+
+
+def test_no_correct_candidate_is_an_error():
+    with pytest.raises(ValueError, match="no correct candidate"):
+        pick({"a": 1.0}, {"a": 0.5}, "a")
+
+
+@pytest.mark.parametrize(
+    ("num_sms", "rows", "path"),
+    [
+        (120, 2048, "cublaslt-sm-target"),
+        (132, 2048, "cublas"),
+        (64, 1, "cublas"),
+        (116, 2048, "cublas"),
+    ],
+)
+def test_default_gemm_path(num_sms, rows, path):
+    assert default_gemm_path(num_sms, 132, rows, unit_sms=8) == path
+
+
+def test_sglang_rule_for_llama_8b_is_tensor_cores():
+    assert sglang_decode_backend(32, 8, "bfloat16", True) == "flashinfer-tc"  # group 4
+    assert sglang_decode_backend(32, 16, "bfloat16", True) == "flashinfer-cc"  # group 2
+    assert sglang_decode_backend(32, 16, "float8_e4m3fn", True) == "flashinfer-tc"
+    assert sglang_decode_backend(32, 8, "bfloat16", False) == "triton-splitk"
+
+
+def test_unknown_decode_backend_names_the_valid_ones():
+    assert check_decode_backend("auto") == "auto"
+    with pytest.raises(ValueError, match="valid: auto, flashinfer-tc"):
+        check_decode_backend("flashinfer")
+
+
+def _choice(kernel: str) -> Choice:
+    return Choice(kernel, {kernel: 1.0}, {kernel: 1e-3}, "cublas")
+
+
+def test_lookup_uses_the_nearest_measured_size_at_the_same_sm_count():
+    t = ChoiceTable()
+    t.record("gate_up", (1024,), 64, _choice("cublas"))
+    t.record("gate_up", (8192,), 64, _choice("triton-persistent"))
+    t.record("gate_up", (8192,), 128, _choice("cublaslt-sm-target"))
+    assert t.lookup("gate_up", (1024,), 64) == "cublas"
+    assert t.lookup("gate_up", (1500,), 64) == "cublas"  # log-nearer to 1024
+    assert t.lookup("gate_up", (6000,), 64) == "triton-persistent"
+    assert t.lookup("gate_up", (6000,), 72) is None  # no measurement at 72 SMs
+    assert t.lookup("qkv", (1024,), 64) is None
+
+
+def test_table_round_trips_and_summarises():
+    t = ChoiceTable()
+    t.record("attn_decode", (64, 2048), 16, _choice("flashinfer-tc"))
+    t.record("attn_decode", (64, 2048), 32, _choice("flashinfer-tc"))
+    t.record("attn_decode", (8, 512), 32, _choice("triton-splitk"))
+    back = ChoiceTable.from_dict(t.to_dict())
+    assert back.to_dict() == t.to_dict()
+    assert back.summary() == {"attn_decode": {"flashinfer-tc": 2, "triton-splitk": 1}}
+    assert back.lookup("attn_decode", (60, 2000), 16) == "flashinfer-tc"
+    with pytest.raises(ValueError, match="op|size|num_sms"):
+        ChoiceTable.from_dict({"bad": {}})
