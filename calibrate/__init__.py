@@ -13,6 +13,9 @@ Map (GPU-only modules import torch; the rest run anywhere):
     pipeline.py     samples -> profile -> report (+ install)
     report.py       calibration report (markdown + plots)
     derive.py       derived profiles for other GPUs (datasheet transfer)
+    transfer_error.py  a derived profile's error estimate (self-transfer on the source GPU)
+    kernel_bench.py kernel paths per partition, old vs new (GEMMs, attention)     [GPU]
+    device_run.sh   one device call: bench / quick / standard, JIT cache saved
     synthetic.py    samples from a known SRM (tests, dry runs)
     explore.py      one-shot device capability check                             [GPU]
     gpu_names.py    CUDA device name -> bulletsim GPU key
