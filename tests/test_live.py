@@ -136,7 +136,11 @@ def test_live_correction_scales_and_adds_the_host_gap():
 
 def test_calibrate_live_on_a_fake_run_fits_the_identity(tmp_path):
     out = tmp_path / "run"
-    args = ["live", "--executor", "fake", "-n", "40", "--gpu", "h200", "--out", str(out)]
+    # Requests arrive faster than they are served: a wait for an arrival shorter than
+    # refit.BACK_TO_BACK_S would otherwise count as a host gap (with the 2026-11-30 H200
+    # profile one such 0.5 ms wait at the default rate did).
+    args = ["live", "--executor", "fake", "-n", "40", "--rate", "1000", "--gpu", "h200"]
+    args += ["--out", str(out)]
     assert CliRunner().invoke(app, args).exit_code == 0
     corr = tmp_path / "corr.json"
     r = CliRunner().invoke(app, ["calibrate-live", str(out), "--out", str(corr)])
