@@ -147,7 +147,9 @@ def test_calibrate_live_on_a_fake_run_fits_the_identity(tmp_path):
     assert r.exit_code == 0, r.output
     d = json.loads(corr.read_text())
     assert set(d["scale"].values()) == {1.0}  # the fake measures exactly the prediction
-    assert set(d["gap_s"].values()) <= {0.0}  # and has no host gaps on its virtual clock
+    # no host gaps on a virtual clock: what is left is short idle waits for arrivals, which
+    # the < 2 ms rule cannot tell from host gaps (documented in refit.py)
+    assert all(0.0 <= g < 0.002 for g in d["gap_s"].values())
     r = CliRunner().invoke(app, ["fidelity", str(out), "--correction", str(corr)])
     assert r.exit_code == 0, r.output
     assert "is one of the runs the correction was fitted on" in r.output
@@ -162,3 +164,11 @@ def test_the_live_engine_keeps_the_engine_protocol():
 
     run = build_run(_cfg("chunked", n=5))
     assert isinstance(LiveEngine(run.policy, run.context, FakeExecutor()), Engine)
+
+
+def test_fidelity_rejects_a_missing_profile_file(tmp_path):
+    out = tmp_path / "run"
+    args = ["live", "--executor", "fake", "-n", "20", "--gpu", "h200", "--out", str(out)]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    r = CliRunner().invoke(app, ["fidelity", str(out), "--profile", str(tmp_path / "p.json")])
+    assert r.exit_code == 2 and "latency profile not found" in r.output

@@ -34,6 +34,10 @@ def fidelity(
         Path | None,
         Opt(help="Live runs: correct the latency model with this `calibrate-live` file."),
     ] = None,
+    profile: Annotated[
+        Path | None,
+        Opt(help="Live runs: re-simulate with this latency profile file (default: installed)."),
+    ] = None,
     measured_format: Annotated[
         str, Opt(help="Result file format: auto (from its keys), vllm, sglang.")
     ] = "auto",
@@ -71,7 +75,7 @@ def fidelity(
             fail("give live run directories or --measured FILE, not both")
         from bulletsim.live.fidelity_cli import report_live_runs
 
-        report_live_runs(run_dirs, table, correction)
+        report_live_runs(run_dirs, table, correction, profile)
         return
     if measured is None:
         fail("nothing to compare: give live run directories or --measured FILE")

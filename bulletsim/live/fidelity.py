@@ -45,20 +45,31 @@ def live_config(meta: dict):
     return load_config(None, data)
 
 
-def resimulate_live(run_dir: str | Path, correction=None) -> LiveFidelity:
-    """Re-simulate `run_dir`'s requests under its config; with `correction` (a
-    `refit.LiveCorrection`) the latency model is corrected by it."""
+def resimulate_live(
+    run_dir: str | Path, correction=None, profile: str | Path | None = None
+) -> LiveFidelity:
+    """Re-simulate `run_dir`'s requests under its config. `profile`: a latency profile file
+    to use instead of the installed one (e.g. the profile the live run predicted with);
+    `correction` (a `refit.LiveCorrection`): correct the latency model by it."""
     meta, summary, req, it = read_live_run(run_dir)
     cfg = live_config(meta)
     latency = None
-    if correction is not None:
+    if correction is not None or profile is not None:
         from bulletsim.hardware import get_gpu
         from bulletsim.latency.factory import build_latency
+        from bulletsim.latency.profile import ProfileLatency
         from bulletsim.live.refit import CorrectedLatency
         from bulletsim.models import get_model
 
-        base = build_latency(cfg.latency, get_gpu(cfg.gpu), get_model(cfg.model, tp=cfg.tp))
-        latency = CorrectedLatency(base, correction)
+        gpu, model = get_gpu(cfg.gpu), get_model(cfg.model, tp=cfg.tp)
+        if profile is not None:
+            if not Path(profile).is_file():
+                raise FileNotFoundError(f"latency profile not found: {profile}")
+            latency = ProfileLatency.load(profile, gpu, model)
+        else:
+            latency = build_latency(cfg.latency, gpu, model)
+        if correction is not None:
+            latency = CorrectedLatency(latency, correction)
     req = req.sort_values("id")
     specs = make_requests(
         req["arrival_s"].to_numpy(np.float64),

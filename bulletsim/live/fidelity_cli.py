@@ -11,7 +11,10 @@ from rich.table import Table
 
 
 def report_live_runs(
-    run_dirs: list[Path], table: Path | None, correction_file: Path | None = None
+    run_dirs: list[Path],
+    table: Path | None,
+    correction_file: Path | None = None,
+    profile: Path | None = None,
 ) -> None:
     """Print each run's comparison and iteration errors; optionally write the summary table.
     With `correction_file` (`bulletsim calibrate-live`), the latency model is corrected."""
@@ -35,7 +38,7 @@ def report_live_runs(
                 typer.echo(f"note: {d} is one of the runs the correction was fitted on")
     for d in run_dirs:
         try:
-            f = resimulate_live(d, correction)
+            f = resimulate_live(d, correction, profile)
         except USER_ERRORS as e:
             fail(str(e))
         typer.echo(f"live run {d}: {f.live_summary['policy']} on {f.live_summary['workload']}")
