@@ -18,7 +18,9 @@ MODELS = sorted(SOURCES)
 @pytest.mark.parametrize("json_name", MODELS)
 def test_model_is_small_and_names_its_source(shared_traces_dir, json_name):
     path = DATA_DIR / json_name
-    assert path.stat().st_size < 40_000
+    # 64 KB: the Azure models hold the real count per second (3,500 numbers) and a length
+    # model per 10 minutes, which the embedded-vs-real fidelity test needs
+    assert path.stat().st_size < 64_000
     source = json.loads(path.read_text())["source"]
     real = shared_traces_dir / source["file"]
     assert source["sha256"] == hashlib.sha256(real.read_bytes()).hexdigest()

@@ -1,4 +1,14 @@
-"""A compact model of a trace's arrivals: a binned rate profile plus within-bin burstiness."""
+"""A compact model of a trace's arrivals: its count of requests in every second.
+
+Sampling replays the real per-`BIN_S` counts exactly and places each bin's arrivals
+uniformly inside it, so the burstiness that queueing feels (the Azure code trace's
+per-second index of dispersion of ~13, its idle gaps, the conversation trace's slow rise and
+fall) is kept at 1 s resolution; only the order inside a second is random. An earlier
+version drew a gamma renewal process through a 10 s profile: it kept the rates only in
+expectation, and at 2,000 requests of the code trace its arrivals came 22% faster than the
+real ones for one seed (attainment 4 points off). `cv_within` (the fitted within-bin gamma
+CV) is kept for reference.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +18,7 @@ import numpy as np
 
 from bulletsim.workload.arrivals import profile_arrivals
 
-BIN_S = 10.0  # 10 s bins keep the Azure code trace's idle gaps (45 gaps > 10 s)
+BIN_S = 1.0  # one second: bursts of the code trace last seconds; 3,500 counts per hour
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +42,28 @@ class ArrivalProfile:
         duration_s: float | None,
         time_scale: float = 1.0,
     ) -> np.ndarray:
-        """Arrival times; with neither limit, one pass over the profile's duration."""
+        """Arrival times (first at 0); with neither limit, one pass over the profile.
+
+        The profile repeats back to back when more is asked than it holds.
+        """
         if num is None and duration_s is None:
             duration_s = self.duration_s * time_scale
-        scaled_duration = None if duration_s is None else duration_s / time_scale
-        times = profile_arrivals(rng, self.counts, self.bin_s, self.cv_within, num, scaled_duration)
-        return times * time_scale
+        counts = self.counts
+        per_cycle = int(counts.sum())
+        cycles = 1
+        if num is not None:
+            cycles = max(cycles, -(-num // per_cycle))
+        if duration_s is not None:
+            period_s = len(counts) * self.bin_s * time_scale
+            cycles = max(cycles, int(duration_s // period_s) + 1)
+        bins = np.repeat(np.arange(len(counts) * cycles), np.tile(counts, cycles))
+        times = np.sort((bins + rng.random(len(bins))) * self.bin_s)
+        times = (times - times[0]) * time_scale
+        if num is not None:
+            times = times[:num]
+        if duration_s is not None:
+            times = times[times < duration_s]
+        return times
 
     def to_json(self) -> dict:
         return {

@@ -30,6 +30,19 @@ class EmbeddedTrace:
     # `lengths` as "llama2", plus the same requests counted by other tokenizers where the
     # real count table has them (text datasets: "llama3")
     lengths_by_family: dict[str, LengthModel] = field(default_factory=dict)
+    # Timestamped traces: the lengths of each `segment_s` stretch of the trace, in order, so
+    # that requests sampled at time t take the lengths of t's stretch (the Azure
+    # conversation trace's output lengths fall by a third mid-hour; see build_defaults).
+    segment_s: float | None = None
+    lengths_by_segment: tuple[LengthModel, ...] = ()
+
+    def segment_of(self, times_s, time_scale: float = 1.0):
+        """Index into `lengths_by_segment` of each arrival time (cycling past the end)."""
+        import numpy as np
+
+        assert self.segment_s is not None and self.lengths_by_segment
+        k = np.floor(np.asarray(times_s) / time_scale / self.segment_s).astype(np.int64)
+        return k % len(self.lengths_by_segment)
 
     @property
     def description(self) -> str:
@@ -48,6 +61,7 @@ def load_embedded(json_name: str, data_dir: Path = DATA_DIR) -> EmbeddedTrace:
     if doc.get("schema") != SCHEMA:
         raise ValueError(f"{path}: schema {doc.get('schema')!r}; expected {SCHEMA}")
     arrivals = doc.get("arrivals")
+    segments = doc.get("lengths_by_segment")
     return EmbeddedTrace(
         json_name,
         doc["source"]["file"],
@@ -59,4 +73,6 @@ def load_embedded(json_name: str, data_dir: Path = DATA_DIR) -> EmbeddedTrace:
             "llama2": LengthModel.from_json(doc["lengths"]),
             **{k: LengthModel.from_json(v) for k, v in doc.get("lengths_by_family", {}).items()},
         },
+        segments["segment_s"] if segments else None,
+        tuple(LengthModel.from_json(m) for m in segments["models"]) if segments else (),
     )

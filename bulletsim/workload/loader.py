@@ -236,8 +236,8 @@ def _from_embedded(
         assert model.arrivals is not None
         times = model.arrivals.sample(rng, cfg.num_requests, cfg.duration_s, cfg.time_scale)
         notes.append(
-            f"arrivals follow the real {model.arrivals.bin_s:g} s rate profile "
-            f"(gap CV {model.arrivals.gap_cv:.2f}), not the real timestamps"
+            f"arrivals replay the real trace's count in every {model.arrivals.bin_s:g} s "
+            f"(gap CV {model.arrivals.gap_cv:.2f}), placed at random inside it"
         )
     else:
         trace_rate = None if model.arrivals is None else model.arrivals.mean_rate
@@ -245,6 +245,53 @@ def _from_embedded(
         notes.append(note)
         times = _synthetic_arrivals(cfg, rate, model.source_rows - model.num_dropped, rng)
     num = len(times)
+    segment = np.zeros(num, np.int64)
+    models = [lengths]
+    if cfg.resolved_arrival == "trace" and model.lengths_by_segment and fmt not in TEXT_FORMATS:
+        # lengths follow the trace's own stretch of time (its drift over the hour)
+        segment = model.segment_of(times, cfg.time_scale)
+        models = list(model.lengths_by_segment)
+        notes.append(f"lengths follow the real trace's {model.segment_s / 60:g}-minute stretches")
+    prompt_all = np.zeros(num, np.int64)
+    output_all = np.zeros(num, np.int64)
+    num_sampled = num_filtered = num_over = num_clipped = 0
+    for k, lengths_k in enumerate(models):
+        where_k = np.flatnonzero(segment == k)
+        if not len(where_k):
+            continue
+        got = _sample_kept(cfg, info, fmt, conv, lengths_k, len(where_k), rng, label)
+        prompt_all[where_k], output_all[where_k] = got[0], got[1]
+        num_sampled += got[2]
+        num_filtered += got[3]
+        num_over += got[4]
+        num_clipped += got[5]
+    totals = KeptLengths(np.empty(0), np.empty(0), np.empty(0), num_filtered, num_over, num_clipped)
+    notes += _rules_notes(cfg, fmt, conv, totals, num_sampled, label)
+    requests = make_requests(times, prompt_all, output_all)
+    return Workload(
+        info.name,
+        model.description,
+        True,
+        requests,
+        num_filtered + num_over,
+        num_clipped,
+        tuple(notes),
+        num_over_length=num_over,
+    )
+
+
+def _sample_kept(
+    cfg: WorkloadConfig,
+    info: TraceInfo,
+    fmt: str,
+    conv: Convention,
+    lengths,
+    num: int,
+    rng: np.random.Generator,
+    label: str,
+) -> tuple[np.ndarray, np.ndarray, int, int, int, int]:
+    """`num` (prompt, output) pairs that pass the length rules, and the counts of what was
+    sampled, filtered, over length and clipped on the way."""
     prompts, outputs = [], []
     num_kept = num_sampled = num_filtered = num_over = num_clipped = 0
     while num_kept < num:
@@ -267,16 +314,5 @@ def _from_embedded(
         num_filtered += kept.num_filtered
         num_over += kept.num_over_length
         num_clipped += kept.num_clipped
-    totals = KeptLengths(np.empty(0), np.empty(0), np.empty(0), num_filtered, num_over, num_clipped)
-    notes += _rules_notes(cfg, fmt, conv, totals, num_sampled, label)
-    requests = make_requests(times, np.concatenate(prompts), np.concatenate(outputs))
-    return Workload(
-        info.name,
-        model.description,
-        True,
-        requests,
-        num_filtered + num_over,
-        num_clipped,
-        tuple(notes),
-        num_over_length=num_over,
-    )
+    return (np.concatenate(prompts), np.concatenate(outputs), num_sampled, num_filtered,
+            num_over, num_clipped)  # fmt: skip
