@@ -48,10 +48,10 @@ def check_partitions(ex) -> dict:
     """Every decode group of n SMs and prefill remainder of split s >= n share no SM."""
     from bulletsim.gpu.probe import SmidProbe
 
-    probe, pool = SmidProbe(), ex.pool
+    probe, pool = SmidProbe(), ex.lanes_map.pool
     sets = {}
     for n in pool.pair_sizes():
-        if n % 8 == 0 and n < ex.total:
+        if n % 8 == 0 and n <= ex.lanes_map.max_split:
             g, r = pool.pair(n)
             sets[("g", n)] = set(probe.probe(g.stream))
             sets[("r", n)] = set(probe.probe(r.stream))
@@ -89,7 +89,7 @@ def decode_bandwidth(ex, batch=64, ctx=2048, reps=20) -> dict:
     indptr, indices, last = pg.csr(slots, lens)
     b = batch
     lane = "main" if any(k == "full-main" for k, _ in g.graphs) else "decode"
-    key, stream = f"full-{lane}", ex.full_streams[lane]
+    key, stream = f"full-{lane}", ex.lanes_map.full_streams[lane]
     with torch.cuda.stream(stream):
         inp = torch.from_numpy(np.stack([slots, lens - 1, pg.slots_tokens(slots, lens - 1)]))
         g.inputs[b].copy_(inp)
@@ -158,7 +158,7 @@ def main() -> None:
         if "decode_bandwidth" not in checks and ex.graphs is not None:
             checks["decode_bandwidth"] = decode_bandwidth(ex)
             print("decode bandwidth:", checks["decode_bandwidth"], flush=True)
-        if ex.pool is not None and "partitions" not in checks:
+        if ex.lanes_map.pool is not None and "partitions" not in checks:
             checks["partitions"] = check_partitions(ex)
             print("partitions:", checks["partitions"]["overlapping_pairs"], flush=True)
     checks["total_s"] = time.perf_counter() - t_all

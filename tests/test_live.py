@@ -170,3 +170,31 @@ def test_fidelity_rejects_a_missing_profile_file(tmp_path):
     assert CliRunner().invoke(app, args).exit_code == 0
     r = CliRunner().invoke(app, ["fidelity", str(out), "--profile", str(tmp_path / "p.json")])
     assert r.exit_code == 2 and "latency profile not found" in r.output
+
+
+def test_the_gpu_executor_runs_bullet_on_green_contexts():
+    from bulletsim.live.cli import with_green_contexts
+
+    cfg = with_green_contexts(_cfg("bullet"))
+    assert cfg.params().mechanism == "green-ctx"
+    assert with_green_contexts(_cfg("chunked")) == _cfg("chunked")
+
+
+def test_graph_step_inputs_pad_with_the_scratch_page():
+    import numpy as np
+
+    from bulletsim.core import Request, RequestSpec
+    from bulletsim.live.gpu.batches import graph_step_inputs
+    from bulletsim.live.pages import SCRATCH_PAGE, PageTable
+
+    pt = PageTable(num_pages=32, page_size=4, num_slots=8, max_pages_per_seq=8)
+    members = [Request(RequestSpec(i, 0.0, 5, 9)) for i in range(3)]
+    ctx = np.array([5, 8, 1])
+    out = np.zeros(64, np.int64)
+    indptr, indices, last = graph_step_inputs(pt, members, ctx, 8, out)
+    assert indptr.tolist() == [0, 2, 5, 6, 7, 8, 9, 10, 11]  # 2, 3, 1 pages, then 1 each
+    assert indices[6:].tolist() == [SCRATCH_PAGE] * 5 and last[3:].tolist() == [1] * 5
+    assert out[:8].tolist() == [*(pt.slot_of[i] for i in range(3)), *[pt.scratch_slot] * 5]
+    assert out[8:16].tolist() == [5, 8, 1, 0, 0, 0, 0, 0]  # positions of the new tokens
+    s0 = pt.slot_of[0]
+    assert out[16] == pt.table[s0, 1] * 4 + 1  # token 5 of request 0: page 1, offset 1

@@ -19,6 +19,8 @@ def _live(executor: str, decode_graphs: bool, cli_opts: dict) -> None:
     if executor not in EXECUTORS:
         fail(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
     cfg = config_from_options(cli_opts)
+    if executor == "gpu":
+        cfg = with_green_contexts(cfg)
     out_dir = run_out_dir(cfg, cli_opts["out"], cli_opts["no_write"], suffix="-live")
     try:
         ex = make_executor(executor, cfg, decode_graphs=decode_graphs)
@@ -43,6 +45,25 @@ def _live(executor: str, decode_graphs: bool, cli_opts: dict) -> None:
     except USER_ERRORS as e:
         fail(str(e))
     typer.echo(f"results: {out_dir}")
+
+
+def with_green_contexts(cfg):
+    """The GPU executor partitions SMs with green contexts only: a policy whose mechanism is
+    libsmctrl (Bullet's default) is run with green-ctx instead, and a note says so, so that
+    its plans use the partition sizes the engine can make (the config written says green-ctx,
+    so a re-simulation plans the same way)."""
+    import dataclasses
+
+    if getattr(cfg.params(), "mechanism", None) != "libsmctrl":
+        return cfg
+    section = {**cfg.policy_params.get(cfg.policy, {}), "mechanism": "green-ctx"}
+    typer.echo(
+        f"note: the live engine partitions SMs with green contexts; {cfg.policy}.mechanism "
+        "= green-ctx (libsmctrl is not supported live)",
+        err=True,
+    )
+    params = {**cfg.policy_params, cfg.policy: section}
+    return dataclasses.replace(cfg, policy_params=params).validate()
 
 
 def make_executor(name: str, cfg, *, decode_graphs: bool = True):

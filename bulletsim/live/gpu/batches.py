@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bulletsim.core import Request, Work
-from bulletsim.live.pages import PageTable
+from bulletsim.live.pages import SCRATCH_PAGE, PageTable
 from bulletsim.state import ServingState
 
 
@@ -82,3 +82,31 @@ def build_batch(
         last_rows[emit],
         slots[emit],
     )
+
+
+def graph_step_inputs(
+    pages: PageTable, members: list[Request], ctx: np.ndarray, bucket: int, out: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A decode step padded to `bucket` rows for its CUDA graph.
+
+    Writes the graph's int64 inputs into out[: 3 * bucket] (request slots, positions, flat KV
+    slots; padded rows: the scratch slot, position 0, the scratch page) and returns the
+    flashinfer layout (indptr, indices, last_page_len) with one scratch page per padded row.
+    Gives members the pages their new token needs.
+    """
+    n, b = len(members), bucket
+    slots = np.fromiter((pages.slot(r.spec.id, r.num_preemptions) for r in members), np.int64, n)
+    kv_lens = ctx + 1
+    pages.ensure_many(slots, kv_lens)
+    indptr, indices, last = pages.csr(slots, kv_lens)
+    pad = b - n
+    indptr = np.concatenate([indptr, indptr[-1] + 1 + np.arange(pad, dtype=np.int32)])
+    indices = np.concatenate([indices, np.full(pad, SCRATCH_PAGE, np.int32)])
+    last = np.concatenate([last, np.ones(pad, np.int32)])
+    out[:b] = pages.scratch_slot
+    out[:n] = slots
+    out[b : 2 * b] = 0
+    out[b : b + n] = ctx
+    out[2 * b : 3 * b] = SCRATCH_PAGE * pages.page_size
+    out[2 * b : 2 * b + n] = pages.slots_tokens(slots, ctx)
+    return indptr, indices, last

@@ -1,13 +1,6 @@
 """`GpuExecutor`: the live engine's kernels on a real GPU, lanes on green-context partitions.
 
-Lanes and partitions. A single-lane policy runs on the whole GPU. Two lanes (Bullet) share
-the GPU through green contexts made by one `cuDevSmResourceSplitByCount` per size
-(bulletsim/gpu/green.py): the decode lane runs on a split's *group* of n SMs (the policy's
-count rounded up to a multiple of 8), the prefill lane on a split's *remainder* (132 - s SMs,
-the largest remainder within the policy's count). Groups and remainders of different splits
-are disjoint whenever n <= s (checked with the `%smid` probe in
-benchmarks/live_gpu_check.py), so the two lanes never share an SM unless a lane holds the
-whole GPU. A re-split takes effect at the lane's next launch.
+Lanes and partitions: `lanes.py` (green-context groups for decode, remainders for prefill).
 
 Work. Decode-only steps replay a CUDA graph captured for (partition, padded batch); prefill
 windows and mixed batches run eagerly over flashinfer's paged prefill (causal over cached
@@ -25,19 +18,18 @@ import numpy as np
 import torch
 
 from bulletsim.live.executor import Launch
-from bulletsim.live.gpu.batches import BatchMeta, build_batch, decode_members
-from bulletsim.live.gpu.graphs import BUCKETS, DecodeGraphs
+from bulletsim.live.gpu.batches import (
+    BatchMeta,
+    build_batch,
+    decode_members,
+    graph_step_inputs,
+)
+from bulletsim.live.gpu.graphs import DecodeGraphs
+from bulletsim.live.gpu.lanes import LANES, LanePartitions
 from bulletsim.live.gpu.model import LiveModel
-from bulletsim.live.pages import SCRATCH_PAGE, PageTable
+from bulletsim.live.pages import PageTable
 from bulletsim.models import get_model
 from bulletsim.policies.base import PolicyContext
-
-GRANULE = 8  # green-context SM granularity on Hopper (DESIGN.md)
-# cuBLAS GEMMs of a decode step (8 rows) failed with CUBLAS_STATUS_EXECUTION_FAILED on split
-# remainders (4 and 12 SMs) on the H200 (2026-11-30 smoke runs), while the calibrator ran them
-# on groups: decode takes groups, prefill remainders, and splits stop at 120 (>= 12 SMs).
-MIN_REMAINDER_SMS = 12
-LANES = ("main", "prefill", "decode")  # single-lane policies use "main"
 
 
 @dataclass(slots=True)
@@ -67,7 +59,7 @@ class GpuExecutor:
         self.use_graphs = decode_graphs
         self.model: LiveModel | None = None
         self.graphs: DecodeGraphs | None = None
-        self.pool = None
+        self.lanes_map: LanePartitions | None = None
         self.setup_s = 0.0
         self._keys_captured: set[str] = set()
         self._warm: set[tuple[str, str]] = set()
@@ -78,7 +70,6 @@ class GpuExecutor:
         torch.cuda.init()
         props = torch.cuda.get_device_properties(0)
         self.total = props.multi_processor_count
-        self.max_split = (self.total - MIN_REMAINDER_SMS) // GRANULE * GRANULE
         if self.total != ctx.total_sms:
             raise ValueError(
                 f"the config's GPU has {ctx.total_sms} SMs but this {props.name} has "
@@ -89,13 +80,12 @@ class GpuExecutor:
         specs = ctx.state.specs
         max_tokens = max(s.prompt_tokens + s.output_tokens for s in specs)
         num_slots = 8193  # rows of the block table (the model keeps one token per row)
-        if self.model is None:
-            self.full_streams = {lane: torch.cuda.Stream() for lane in LANES}
-        if len(lanes) > 1 and self.pool is None:
-            from bulletsim.gpu.green import GreenContextPool
+        if self.lanes_map is None:
+            self.lanes_map = LanePartitions(self.total)
+        if len(lanes) > 1:
             from bulletsim.hardware import get_gpu
 
-            self.pool = GreenContextPool(get_gpu(self.cfg.gpu))
+            self.lanes_map.enable_green(get_gpu(self.cfg.gpu))
         if self.model is None:
             try:
                 self.model = LiveModel(self.spec, kv.capacity_blocks + 1, kv.block_size, 8193)
@@ -131,7 +121,7 @@ class GpuExecutor:
             for lane in lanes:
                 if lane == "prefill":
                     continue
-                for key, stream, _ in self._decode_partitions(lane):
+                for key, stream, _ in self.lanes_map.partitions(lane):
                     if key not in self._keys_captured:
                         self.graphs.capture(key, stream, self.pages.scratch_slot)
                         self._keys_captured.add(key)
@@ -141,7 +131,7 @@ class GpuExecutor:
         torch.cuda.synchronize()
         self.setup_s += time.perf_counter() - t0
         self.ref = torch.cuda.Event(enable_timing=True)
-        self.ref.record(self.full_streams["main"])
+        self.ref.record(self.lanes_map.full_streams["main"])
         self.ref.synchronize()
         self.t0 = time.perf_counter()
 
@@ -171,24 +161,7 @@ class GpuExecutor:
 
     # -- partitions ---------------------------------------------------------------------------
     def _stream(self, lane: str, sms: int):
-        """(stream, physical SMs, key) for `sms` SMs on `lane`."""
-        if self.pool is None or sms >= self.total:
-            return self.full_streams[lane], self.total, f"full-{lane}"
-        top, g = self.max_split, GRANULE
-        if lane == "decode":
-            n = min(top, -(-sms // g) * g)
-            group, _ = self.pool.pair(n)
-            return group.stream, group.num_sms, f"g{n}"
-        s = min(top, max(g, -(-(self.total - sms) // g) * g))
-        _, rest = self.pool.pair(s)
-        return rest.stream, rest.num_sms, f"r{s}"
-
-    def _decode_partitions(self, lane: str):
-        seen = {}
-        for sms in range(1, self.total + 1):
-            stream, phys, key = self._stream(lane, sms)
-            seen.setdefault(key, (key, stream, phys))
-        return list(seen.values())
+        return self.lanes_map.stream(lane, sms)
 
     def physical_sms(self, lane: str, num_sms: int) -> int:
         return self._stream(lane, num_sms)[1]
@@ -216,22 +189,8 @@ class GpuExecutor:
         x.host_s = time.perf_counter() - t
 
     def _graph_step(self, x: Launch, stream, key: str, b: int, members, ctx) -> None:
-        pg, n = self.pages, len(members)
-        slots = np.fromiter((pg.slot(r.spec.id, r.num_preemptions) for r in members), np.int64, n)
-        kv_lens = ctx + 1
-        pg.ensure_many(slots, kv_lens)
-        indptr, indices, last = pg.csr(slots, kv_lens)
-        pad = b - n
-        indptr = np.concatenate([indptr, indptr[-1] + 1 + np.arange(pad, dtype=np.int32)])
-        indices = np.concatenate([indices, np.full(pad, SCRATCH_PAGE, np.int32)])
-        last = np.concatenate([last, np.ones(pad, np.int32)])
         h = self.host_bufs[x.lane]
-        h[:b] = pg.scratch_slot
-        h[:n] = slots
-        h[b : 2 * b] = 0
-        h[b : b + n] = ctx
-        h[2 * b : 3 * b] = SCRATCH_PAGE * pg.page_size
-        h[2 * b : 2 * b + n] = pg.slots_tokens(slots, ctx)
+        indptr, indices, last = graph_step_inputs(self.pages, members, ctx, b, h)
         g = self.graphs
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         with torch.cuda.stream(stream):
@@ -347,37 +306,6 @@ class GpuExecutor:
         self.pages.release(request.spec.id)
 
     def describe(self) -> dict:
-        import flashinfer
+        from bulletsim.live.gpu.meta import describe_executor
 
-        try:
-            from bulletsim.gpu.timing import Clocks
-
-            driver = Clocks().driver_version()
-        except Exception:  # noqa: BLE001 - NVML is optional metadata
-            driver = None
-        props = torch.cuda.get_device_properties(0)
-        return {
-            "executor": self.name,
-            "measured": True,
-            "device": props.name,
-            "num_sms": props.multi_processor_count,
-            "driver": driver,
-            "torch": torch.__version__,
-            "cuda": torch.version.cuda,
-            "flashinfer": flashinfer.__version__,
-            "model": self.spec.name,
-            "weights": "random bf16 at the real shapes (timing-equivalent for a dense model; "
-            "sampled token ids are meaningless, output lengths forced from the trace)",
-            "partitions": "green contexts, one split per size"
-            if self.pool is not None
-            else "whole GPU",
-            "attention": "flashinfer fa2 paged prefill (eager); tensor-core paged decode in "
-            "CUDA graphs",
-            "gemm": "torch.mm (cuBLAS), as the calibrated profile measured",
-            "decode_graph_buckets": list(BUCKETS) if self.graphs is not None else [],
-            "num_graphs": len(self.graphs.graphs) if self.graphs is not None else 0,
-            "graph_capture_s": self.graphs.capture_s if self.graphs is not None else 0.0,
-            "setup_s": self.setup_s,
-            "num_launches": dict(self.num_launches),
-            "kv_pages_peak": self.pages.peak_pages,
-        }
+        return describe_executor(self)
