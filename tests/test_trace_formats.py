@@ -95,7 +95,7 @@ TEXT = [
     ("sharegpt.json", [
         ("What is a fixture?", "A small made-up input for a test."),
         ("You answer in one line.\nWhy test?", "To catch faults early."),  # system prepended
-        ("Tell me a number.", "Seven."),  # the leading assistant turn skipped
+        ("Hello, how can I help?", "Tell me a number."),  # first-two: gpt -> human kept
     ], 4),  # null value, empty reply, no reply, non-string reply
     ("sharegpt.jsonl", [("Pick a letter.", "Q."), ("Be terse.\nPick a digit.", "Four.")], 1),
     ("alpaca.json", [
@@ -126,6 +126,27 @@ def test_text_formats_role_aware(name, texts, dropped):
         want = sorted(zip(count(list(p)).tolist(), count(list(o)).tolist(), strict=True))
     assert got == want
     assert wl.num_dropped == dropped
+
+
+@pytest.mark.parametrize("pairing", ["role-aware", "first-two"])
+def test_sharegpt_pairings_and_the_system_rule(pairing):
+    from bulletsim.workload.sharegpt import read_sharegpt
+
+    t = read_sharegpt(FIX / "sharegpt.json", pairing=pairing)
+    third = (
+        ("Tell me a number.", "Seven.")
+        if pairing == "role-aware"
+        else ("Hello, how can I help?", "Tell me a number.")
+    )  # positional: gpt -> human
+    texts = [
+        ("What is a fixture?", "A small made-up input for a test."),
+        ("You answer in one line.\nWhy test?", "To catch faults early."),
+        third,
+    ]
+    p, o = zip(*texts, strict=True)
+    assert t.prompt_tokens.tolist() == count(list(p)).tolist()
+    assert t.output_tokens.tolist() == count(list(o)).tolist()
+    assert t.num_empty == 4  # null value, empty reply, no reply, non-string reply
 
 
 def test_text_format_without_timestamps_needs_a_rate():

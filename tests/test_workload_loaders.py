@@ -85,15 +85,19 @@ def test_sharegpt_json_approx_tokenizer(shared_traces_dir, tmp_path):
     # A symlink alone in a folder: no Llama-2 table beside it, so the text is tokenized.
     link = tmp_path / "sharegpt_v3_random1000.json.gz"
     link.symlink_to(shared_traces_dir / link.name)
-    t = read_sharegpt(link)
-    # role-aware: every conversation is kept or counted; 9 have no user turn at all (empty
-    # or assistant-only), one has an empty text
+    t = read_sharegpt(link, pairing="role-aware")
+    # every conversation is kept or counted; 9 have no user turn at all (empty or
+    # assistant-only), one has an empty text; the user's question and the assistant's answer
     assert len(t) + t.num_empty == 1000 and len(t) == 990
     assert "rejected 9 of 1000 conversations: 9 no user turn" in t.notes
-    # the user's question and the assistant's answer (the positional vLLM/SGLang pair of
-    # gpt -> human conversations had medians 127 and 156)
     assert np.median(t.prompt_tokens) == pytest.approx(27, rel=0.1)
     assert np.median(t.output_tokens) == pytest.approx(331, rel=0.1)
+    # vLLM/SGLang's first two messages: gpt -> human pairs make prompts long
+    t = read_sharegpt(link, pairing="first-two")
+    assert len(t) == 991 and t.num_empty == 9
+    assert "1 empty reply, 8 fewer than 2 messages" in t.notes[-1]
+    assert np.median(t.prompt_tokens) == pytest.approx(127, rel=0.1)
+    assert np.median(t.output_tokens) == pytest.approx(156, rel=0.1)
 
 
 def test_alpaca_tokens(shared_traces_dir):

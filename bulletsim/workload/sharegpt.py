@@ -118,13 +118,35 @@ def first_request(turns: list[tuple[str, object]]) -> tuple[str, str] | str:
     return "\n".join([*system, turns[i][1]]), turns[i + 1][1]
 
 
+def first_two(turns: list[tuple[str, object]]) -> tuple[str, str] | str:
+    """The first two messages whoever spoke them (vLLM's and SGLang's pairing), or why not.
+
+    The system rule holds here too: leading system turns are prepended to the prompt and the
+    two messages after them are paired (vLLM/SGLang would take the system prompt as the prompt
+    and the user's question as the output). Fewer than 2 such messages, a null or non-string
+    text, or an empty reply reject the conversation, as in `first_request`.
+    """
+    i = 0
+    while i < len(turns) and turns[i][0] == "system":
+        i += 1
+    if len(turns) - i < 2:
+        return "fewer than 2 messages"
+    texts = [t for _, t in turns[: i + 2]]
+    if not all(isinstance(t, str) for t in texts):
+        return "null or non-string text"
+    if not str(texts[-1]).strip():
+        return "empty reply"
+    return "\n".join(texts[:-1]), texts[-1]
+
+
 def read_sharegpt(
     path: Path, tokenizer: str = "approx", family: str = "llama2", pairing: str = "first-two"
 ) -> TraceTable:
     """The first request of each ShareGPT conversation (JSON array or JSON lines), as tokens.
 
-    Roles are read (see `first_request`); conversations without a usable first request are
-    rejected and counted per reason. A record that is not `{"conversations": [{"from",
+    `pairing` role-aware reads roles (see `first_request`); first-two takes messages 0 and 1
+    (`first_two`). Conversations without a usable first request are rejected and counted per
+    reason. A record that is not `{"conversations": [{"from",
     "value"}, ...]}` (or `messages` with `role`/`content`) is a one-line error naming it.
     With the `approx` tokenizer, a count table next to the JSON (see `sidecar_path`) is
     preferred, its `family` columns and `pairing` (see `read_sharegpt_tokens`): real counts
@@ -149,7 +171,8 @@ def read_sharegpt(
                 f"{path}: {where} has no 'conversations' list; expected "
                 '{"conversations": [{"from": ..., "value": ...}, ...]}'
             )
-        got = first_request(_turns(messages, where, path))
+        turns = _turns(messages, where, path)
+        got = first_two(turns) if pairing == "first-two" else first_request(turns)
         if isinstance(got, str):
             rejected[got] = rejected.get(got, 0) + 1
             continue
@@ -161,8 +184,11 @@ def read_sharegpt(
     notes = [f"tokenizer {tokenizer}"]
     if tokenizer == "approx" and family != "llama2":
         notes.append(f"approx counts are Llama-2-like; no {family} count table beside {path.name}")
-    if pairing == "first-two":
-        notes.append("the text reader pairs by role (first user turn and its reply)")
+    notes.append(
+        "pairing: first two messages after any system turns (vLLM/SGLang), system prepended"
+        if pairing == "first-two"
+        else "pairing: role-aware (first user turn and its reply, system turns prepended)"
+    )  # fmt: skip
     if rejected:
         notes.append(
             f"rejected {sum(rejected.values())} of {len(records)} conversations: "
