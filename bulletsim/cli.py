@@ -107,7 +107,8 @@ def run(
     tokenizer: Annotated[
         str | None,
         Opt(
-            help="Tokenizer for text datasets: approx, sentencepiece:PATH, tiktoken:PATH. "
+            help="Tokenizer for text datasets: approx, sentencepiece:PATH, tiktoken:PATH, "
+            "hf:PATH (a tokenizer.json; the bulletsim[tokenizers] extra). "
             "[default: approx]"
         ),
     ] = None,
@@ -121,6 +122,54 @@ def run(
             help="Workload convention (token counts, BOS, chat template, filter, pairing): "
             "auto, sglang-llama3, sglang-llama3-chat, vllm-llama3, vllm-llama2, llama2-nobos, "
             "role-aware-llama3, arxiv-long; auto follows the simulated model. [default: auto]",
+        ),
+    ] = None,
+    trace_format: Annotated[
+        str | None,
+        Opt(
+            help="Format of --trace-file: auto (detected from its content), azure, burstgpt, "
+            "mooncake, bailian, splitwise-sim, vidur, csv, length-table, custom, sharegpt, "
+            "alpaca (traces/README.md). [default: the trace's; auto for --trace csv]"
+        ),
+    ] = None,
+    timestamp_unit: Annotated[
+        str | None,
+        Opt(help="Unit of the file's timestamps: s, ms, us, ns. [default: the format's]"),
+    ] = None,
+    trace_model: Annotated[
+        str | None, Opt(help="BurstGPT: keep this Model column's rows (ChatGPT, GPT-4).")
+    ] = None,
+    input_len: Annotated[
+        int | None, Opt(help="random/fixed traces: prompt tokens (the mean for random).")
+    ] = None,
+    output_len: Annotated[
+        int | None,
+        Opt(help="random/fixed traces: output tokens; custom JSONL: lines without one."),
+    ] = None,
+    range_ratio: Annotated[
+        float | None, Opt(help="random trace: spread of lengths around the mean. [default: 0]")
+    ] = None,
+    range_convention: Annotated[
+        str | None,
+        Opt(
+            help="random trace: vllm ([L(1-r), L(1+r)]) or sglang ([L r, L]) rule. [default: vllm]"
+        ),
+    ] = None,
+    max_concurrency: Annotated[
+        int | None,
+        Opt(
+            help="Benchmark client with at most N requests in flight (vLLM/SGLang "
+            "--max-concurrency); with no --rate a closed loop of N users."
+        ),
+    ] = None,
+    think_time: Annotated[
+        float | None, Opt(help="Closed loop: seconds a user waits after a reply. [default: 0]")
+    ] = None,
+    model_config: Annotated[
+        Path | None,
+        Opt(
+            help="A Hugging Face config.json (Llama, Qwen2/3, Mistral, Mixtral, Qwen3-MoE): the "
+            "model's shape and context limit, simulated with the roofline."
         ),
     ] = None,
     policy: Annotated[
@@ -228,6 +277,7 @@ def config_from_options(o: dict):
         "tp": o["tp"],
         "latency": o["latency"],
         "seed": o["seed"],
+        "model_config": str(o["model_config"]) if o.get("model_config") else None,
         "workload": {
             "trace": o["trace"],
             "trace_file": str(o["trace_file"]) if o["trace_file"] else None,
@@ -243,6 +293,15 @@ def config_from_options(o: dict):
             "tokenizer": o["tokenizer"],
             "sharegpt_filter": o["sharegpt_filter"],
             "convention": o.get("convention"),
+            "trace_format": o.get("trace_format"),
+            "timestamp_unit": o.get("timestamp_unit"),
+            "trace_model": o.get("trace_model"),
+            "input_len": o.get("input_len"),
+            "output_len": o.get("output_len"),
+            "range_ratio": o.get("range_ratio"),
+            "range_convention": o.get("range_convention"),
+            "max_concurrency": o.get("max_concurrency"),
+            "think_s": o.get("think_time"),
         },
         "slo": {
             "tpot_ms": o["tpot_ms"],

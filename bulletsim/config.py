@@ -14,11 +14,14 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bulletsim.core import SLO
 from bulletsim.policies.registry import POLICY_PARAMS, policy_names
 from bulletsim.workload.config import WorkloadConfig
+
+if TYPE_CHECKING:
+    from bulletsim.models import ModelSpec
 
 LATENCY_KINDS = ("auto", "roofline", "profile")
 
@@ -104,17 +107,26 @@ class RunConfig:
     slo: SLOConfig = field(default_factory=SLOConfig)
     kv: KVConfig = field(default_factory=KVConfig)
     policy_params: dict[str, Any] = field(default_factory=dict)  # [chunked], [bullet], ...
+    model_config: str | None = None  # a Hugging Face config.json; replaces `model`'s shape
+
+    def model_spec(self) -> ModelSpec:
+        """The model's shape: from `model_config` when given, else the built-in `model`."""
+        from bulletsim.hf_config import model_from_hf_config
+        from bulletsim.models import get_model
+
+        if self.model_config is not None:
+            return model_from_hf_config(self.model_config, tp=self.tp or 1)
+        return get_model(self.model, tp=self.tp)
 
     def validate(self) -> RunConfig:
         """Check every field, every policy section given (not only the chosen policy's),
         the GPU and model names; raise a one-line ValueError naming the valid choices."""
         from bulletsim.hardware import get_gpu
-        from bulletsim.models import get_model
 
         if self.policy not in policy_names():
             raise ValueError(f"unknown policy {self.policy!r}; valid: {', '.join(policy_names())}")
         get_gpu(self.gpu)
-        get_model(self.model, tp=self.tp)
+        self.model_spec()
         if self.latency not in LATENCY_KINDS:
             raise ValueError(
                 f"unknown latency model {self.latency!r}; valid: {', '.join(LATENCY_KINDS)}"
@@ -237,9 +249,8 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     cfg = from_dict(RunConfig, data)
     cfg = dataclasses.replace(cfg, policy_params=params).validate()
     from bulletsim.hardware import get_gpu
-    from bulletsim.models import get_model
 
-    return dataclasses.replace(cfg, gpu=get_gpu(cfg.gpu).name, model=get_model(cfg.model).name)
+    return dataclasses.replace(cfg, gpu=get_gpu(cfg.gpu).name, model=cfg.model_spec().name)
 
 
 _RUN_KEYS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name != "policy_params")

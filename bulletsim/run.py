@@ -27,7 +27,7 @@ from bulletsim.kvcache import KVCache, kv_capacity
 from bulletsim.latency.base import LatencyModel
 from bulletsim.latency.factory import build_latency
 from bulletsim.metrics import add_request_metrics, summarize
-from bulletsim.models import ModelSpec, get_model
+from bulletsim.models import ModelSpec
 from bulletsim.policies.base import Policy, PolicyContext
 from bulletsim.policies.registry import make_policy
 from bulletsim.records import request_frame
@@ -91,7 +91,7 @@ def build_run(
     cfg.validate()
     rng = np.random.default_rng(cfg.seed)
     gpu = get_gpu(cfg.gpu)
-    model = get_model(cfg.model, tp=cfg.tp)
+    model = cfg.model_spec()
     if workload is None:
         workload = load_workload(
             cfg.workload, rng, context_tokens=model.max_context_tokens, model=cfg.model

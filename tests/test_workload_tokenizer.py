@@ -60,6 +60,7 @@ def test_missing_package_is_a_one_line_error(tmp_path, kind):
     if importlib.util.find_spec(kind) is not None:
         pytest.skip(f"{kind} is installed")
     model = tmp_path / "tokenizer.model"
-    model.write_bytes(b"x")
+    # the first bytes of each kind (a ModelProto field 1; a base64 token and its rank)
+    model.write_bytes(b"\x0a\x03abc" if kind == "sentencepiece" else b"YQ== 0\n")
     with pytest.raises(ValueError, match=f"{kind} is not installed"):
         make_counter(f"{kind}:{model}")

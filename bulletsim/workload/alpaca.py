@@ -13,7 +13,7 @@ from pathlib import Path
 from bulletsim.workload.csv_columns import read_csv, token_counts
 from bulletsim.workload.table import TraceTable, drop_empty
 from bulletsim.workload.text_records import read_records
-from bulletsim.workload.tokenizer import make_counter
+from bulletsim.workload.tokenizer import make_counter, tokenizer_label
 
 FAMILIES = ("llama2", "llama3")
 
@@ -84,7 +84,7 @@ def read_alpaca(path: Path, tokenizer: str = "approx", family: str = "llama2") -
         outputs.append(got[1])
     if not prompts:
         raise ValueError(f"{path}: every record has a null or non-string text")
-    notes = [f"tokenizer {tokenizer}"]
+    notes = [f"tokenizer {tokenizer_label(tokenizer)}"]
     if num_rejected:
         notes.append(f"rejected {num_rejected} record(s) with a null or non-string text")
     count = make_counter(tokenizer)

@@ -191,6 +191,13 @@ TRACES: dict[str, TraceInfo] = {
     )
 }
 
+# Synthetic workloads (no file): lengths as benchmark clients draw them (synthetic.py).
+for _name, _what in (
+    ("random", "random lengths around input_len/output_len with range_ratio (vLLM/SGLang)"),
+    ("fixed", "every request exactly input_len prompt and output_len output tokens"),
+):
+    TRACES[_name] = TraceInfo(_name, "synthetic", _what, (), False, None, None, "synthetic")
+
 TRACE_NAMES: tuple[str, ...] = tuple(TRACES)
 
 

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from bulletsim.workload.catalog import TRACE_NAMES, trace_info
 from bulletsim.workload.conventions import CONVENTION_NAMES
 from bulletsim.workload.formats import FORMAT_NAMES, TRACE_FORMATS
+from bulletsim.workload.synthetic import length_bounds
 from bulletsim.workload.timestamps import TIME_UNITS
 
 ARRIVALS = ("trace", "poisson", "gamma")
 OVER_LENGTH = ("drop", "clip", "error")
 SHAREGPT_FILTERS = ("vllm", "sglang", "none")
-TOKENIZER_KINDS = ("approx", "sentencepiece:<path>", "tiktoken:<path>")
+TOKENIZER_KINDS = ("approx", "sentencepiece:<path>", "tiktoken:<path>", "hf:<tokenizer.json>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,8 @@ class WorkloadConfig:
     detects by default); `timestamp_unit` (s, ms, us, ns) overrides the unit a format declares;
     `trace_model` keeps one model's rows of a BurstGPT trace; `output_len` is the output length
     of custom-JSONL lines that have none.
+    `input_len`, `output_len`, `range_ratio`, `range_convention` (vllm, sglang) shape the
+    `random` trace's lengths (`fixed`: exactly input_len / output_len; see synthetic.py).
     `max_concurrency` N: a benchmark client that keeps at most N requests in flight (vLLM's
     and SGLang's `--max-concurrency`); a request is sent at max(its arrival, a slot freeing
     `think_s` after a finish), so with `rate=inf` it is the closed loop of N users.
@@ -61,6 +64,9 @@ class WorkloadConfig:
     timestamp_unit: str | None = None
     trace_model: str | None = None
     output_len: int | None = None
+    input_len: int | None = None
+    range_ratio: float = 0.0
+    range_convention: str = "vllm"
 
     @property
     def has_timestamps(self) -> bool:
@@ -96,6 +102,24 @@ class WorkloadConfig:
             )
         if self.output_len is not None and self.output_len < 1:
             raise ValueError(f"output_len: must be >= 1, got {self.output_len}")
+        if self.input_len is not None and self.input_len < 1:
+            raise ValueError(f"input_len: must be >= 1, got {self.input_len}")
+        if trace_info(self.trace).format == "synthetic":
+            if self.input_len is None or self.output_len is None:
+                raise ValueError(
+                    f"trace {self.trace!r} needs input_len and output_len "
+                    "(--input-len N --output-len M)"
+                )
+            if self.num_requests is None and self.duration_s is None:
+                raise ValueError(f"trace {self.trace!r} needs num_requests (-n) or duration_s")
+            if self.rate is None and self.max_concurrency is None:
+                raise ValueError(
+                    f"trace {self.trace!r} has no arrival times: give rate (--rate R, inf for "
+                    "all at once) or max_concurrency (a closed loop)"
+                )
+            length_bounds(self.input_len, self.range_ratio, self.range_convention)
+        elif self.range_ratio != 0.0 or self.input_len is not None:
+            raise ValueError("input_len and range_ratio: apply to the random and fixed traces")
         if self.arrival == "trace" and not self.has_timestamps:
             timed = ", ".join(n for n in TRACE_NAMES if trace_info(n).has_timestamps)
             raise ValueError(
@@ -149,7 +173,9 @@ class WorkloadConfig:
         if self.think_s and self.max_concurrency is None:
             raise ValueError("think_s: applies only with max_concurrency (a closed-loop client)")
         kind, _, path = self.tokenizer.partition(":")
-        if not (self.tokenizer == "approx" or (kind in ("sentencepiece", "tiktoken") and path)):
+        if not (
+            self.tokenizer == "approx" or (kind in ("sentencepiece", "tiktoken", "hf") and path)
+        ):
             raise ValueError(
                 f"tokenizer: unknown {self.tokenizer!r}; valid: {', '.join(TOKENIZER_KINDS)}"
             )

@@ -14,7 +14,7 @@ import numpy as np
 
 from bulletsim.workload.table import TraceTable, drop_empty
 from bulletsim.workload.text_records import read_records
-from bulletsim.workload.tokenizer import make_counter
+from bulletsim.workload.tokenizer import make_counter, tokenizer_label
 
 OUTPUT_KEYS = ("output_tokens", "output_len", "max_tokens")
 
@@ -51,7 +51,7 @@ def read_custom(path: Path, tokenizer: str = "approx", output_len: int | None = 
         outputs.append(out)
     if not prompts:
         raise ValueError(f"{path}: no line with a string prompt")
-    notes = [f"tokenizer {tokenizer}"]
+    notes = [f"tokenizer {tokenizer_label(tokenizer)}"]
     if num_rejected:
         notes.append(f"rejected {num_rejected} line(s) whose prompt is null or not a string")
     table = drop_empty(make_counter(tokenizer)(prompts), np.asarray(outputs, np.int64),

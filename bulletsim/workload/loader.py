@@ -16,6 +16,7 @@ from bulletsim.workload.embedded import load_embedded
 from bulletsim.workload.length_rules import KeptLengths, apply_length_rules
 from bulletsim.workload.readers import file_format, read_trace_file
 from bulletsim.workload.resolve import find_trace_file, search_dirs
+from bulletsim.workload.synthetic import length_bounds, random_lengths
 from bulletsim.workload.workload import Workload, make_requests
 
 # Give up on the embedded model when the length rules reject nearly every sample.
@@ -61,12 +62,21 @@ def load_workload(
     if cfg.max_total_tokens is None and cfg.over_length != "drop":
         stated.append(f"over_length={cfg.over_length} applies to {label}: no max_total_tokens")
     cfg = dataclasses.replace(cfg, max_total_tokens=limit)
-    if path is None:
+    if info.format == "synthetic":
+        fmt = info.format
+        wl = _from_synthetic(cfg, info, conv, rng, label)
+    elif path is None:
         fmt = info.format
         wl = _from_embedded(cfg, info, conv, rng, label)
     else:
         fmt = file_format(info, path, cfg.trace_format)
         wl = _from_file(cfg, info, fmt, conv, path, rng, label)
+    if cfg.max_concurrency is not None:
+        stated.append(
+            f"client: at most {cfg.max_concurrency} requests in flight (closed loop"
+            + (f", think {cfg.think_s:g} s" if cfg.think_s else "")
+            + "); a request is sent at max(its arrival, a slot freeing)"
+        )
     note = f"convention {conv.summary()} [{why}]"
     if fmt not in TEXT_FORMATS:
         note += f"; {fmt} traces hold token counts: tokenizer, BOS and template not applied"
@@ -127,6 +137,40 @@ def _synthetic_arrivals(
     if cfg.resolved_arrival == "poisson":
         return poisson_arrivals(rng, rate, num, duration_s)
     return gamma_arrivals(rng, rate, cv, num, duration_s)
+
+
+def _from_synthetic(
+    cfg: WorkloadConfig, info: TraceInfo, conv: Convention, rng: np.random.Generator, label: str
+) -> Workload:
+    """`random` / `fixed` lengths (synthetic.py) at the configured arrivals; a closed loop
+    (max_concurrency) without a rate sends everything at once, as the clients do."""
+    if cfg.rate is None:  # validate(): max_concurrency is set
+        cfg = dataclasses.replace(cfg, rate=math.inf)
+    rate, note = _rate(cfg, info, None)
+    times = _synthetic_arrivals(cfg, rate, 0, rng)
+    assert cfg.input_len is not None and cfg.output_len is not None
+    if info.name == "fixed":
+        prompt = np.full(len(times), cfg.input_len, np.int64)
+        output = np.full(len(times), cfg.output_len, np.int64)
+        what = f"fixed lengths: {cfg.input_len} prompt, {cfg.output_len} output tokens"
+    else:
+        prompt, output = random_lengths(
+            rng, len(times), cfg.input_len, cfg.output_len, cfg.range_ratio, cfg.range_convention
+        )
+        lo, hi = length_bounds(cfg.input_len, cfg.range_ratio, cfg.range_convention)
+        olo, ohi = length_bounds(cfg.output_len, cfg.range_ratio, cfg.range_convention)
+        what = (
+            f"random lengths ({cfg.range_convention} rule, range_ratio {cfg.range_ratio:g}): "
+            f"prompt {lo}..{hi}, output {olo}..{ohi} tokens"
+        )
+    kept = apply_length_rules(prompt, output, None, cfg.max_total_tokens, cfg.over_length)
+    if not len(kept.index):
+        raise ValueError(f"trace {info.name}: every request is over {label} ({what})")
+    notes = [what, note, *_rules_notes(cfg, info.format, conv, kept, len(prompt), label)]
+    requests = make_requests(times[kept.index], kept.prompt_tokens, kept.output_tokens)
+    return Workload(info.name, f"synthetic ({info.name})", False, requests,
+                    kept.num_over_length, kept.num_clipped, tuple(notes),
+                    num_over_length=kept.num_over_length)  # fmt: skip
 
 
 def _rate(cfg: WorkloadConfig, info: TraceInfo, trace_rate: float | None) -> tuple[float, str]:

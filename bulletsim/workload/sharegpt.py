@@ -17,7 +17,7 @@ import numpy as np
 from bulletsim.workload.csv_columns import read_csv, token_counts
 from bulletsim.workload.table import TraceTable, drop_empty
 from bulletsim.workload.text_records import open_text, read_records
-from bulletsim.workload.tokenizer import make_counter
+from bulletsim.workload.tokenizer import make_counter, tokenizer_label
 
 SIDECAR_SUFFIX = "_first_turn_tokens.csv"
 FAMILIES = ("llama2", "llama3")  # the count columns a first-turn table holds
@@ -181,7 +181,7 @@ def read_sharegpt(
     if not prompts:
         why = "; ".join(f"{n} {k}" for k, n in rejected.items()) or "no records"
         raise ValueError(f"{path}: no conversation has a usable first request ({why})")
-    notes = [f"tokenizer {tokenizer}"]
+    notes = [f"tokenizer {tokenizer_label(tokenizer)}"]
     if tokenizer == "approx" and family != "llama2":
         notes.append(f"approx counts are Llama-2-like; no {family} count table beside {path.name}")
     notes.append(

@@ -1,4 +1,5 @@
-"""Token counters for text datasets: `approx`, `sentencepiece:<path>`, `tiktoken:<path>`.
+"""Token counters for text datasets: `approx`, `sentencepiece:<path>`, `tiktoken:<path>`,
+`hf:<tokenizer.json>`.
 
 A counter maps a sequence of strings to their content-token counts (no BOS/EOS), int64.
 """
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bulletsim.workload.tokenizer_files import KINDS, load_counter
+
 Counter = Callable[[Sequence[str]], np.ndarray]
 
 _WORD = re.compile(r"[A-Za-z]+")
@@ -22,12 +25,6 @@ _LONG_WORD_CHARS = 6
 # datasets weighted equally. LLaMA splits digits and spells out rare characters byte by byte,
 # hence the large digit and non-ASCII weights.
 APPROX_WEIGHTS = (1.139, 0.199, 1.384, 0.926, 1.171)
-# Llama-3's pattern (identical to cl100k_base's), needed to build a tiktoken Encoding from a
-# bare BPE rank file.
-_TIKTOKEN_PAT = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
 
 
 def approx_features(texts: Sequence[str]) -> np.ndarray:
@@ -63,62 +60,24 @@ def fit_approx(texts: Sequence[str], counts: np.ndarray, weights: np.ndarray) ->
     return coef
 
 
-def _sentencepiece(path: Path) -> Counter:
-    try:
-        import sentencepiece
-    except ImportError:
-        raise ValueError(
-            "tokenizer: sentencepiece is not installed (pip install sentencepiece)"
-        ) from None
-    try:
-        processor = sentencepiece.SentencePieceProcessor(model_file=str(path))
-    except (RuntimeError, OSError, ValueError) as e:  # "could not parse ModelProto" etc.
-        reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
-        raise ValueError(
-            f"tokenizer: {path} is not a sentencepiece model ({reason}); give the "
-            "tokenizer.model file of the model, or tokenizer=approx"
-        ) from None
-
-    def count(texts: Sequence[str]) -> np.ndarray:
-        return np.array([len(ids) for ids in processor.encode(list(texts))], dtype=np.int64)
-
-    return count
-
-
-def _tiktoken(path: Path) -> Counter:
-    try:
-        import tiktoken
-        import tiktoken.load
-    except ImportError:
-        raise ValueError("tokenizer: tiktoken is not installed (pip install tiktoken)") from None
-    try:
-        ranks = tiktoken.load.load_tiktoken_bpe(str(path))
-    except (ValueError, OSError, UnicodeDecodeError) as e:
-        raise ValueError(
-            f"tokenizer: {path} is not a tiktoken BPE file ({type(e).__name__}); give a "
-            "*.tiktoken rank file, or tokenizer=approx"
-        ) from None
-    encoding = tiktoken.Encoding(
-        name=path.stem, pat_str=_TIKTOKEN_PAT, mergeable_ranks=ranks, special_tokens={}
-    )
-
-    def count(texts: Sequence[str]) -> np.ndarray:
-        ids = encoding.encode_ordinary_batch(list(texts))
-        return np.array([len(x) for x in ids], dtype=np.int64)
-
-    return count
-
-
 def make_counter(spec: str) -> Counter:
-    """The counter for `approx`, `sentencepiece:<tokenizer.model>` or `tiktoken:<bpe file>`."""
+    """The counter for `approx`, `sentencepiece:<tokenizer.model>`, `tiktoken:<bpe file>` or
+    `hf:<tokenizer.json>`; files are identified by content (see `tokenizer_files`)."""
     if spec == "approx":
         return approx_counts
+    return load_counter(*_kind_and_path(spec))[0]
+
+
+def tokenizer_label(spec: str) -> str:
+    """`spec` as notes print it: a file's content hash beside its path."""
+    if spec == "approx":
+        return spec
+    return f"{spec} (sha256 {load_counter(*_kind_and_path(spec))[1][:16]})"
+
+
+def _kind_and_path(spec: str) -> tuple[str, Path]:
     kind, _, path_text = spec.partition(":")
-    path = Path(path_text).expanduser()
-    if kind not in ("sentencepiece", "tiktoken") or not path_text:
-        raise ValueError(
-            f"tokenizer: unknown {spec!r}; valid: approx, sentencepiece:<path>, tiktoken:<path>"
-        )
-    if not path.is_file():
-        raise FileNotFoundError(f"tokenizer file {path} not found (from tokenizer={spec!r})")
-    return _sentencepiece(path) if kind == "sentencepiece" else _tiktoken(path)
+    if kind not in KINDS or not path_text:
+        valid = ", ".join(("approx", *(f"{k}:<path>" for k in KINDS)))
+        raise ValueError(f"tokenizer: unknown {spec!r}; valid: {valid}")
+    return kind, Path(path_text).expanduser()
