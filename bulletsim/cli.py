@@ -445,9 +445,8 @@ def _print_transfer_note(cfg) -> None:
     """A run on a derived profile says so, with the profile's estimated error (issue 9)."""
     from bulletsim.hardware import get_gpu
     from bulletsim.latency.factory import transfer_note
-    from bulletsim.models import get_model
 
-    note = transfer_note(cfg.latency, get_gpu(cfg.gpu), get_model(cfg.model, tp=cfg.tp))
+    note = transfer_note(cfg.latency, get_gpu(cfg.gpu), cfg.model_spec())
     if note:
         typer.echo(note, err=True)
 

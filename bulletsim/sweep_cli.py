@@ -247,10 +247,9 @@ def _print_transfer_note(base: dict) -> None:
     from bulletsim.config import load_config
     from bulletsim.hardware import get_gpu
     from bulletsim.latency.factory import transfer_note
-    from bulletsim.models import get_model
 
     cfg = load_config(None, base)
-    note = transfer_note(cfg.latency, get_gpu(cfg.gpu), get_model(cfg.model, tp=cfg.tp))
+    note = transfer_note(cfg.latency, get_gpu(cfg.gpu), cfg.model_spec())
     if note:
         typer.echo(note, err=True)
 
