@@ -198,3 +198,17 @@ def test_graph_step_inputs_pad_with_the_scratch_page():
     assert out[8:16].tolist() == [5, 8, 1, 0, 0, 0, 0, 0]  # positions of the new tokens
     s0 = pt.slot_of[0]
     assert out[16] == pt.table[s0, 1] * 4 + 1  # token 5 of request 0: page 1, offset 1
+
+
+def test_the_committed_h200_fidelity_table_reproduces():
+    # The README's fidelity figures: one committed live run, re-simulated with the profile it
+    # predicted with, gives its committed table line to the printed digit.
+    from pathlib import Path
+
+    from bulletsim.live.fidelity import headline, markdown_table, resimulate_live
+
+    root = Path(__file__).resolve().parent.parent / "results" / "live-h200"
+    run = root / "runs" / "splitwise-chunked-2048-r17.4-n500"
+    f = resimulate_live(run, profile=root / "profile-at-run-time.json")
+    line = markdown_table([headline(f)]).splitlines()[-1]
+    assert line in (root / "fidelity.md").read_text().splitlines()
