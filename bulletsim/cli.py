@@ -46,7 +46,8 @@ def run(
         str | None,
         Opt(
             help="Workload: splitwise (= splitwise-conv), splitwise-code, sharegpt, "
-            "sharegpt-sarathi, alpaca, arxiv, arxiv-long, csv. [default: splitwise]"
+            "sharegpt-sarathi, alpaca, arxiv, arxiv-long, csv (your --trace-file), random, fixed. "
+            "[default: splitwise]"
         ),
     ] = None,
     trace_file: Annotated[

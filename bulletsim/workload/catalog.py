@@ -181,7 +181,7 @@ TRACES: dict[str, TraceInfo] = {
         TraceInfo(
             "csv",
             "csv",
-            "your own CSV: arrival_s,prompt_tokens,output_tokens (needs trace_file)",
+            "your own file, format detected or --trace-format (traces/README.md); needs trace_file",
             (),
             True,
             None,

@@ -32,6 +32,9 @@ def list_traces(
     except FileNotFoundError as exc:
         raise _fail(exc) from None
     for info in TRACES.values():
+        if info.format == "synthetic":
+            typer.echo(f"{info.name:17} {info.format:12} no file             {info.description}")
+            continue
         if not info.files:
             typer.echo(f"{info.name:17} {info.format:12} needs --trace-file  {info.description}")
             continue
