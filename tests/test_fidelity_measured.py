@@ -94,6 +94,10 @@ def test_cli_fidelity(path, index):
     out = runner.invoke(app, args)
     assert out.exit_code == 0, out.output
     assert "TTFT mean (ms)" in out.output and "SLO attainment" in out.output
+    model_note = "the file names no model: simulating llama-3.1-8b"
+    if path == VLLM:
+        model_note = "model meta-llama/Llama-3.1-8B-Instruct taken from the result file"
+    assert model_note in out.output
     measured_ttft = "80.00" if path == VLLM else "40.00"
     line = next(ln for ln in out.output.splitlines() if "TTFT mean (ms)" in ln)
     assert measured_ttft in line

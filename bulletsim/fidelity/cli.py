@@ -45,9 +45,16 @@ def fidelity(
         int | None, Opt(help="Which run of a file holding several appended runs (-1 = last).")
     ] = None,
     gpu: Annotated[str, Opt(help="GPU the measurement ran on: a100, h100, h20, h200.")] = "h200",
-    model: Annotated[str, Opt(help="Model that served it (see `bulletsim run --help`).")] = (
-        "llama-3.1-8b"
-    ),
+    model: Annotated[
+        str | None,
+        Opt(
+            help="Model that served it (see `bulletsim run --help`). [default: the file's "
+            "model_id when it names a known model, else llama-3.1-8b]"
+        ),
+    ] = None,
+    model_config: Annotated[
+        Path | None, Opt(help="A Hugging Face config.json for the model's shape instead.")
+    ] = None,
     tp: Annotated[int | None, Opt(help="Tensor-parallel degree.")] = None,
     policy: Annotated[str, Opt(help="Policy that stands for the server's scheduler.")] = "chunked",
     latency: Annotated[str, Opt(help="Latency model: auto, roofline, profile.")] = "auto",
@@ -84,6 +91,9 @@ def fidelity(
 
     try:
         run = read_measured(measured, measured_format, result_index)
+        model_note = None
+        if model is None and model_config is None:
+            model, model_note = _model_of(run)
         chunked = {
             "chunk_size": chunk_size,
             "variant": variant or ("prefill-first" if run.tool == "sglang" else "mixed"),
@@ -91,6 +101,7 @@ def fidelity(
         }
         overrides = {
             "policy": policy, "gpu": gpu, "model": model, "tp": tp, "latency": latency,
+            "model_config": str(model_config) if model_config else None,
             "seed": seed, "slo": {"tpot_ms": tpot_ms, "ttft_ms": ttft_ms},
             "chunked": chunked if policy == "chunked" else {},
         }  # fmt: skip
@@ -102,6 +113,8 @@ def fidelity(
         fail(str(e))
     from bulletsim.fidelity.report import print_comparison
 
+    if model_note:
+        typer.echo(f"note: {model_note}")
     for note in res.workload.notes:
         typer.echo(f"note: {note}")
     s = res.summary
@@ -115,6 +128,20 @@ def fidelity(
             else f"TTFT <= {slo['norm_ttft_ms_per_token']:g} ms/token")  # fmt: skip
     typer.echo(f"SLO: {ttft}, TPOT <= {slo['tpot_ms']:g} ms ({s['slo_source']})")
     print_comparison(comparison)
+
+
+def _model_of(run) -> tuple[str, str]:
+    """The model to simulate when none is given: the file's, when it names a known one."""
+    from bulletsim.models import model_key
+
+    if run.model_id and model_key(run.model_id):
+        return run.model_id, f"model {run.model_id} taken from the result file"
+    named = (
+        f"the file's model {run.model_id!r} is not a built-in model"
+        if run.model_id
+        else ("the file names no model")
+    )
+    return "llama-3.1-8b", f"{named}: simulating llama-3.1-8b (give --model or --model-config)"
 
 
 def register(app: typer.Typer) -> None:

@@ -43,6 +43,7 @@ class MeasuredRun:
     num_failed: int
     reported: dict[str, float]
     notes: tuple[str, ...] = ()
+    model_id: str | None = None  # the served model as the file names it (vLLM's model_id)
 
     @property
     def has_send_times(self) -> bool:
@@ -182,6 +183,7 @@ def build_run(
     duration = obj.get("duration")
     if not isinstance(duration, int | float) or not duration > 0:
         raise ValueError(f"{path}: duration (s) must be a number > 0, got {duration!r}")
+    model_id = obj.get("model_id") or obj.get("model")
     return MeasuredRun(tool, str(path), df, np.asarray(gaps, dtype=np.float64), float(duration),
                        rate_of(obj, path), float(burst), conc, num_failed, reported,
-                       tuple(notes))  # fmt: skip
+                       tuple(notes), model_id if isinstance(model_id, str) else None)  # fmt: skip
