@@ -4,7 +4,8 @@ Runs the same sweep (default: 2 policies x 2 traces, rates 2,4,8, 400 requests p
 seeds 0,1, capacity to 5%) three ways and checks that the three give identical tables
 before printing any time. Ray is a local instance started here with 2 CPUs; its start-up
 (`ray.init`) is timed on its own and not in the sweep's time, while its workers' first
-imports are (Ray starts them lazily). Overhead per task is measured with no-op tasks: the
+imports are in the first run (Ray starts them lazily). With --repeat the executors take
+turns (round robin) and the median is shown. Overhead per task is measured with no-op tasks: the
 round trip of one task at a time, and the cost per task when 2,000 are in flight; the
 sweep-level figure (Ray's wall minus 2 local workers', per task) is derived and says so.
 The machine's load average is printed before and after: on a shared machine the times
@@ -78,27 +79,24 @@ def main() -> None:
     from bulletsim.executors import make_executor
 
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    runs: dict[str, list[float]] = {}
-    tables = {}
-    overhead = {}
-    for name, workers in (("local, 1 worker", 1), ("local, 2 workers", 2)):
-        with make_executor("local", workers) as ex:
-            for _ in range(args.repeat):
-                wall, points, cap = timed_sweep(sweep_spec(args, workers), ex)
-                runs.setdefault(name, []).append(wall)
-            tables[name] = (points, cap)
-            if workers == 2:
-                overhead[name] = task_overhead(ex)
     t0 = time.perf_counter()
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
     init_s = time.perf_counter() - t0
-    name = "ray, 2 CPUs"
-    with make_executor("ray") as ex:
-        for _ in range(args.repeat):
-            wall, points, cap = timed_sweep(sweep_spec(args, 2), ex)
-            runs.setdefault(name, []).append(wall)
-        tables[name] = (points, cap)
-        overhead[name] = task_overhead(ex)
+    executors = {
+        "local, 1 worker": (make_executor("local", 1), 1),
+        "local, 2 workers": (make_executor("local", 2), 2),
+        "ray, 2 CPUs": (make_executor("ray"), 2),
+    }
+    runs: dict[str, list[float]] = {name: [] for name in executors}
+    tables = {}
+    for _ in range(args.repeat):  # round robin, so a change in the machine's load hits all
+        for name, (ex, workers) in executors.items():
+            wall, points, cap = timed_sweep(sweep_spec(args, workers), ex)
+            runs[name].append(wall)
+            tables[name] = (points, cap)
+    overhead = {name: task_overhead(executors[name][0]) for name in list(executors)[1:]}
+    for ex, _ in executors.values():
+        ex.shutdown()
     ray.shutdown()
     ref_points, ref_cap = tables["local, 1 worker"]
     for key, (points, cap) in tables.items():  # a time means nothing for a wrong answer
@@ -113,10 +111,11 @@ def main() -> None:
         f"({len(ref_points)} points + {len(ref_cap)} zero-load); identical tables on all three"
     )
     one = statistics.median(runs["local, 1 worker"])
-    print(f"{'executor':<18} {'wall (s)':>9} {'speed-up':>9} {'s/task':>8}")
+    print(f"{'executor':<18} {'wall (s)':>9} {'speed-up':>9} {'s/task':>8}  runs (s)")
     for key, walls in runs.items():
         w = statistics.median(walls)
-        print(f"{key:<18} {w:9.2f} {one / w:8.2f}x {w / tasks:8.3f}")
+        each = ", ".join(f"{x:.2f}" for x in walls)
+        print(f"{key:<18} {w:9.2f} {one / w:8.2f}x {w / tasks:8.3f}  {each}")
     print(f"ray.init (local instance, 2 CPUs): {init_s:.2f} s, not in the sweep's wall time")
     for key, (serial, batch) in overhead.items():
         print(

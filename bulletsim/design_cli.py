@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -28,13 +27,14 @@ def design(
     out: Annotated[
         Path | None, Opt(help="Design folder (default results/designs/<file name>).")
     ] = None,
-    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Run every cell of a design space as one sweep; a summary table per axis."""
     from bulletsim.cli import USER_ERRORS, fail
     from bulletsim.design import DesignSpec, run_design
     from bulletsim.design_report import check_out_dir, write_design
     from bulletsim.executors import InlineExecutor, make_executor
+    from bulletsim.progress import progress
     from bulletsim.sweep_cli import failure_summary
 
     out_dir = out or Path("results") / "designs" / file.stem
@@ -45,21 +45,8 @@ def design(
         n = workers or (0 if executor == "ray" else os.cpu_count() or 1)
         with make_executor(executor, n, ray_address) as pool:
             parallel = not isinstance(pool, InlineExecutor)
-            if quiet or not sys.stderr.isatty():
-                results = run_design(cells, pool, parallel=parallel)
-            else:
-                from rich.progress import BarColumn, MofNCompleteColumn, Progress
-
-                with Progress(
-                    "[progress.description]{task.description}", BarColumn(),
-                    MofNCompleteColumn(), transient=True,
-                ) as bar:  # fmt: skip
-                    task = bar.add_task("design", total=None)
-
-                    def tick(msg: str, done: int, total: int) -> None:
-                        bar.update(task, completed=done, total=total, description=msg)
-
-                    results = run_design(cells, pool, progress=tick, parallel=parallel)
+            with progress("design", quiet) as tick:
+                results = run_design(cells, pool, progress=tick, parallel=parallel)
         typer.echo(write_design(out_dir, spec, cells, results))
     except USER_ERRORS as e:
         fail(str(e))
