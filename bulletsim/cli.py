@@ -47,7 +47,7 @@ def run(
         Opt(
             help="Workload: splitwise (= splitwise-conv), splitwise-code, sharegpt, "
             "sharegpt-sarathi, alpaca, arxiv, arxiv-long, csv (your --trace-file), random, fixed. "
-            "[default: splitwise]"
+            "(default: splitwise)"
         ),
     ] = None,
     trace_file: Annotated[
@@ -60,33 +60,33 @@ def run(
     arrival: Annotated[
         str | None,
         Opt(
-            help="Arrivals: trace (the file's timestamps), poisson, gamma. [default: trace where "
-            "timestamps exist and no --rate, else poisson]"
+            help="Arrivals: trace (the file's timestamps), poisson, gamma. (default: trace where "
+            "timestamps exist and no --rate, else poisson)"
         ),
     ] = None,
     rate: Annotated[
         float | None,
         Opt(
             help="Request rate (req/s) for poisson/gamma arrivals; inf = every request at t = 0. "
-            "[default: the trace's mean rate]"
+            "(default: the trace's mean rate)"
         ),
     ] = None,
     cv: Annotated[
         float | None,
         Opt(
-            help="Gamma arrivals only: CV of inter-arrival gaps (inf = all at t = 0). [default: 1]"
+            help="Gamma arrivals only: CV of inter-arrival gaps (inf = all at t = 0). (default: 1)"
         ),
     ] = None,
     time_scale: Annotated[
         float | None,
         Opt(
             help="Multiply the trace's inter-arrival gaps by this (0.5 = twice the load). "
-            "[default: 1]"
+            "(default: 1)"
         ),
     ] = None,
     num_requests: Annotated[
         int | None,
-        Opt("--num-requests", "-n", help="Number of requests. [default: the whole trace]"),
+        Opt("--num-requests", "-n", help="Number of requests. (default: the whole trace)"),
     ] = None,
     duration: Annotated[
         float | None, Opt(help="Keep requests arriving in the first DURATION seconds.")
@@ -95,14 +95,14 @@ def run(
         int | None,
         Opt(
             help="Length limit on prompt+output (tokens); the model's context always applies. "
-            "[default: the model's context]"
+            "(default: the model's context)"
         ),
     ] = None,
     over_length: Annotated[
         str | None,
         Opt(
             help="Requests over the length limit: drop (counted, as a server rejects them), "
-            "clip (counted) or error. [default: drop]"
+            "clip (counted) or error. (default: drop)"
         ),
     ] = None,
     tokenizer: Annotated[
@@ -110,19 +110,19 @@ def run(
         Opt(
             help="Tokenizer for text datasets: approx, sentencepiece:PATH, tiktoken:PATH, "
             "hf:PATH (a tokenizer.json; the bulletsim[tokenizers] extra). "
-            "[default: approx]"
+            "(default: approx)"
         ),
     ] = None,
     sharegpt_filter: Annotated[
         str | None,
-        Opt(help="ShareGPT filter: vllm, sglang, none. [default: the convention's]"),
+        Opt(help="ShareGPT filter: vllm, sglang, none. (default: the convention's)"),
     ] = None,
     convention: Annotated[
         str | None,
         Opt(
             help="Workload convention (token counts, BOS, chat template, filter, pairing): "
             "auto, sglang-llama3, sglang-llama3-chat, vllm-llama3, vllm-llama2, llama2-nobos, "
-            "role-aware-llama3, arxiv-long; auto follows the simulated model. [default: auto]",
+            "role-aware-llama3, arxiv-long; auto follows the simulated model. (default: auto)",
         ),
     ] = None,
     trace_format: Annotated[
@@ -130,12 +130,12 @@ def run(
         Opt(
             help="Format of --trace-file: auto (detected from its content), azure, burstgpt, "
             "mooncake, bailian, splitwise-sim, vidur, csv, length-table, custom, sharegpt, "
-            "alpaca (traces/README.md). [default: the trace's; auto for --trace csv]"
+            "alpaca (traces/README.md). (default: the trace's; auto for --trace csv)"
         ),
     ] = None,
     timestamp_unit: Annotated[
         str | None,
-        Opt(help="Unit of the file's timestamps: s, ms, us, ns. [default: the format's]"),
+        Opt(help="Unit of the file's timestamps: s, ms, us, ns. (default: the format's)"),
     ] = None,
     trace_model: Annotated[
         str | None, Opt(help="BurstGPT: keep this Model column's rows (ChatGPT, GPT-4).")
@@ -148,12 +148,12 @@ def run(
         Opt(help="random/fixed traces: output tokens; custom JSONL: lines without one."),
     ] = None,
     range_ratio: Annotated[
-        float | None, Opt(help="random trace: spread of lengths around the mean. [default: 0]")
+        float | None, Opt(help="random trace: spread of lengths around the mean. (default: 0)")
     ] = None,
     range_convention: Annotated[
         str | None,
         Opt(
-            help="random trace: vllm ([L(1-r), L(1+r)]) or sglang ([L r, L]) rule. [default: vllm]"
+            help="random trace: vllm ([L(1-r), L(1+r)]) or sglang ([L r, L]) rule. (default: vllm)"
         ),
     ] = None,
     max_concurrency: Annotated[
@@ -164,7 +164,7 @@ def run(
         ),
     ] = None,
     think_time: Annotated[
-        float | None, Opt(help="Closed loop: seconds a user waits after a reply. [default: 0]")
+        float | None, Opt(help="Closed loop: seconds a user waits after a reply. (default: 0)")
     ] = None,
     model_config: Annotated[
         Path | None,
@@ -177,49 +177,49 @@ def run(
         str | None,
         Opt(
             help="Serving policy (case-insensitive): chunked, chunked-N (chunk size N), bullet, "
-            "static-split, naive, prefill-first; see `bulletsim policies`. [default: chunked]"
+            "static-split, naive, prefill-first; see `bulletsim policies`. (default: chunked)"
         ),
     ] = None,
     gpu: Annotated[
         str | None,
-        Opt(help="GPU: a100, h100, h20, h200 (any case, nvidia- prefix). [default: a100]"),
+        Opt(help="GPU: a100, h100, h20, h200 (any case, nvidia- prefix). (default: a100)"),
     ] = None,
     model: Annotated[
         str | None,
         Opt(
             help="Model: llama-3.1-8b, llama-3.1-70b, qwen3-235b-a22b, or Hugging Face ids "
-            "(meta-llama/Llama-3.1-8B-Instruct). [default: llama-3.1-8b]"
+            "(meta-llama/Llama-3.1-8B-Instruct). (default: llama-3.1-8b)"
         ),
     ] = None,
     tp: Annotated[
-        int | None, Opt(help="Tensor-parallel degree. [default: the model's: 1 for 8B, 8 else]")
+        int | None, Opt(help="Tensor-parallel degree. (default: the model's: 1 for 8B, 8 else)")
     ] = None,
     latency: Annotated[
         str | None,
         Opt(
             help="Latency model: auto (calibrated profile if installed, else roofline), "
-            "roofline, profile. [default: auto]"
+            "roofline, profile. (default: auto)"
         ),
     ] = None,
     seed: Annotated[
-        int | None, Opt(help="Random seed; same seed + inputs -> identical files. [default: 0]")
+        int | None, Opt(help="Random seed; same seed + inputs -> identical files. (default: 0)")
     ] = None,
     chunk_size: Annotated[
-        int | None, Opt(help="Chunked prefill: token budget per iteration. [default: 2048]")
+        int | None, Opt(help="Chunked prefill: token budget per iteration. (default: 2048)")
     ] = None,
     variant: Annotated[
         str | None,
         Opt(
             help="Chunked prefill variant: mixed (Sarathi/vLLM) or prefill-first (SGLang "
-            "default). [default: mixed]"
+            "default). (default: mixed)"
         ),
     ] = None,
     max_running: Annotated[
-        int | None, Opt(help="Chunked prefill: max running requests. [default: 256]")
+        int | None, Opt(help="Chunked prefill: max running requests. (default: 256)")
     ] = None,
     tpot_ms: Annotated[
         float | None,
-        Opt(help="TPOT SLO in ms. [default: per trace, Bullet paper Table 4: 150 ShareGPT]"),
+        Opt(help="TPOT SLO in ms. (default: per trace, Bullet paper Table 4: 150 ShareGPT)"),
     ] = None,
     ttft_ms: Annotated[
         float | None,
@@ -229,10 +229,10 @@ def run(
     ] = None,
     norm_ttft_ms: Annotated[
         float | None,
-        Opt(help="Normalized TTFT SLO, ms per prompt token. [default: per trace, Table 4: 3]"),
+        Opt(help="Normalized TTFT SLO, ms per prompt token. (default: per trace, Table 4: 3)"),
     ] = None,
     kv_blocks: Annotated[
-        int | None, Opt(help="Override the KV-cache capacity in blocks. [default: from memory]")
+        int | None, Opt(help="Override the KV-cache capacity in blocks. (default: from memory)")
     ] = None,
     config: Annotated[Path | None, Opt(help="TOML config file; flags override it.")] = None,
     set_: Annotated[
@@ -243,7 +243,7 @@ def run(
         str | None,
         Opt(
             help="Results folder: new, empty, or one bulletsim wrote (replaced whole). "
-            "[default: results/runs/<trace>-<policy>-<gpu>-<model>-s<seed>-<config hash>]"
+            "(default: results/runs/<trace>-<policy>-<gpu>-<model>-s<seed>-<config hash>)"
         ),
     ] = None,
     no_write: Annotated[

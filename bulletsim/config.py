@@ -240,6 +240,7 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
                             "give one of them"
                         )
                 params[policy] = {**given, **alias_params}
+    _lower_names(data, params)
     unknown = [k for k in data if k not in _RUN_KEYS]
     if unknown:
         raise ValueError(
@@ -251,6 +252,26 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     from bulletsim.hardware import get_gpu
 
     return dataclasses.replace(cfg, gpu=get_gpu(cfg.gpu).name, model=cfg.model_spec().name)
+
+
+# Name-valued fields, matched case-insensitively like policy, GPU and model names.
+_NAME_FIELDS = {
+    "": ("latency",),
+    "workload": ("trace", "arrival", "over_length", "sharegpt_filter", "trace_format"),
+}
+_POLICY_NAME_FIELDS = ("variant", "mechanism")
+
+
+def _lower_names(data: dict, params: dict) -> None:
+    for section, keys in _NAME_FIELDS.items():
+        node = data.get(section, {}) if section else data
+        for key in keys if isinstance(node, dict) else ():
+            if isinstance(node.get(key), str):
+                node[key] = node[key].strip().lower()
+    for section in params.values():
+        for key in _POLICY_NAME_FIELDS if isinstance(section, dict) else ():
+            if isinstance(section.get(key), str):
+                section[key] = section[key].strip().lower()
 
 
 _RUN_KEYS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name != "policy_params")

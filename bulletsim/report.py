@@ -39,17 +39,11 @@ def print_summary(res: RunResult, console: Console | None = None) -> None:
     m, s = res.meta, res.metrics
     for note in res.workload.notes:
         c.print(f"[yellow]note:[/] {note}")
-    over, limit = m.get("num_over_length", 0), m.get("length_limit_tokens")
-    other = m["num_dropped"] - over
-    if over:
-        c.print(f"[yellow]note:[/] {over} requests dropped over the length limit ({limit} tokens)")
+    # drops and clips over the length limit are in the workload's notes (only when the limit
+    # removed something); the other drops are counted here, apart from them
+    other = m["num_dropped"] - m.get("num_over_length", 0)
     if other:
         c.print(f"[yellow]note:[/] {other} requests dropped as empty or filtered out")
-    if m["num_clipped"]:
-        c.print(
-            f"[yellow]note:[/] {m['num_clipped']} prompts clipped to the length limit "
-            f"({limit} tokens)"
-        )
     c.print(
         f"[bold]{m['policy']}[/] on {m['gpu']} / {m['model']} (tp={m['tp']}), latency model: "
         f"{m['latency_model']}"

@@ -35,14 +35,14 @@ def sweep(
         Opt(
             help="Policy variant (repeatable, case-insensitive): bullet, chunked, chunked-N "
             "(chunk size N), static-split, naive, prefill-first, or NAME:key=value,... "
-            "[default: bullet, chunked-1024, chunked-2048]",
+            "(default: bullet, chunked-1024, chunked-2048)",
         ),
     ] = None,
     trace: Annotated[
         list[str] | None,
         Opt(
             help="Workload trace (repeatable), e.g. sharegpt, splitwise-code, arxiv. "
-            "[default: sharegpt]"
+            "(default: sharegpt)"
         ),
     ] = None,
     rates: Annotated[
@@ -50,13 +50,13 @@ def sweep(
     ] = "2,4,8,16",
     num_requests: Annotated[int, Opt("--num-requests", "-n", help="Requests per point.")] = 2000,
     gpu: Annotated[
-        str | None, Opt(help="GPU: a100, h100, h20, h200 (any case). [default: a100]")
+        str | None, Opt(help="GPU: a100, h100, h20, h200 (any case). (default: a100)")
     ] = None,
     model: Annotated[
-        str | None, Opt(help="Model, e.g. llama-3.1-8b, llama3.1-8b. [default: llama-3.1-8b]")
+        str | None, Opt(help="Model, e.g. llama-3.1-8b, llama3.1-8b. (default: llama-3.1-8b)")
     ] = None,
     latency: Annotated[
-        str | None, Opt(help="Latency model: auto, roofline, profile. [default: auto]")
+        str | None, Opt(help="Latency model: auto, roofline, profile. (default: auto)")
     ] = None,
     chunk_size: Annotated[
         int | None,
@@ -124,7 +124,7 @@ def sweep(
         str | None,
         Opt(
             help="Sweep folder: new, empty, or a sweep bulletsim wrote (replaced whole). "
-            "[default: results/sweeps/<gpu>-<traces>-<config hash>]"
+            "(default: results/sweeps/<gpu>-<traces>-<config hash>)"
         ),
     ] = None,
     plots: Annotated[bool, Opt("--plots/--no-plots", help="Write PNG and SVG plots.")] = True,

@@ -54,6 +54,10 @@ def load_workload(
     if conv.long_arxiv and info.name == "arxiv":
         info = trace_info("arxiv-long")
     path = find_trace_file(info, cfg.trace_file, cfg.traces_dir)
+    tokenizer_file = cfg.tokenizer.partition(":")[2]
+    if tokenizer_file and not Path(tokenizer_file).expanduser().is_file():
+        # checked even when no text is counted (embedded model), so a typo never passes
+        raise FileNotFoundError(f"tokenizer file {tokenizer_file} not found ({cfg.tokenizer})")
     limit = cfg.max_total_tokens
     label = f"max_total_tokens {limit}"
     if context_tokens is not None and (limit is None or context_tokens < limit):

@@ -48,7 +48,8 @@ def read_trace_file(
     if fmt in ("azure", "csv", "length-table", "splitwise-sim", "vidur") and _looks_like_json(path):
         raise ValueError(
             f"{path} holds JSON, but trace {info.name!r} reads it as {fmt} CSV; for ShareGPT or "
-            "Alpaca JSON use --trace sharegpt or --trace alpaca (or --trace-format auto)"
+            "Alpaca JSON use --trace sharegpt or --trace alpaca "
+            "(or --set workload.trace_format=auto)"
         )
     if fmt == "azure":
         try:
