@@ -168,11 +168,9 @@ def test_sentencepiece_file_that_is_not_a_model(tmp_path, monkeypatch):
     res = invoke("run", "--trace", "sharegpt", "--trace-file", str(data), "--tokenizer",
                  f"sentencepiece:{bogus}", "--no-write", "-q")  # fmt: skip
     assert res.exit_code == 2
-    assert first_line(res) == (
-        f"error: tokenizer: {bogus} is not a sentencepiece model (Internal: could not parse "
-        f"ModelProto from {bogus}); give the tokenizer.model file of the model, or "
-        "tokenizer=approx"
-    )
+    assert first_line(res).startswith(f"error: tokenizer: {bogus} is not a")
+    assert "SentencePiece model" in first_line(res) or "sentencepiece model" in first_line(res)
+    assert len(res.output.strip().splitlines()) == 1
 
 
 def test_json_given_to_the_default_csv_trace_is_not_echoed(tmp_path):
