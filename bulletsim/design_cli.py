@@ -32,8 +32,9 @@ def design(
     """Run every cell of a design space as one sweep; a summary table per axis."""
     from bulletsim.cli import USER_ERRORS, fail
     from bulletsim.design import DesignSpec, run_design
-    from bulletsim.design_report import check_out_dir, write_design
+    from bulletsim.design_report import write_design
     from bulletsim.executors import InlineExecutor, make_executor
+    from bulletsim.outdir import check_out_dir, staged_dir
     from bulletsim.progress import progress
     from bulletsim.sweep_cli import failure_summary
 
@@ -41,13 +42,15 @@ def design(
     try:
         spec = DesignSpec.load(file)
         cells = spec.cells()
-        check_out_dir(out_dir)
+        check_out_dir(out_dir, "design")  # before any work; replaced only if bulletsim's
         n = workers or (0 if executor == "ray" else os.cpu_count() or 1)
         with make_executor(executor, n, ray_address) as pool:
             parallel = not isinstance(pool, InlineExecutor)
             with progress("design", quiet) as tick:
                 results = run_design(cells, pool, progress=tick, parallel=parallel)
-        typer.echo(write_design(out_dir, spec, cells, results))
+        with staged_dir(out_dir, "design") as tmp:
+            md = write_design(tmp, spec, cells, results)
+        typer.echo(md)
     except USER_ERRORS as e:
         fail(str(e))
     typer.echo(f"design: {out_dir}")

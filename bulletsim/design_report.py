@@ -31,14 +31,6 @@ CONTEXT = ("gpu", "model", "slo_set", "trace")
 COLUMN = {"gpu": "gpu", "model": "model", "slo": "slo_set", "trace": "trace", "policy": "label"}
 
 
-def check_out_dir(out: Path) -> None:
-    """Raise ValueError unless `out` is new, empty, or a design folder this tool wrote."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / "design.json").is_file():
-        raise ValueError(f"--out {out} holds files bulletsim did not write; choose a new folder")
-
-
 def combine(cells: list[Cell], results: dict, which: int) -> pd.DataFrame:
     """All cells' points (which=0) or capacity (which=1) rows, cell columns in front."""
     frames = []

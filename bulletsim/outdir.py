@@ -1,7 +1,7 @@
 """Results folders the tool owns: a marker file, checks before any work, atomic replacement.
 
 A folder bulletsim wrote holds `.bulletsim-results`, a JSON marker with a schema tag, the
-folder's kind ("run" or "sweep") and the list of every file it wrote (relative paths).
+folder's kind ("run", "sweep" or "design") and the list of every file it wrote (relative paths).
 Only such a folder is ever replaced, and only when it holds nothing else: a file a user put
 there (not in the list) makes the run fail *before* simulating. Replacing is atomic: the new
 folder is built in a hidden temporary sibling and renamed into place, so an interrupted run
@@ -20,7 +20,7 @@ from pathlib import Path
 
 MARKER = ".bulletsim-results"
 SCHEMA = "bulletsim-results/1"
-KINDS = ("run", "sweep")
+KINDS = ("run", "sweep", "design")
 
 
 def read_marker(path: Path) -> dict | None:
@@ -67,7 +67,7 @@ def check_out_dir(out: str | Path, kind: str) -> Path:
             marker = read_marker(path)
             if marker is None:
                 raise ValueError(
-                    f"--out {out}: folder exists and was not written by bulletsim (no {MARKER} "
+                    f"--out {out}: folder exists and bulletsim did not write it (no {MARKER} "
                     "marker); choose a new or empty folder"
                 )
             if marker.get("kind") != kind:

@@ -27,10 +27,10 @@ CASES = [
     ("out-dot", (*RUN, "--out", "."), "names the current folder"),
     ("out-parent", (*RUN, "--out", ".."), "names the current folder, a parent"),
     ("out-file", (*RUN, "--out", "@plain.txt"), "exists and is not a folder"),
-    ("out-user-folder", (*RUN, "--out", "@mine"), "was not written by bulletsim"),
+    ("out-user-folder", (*RUN, "--out", "@mine"), "bulletsim did not write it"),
     ("out-under-file", (*RUN, "--out", "@plain.txt/run"), "not a writable folder"),
     ("out-sweep-folder", (*RUN, "--out", "@marked-sweep"), "not a run"),
-    ("sweep-out-user-folder", (*SWEEP, "--out", "@mine"), "was not written by bulletsim"),
+    ("sweep-out-user-folder", (*SWEEP, "--out", "@mine"), "bulletsim did not write it"),
     ("sweep-out-empty", (*SWEEP, "--out", ""), "--out: empty path"),
     # settings, whichever policy runs (item 3)
     ("set-typo-other-policy", (*RUN, "--set", "bullet.window_layer=4"), "'bullet.window_layer'"),

@@ -42,7 +42,7 @@ def test_out_naming_a_user_folder_fails_before_simulating_and_keeps_it(cwd):
     res = invoke("run", *FAST, "--out", "p")
     assert res.exit_code == 2
     assert first_line(res) == (
-        f"error: --out p: folder exists and was not written by bulletsim (no {MARKER} marker); "
+        f"error: --out p: folder exists and bulletsim did not write it (no {MARKER} marker); "
         "choose a new or empty folder"
     )
     assert "SLO attainment" not in res.output  # refused before the simulation
