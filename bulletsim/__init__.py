@@ -30,7 +30,8 @@ Map of the package (data flows top to bottom):
                      (capacity over seeds, confidence intervals), steady_state.py (queue
                      growth checks), sweep_report.py (tables), sweep_cli.py (`sweep`),
                      executors.py + ray_executor.py (local pool or Ray); design.py,
-                     design_report.py, design_cli.py (`design`: a TOML grid of sweeps)
+                     design_report.py, design_cli.py (`design`: a TOML grid of sweeps);
+                     paper_table.py (a table per workload convention beside a paper's)
     fidelity/        simulated vs measured (vLLM / SGLang benchmark results, live runs)
     config.py        the run config: one frozen dataclass tree, TOML + overrides, validation
     cli.py           `bulletsim run | live | sweep | design | traces | calibrate | policies`;

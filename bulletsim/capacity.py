@@ -54,6 +54,7 @@ class CapacitySearch:
             self.record(rate, points[rate])
 
     def record(self, rate: float, attainment: float) -> None:
+        """`attainment` NaN: failed by an unknown margin (e.g. a run stopped early)."""
         before = (self.lo, self.hi)
         self._record(rate, attainment)
         end = "lo" if self.lo != before[0] else "hi" if self.hi != before[1] else ""
@@ -92,6 +93,8 @@ class CapacitySearch:
         if not self.interpolate or self.same_end_moves >= 2:
             return _round_rate(mid)
         a_lo, a_hi = self.evaluated[lo], self.evaluated[hi]
+        if math.isnan(a_lo) or math.isnan(a_hi):  # a failure of unknown depth: no slope
+            return _round_rate(mid)
         u = (a_lo - self.target) / (a_lo - a_hi) if a_lo > a_hi else 0.5
         step = math.sqrt(1.0 + self.rel_tol)
         lower, upper = lo * step, hi / step

@@ -202,7 +202,8 @@ class _Sweep:
                     continue
                 for (lab, tr, sd, rate), row in sorted(self.results.items()):
                     if (lab, tr, sd) == key and rate not in s.evaluated:
-                        s.record(rate, row["slo_attainment"])
+                        # a stopped run's value is only a bound: no slope to interpolate on
+                        s.record(rate, math.nan if row["stopped_early"] else row["slo_attainment"])
                 rate = s.propose()
                 if rate is None:
                     self.finished.add(key)

@@ -148,7 +148,7 @@ def capacity_warnings(cap: pd.DataFrame, spec: Any) -> list[str]:
             continue
         if r.half_width_rel > MAX_HALF_WIDTH_REL:
             out.append(
-                f"{name}: capacity interval +-{100 * r.half_width_rel:.0f}% is wider than "
+                f"{name}: capacity interval +-{100 * r.half_width_rel:.1f}% is wider than "
                 f"+-{100 * MAX_HALF_WIDTH_REL:g}%; about -n {r.requests_needed} "
                 f"(or {r.seeds_needed} seeds) would narrow it to that (estimate)"
             )

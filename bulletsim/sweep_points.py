@@ -94,6 +94,10 @@ def run_point(spec: Any, v: Any, trace: str, seed: int, rate: float) -> dict:
             "offered_rate_req_s": (n - 1) / (arrivals[-1] - arrivals[0]) if n > 1 else math.nan,
             "gpu": s["gpu"], "model": s["model"], "latency_model": s["latency_model"],
             "workload_source": s["workload_source"], "slo": slo_text(_slo_dict(res.slo)),
+            "tpot_slo_ms": 1e3 * res.slo.tpot_s,
+            "ttft_slo_ms": math.nan if res.slo.ttft_s is None else 1e3 * res.slo.ttft_s,
+            "norm_ttft_slo_ms_per_token": math.nan if res.slo.norm_ttft_s_per_token is None
+            else 1e3 * res.slo.norm_ttft_s_per_token,
             "convention": res.workload.convention,
             "stopped_early": bool(s.get("stopped_early", False)), "queue_growing": False,
             "steady": False,
@@ -110,6 +114,7 @@ def run_point(spec: Any, v: Any, trace: str, seed: int, rate: float) -> dict:
             "output_throughput_tok_s": s["output_throughput_tok_s"],
             **{f"ttft_{q}_ms": s["ttft_ms"][q] for q in ("p50", "p90", "p99")},
             **{f"tpot_{q}_ms": s["tpot_ms"][q] for q in ("p50", "p90", "p99")},
+            "norm_ttft_p90_ms_per_token": s["norm_ttft_ms_per_token"]["p90"],
             "num_preemptions": s["num_preemptions"],
         }
     )  # fmt: skip

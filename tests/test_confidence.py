@@ -89,3 +89,32 @@ def test_zero_load_ceiling_below_target_makes_capacity_undefined():
     assert r.zero_load_attainment < 0.9 and not r.capacity_defined
     assert math.isnan(r.capacity_req_s) and set(points["kind"]) == {"grid"}  # no bisecting
     assert any("capacity undefined" in w for w in capacity_warnings(cap, spec))
+
+
+def test_time_weighted_sms_weigh_by_time_not_by_change():
+    from bulletsim.plots import _binned_sms, time_weighted_sms
+
+    # 10 SMs for 1 s, 20 SMs for 2 s, 0 for the last second of a 4 s run
+    sm = pd.DataFrame({"time_s": [0.0, 1.0, 3.0], "lane": ["d"] * 3, "num_sms": [10, 20, 0]})
+    assert time_weighted_sms(sm, 4.0) == {"d": pytest.approx(12.5)}
+    assert list(_binned_sms(sm, np.array([0.0, 2.0, 4.0]))) == pytest.approx([15.0, 10.0])
+
+
+def test_paper_table_reads_sweeps_and_puts_the_paper_beside(tmp_path):
+    from bulletsim.paper_table import main
+    from bulletsim.sweep_report import write_sweep
+
+    spec = SweepSpec(policies=("bullet", "chunked-2048"), traces=("splitwise-code",),
+                     rates=(1.0, 3.0), num_requests=40, rel_tol=0.2, seeds=(0, 1),
+                     base={"latency": "roofline"})  # fmt: skip
+    points, cap = run_sweep(spec)
+    write_sweep(tmp_path / "preset-a", spec, points, cap)
+    (tmp_path / "paper.csv").write_text(
+        "trace,label,paper_capacity_req_s,source\nsplitwise-code,bullet,3.5,test\n"
+    )
+    assert main([str(tmp_path)]) == 0
+    text = (tmp_path / "tables.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| splitwise-code | bullet"))
+    assert f"{cap.capacity_req_s.iloc[0]:.2f} [" in row and row.endswith("| ~3.5 |")
+    assert "### preset-a" in text and "Convention: sglang-llama3" in text
+    assert main([str(tmp_path / "missing")]) == 2

@@ -22,9 +22,11 @@ Map of the package (one noun per file):
     synthetic.py       random (vLLM / SGLang range-ratio rules) and fixed lengths
     table.py           TraceTable, a loaded file before arrivals and length rules
     length_rules.py    ShareGPT filter + max_total_tokens (drop / clip / error)
+    conventions.py     named counting conventions (tokenizer family, BOS, chat template,
+                       filter, pairing, arxiv-long), printed with every run
     arrivals.py        trace timestamps, Poisson, gamma, rate-profile arrivals
     length_model.py    quantile tables + empirical copula of (prompt, output)
-    arrival_profile.py binned rate profile + within-bin CV of a trace's arrivals
+    arrival_profile.py a trace's count per second, replayed (burstiness kept at 1 s)
     embedded.py        the embedded default models under data/
     build_defaults.py  recomputes data/*.json from the real files
     download.py        fetches the real files from their public sources
