@@ -28,7 +28,10 @@ import pandas as pd
 from scipy import stats
 
 EDGE_SHARE = 0.1
-MIN_COMPLETED_SHARE = 0.95
+# 0.98: at capacity a stable run completes 99-101% of the window's arrivals (paper-setting
+# sweeps, 5,000 requests); ShareGPT/Bullet at -n 2000 passed 0.95 with 96.6% and its
+# capacity then fell from 13.0 to 9.6 req/s at 5,000 requests.
+MIN_COMPLETED_SHARE = 0.98
 MAX_GROWTH_SHARE = 0.05
 MAX_DRAIN_SHARE = 0.2
 _SAMPLES = 32

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bulletsim.intervals import mean_interval, ratio_interval, requests_needed, seeds_needed
+from bulletsim.steady_state import MIN_COMPLETED_SHARE
 
 MAX_HALF_WIDTH_REL = 0.10  # the "+-10%": an interval wider than that is flagged
 AT_CAPACITY = (
@@ -154,10 +155,12 @@ def capacity_warnings(cap: pd.DataFrame, spec: Any) -> list[str]:
             )
         if not r.steady_at_capacity:
             why = []
-            if r.min_completed_share < 0.95:
-                why.append(f"completed {100 * r.min_completed_share:.0f}% of offered")
+            if r.min_completed_share < MIN_COMPLETED_SHARE:
+                why.append(f"completed {100 * r.min_completed_share:.1f}% of offered")
             if r.queue_growing_at_capacity:
                 why.append("queue still growing at the end")
+            if why:  # the queue builds up: a longer run would see more of it
+                why.append(f"re-run with -n {2 * spec.num_requests} or more to check")
             if r.n_for_drain > spec.num_requests:
                 why.append(f"drain too large a share; -n {r.n_for_drain} needed")
             out.append(
