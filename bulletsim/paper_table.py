@@ -1,7 +1,8 @@
 """Tables of a paper-setting study: one per workload-convention preset, the paper beside it.
 
-`python -m bulletsim.paper_table DIR` reads every sweep folder in DIR (one per convention
-preset, as `results/paper-a100/regenerate.sh` writes them) and `DIR/paper.csv` (figures read
+`python -m bulletsim.paper_table DIR [FOLDER ...]` reads the named sweep folders of DIR (by
+default every one made with seeds; one per convention preset, as
+`results/paper-a100/regenerate.sh` writes them) and `DIR/paper.csv` (figures read
 from the Bullet paper: trace, label, paper_capacity_req_s) and writes `DIR/tables.md`:
 capacity with its 95% interval over seeds, Bullet's paired ratio to each baseline, the paper's
 capacity, and each sweep's warnings. Nothing here is simulated; it only reads files.
@@ -75,13 +76,20 @@ def _has_seeds(d: Path) -> bool:
     return (d / "capacity.csv").is_file() and spec.is_file() and '"seeds"' in spec.read_text()
 
 
-def write_tables(out: Path) -> Path:
-    """Write `out/tables.md` from the sweep folders in `out` (sorted by name)."""
+def write_tables(out: Path, names: list[str] | None = None) -> Path:
+    """Write `out/tables.md` from the sweep folders `names` in `out` (default: every sweep
+    folder made with seeds, sorted by name)."""
     paper_csv = out / "paper.csv"
     paper = pd.read_csv(paper_csv) if paper_csv.is_file() else pd.DataFrame(
         columns=["trace", "label", "paper_capacity_req_s"]
     )  # fmt: skip
-    dirs = sorted(p for p in out.iterdir() if _has_seeds(p))
+    if names:
+        dirs = [out / n for n in names]
+        bad = [str(d) for d in dirs if not _has_seeds(d)]
+        if bad:
+            raise FileNotFoundError(f"not a sweep folder with seeds: {', '.join(bad)}")
+    else:
+        dirs = sorted(p for p in out.iterdir() if _has_seeds(p))
     if not dirs:
         raise FileNotFoundError(f"{out} holds no sweep folder with seeds (capacity.csv)")
     lines = [
@@ -102,11 +110,11 @@ def write_tables(out: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or not Path(args[0]).is_dir():
-        print("usage: python -m bulletsim.paper_table DIR (a folder of sweep folders)")
+    if not args or not Path(args[0]).is_dir():
+        print("usage: python -m bulletsim.paper_table DIR [FOLDER ...] (sweep folders in DIR)")
         return 2
     try:
-        print(write_tables(Path(args[0])))
+        print(write_tables(Path(args[0]), args[1:]))
     except FileNotFoundError as e:
         print(f"error: {e}")
         return 2

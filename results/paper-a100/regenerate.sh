@@ -23,4 +23,4 @@ bulletsim sweep $COMMON --trace sharegpt --rates 4,8,12,16,24 --convention sglan
 # arXiv from the long (> 4K prefill) table: the paper's arXiv rates are 0.5-0.9 req/s
 bulletsim sweep $COMMON --trace arxiv --rates 0.25,0.5,1,2 --convention arxiv-long \
   --no-timeline --out "$OUT/arxiv-long"
-python -m bulletsim.paper_table "$OUT"
+python -m bulletsim.paper_table "$OUT" arxiv-long llama2-nobos sglang-llama3 sglang-llama3-chat
