@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -173,9 +171,8 @@ def test_csv_trace(tmp_path):
     ]
 
 
-def test_hundred_thousand_requests_under_a_second(shared_traces_dir, tmp_path):
+def test_hundred_thousand_requests_load(shared_traces_dir, tmp_path):
+    # the load time itself is a benchmark figure (benchmarks/bench_load.py), not a timed test
     for where in (shared_traces_dir, tmp_path):
-        start = time.perf_counter()
         w = load(trace="splitwise-conv", traces_dir=str(where), rate=30.0, num_requests=100_000)
-        assert time.perf_counter() - start < 1.0
         assert len(w.requests) == 100_000
