@@ -35,7 +35,9 @@ Map of the package (data flows top to bottom):
     fidelity/        simulated vs measured (vLLM / SGLang benchmark results, live runs)
     config.py        the run config: one frozen dataclass tree, TOML + overrides, validation
     cli.py           `bulletsim run | live | sweep | design | traces | calibrate | policies`;
-                     progress.py (progress on stderr, unwrapped output when piped)
+                     run_options.py (run's options -> checked config and results folder),
+                     cli_errors.py (one-line errors, exit 2), progress.py (progress on
+                     stderr, unwrapped output when piped)
     data/profiles/   calibrated latency profiles (H200 measured; A100/H100/H20 derived)
     live/            live mode: the same policies on a real GPU in wall-clock time (host
                      loop, fake and GPU executors, KV page table, `bulletsim live`)

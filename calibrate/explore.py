@@ -4,6 +4,8 @@ python3 -m calibrate.explore [--out DIR]: green-context pool + %smid probe (nati
 Triton), graph replay semantics under green contexts, SDPA / flashinfer / Triton attention
 against references, per-op checks of a layer, GEMMs and a decode step under partitions, NVML
 clocks. Prints a compact table; writes explore.json under --out.
+File length: ~330 lines, a one-shot script whose checks run in order and share one device
+setup; it is run once per new machine, not imported by the calibrator.
 """
 
 from __future__ import annotations

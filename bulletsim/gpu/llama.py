@@ -10,6 +10,8 @@ order, with op names matching `bulletsim.latency.ops` (qkv, o, gate_up, down, at
 attn_decode, norm_rope_act, final_norm, lm_head); `kernel_names` says which kernel runs each.
 Weights of different layers are distinct tensors far larger than L2, so walking through
 layers rotates inputs past the cache. GPU-only module.
+File length: ~460 lines, one model object whose weights, KV pool and per-partition kernel
+choices are shared state; the kernels themselves live in kernels.py, attention.py, gemm.py.
 File length: ~400 lines, one model whose parts (weights, batches, kernel choice) share state.
 """
 

@@ -1,4 +1,9 @@
-"""`load_workload`: from a WorkloadConfig to requests, via a real file or the embedded model."""
+"""`load_workload`: from a WorkloadConfig to requests, via a real file or the embedded model.
+
+File length: ~370 lines, one pipeline kept in its order (resolve the source, read it, apply
+the counting convention and filters, draw arrivals, enforce the context limit); the readers,
+conventions and arrival processes it calls live in their own modules.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,151 @@
+"""`run`'s options -> a checked RunConfig and results folder, before any simulation.
+
+Shared by the commands that take run's options (`run`, `live`, and `sweep` for the size
+check). Everything here runs before any work: names, values, conflicting flags, the memory a
+run would need, and the results folder (never one bulletsim did not write). User errors exit
+with code 2 through `cli_errors.fail`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from bulletsim.cli_errors import USER_ERRORS, fail
+
+
+def config_from_options(o: dict):
+    """The RunConfig that `run`'s options (a dict of them by name) describe; shared by the
+    commands that take run's options (`live`). Checks everything before any work: names,
+    values, conflicting flags and the memory the run would need. User errors exit with 2."""
+    from bulletsim.config import load_config, merge_overrides, parse_sets
+
+    chunked = {
+        "chunk_size": o["chunk_size"],
+        "variant": o["variant"],
+        "max_running_requests": o["max_running"],
+    }
+    overrides = {
+        "policy": o["policy"],
+        "gpu": o["gpu"],
+        "model": o["model"],
+        "tp": o["tp"],
+        "latency": o["latency"],
+        "seed": o["seed"],
+        "model_config": str(o["model_config"]) if o.get("model_config") else None,
+        "workload": {
+            "trace": o["trace"],
+            "trace_file": str(o["trace_file"]) if o["trace_file"] else None,
+            "traces_dir": str(o["traces_dir"]) if o["traces_dir"] else None,
+            "arrival": o["arrival"],
+            "rate": o["rate"],
+            "cv": o["cv"],
+            "time_scale": o["time_scale"],
+            "num_requests": o["num_requests"],
+            "duration_s": o["duration"],
+            "max_total_tokens": o["max_total_tokens"],
+            "over_length": o["over_length"],
+            "tokenizer": o["tokenizer"],
+            "sharegpt_filter": o["sharegpt_filter"],
+            "convention": o.get("convention"),
+            "trace_format": o.get("trace_format"),
+            "timestamp_unit": o.get("timestamp_unit"),
+            "trace_model": o.get("trace_model"),
+            "input_len": o.get("input_len"),
+            "output_len": o.get("output_len"),
+            "range_ratio": o.get("range_ratio"),
+            "range_convention": o.get("range_convention"),
+            "max_concurrency": o.get("max_concurrency"),
+            "think_s": o.get("think_time"),
+        },
+        "slo": {
+            "tpot_ms": o["tpot_ms"],
+            "ttft_ms": o["ttft_ms"],
+            "norm_ttft_ms_per_token": o["norm_ttft_ms"],
+        },
+        "kv": {"capacity_blocks": o["kv_blocks"]},
+        "chunked": chunked,
+    }
+    try:
+        cfg = load_config(o["config"], merge_overrides(overrides, parse_sets(o["set_"])))
+        flags = {"chunk_size": "--chunk-size", "variant": "--variant"}
+        given = [flags.get(k, "--max-running") for k, v in chunked.items() if v is not None]
+        if given and cfg.policy != "chunked":
+            raise ValueError(
+                f"{', '.join(given)} set chunked prefill, but the policy is {cfg.policy}; "
+                f"use --set {cfg.policy}.KEY=VALUE (see `bulletsim policies`)"
+            )
+        check_run_size(cfg.workload.num_requests, cfg.workload.rate, cfg.workload.duration_s)
+    except USER_ERRORS as e:
+        fail(str(e))
+    return cfg
+
+
+def run_out_dir(cfg, out: str | None, no_write: bool, suffix: str = "") -> Path | None:
+    """The checked results folder (None with --no-write), before any simulation; exits 2."""
+    if no_write:
+        return None
+    try:
+        return _run_out_dir(cfg, out, suffix)
+    except USER_ERRORS as e:
+        fail(str(e))
+
+
+def _run_out_dir(cfg, out: str | None, suffix: str = "") -> Path:
+    """The checked results folder; says so when an earlier run of this config is replaced."""
+    from bulletsim.outdir import check_out_dir, is_bulletsim_dir
+
+    if out is not None:
+        return check_out_dir(out, "run")
+    path = check_out_dir(Path("results") / "runs" / (default_run_name(cfg) + suffix), "run")
+    if is_bulletsim_dir(path, "run"):
+        typer.echo(f"note: replacing the earlier run of this same config in {path}", err=True)
+    return path
+
+
+def default_run_name(cfg) -> str:
+    """<trace>-<policy>-<gpu>-<model>-s<seed>-<hash>: the hash covers the whole resolved config
+    (and the real trace file found), so runs that differ in anything get different folders."""
+    from bulletsim.outdir import config_hash
+    from bulletsim.workload.catalog import trace_info
+    from bulletsim.workload.resolve import find_trace_file
+
+    info = trace_info(cfg.workload.trace)
+    found = find_trace_file(info, cfg.workload.trace_file, cfg.workload.traces_dir)
+    resolved = {"config": cfg.to_dict(), "trace_file": str(found.resolve()) if found else None}
+    for key in ("trace_file", "traces_dir"):
+        value = resolved["config"]["workload"][key]
+        if value is not None:
+            resolved["config"]["workload"][key] = str(Path(value).expanduser().resolve())
+    policy = cfg.policy + (f"-{cfg.params().chunk_size}" if cfg.policy == "chunked" else "")
+    parts = [info.name, policy, cfg.gpu, cfg.model, f"s{cfg.seed}", config_hash(resolved)]
+    return "-".join(parts)
+
+
+# Peak memory per simulated request: 292 MB for 100,000 requests (README, "Simulator speed",
+# benchmarks/bench_sim.py), rounded up.
+BYTES_PER_REQUEST = 3_000
+
+
+def check_run_size(num: int | None, rate: float | None, duration_s: float | None) -> None:
+    """Refuse, before any work, a run whose requests would not fit in this machine's memory."""
+    import math
+    import os
+
+    expected = num
+    if expected is None and rate is not None and duration_s is not None and math.isfinite(rate):
+        expected = int(rate * duration_s)
+    if expected is None:
+        return
+    need = expected * BYTES_PER_REQUEST
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > 0.8 * have:
+        raise ValueError(
+            f"{expected:,} requests would need about {need / 2**30:,.0f} GiB of memory "
+            f"(~{BYTES_PER_REQUEST / 1e3:g} kB per request); this machine has "
+            f"{have / 2**30:,.0f} GiB; ask for fewer (-n) or split the run"
+        )
