@@ -298,9 +298,9 @@ def _run_and_report(cfg, out_dir: Path | None, plots: bool, quiet: bool) -> None
         with staged_dir(out_dir, "run") as tmp:
             write_run_files(res, tmp)
             if plots:
-                from bulletsim.plots import plot_run
+                from bulletsim.plots import plot_result
 
-                plot_run(tmp)
+                plot_result(res, tmp)
     except USER_ERRORS as e:
         fail(str(e))
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -18,6 +19,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+if TYPE_CHECKING:
+    from bulletsim.run import RunResult
 
 LANE_COLORS = {"prefill": "tab:orange", "decode": "tab:blue", "main": "tab:gray"}
 
@@ -214,16 +218,29 @@ def fig_latency(points: pd.DataFrame, q: str = "p90") -> Figure:
     return fig
 
 
+def _run_title(summary: dict) -> str:
+    return f"{summary['policy']} on {summary['workload']} ({summary['gpu']}, {summary['model']})"
+
+
+def plot_result(res: RunResult, out_dir: str | Path) -> list[Path]:
+    """Write the SM/queue timeline of a finished run (`run.RunResult`) into `out_dir`."""
+    from bulletsim.hardware import get_gpu
+
+    sms = get_gpu(res.config.gpu).num_sms
+    fig = fig_timeline(res.sm_log, res.iterations, sms, title=_run_title(res.summary))
+    return save(fig, Path(out_dir), "sm_timeline")
+
+
 def plot_run(run_dir: str | Path) -> list[Path]:
-    """Write the SM/queue timeline of a results directory into it."""
+    """Write the SM/queue timeline of a results directory (already written) into it."""
     from bulletsim.results import load_results
 
     d = Path(run_dir)
     r = load_results(d)
-    s = r["summary"]
-    title = f"{s['policy']} on {s['workload']} ({s['gpu']}, {s['model']})"
-    sms = r["config"].get("latency_model", {}).get("total_sms")
-    fig = fig_timeline(r["sm_timeline"], r["iterations"], sms, title=title)
+    from bulletsim.hardware import get_gpu
+
+    sms = get_gpu(r["summary"]["gpu"]).num_sms  # the GPU's line, as plot_result draws it
+    fig = fig_timeline(r["sm_timeline"], r["iterations"], sms, title=_run_title(r["summary"]))
     return save(fig, d, "sm_timeline")
 
 

@@ -205,3 +205,15 @@ def test_plots_are_byte_identical_across_runs(cwd):
     a, b = tree(cwd / "a"), tree(cwd / "b")
     assert "sm_timeline.svg" in a and "sm_timeline.png" in a
     assert a == b
+
+
+def test_plot_from_the_run_result_equals_the_plot_from_its_folder(cwd):
+    # `run --plots` draws from the RunResult; `plot_run` redraws from the written folder
+    from bulletsim.plots import plot_run
+
+    res = invoke("run", *FAST, "--policy", "bullet", "--out", "a", "--plots")
+    assert res.exit_code == 0, res.output
+    drawn = (cwd / "a" / "sm_timeline.svg").read_bytes()
+    plot_run(cwd / "a")
+    assert (cwd / "a" / "sm_timeline.svg").read_bytes() == drawn
+    assert b"stroke-dasharray" in drawn  # the GPU's SM line is drawn in both
