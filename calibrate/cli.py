@@ -19,8 +19,10 @@ GPU_HINT = "needs torch with CUDA; install bulletsim[gpu] on a machine with an N
 
 
 def _fail(msg: str) -> None:
+    """One line and exit code 2, as every bulletsim command reports what the user must fix
+    (a bad name or file, or a machine without torch/CUDA)."""
     typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(2)
 
 
 @contextlib.contextmanager

@@ -19,7 +19,6 @@ and L2 sizes (A100 40 MB vs 50-60 MB) — hence every such profile is labelled `
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
 from pathlib import Path
 
 from bulletsim.hardware import GPUSpec, get_gpu, min_partition_sms, partition_unit_sms
@@ -115,7 +114,7 @@ def derive(doc: dict, dst: GPUSpec) -> dict:
         "mechanism": mechanism,
         "granularity_sms": partition_unit_sms(mechanism, dst, dst.num_sms),
         "timing_method": "none on this GPU: derived (see transfer)",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "date": meta_src["date"],  # the source's: same inputs -> identical file
         "git_sha": meta_src.get("git_sha"),
         "derived_from": {
             "gpu": src.name,

@@ -29,21 +29,21 @@ def test_importing_cli_does_not_import_torch():
 def test_calibrate_without_cuda_is_one_line_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ImportError
     res = runner.invoke(_app(), ["calibrate", "--gpu", "h200"])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert "needs torch with CUDA" in res.output
     assert "Traceback" not in res.output
 
 
 def test_calibrate_unknown_gpu_lists_valid():
     res = runner.invoke(_app(), ["calibrate", "--gpu", "v100"])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert "valid:" in res.output and "h200" in res.output
 
 
 def test_calibrate_libsmctrl_missing_library(monkeypatch, tmp_path):
     monkeypatch.delenv("LIBSMCTRL_PATH", raising=False)
     res = runner.invoke(_app(), ["calibrate", "--gpu", "h200", "--mechanism", "libsmctrl"])
-    assert res.exit_code == 1 and "libsmctrl not configured" in res.output
+    assert res.exit_code == 2 and "libsmctrl not configured" in res.output
     res = runner.invoke(
         _app(),
         [
@@ -56,7 +56,7 @@ def test_calibrate_libsmctrl_missing_library(monkeypatch, tmp_path):
             str(tmp_path / "libsmctrl.so"),
         ],
     )
-    assert res.exit_code == 1 and "not found" in res.output
+    assert res.exit_code == 2 and "not found" in res.output
 
 
 def test_derive_writes_a_labelled_derived_profile(tmp_path):
@@ -76,4 +76,23 @@ def test_derive_rejects_same_gpu(tmp_path):
     res = runner.invoke(
         _app(), ["calibrate-derive", "--from", "h200", "--gpu", "h200", "--out", str(tmp_path)]
     )
-    assert res.exit_code == 1 and "both h200" in res.output
+    assert res.exit_code == 2 and "both h200" in res.output
+
+
+def test_derive_twice_gives_identical_files(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        res = runner.invoke(
+            _app(),
+            ["calibrate-derive", "--from", "h200", "--gpu", "h20", "--out", str(tmp_path / name)],
+        )
+        assert res.exit_code == 0, res.output
+    f = "h20__llama-3.1-8b.json"
+    assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
+
+
+def test_derive_unknown_gpu_is_exit_2(tmp_path):
+    res = runner.invoke(
+        _app(), ["calibrate-derive", "--from", "h200", "--gpu", "a1000", "--out", str(tmp_path)]
+    )
+    assert res.exit_code == 2 and "unknown GPU 'a1000'" in res.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -227,3 +228,39 @@ def test_every_policy_runs_in_the_live_loop(policy):
     extra = {"chunked": {"variant": "prefill-first"}} if policy != name else {}
     res = live_run(_cfg(name, n=60, **extra), FakeExecutor())
     assert res.result.metrics["num_requests"] == 60  # collect() checked the invariants
+
+
+def _fake_run(tmp_path) -> Path:
+    out = tmp_path / "run"
+    args = ["live", "--executor", "fake", "-n", "20", "--rate", "1000", "--gpu", "h200"]
+    assert CliRunner().invoke(app, [*args, "--out", str(out)]).exit_code == 0
+    return out
+
+
+def test_calibrate_live_never_overwrites_a_users_file_nor_takes_a_folder(tmp_path):
+    run = _fake_run(tmp_path)
+    mine = tmp_path / "mine.txt"
+    mine.write_text("mine\n")
+    r = CliRunner().invoke(app, ["calibrate-live", str(run), "--out", str(mine)])
+    assert r.exit_code == 2 and "is not a live correction bulletsim wrote" in r.output
+    assert mine.read_text() == "mine\n"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    r = CliRunner().invoke(app, ["calibrate-live", str(run), "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "is a folder" in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no temp file left
+    corr = tmp_path / "corr.json"  # a correction it wrote may be replaced
+    for _ in range(2):
+        r = CliRunner().invoke(app, ["calibrate-live", str(run), "--out", str(corr)])
+        assert r.exit_code == 0, r.output
+
+
+def test_gpu_executor_without_torch_is_one_line(monkeypatch):
+    import sys
+
+    for name in [m for m in sys.modules if m.startswith("bulletsim.live.gpu")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
+    r = CliRunner().invoke(app, ["live", "--executor", "gpu", "-n", "5", "--no-write"])
+    assert r.exit_code == 2, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert lines[-1].startswith("error: --executor gpu needs torch") and "Traceback" not in r.output

@@ -72,8 +72,13 @@ def make_executor(name: str, cfg, *, decode_graphs: bool = True):
         from bulletsim.live.fake import FakeExecutor
 
         return FakeExecutor()
-    from bulletsim.live.gpu.executor import GpuExecutor
-
+    try:
+        from bulletsim.live.gpu.executor import GpuExecutor
+    except ImportError as e:
+        raise ValueError(
+            f"--executor gpu needs torch with CUDA and flashinfer ({e.name or e} is missing); "
+            "install bulletsim[gpu] on a machine with an NVIDIA GPU, or use --executor fake"
+        ) from None
     return GpuExecutor(cfg, decode_graphs=decode_graphs)
 
 

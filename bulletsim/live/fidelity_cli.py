@@ -61,13 +61,14 @@ def report_live_runs(
 def calibrate_live(run_dirs: list[Path], out: Path) -> None:
     """Fit a live correction on `run_dirs` and write it to `out` (JSON, atomic)."""
     from bulletsim.cli import USER_ERRORS, fail
-    from bulletsim.live.refit import fit_correction
+    from bulletsim.live.refit import check_out_path, fit_correction
 
     try:
+        check_out_path(out)  # before the work, not after it
         c = fit_correction(run_dirs)
+        c.save(out)
     except USER_ERRORS as e:
         fail(str(e))
-    c.save(out)
     t = Table(title=f"live correction from {len(run_dirs)} runs: t' = scale * t + gap")
     for name in ("phase | SM group", "iterations", "scale"):
         t.add_column(name, justify="left" if name.startswith("phase") else "right")

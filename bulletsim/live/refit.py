@@ -75,10 +75,30 @@ class LiveCorrection:
                    d.get("num_iterations", {}))  # fmt: skip
 
     def save(self, path: str | Path) -> None:
-        p = Path(path)
+        """Write atomically to a path `check_out_path` accepts (ValueError otherwise)."""
+        p = check_out_path(path)
         tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
         tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
         tmp.replace(p)
+
+
+def check_out_path(path: str | Path) -> Path:
+    """`path` if a correction may be written there: a new file in an existing folder, or a
+    correction file bulletsim wrote (replaced). ValueError for a folder or any other file."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"--out {p} is a folder; give a file name, e.g. {p / 'corr.json'}")
+    if p.exists():
+        try:
+            LiveCorrection.load(p)
+        except (ValueError, OSError, UnicodeDecodeError):
+            raise ValueError(
+                f"--out {p} exists and is not a live correction bulletsim wrote; "
+                "choose a new file name"
+            ) from None
+    if not p.parent.is_dir():
+        raise ValueError(f"--out {p}: folder {p.parent} does not exist")
+    return p
 
 
 def fit_correction(run_dirs: list[str | Path]) -> LiveCorrection:
