@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bulletsim.core import SLO
+from bulletsim.files import require_file
 from bulletsim.policies.registry import POLICY_PARAMS, policy_names
 from bulletsim.workload.config import WorkloadConfig
 
@@ -215,8 +216,7 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     data: dict = {}
     if path is not None:
         p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"config file not found: {p}")
+        p = require_file(p, "config file")
         try:
             data = tomllib.loads(p.read_text())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:

@@ -42,6 +42,7 @@ from typing import Any
 
 import pandas as pd
 
+from bulletsim.files import require_file
 from bulletsim.sweep import DEFAULT_POLICIES, DEFAULT_TRACES, SweepSpec, run_sweep
 
 AXES = ("gpu", "model", "slo", "trace", "policy")
@@ -112,8 +113,7 @@ class DesignSpec:
     @classmethod
     def load(cls, path: str | Path) -> DesignSpec:
         p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"design file not found: {p}")
+        p = require_file(p, "design file")
         try:
             return cls.from_dict(tomllib.loads(p.read_text()), p.name)
         except tomllib.TOMLDecodeError as e:

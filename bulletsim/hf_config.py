@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bulletsim.files import require_file
 from bulletsim.models import ModelSpec
 
 DENSE_TYPES = ("llama", "mistral", "qwen2", "qwen3")
@@ -39,8 +40,7 @@ def model_from_hf_config(path: str | Path, tp: int = 1, name: str | None = None)
     `config.json`, else the file's stem.
     """
     p = Path(path).expanduser()
-    if not p.is_file():
-        raise FileNotFoundError(f"--model-config: no file {p}")
+    p = require_file(p, "--model-config file")
     try:
         cfg = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

@@ -81,6 +81,15 @@ CASES = [
     ("traces-dir-missing", (*RUN, "--traces-dir", "@missing-dir"), "is not a folder"),
     ("csv-without-file", (*RUN, "--trace", "csv"), "trace_file"),
     ("config-missing", (*RUN, "--config", "@missing.toml"), "config file not found"),
+    ("config-folder", (*RUN, "--config", "@folder"), "is a folder, not a file"),
+    ("model-config-folder", (*RUN, "--model-config", "@folder"), "is a folder, not a file"),
+    ("design-folder", ("design", "@folder"), "is a folder, not a file"),
+    ("measured-folder", ("fidelity", "--measured", "@folder"), "is a folder, not a file"),
+    (
+        "timestamp-unit-on-iso-times",
+        (*RUN, "--trace", "csv", "--trace-file", "@az24.csv", "--timestamp-unit", "ms"),
+        "ISO-8601 wall-clock times",
+    ),
     ("config-bad-toml", (*RUN, "--config", "@bad.toml"), "bad.toml"),
     ("config-unknown-key", (*RUN, "--config", "@unknown.toml"), "'colour'"),
     ("tokenizer-unknown", (*RUN, "--tokenizer", "bpe"), "tokenizer: unknown"),
@@ -103,6 +112,10 @@ def make_inputs(root: Path) -> None:
     d = root / "in"
     (d / "folder").mkdir(parents=True)
     (d / "plain.txt").write_text("keep\n")
+    (d / "az24.csv").write_text(
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+        "2024-05-10 00:00:00.009930+00:00,100,10\n2024-05-10 00:00:01.5+00:00,200,20\n"
+    )
     (d / "conv.json").write_text(
         json.dumps([{"id": "a", "conversations": [{"from": "human", "value": "x " * 300}]}])
     )

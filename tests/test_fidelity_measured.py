@@ -167,6 +167,17 @@ def test_not_a_result_file(tmp_path, text, message):
 
 def test_missing_file_and_bad_format_name(tmp_path):
     out = runner.invoke(app, ["fidelity", "--measured", str(tmp_path / "nope.json")])
-    assert out.exit_code == 2 and "no file" in out.output
+    assert out.exit_code == 2 and "--measured file not found" in out.output
     out = runner.invoke(app, ["fidelity", "--measured", str(VLLM), "--measured-format", "trt"])
     assert out.exit_code == 2 and "valid: auto, vllm, sglang" in out.output
+
+
+def test_an_sglang_result_with_e2e_latencies_is_still_sglang(tmp_path):
+    # SGLang names its backend and appends JSONL; a `latencies` key (vLLM writes one too)
+    # must not turn it into a vLLM result, which would simulate another policy
+    obj = json.loads(SGLANG.read_text().splitlines()[0])
+    obj["latencies"] = [0.06, 0.09, 0.10]
+    for name in ("r.jsonl", "r.json"):
+        (tmp_path / name).write_text(json.dumps(obj) + "\n")
+        assert read_measured(tmp_path / name).tool == "sglang"
+    assert read_measured(VLLM).tool == "vllm"

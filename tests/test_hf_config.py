@@ -77,7 +77,7 @@ def test_not_a_config(tmp_path):
     (tmp_path / "tokenizer.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="expected a JSON object"):
         model_from_hf_config(tmp_path / "tokenizer.json")
-    with pytest.raises(FileNotFoundError, match="--model-config: no file"):
+    with pytest.raises(FileNotFoundError, match="--model-config file not found"):
         model_from_hf_config(tmp_path / "nope.json")
 
 

@@ -49,7 +49,7 @@ def test_approx_is_deterministic_and_counts_empty_as_zero():
 
 def test_tokenizer_specs(tmp_path):
     assert make_counter("approx") is approx_counts
-    with pytest.raises(FileNotFoundError, match="tokenizer file .* not found"):
+    with pytest.raises(FileNotFoundError, match="tokenizer file not found: .*missing.model"):
         make_counter(f"sentencepiece:{tmp_path / 'missing.model'}")
     with pytest.raises(ValueError, match="valid: approx, sentencepiece:<path>, tiktoken:<path>"):
         make_counter("bpe:x")

@@ -100,6 +100,9 @@ def pick_result(objs: list[dict], index: int | None, path: Path) -> dict:
 
 def detect_tool(obj: dict, path: Path) -> str:
     """'vllm' or 'sglang' from the keys each tool writes (see the readers' docstrings)."""
+    backend = str(obj.get("backend", "")).lower()
+    if backend.startswith("sglang") or path.suffix == ".jsonl":
+        return "sglang"  # SGLang names itself and appends JSONL lines; vLLM writes one JSON
     if "model_id" in obj or "endpoint_type" in obj or "latencies" in obj:
         return "vllm"
     if "total_output_tokens_retokenized" in obj or "dataset_name" in obj:

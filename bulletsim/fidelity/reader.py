@@ -13,6 +13,7 @@ from bulletsim.fidelity.measured import (
 )
 from bulletsim.fidelity.sglang_result import read_sglang_result
 from bulletsim.fidelity.vllm_result import read_vllm_result
+from bulletsim.files import require_file
 
 
 def read_measured(
@@ -24,8 +25,7 @@ def read_measured(
         raise ValueError(
             f"--measured-format: unknown {fmt!r}; valid: {', '.join(MEASURED_FORMATS)}"
         )
-    if not p.is_file():
-        raise FileNotFoundError(f"--measured: no file {p}")
+    p = require_file(p, "--measured file")
     obj = pick_result(read_json_objects(p), result_index, p)
     tool = detect_tool(obj, p) if fmt == "auto" else fmt
     return read_vllm_result(obj, p) if tool == "vllm" else read_sglang_result(obj, p)

@@ -20,6 +20,7 @@ import json
 from dataclasses import asdict, fields
 from pathlib import Path
 
+from bulletsim.files import require_file
 from bulletsim.hardware import GPUSpec, get_gpu
 from bulletsim.latency.contention import ContentionParams
 from bulletsim.latency.roofline import SRMParams
@@ -145,8 +146,7 @@ def validate(doc: dict, source: str = "profile") -> None:
 def read_profile(path: str | Path) -> dict:
     """Load and validate a profile file; errors are one-line ValueError/FileNotFoundError."""
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"profile not found: {p}")
+    p = require_file(p, "profile")
     try:
         doc = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

@@ -20,6 +20,7 @@ import pandas as pd
 from bulletsim.config import load_config
 from bulletsim.fidelity.compare import Comparison, compare
 from bulletsim.fidelity.observed import observed_from_request_frame
+from bulletsim.files import require_file
 from bulletsim.live.rundir import SM_BINS, read_live_run
 from bulletsim.run import RunResult, simulate
 from bulletsim.workload.workload import Workload, make_requests
@@ -63,8 +64,7 @@ def resimulate_live(
 
         gpu, model = get_gpu(cfg.gpu), get_model(cfg.model, tp=cfg.tp)
         if profile is not None:
-            if not Path(profile).is_file():
-                raise FileNotFoundError(f"latency profile not found: {profile}")
+            require_file(profile, "latency profile")
             latency = ProfileLatency.load(profile, gpu, model)
         else:
             latency = build_latency(cfg.latency, gpu, model)

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from bulletsim.core import CoRunner, WorkShape
+from bulletsim.files import require_file
 from bulletsim.live.rundir import SM_BINS, read_live_run
 
 # A lane idle longer than this had no work waiting (not a host gap). The rule cannot tell a
@@ -65,8 +66,7 @@ class LiveCorrection:
     @classmethod
     def load(cls, path: str | Path) -> LiveCorrection:
         p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"live correction file not found: {p}")
+        p = require_file(p, "live correction file")
         d = json.loads(p.read_text())
         for key in ("scale", "gap_s"):
             if key not in d:

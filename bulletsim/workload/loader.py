@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bulletsim.files import require_file
 from bulletsim.workload.arrivals import gamma_arrivals, poisson_arrivals, trace_arrivals
 from bulletsim.workload.catalog import TraceInfo, trace_info
 from bulletsim.workload.config import WorkloadConfig
@@ -60,9 +61,9 @@ def load_workload(
         info = trace_info("arxiv-long")
     path = find_trace_file(info, cfg.trace_file, cfg.traces_dir)
     tokenizer_file = cfg.tokenizer.partition(":")[2]
-    if tokenizer_file and not Path(tokenizer_file).expanduser().is_file():
+    if tokenizer_file:
         # checked even when no text is counted (embedded model), so a typo never passes
-        raise FileNotFoundError(f"tokenizer file {tokenizer_file} not found ({cfg.tokenizer})")
+        require_file(tokenizer_file, f"tokenizer file ({cfg.tokenizer})")
     limit = cfg.max_total_tokens
     label = f"max_total_tokens {limit}"
     if context_tokens is not None and (limit is None or context_tokens < limit):

@@ -51,6 +51,14 @@ def read_trace_file(
             "Alpaca JSON use --trace sharegpt or --trace alpaca "
             "(or --set workload.trace_format=auto)"
         )
+    # formats whose timestamps are numbers in a declared unit; the others have ISO-8601
+    # wall-clock times (azure) or no timestamps at all: an override there is an input error
+    if timestamp_unit is not None and fmt not in NUMERIC_TIME_FORMATS:
+        what = "ISO-8601 wall-clock times" if fmt == "azure" else "no timestamps"
+        raise ValueError(
+            f"--timestamp-unit {timestamp_unit}: the {fmt} format has {what}; it applies to "
+            f"{', '.join(NUMERIC_TIME_FORMATS)}"
+        )
     if fmt == "azure":
         try:
             return read_azure_csv(path)
@@ -76,6 +84,9 @@ def read_trace_file(
         return read_length_table(path)
     assert fmt == "csv", fmt
     return read_arrival_csv(path, timestamp_unit)
+
+
+NUMERIC_TIME_FORMATS = ("burstgpt", "mooncake", "bailian", "splitwise-sim", "vidur", "csv")
 
 
 def _looks_like_json(path: Path) -> bool:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bulletsim.files import require_file
+
 Counter = Callable[[Sequence[str]], np.ndarray]
 KINDS = ("sentencepiece", "tiktoken", "hf")
 _DESCRIBE = {
@@ -110,8 +112,7 @@ def load_counter(kind: str, path: Path) -> tuple[Counter, str]:
     missing file, a file of another kind, or a missing library."""
     if kind not in KINDS:
         raise ValueError(f"tokenizer: unknown kind {kind!r}; valid: {', '.join(KINDS)}")
-    if not path.is_file():
-        raise FileNotFoundError(f"tokenizer file {path} not found")
+    path = require_file(path, "tokenizer file")
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     cached = _CACHE.get((kind, digest))
