@@ -43,7 +43,10 @@ def print_summary(res: RunResult, console: Console | None = None) -> None:
     # removed something); the other drops are counted here, apart from them
     other = m["num_dropped"] - m.get("num_over_length", 0)
     if other:
-        c.print(f"[yellow]note:[/] {other} requests dropped as empty or filtered out")
+        c.print(
+            f"[yellow]note:[/] {other} requests dropped in all as empty, failed or filtered "
+            "out (the rows the notes above count are among them)"
+        )
     c.print(
         f"[bold]{m['policy']}[/] on {m['gpu']} / {m['model']} (tp={m['tp']}), latency model: "
         f"{m['latency_model']}"

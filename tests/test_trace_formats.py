@@ -217,3 +217,14 @@ def test_cli_runs_every_fixture(name):
     assert out.exit_code == 0, out.output
     timed = name in {t[0] for t in TIMED}
     assert ("span" in out.output) == timed
+
+
+def test_a_dropped_row_is_counted_once_in_the_run_output(tmp_path):
+    out = CliRunner().invoke(
+        app, ["run", "--trace", "csv", "--trace-file", str(FIX / "burstgpt.csv"),
+              "--gpu", "h200", "--no-write", "-q"],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "dropped 1 failed request(s)" in out.output
+    # the total names itself as the total, so the failed row is not read as a second drop
+    assert "1 requests dropped in all as empty, failed or filtered out" in out.output
