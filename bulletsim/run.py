@@ -159,21 +159,7 @@ def collect_stopped(
         "slo_attainment_upper_bound": attainment_upper_bound,
         "num_requests": len(run.workload.requests),
     }
-    req = request_frame(run.state.requests)
-    sm_log = pd.DataFrame(engine.sm_log, columns=SM_TIMELINE_COLUMNS)
-    it = engine.log.to_frame()
-    return RunResult(
-        run.config,
-        run.workload,
-        run.latency,
-        run.slo,
-        run.slo_source,
-        req,
-        it,
-        sm_log,
-        metrics,
-        run_meta(run),
-    )
+    return _result(run, engine, request_frame(run.state.requests), engine.log.to_frame(), metrics)
 
 
 def collect(run: Run, engine: Engine, *, max_overlap_sms: int | None = None) -> RunResult:
@@ -200,19 +186,18 @@ def collect(run: Run, engine: Engine, *, max_overlap_sms: int | None = None) -> 
         int(it["kv_used_blocks"].max()) if len(it) else 0
     )
     metrics["num_iterations"] = len(it)
+    return _result(run, engine, req, it, metrics)
+
+
+def _result(
+    run: Run, engine: Engine, req: pd.DataFrame, it: pd.DataFrame, metrics: dict
+) -> RunResult:
+    """The RunResult of `run` (both the finished and the early-stopped path build it)."""
     sm_log = pd.DataFrame(engine.sm_log, columns=SM_TIMELINE_COLUMNS)
     return RunResult(
-        run.config,
-        run.workload,
-        run.latency,
-        run.slo,
-        run.slo_source,
-        req,
-        it,
-        sm_log,
-        metrics,
-        run_meta(run),
-    )
+        run.config, run.workload, run.latency, run.slo, run.slo_source, req, it, sm_log,
+        metrics, run_meta(run),
+    )  # fmt: skip
 
 
 def run_meta(run: Run) -> dict:
