@@ -6,6 +6,12 @@ Student-t interval, mean +- t(1 - alpha/2, k - 1) * s / sqrt(k) (`scipy.stats.t`
 between two policies is *paired* by seed (both saw the same requests); its interval is the
 t-interval of the per-seed log ratios, exponentiated (a geometric mean and an asymmetric
 interval that never crosses zero). With one seed there is no interval (NaN bounds).
+
+Each per-seed capacity is itself located only to the capacity search's resolution
+(`rel_tol`: the bracket the bisection stops at), an error that seeds do not average away: the
+intervals are widened by it, `resolution_rel * mean` on each side of a mean and a factor
+`1 + resolution_rel` on each side of a ratio, so two seeds that land on the same bisection
+steps cannot report a gain more precisely than the search located it.
 """
 
 from __future__ import annotations
@@ -36,8 +42,9 @@ class Interval:
         return (self.hi - self.lo) / 2 / self.point
 
 
-def mean_interval(values: list[float] | np.ndarray) -> Interval:
-    """Mean of per-seed values and its Student-t interval (NaN bounds for one value)."""
+def mean_interval(values: list[float] | np.ndarray, resolution_rel: float = 0.0) -> Interval:
+    """Mean of per-seed values and its Student-t interval (NaN bounds for one value), widened
+    by `resolution_rel * mean` on each side (see the module docstring)."""
     x = np.asarray(values, dtype=np.float64)
     k = len(x)
     if k == 0:
@@ -46,11 +53,15 @@ def mean_interval(values: list[float] | np.ndarray) -> Interval:
     if k < 2:
         return Interval(mean, float("nan"), float("nan"), k)
     half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, k - 1) * x.std(ddof=1) / math.sqrt(k))
+    half += resolution_rel * abs(mean)
     return Interval(mean, mean - half, mean + half, k)
 
 
-def ratio_interval(num: list[float] | np.ndarray, den: list[float] | np.ndarray) -> Interval:
-    """Geometric-mean ratio num/den over paired seeds, t-interval on the log scale.
+def ratio_interval(
+    num: list[float] | np.ndarray, den: list[float] | np.ndarray, resolution_rel: float = 0.0
+) -> Interval:
+    """Geometric-mean ratio num/den over paired seeds, t-interval on the log scale, widened by
+    a factor `1 + resolution_rel` on each side (see the module docstring).
 
     Seeds where either capacity is not positive are left out (a ratio to 0 is undefined).
     """
@@ -59,7 +70,13 @@ def ratio_interval(num: list[float] | np.ndarray, den: list[float] | np.ndarray)
     if not ok.any():
         return Interval(float("nan"), float("nan"), float("nan"), 0)
     logs = mean_interval(np.log(a[ok] / b[ok]))
-    return Interval(math.exp(logs.point), math.exp(logs.lo), math.exp(logs.hi), logs.num_seeds)
+    widen = math.log1p(resolution_rel)
+    return Interval(
+        math.exp(logs.point),
+        math.exp(logs.lo - widen),
+        math.exp(logs.hi + widen),
+        logs.num_seeds,
+    )
 
 
 def seeds_needed(iv: Interval, max_half_width_rel: float) -> int:

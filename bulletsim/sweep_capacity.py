@@ -43,7 +43,7 @@ def capacity_table(
         defined = not (row["zero_load_attainment"] < spec.target_attainment)
         caps = [searches[(v.label, t, s)].capacity_req_s for s in spec.seeds
                 if (v.label, t, s) in searches]  # fmt: skip
-        iv = mean_interval(caps) if defined and caps else mean_interval([])
+        iv = mean_interval(caps, spec.rel_tol) if defined and caps else mean_interval([])
         row.update(
             {
                 "capacity_defined": defined if spec.capacity else math.nan,
@@ -68,7 +68,7 @@ def capacity_table(
         rows.append(row)
     cap = pd.DataFrame(rows)
     if len(cap):
-        cap = _add_gain(cap)
+        cap = _add_gain(cap, spec.rel_tol)
     return cap
 
 
@@ -87,8 +87,9 @@ def per_seed(row: Any) -> list[float]:
     return [float(x) for x in str(text).split(";")] if isinstance(text, str) and text else []
 
 
-def _add_gain(cap: pd.DataFrame) -> pd.DataFrame:
-    """Per row: capacity vs the best non-Bullet policy of its trace, paired by seed."""
+def _add_gain(cap: pd.DataFrame, rel_tol: float) -> pd.DataFrame:
+    """Per row: capacity vs the best non-Bullet policy of its trace, paired by seed; the
+    interval is widened by the search resolution `rel_tol` (`intervals`)."""
     cap = cap.copy()
     cap["gain_vs"] = ""
     for col in ("gain", "gain_lo", "gain_hi"):
@@ -102,14 +103,15 @@ def _add_gain(cap: pd.DataFrame) -> pd.DataFrame:
             mine = per_seed(cap.loc[i])
             if len(mine) != len(per_seed(ref)):
                 continue
-            iv = ratio_interval(mine, per_seed(ref))
+            iv = ratio_interval(mine, per_seed(ref), rel_tol)
             cap.loc[i, ["gain", "gain_lo", "gain_hi"]] = [iv.point, iv.lo, iv.hi]
             cap.at[i, "gain_vs"] = ref["label"]
     return cap
 
 
-def ratio_table(cap: pd.DataFrame) -> pd.DataFrame:
-    """Every Bullet variant against every baseline of the same trace, paired by seed."""
+def ratio_table(cap: pd.DataFrame, rel_tol: float) -> pd.DataFrame:
+    """Every Bullet variant against every baseline of the same trace, paired by seed, the
+    interval widened by the search resolution `rel_tol`."""
     rows = []
     for trace, g in cap.groupby("trace", sort=False):
         for _, b in g[g["label"].map(is_bullet)].iterrows():
@@ -117,7 +119,7 @@ def ratio_table(cap: pd.DataFrame) -> pd.DataFrame:
                 a, c = per_seed(b), per_seed(o)
                 if not a or len(a) != len(c):
                     continue
-                iv = ratio_interval(a, c)
+                iv = ratio_interval(a, c, rel_tol)
                 rows.append(
                     {"trace": trace, "policy": b["label"], "baseline": o["label"],
                      "ratio": iv.point, "ratio_lo": iv.lo, "ratio_hi": iv.hi,

@@ -119,7 +119,7 @@ def write_sweep(out: Path, spec: SweepSpec, points: pd.DataFrame, cap: pd.DataFr
     atomic_write_text(out / "points.csv", points.to_csv(index=False, float_format="%.6g"))
     atomic_write_text(out / "capacity.csv", cap.to_csv(index=False, float_format="%.6g"))
     atomic_write_text(out / "capacity.md", md)
-    ratios = ratio_table(cap) if len(cap) else pd.DataFrame()
+    ratios = ratio_table(cap, spec.rel_tol) if len(cap) else pd.DataFrame()
     atomic_write_text(out / "ratios.csv", ratios.to_csv(index=False, float_format="%.6g"))
     atomic_write_text(out / "warnings.txt", "".join(f"{w}\n" for w in warnings))
     return md

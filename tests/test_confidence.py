@@ -118,3 +118,16 @@ def test_paper_table_reads_sweeps_and_puts_the_paper_beside(tmp_path):
     assert f"{cap.capacity_req_s.iloc[0]:.2f} [" in row and row.endswith("| ~3.5 |")
     assert "### preset-a" in text and "Convention: sglang-llama3" in text
     assert main([str(tmp_path / "missing")]) == 2
+
+
+def test_intervals_are_never_tighter_than_the_search_resolution():
+    # two seeds on the same bisection steps: their ratios agree to 1e-5, but each capacity is
+    # located only to 2%, so the gain cannot be stated to better than a factor 1.02 each way
+    bullet, chunked = [12.2048, 12.3546], [12.7451, 12.9015]
+    tight = ratio_interval(bullet, chunked)
+    assert tight.hi / tight.lo < 1.0001
+    r = ratio_interval(bullet, chunked, 0.02)
+    assert r.point == pytest.approx(tight.point)
+    assert r.lo <= tight.lo / 1.02 * (1 + 1e-12) and r.hi >= tight.hi * 1.02 * (1 - 1e-12)
+    m = mean_interval([10.0, 10.0], 0.02)
+    assert (m.lo, m.hi) == pytest.approx((9.8, 10.2))
