@@ -33,6 +33,8 @@ class IterationLog:
     """One row per lane iteration (SimPy monitoring style: append rows, frame at the end)."""
 
     __slots__ = ("rows",)
+    columns: tuple[str, ...] = ITERATION_COLUMNS  # a subclass adds its own after these
+    categories: tuple[str, ...] = ("lane", "phase")
 
     def __init__(self) -> None:
         self.rows: list[tuple] = []
@@ -50,37 +52,43 @@ class IterationLog:
         st: ServingState,
         rescales: int,
     ) -> None:
-        """Record `work` as it ran: ending on `num_sms` SMs after `rescales` resizes, with
-        the state's KV use and queue lengths at its end."""
-        shape = work.shape
-        layers = work.layers or (-1, -1)
-        self.rows.append(
-            (
-                lane,
-                start_s,
-                end_s,
-                num_sms,
-                shape.phase,
-                shape.prefill_tokens,
-                shape.num_prefill_seqs,
-                shape.decode_tokens,
-                shape.decode_ctx_tokens,
-                layers[0],
-                layers[1],
-                st.kv.used_blocks,
-                len(st.waiting),
-                st.num_running,
-                rescales,
-            )
-        )
+        """Record `work` as it ran (see `iteration_row`)."""
+        self.rows.append(iteration_row(lane, start_s, end_s, work, num_sms, st, rescales))
 
     def to_frame(self) -> pd.DataFrame:
-        df = pd.DataFrame.from_records(self.rows, columns=list(ITERATION_COLUMNS))
+        df = pd.DataFrame.from_records(self.rows, columns=list(self.columns))
         if not len(df):
             return df.astype({c: "float64" for c in ("start_s", "end_s")})
-        for c in ("lane", "phase"):
+        for c in self.categories:
             df[c] = df[c].astype("category")
         return df
+
+
+def iteration_row(
+    lane: str, start_s: float, end_s: float, work: Work, num_sms: int, st: ServingState,
+    rescales: int,
+) -> tuple:  # fmt: skip
+    """One `ITERATION_COLUMNS` row: `work` as it ran, ending on `num_sms` SMs after `rescales`
+    resizes, with the state's KV use and queue lengths at its end (both engines' logs)."""
+    shape = work.shape
+    layers = work.layers or (-1, -1)
+    return (
+        lane,
+        start_s,
+        end_s,
+        num_sms,
+        shape.phase,
+        shape.prefill_tokens,
+        shape.num_prefill_seqs,
+        shape.decode_tokens,
+        shape.decode_ctx_tokens,
+        layers[0],
+        layers[1],
+        st.kv.used_blocks,
+        len(st.waiting),
+        st.num_running,
+        rescales,
+    )
 
 
 def request_frame(requests: Sequence[Request]) -> pd.DataFrame:

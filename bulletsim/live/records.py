@@ -17,10 +17,8 @@ live columns:
 
 from __future__ import annotations
 
-import pandas as pd
-
 from bulletsim.live.executor import Launch
-from bulletsim.records import ITERATION_COLUMNS
+from bulletsim.records import ITERATION_COLUMNS, IterationLog, iteration_row
 from bulletsim.state import ServingState
 
 LIVE_COLUMNS = (
@@ -34,37 +32,21 @@ LIVE_COLUMNS = (
 )
 
 
-class LiveIterationLog:
-    __slots__ = ("rows",)
+class LiveIterationLog(IterationLog):
+    """The simulator's iteration rows plus `LIVE_COLUMNS` (what was measured and predicted)."""
 
-    def __init__(self) -> None:
-        self.rows: list[tuple] = []
-
-    def __len__(self) -> int:
-        return len(self.rows)
+    __slots__ = ()
+    columns = (*ITERATION_COLUMNS, *LIVE_COLUMNS)
+    categories = ("lane", "phase", "co_phase")
 
     def append(self, x: Launch, st: ServingState, host_s: float, seen_s: float) -> None:
-        w, shape = x.work, x.work.shape
-        layers = w.layers or (-1, -1)
+        # num_rescales 0: a launch keeps its partition until it ends
+        row = iteration_row(x.lane, x.start_s, x.end_s, x.work, x.num_sms, st, 0)
         co = x.co_runner
         self.rows.append(
             (
-                x.lane,
-                x.start_s,
-                x.end_s,
-                x.num_sms,
-                shape.phase,
-                shape.prefill_tokens,
-                shape.num_prefill_seqs,
-                shape.decode_tokens,
-                shape.decode_ctx_tokens,
-                layers[0],
-                layers[1],
-                st.kv.used_blocks,
-                len(st.waiting),
-                st.num_running,
-                0,  # num_rescales: a launch keeps its partition until it ends
-                w.num_sms,
+                *row,
+                x.work.num_sms,
                 x.measured_s,
                 x.predicted_s,
                 co.phase if co else "",
@@ -73,11 +55,3 @@ class LiveIterationLog:
                 max(0.0, seen_s - x.end_s),
             )
         )
-
-    def to_frame(self) -> pd.DataFrame:
-        df = pd.DataFrame.from_records(self.rows, columns=[*ITERATION_COLUMNS, *LIVE_COLUMNS])
-        if not len(df):
-            return df.astype({c: "float64" for c in ("start_s", "end_s")})
-        for c in ("lane", "phase", "co_phase"):
-            df[c] = df[c].astype("category")
-        return df
