@@ -113,6 +113,41 @@ def detect_tool(obj: dict, path: Path) -> str:
     )
 
 
+def completed_requests(
+    obj: dict, ins: list, outs: list, ttfts: list, itls: list, path: Path
+) -> tuple[list[tuple[int, int, int, float, list[float]]], int, int]:
+    """The requests of a result that streamed a token, as (index, prompt tokens, output tokens,
+    TTFT s, its ITLs s), with the counts left out: failed (non-empty `errors`) and those that
+    succeeded without a streamed token (nothing to time). One-line errors name the row."""
+    errors = obj.get("errors") or [""] * len(ins)
+    done, num_failed, num_no_token = [], 0, 0
+    for i in range(len(ins)):
+        if errors[i]:
+            num_failed += 1
+            continue
+        out = number(outs[i], "output_lens", i, path, integer=True)
+        ttft = number(ttfts[i], "ttfts", i, path)
+        if out == 0 or ttft == 0:
+            num_no_token += 1
+            continue
+        if not isinstance(itls[i], list):
+            raise ValueError(f"{path}: request {i}: itls must be a list of seconds")
+        own = [number(g, "itls", i, path) for g in itls[i]]
+        prompt = number(ins[i], "input_lens", i, path, integer=True)
+        done.append((i, int(prompt), int(out), ttft, own))
+    return done, num_failed, num_no_token
+
+
+def left_out_notes(num_failed: int, num_no_token: int) -> list[str]:
+    """What `completed_requests` left out, as notes (none when nothing was)."""
+    notes = []
+    if num_failed:
+        notes.append(f"{num_failed} failed request(s) left out (non-empty errors)")
+    if num_no_token:
+        notes.append(f"{num_no_token} request(s) without a streamed token left out")
+    return notes
+
+
 def per_request_lists(obj: dict, keys: tuple[str, ...], path: Path, hint: str) -> list[list]:
     """The per-request lists `keys` of a result, all of one length; one-line errors."""
     missing = [k for k in keys if k not in obj]

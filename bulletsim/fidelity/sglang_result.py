@@ -15,7 +15,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from bulletsim.fidelity.measured import MeasuredRun, build_run, number, per_request_lists
+from bulletsim.fidelity.measured import (
+    MeasuredRun,
+    build_run,
+    completed_requests,
+    left_out_notes,
+    per_request_lists,
+)
 
 _HINT = "re-run `python -m sglang.bench_serving` with --output-details"
 REPORTED_KEYS = ("mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms", "mean_tpot_ms", "mean_itl_ms",
@@ -26,28 +32,12 @@ def read_sglang_result(obj: dict, path: Path) -> MeasuredRun:
     """The completed requests of one SGLang result object (see the module docstring)."""
     keys = ("input_lens", "output_lens", "ttfts", "itls")
     ins, outs, ttfts, itls = per_request_lists(obj, keys, path, _HINT)
-    errors = obj.get("errors") or [""] * len(ins)
-    rows, gaps, num_failed, num_no_token = [], [], 0, 0
-    for i in range(len(ins)):
-        if errors[i]:
-            num_failed += 1
-            continue
-        out = number(outs[i], "output_lens", i, path, integer=True)
-        ttft = number(ttfts[i], "ttfts", i, path)
-        if out == 0 or ttft == 0:
-            num_no_token += 1
-            continue
-        if not isinstance(itls[i], list):
-            raise ValueError(f"{path}: request {i}: itls must be a list of seconds")
-        own = [number(g, "itls", i, path) for g in itls[i]]
-        gaps.extend(own)
-        prompt = number(ins[i], "input_lens", i, path, integer=True)
-        rows.append((math.nan, int(prompt), int(out), ttft, ttft + math.fsum(own)))
+    done, num_failed, num_no_token = completed_requests(obj, ins, outs, ttfts, itls, path)
+    rows = [
+        (math.nan, prompt, out, ttft, ttft + math.fsum(own)) for _, prompt, out, ttft, own in done
+    ]
+    gaps = [g for *_, own in done for g in own]
     notes = ["SGLang saves no per-request E2E: derived as TTFT + sum of the request's ITLs",
-             "SGLang saves no send times"]  # fmt: skip
-    if num_failed:
-        notes.append(f"{num_failed} failed request(s) left out (non-empty errors)")
-    if num_no_token:
-        notes.append(f"{num_no_token} request(s) without a streamed token left out")
+             "SGLang saves no send times", *left_out_notes(num_failed, num_no_token)]  # fmt: skip
     reported = {k: float(obj[k]) for k in REPORTED_KEYS if isinstance(obj.get(k), int | float)}
     return build_run("sglang", obj, path, rows, gaps, num_failed + num_no_token, notes, reported)

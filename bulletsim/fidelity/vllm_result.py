@@ -16,7 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from bulletsim.fidelity.measured import MeasuredRun, build_run, number, per_request_lists
+from bulletsim.fidelity.measured import (
+    MeasuredRun,
+    build_run,
+    completed_requests,
+    left_out_notes,
+    number,
+    per_request_lists,
+)
 
 _HINT = "re-run `vllm bench serve` with --save-result --save-detailed"
 REPORTED_KEYS = ("mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms", "mean_tpot_ms", "mean_itl_ms",
@@ -27,34 +34,19 @@ def read_vllm_result(obj: dict, path: Path) -> MeasuredRun:
     """The completed requests of one vLLM result object (see the module docstring)."""
     keys = ("input_lens", "output_lens", "ttfts", "itls", "latencies")
     ins, outs, ttfts, itls, lats = per_request_lists(obj, keys, path, _HINT)
-    errors = obj.get("errors") or [""] * len(ins)
     starts = obj.get("start_times")
     if starts is not None and len(starts) != len(ins):
         raise ValueError(f"{path}: start_times has {len(starts)} entries but input_lens {len(ins)}")
-    rows, gaps, num_failed, num_no_token = [], [], 0, 0
-    for i in range(len(ins)):
-        if errors[i]:
-            num_failed += 1
-            continue
-        out = number(outs[i], "output_lens", i, path, integer=True)
-        ttft = number(ttfts[i], "ttfts", i, path)
-        if out == 0 or ttft == 0:  # succeeded without streaming a token: nothing to time
-            num_no_token += 1
-            continue
-        prompt = number(ins[i], "input_lens", i, path, integer=True)
+    done, num_failed, num_no_token = completed_requests(obj, ins, outs, ttfts, itls, path)
+    rows, gaps = [], []
+    for i, prompt, out, ttft, own in done:
         e2e = number(lats[i], "latencies", i, path)
-        if not isinstance(itls[i], list):
-            raise ValueError(f"{path}: request {i}: itls must be a list of seconds")
-        gaps.extend(number(g, "itls", i, path) for g in itls[i])
         start = number(starts[i], "start_times", i, path) if starts is not None else np.nan
-        rows.append((start, int(prompt), int(out), ttft, e2e))
+        rows.append((start, prompt, out, ttft, e2e))
+        gaps.extend(own)
     if not rows:
         raise ValueError(f"{path}: no completed request ({num_failed} failed)")
-    notes = []
-    if num_failed:
-        notes.append(f"{num_failed} failed request(s) left out (non-empty errors)")
-    if num_no_token:
-        notes.append(f"{num_no_token} request(s) without a streamed token left out")
+    notes = left_out_notes(num_failed, num_no_token)
     if starts is None:
         notes.append("the file has no start_times (older vLLM): send times are not known")
     reported = {k: float(obj[k]) for k in REPORTED_KEYS if isinstance(obj.get(k), int | float)}
