@@ -8,7 +8,8 @@ Map of the package (data flows top to bottom):
     hf_config.py     a model shape from a Hugging Face config.json (--model-config)
     files.py         require_file: one check for every path given where a file belongs
     models.py        model shapes (Llama-3.1-8B/70B, Qwen3-235B-A22B)
-    latency/         LatencyModel interface; roofline (SRM), calibrated profile, constant
+    latency/         LatencyModel interface; roofline (SRM), calibrated profile, constant,
+                     host terms (launch-bound eager steps, inter-step gaps: host.py)
     kvcache.py       paged KV block accounting
     decode_pool.py   requests in decode, stepped in O(1) per iteration
     state.py         queues + KV + decode pool shared by a run's lanes; itl.py (ITL samples)

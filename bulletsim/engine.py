@@ -1,8 +1,9 @@
 """The simulated engine: lanes as SimPy processes, one event per lane iteration.
 
 The first implementation of `engine_api.Engine`, and the only module that imports simpy.
-A lane asks the policy for work, advances simulated time by the latency model's prediction
-plus the work's modelled overhead and reports back. When a policy call changes a running
+A lane asks the policy for work, advances simulated time by the host's launch gap (when the
+latency model prices one, `latency.base.launch_gap_fn`), the latency model's prediction and
+the work's modelled overhead, and reports back. When a policy call changes a running
 lane's allocation (the resize request of `engine_api`), the lane is interrupted at once and
 the remaining fraction of its work is rescaled to the new SM count (re-partitioning on a real
 GPU applies to the next kernel launch, which comes within microseconds). The `Work` is never
@@ -17,6 +18,7 @@ from collections.abc import Callable
 import simpy
 
 from bulletsim.core import CoRunner, Work, co_runner
+from bulletsim.latency.base import launch_gap_fn
 from bulletsim.policies.base import Policy, PolicyContext
 from bulletsim.records import IterationLog
 
@@ -152,6 +154,7 @@ class SimEngine:
 
     def _lane(self, lane: str):
         env, st, policy, latency = self.env, self.state, self.policy, self.latency
+        gap_fn = launch_gap_fn(latency)
         multi = len(policy.lanes) > 1
         log = self.log
         iters = 0
@@ -196,8 +199,11 @@ class SimEngine:
             self._busy[lane] = work
             sms = self._running_sms[lane] = work.num_sms
             co = self._co_runner(lane) if multi else None
-            start = now
-            total = latency.predict(work.shape, sms, co) + work.overhead_s
+            # the host prepares the launch first (0 without host terms); the iteration's
+            # record starts when its kernels do, as a live engine's does
+            gap = gap_fn(work.shape, work.layers[0] if work.layers else 0)
+            start = now + gap
+            total = gap + latency.predict(work.shape, sms, co) + work.overhead_s
             left = 1.0  # fraction of the work still to run
             num_rescales = 0
             while True:
@@ -211,7 +217,7 @@ class SimEngine:
                     sms = self._running_sms[lane] = self._alloc[lane]
                     num_rescales += 1
                     co = self._co_runner(lane)
-                    total = latency.predict(work.shape, sms, co) + work.overhead_s
+                    total = gap + latency.predict(work.shape, sms, co) + work.overhead_s
             self._busy[lane] = None
             end = env.now
             policy.on_work_done(work, end)

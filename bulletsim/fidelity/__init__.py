@@ -10,6 +10,7 @@ Map of the package (one noun per file):
     resimulate.py     the measured requests as a workload (arrivals, client), simulated, compared
     report.py         the comparison as a terminal table
     cli.py            `bulletsim fidelity --measured FILE`: re-simulate and compare
+    live_shapes.py    the WorkShape of every iteration of a live run (recorded or replayed)
 
 The comparison module knows nothing about where a side comes from: the live engine's run
 directories and the benchmark readers both build `Observed` values and share one report.

@@ -4,10 +4,14 @@
 optionally while `co_runner` runs on the other partition. Implementations: the analytic
 SM-scaling roofline (`roofline.py`), a calibrated profile (`profile.py`) and a constant model
 for tests (`constant.py`).
+
+A model may also price the host's time between a lane's launches (`launch_gap_s`, see
+`host.py`); engines ask for it through `launch_gap_fn`, so a model without it has no gaps.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from bulletsim.core import CoRunner, WorkShape
@@ -28,3 +32,14 @@ class LatencyModel(Protocol):
     def describe(self) -> dict:
         """Metadata for results files: kind, parameters, measured/derived provenance."""
         ...
+
+
+def _no_gap(shape: WorkShape, first_layer: int) -> float:
+    return 0.0
+
+
+def launch_gap_fn(latency: LatencyModel) -> Callable[[WorkShape, int], float]:
+    """`latency.launch_gap_s(shape, first_layer)` (host seconds a lane waits before launching
+    `shape`, whose first layer is `first_layer`: 0 for a full step), or a function returning
+    0 for a model that has no host terms."""
+    return getattr(latency, "launch_gap_s", _no_gap)

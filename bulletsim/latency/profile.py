@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from bulletsim.core import WorkShape
+from bulletsim.core import CoRunner, WorkShape
 from bulletsim.hardware import GPUSpec
 from bulletsim.latency.contention import ContendedPredict
+from bulletsim.latency.host import gap_kind, host_from_dict
 from bulletsim.latency.log_grid import LogGrid, bracket, fill, interp
 from bulletsim.latency.ops import OP_CLASSES, OpCost, attention_coefficients, gemm, linear_ops
 from bulletsim.latency.profile_format import (
@@ -52,6 +53,12 @@ class ProfileLatency(ContendedPredict):
     The SRM's memory/compute split of each kernel decides which contention factor applies.
     Decode-only work runs as a CUDA graph (as engines do), which saves the measured per-layer
     launch gaps `exec.decode_graph_saving_per_layer_s` against eager kernels.
+
+    Terms fitted on live runs (`bulletsim calibrate --from-live`), each optional (absent =
+    as before): `exec.kernel_scale` ({"memory", "compute"} factors on the measured kernel
+    times, for kernels the engine runs differently from the calibrator) and the `host`
+    section (`host.HostParams`): an eager step lasts at least its host launch time, and
+    `launch_gap_s` prices the host's time before a launch.
     """
 
     def __init__(self, doc: dict, gpu: GPUSpec | None = None, model: ModelSpec | None = None):
@@ -68,7 +75,11 @@ class ProfileLatency(ContendedPredict):
         self.name = f"profile:{self.gpu.name}/{self.model.name} ({meta['kind']})"
         self.num_layers = self.model.num_layers
         self.total_sms = self.gpu.num_sms
-        self.graph_saving_s = float(doc.get("exec", {}).get("decode_graph_saving_per_layer_s", 0))
+        exec_ = doc.get("exec", {})
+        self.graph_saving_s = float(exec_.get("decode_graph_saving_per_layer_s", 0))
+        scale = exec_.get("kernel_scale", {})
+        self._kscale = (float(scale.get("memory", 1.0)), float(scale.get("compute", 1.0)))
+        self.host = host_from_dict(doc.get("host"))
         m = self.model
         attn = attention_coefficients(m)  # kept as floats: the hot path reads them
         self._flops_per_pair = attn.flops_per_pair
@@ -248,8 +259,9 @@ class ProfileLatency(ContendedPredict):
             layer = self._layer_parts(shape, n)
             self._last_step_parts = {n: layer}
         mem_s, cmp_s = layer
+        ks_mem, ks_cmp = self._kscale
         if shape.num_layers is not None:
-            return shape.num_layers * mem_s, shape.num_layers * cmp_s
+            return ks_mem * shape.num_layers * mem_s, ks_cmp * shape.num_layers * cmp_s
         tokens = shape.prefill_tokens + shape.decode_tokens
         key = (tokens, shape.logits_tokens, n)
         head = self._memo_head.get(key)
@@ -261,7 +273,10 @@ class ProfileLatency(ContendedPredict):
                 c, d = self._op_parts("lm_head", shape, n)
                 a, b = a + c, b + d
             head = self._memo_head[key] = (a, b)
-        return self.num_layers * mem_s + head[0], self.num_layers * cmp_s + head[1]
+        return (
+            ks_mem * (self.num_layers * mem_s + head[0]),
+            ks_cmp * (self.num_layers * cmp_s + head[1]),
+        )
 
     def _layer_parts(self, shape: WorkShape, n: int) -> tuple[float, float]:
         """(memory-bound, compute-bound) seconds of one layer of `shape` on n SMs."""
@@ -369,16 +384,35 @@ class ProfileLatency(ContendedPredict):
         mem_s, cmp_s = op_time_split(op, n, self.gpu, self.params)
         return (t, 0.0) if mem_s >= cmp_s else (0.0, t)
 
+    def predict(self, shape: WorkShape, num_sms: int, co_runner: CoRunner | None = None) -> float:
+        """`ContendedPredict.predict`; an eager step (any prefill tokens) lasts at least the
+        host's launch time when the profile has a `host` section."""
+        t = ContendedPredict.predict(self, shape, num_sms, co_runner)
+        host = self.host
+        if host is None or not shape.prefill_tokens:
+            return t
+        layers = self.num_layers if shape.num_layers is None else shape.num_layers
+        return max(t, host.eager_launch_s(layers))
+
+    def launch_gap_s(self, shape: WorkShape, first_layer: int) -> float:
+        """Host seconds a lane waits before launching `shape` (first layer `first_layer`, 0
+        for a full step): the profile's `host.gap_s` of that launch kind, 0 without one."""
+        if self.host is None:
+            return 0.0
+        return self.host.gap(gap_kind(shape.prefill_tokens, first_layer))
+
     def time_split_s(self, shape: WorkShape, num_sms: int) -> tuple[float, float]:
         """(memory-bound, compute-bound) seconds of `shape`'s kernels on `num_sms` SMs alone,
-        without overheads; which kernel is which follows the fitted SRM's split."""
+        without overheads (times `exec.kernel_scale`); which kernel is which follows the
+        fitted SRM's split."""
         return self._parts(shape, num_sms)
 
     def gpu_time_s(self, shape: WorkShape, num_sms: int) -> float:
-        """Seconds of GPU work the calibrator times: `predict` alone minus host-side
-        `step_overhead_s` (which a full step adds and the calibrator does not measure)."""
+        """Seconds of GPU work the calibrator times: the kernels and per-layer gaps alone,
+        without host-side `step_overhead_s` (which a full step adds and the calibrator does not
+        measure) or the host launch bound."""
         host_s = self.params.step_overhead_s if shape.num_layers is None else 0.0
-        return self.predict(shape, num_sms) - host_s
+        return ContendedPredict.predict(self, shape, num_sms) - host_s
 
     def overhead_s(self, shape: WorkShape) -> float:
         """Modelled seconds beyond the kernels: per-layer gaps (less the graph saving for
@@ -403,6 +437,7 @@ class ProfileLatency(ContendedPredict):
             "meta": self.meta,
             "params": srm_to_dict(self.params),
             "exec": self.doc.get("exec", {}),
+            "host": None if self.host is None else self.host.to_dict(),
             "fit": self.doc.get("fit", {}).get("summary", {}),
         }
 

@@ -10,7 +10,9 @@ holds, for one GPU and one model:
 - `grid`: measured seconds per kernel on a grid (tokens x SMs for the linear kernels, pairs x
   SMs for prefill attention, batch x context x SMs for decode attention, rows x SMs for the
   lm_head), read by `log_grid.LogGrid` and written by `log_grid.build_grid`;
-- `exec`: execution effects (CUDA-graph saving of decode steps);
+- `exec`: execution effects (CUDA-graph saving of decode steps; optional `kernel_scale`
+  fitted on live runs);
+- `host` (optional): host launch and gap costs fitted on live runs (`host.HostParams`);
 - `fit`: held-out errors and the co-run table behind the contention parameters.
 """
 
@@ -23,6 +25,7 @@ from pathlib import Path
 from bulletsim.files import require_file
 from bulletsim.hardware import GPUSpec, get_gpu
 from bulletsim.latency.contention import ContentionParams
+from bulletsim.latency.host import host_from_dict
 from bulletsim.latency.roofline import SRMParams
 
 FORMAT = "bulletsim-latency-profile"
@@ -135,6 +138,15 @@ def validate(doc: dict, source: str = "profile") -> None:
     saving = exec_.get("decode_graph_saving_per_layer_s", 0.0)
     if not isinstance(saving, (int, float)) or not 0.0 <= saving < 1e-2:
         raise ValueError(f"{source}: exec.decode_graph_saving_per_layer_s must be in [0, 0.01) s")
+    scale = exec_.get("kernel_scale", {})
+    if not isinstance(scale, dict) or set(scale) - {"memory", "compute"}:
+        raise ValueError(f"{source}: exec.kernel_scale must map memory/compute to factors")
+    if any(not isinstance(v, (int, float)) or not 0 < v < 100 for v in scale.values()):
+        raise ValueError(f"{source}: exec.kernel_scale factors must be in (0, 100)")
+    try:
+        host_from_dict(doc.get("host"))
+    except ValueError as e:
+        raise ValueError(f"{source}: {e}") from None
     # Only the SRM section's own constructor knows its rules; surface them as ValueError.
     try:
         srm_from_dict(doc["srm"])

@@ -1,5 +1,7 @@
 """A fake executor for CI: every launch takes the latency model's predicted time on a virtual
-clock, so the live control loop runs fast and deterministically without a GPU.
+clock, so the live control loop runs fast and deterministically without a GPU. When the
+latency model prices host gaps (`latency.base.launch_gap_fn`), a launch starts that long after
+the loop made it, as on a GPU whose host prepares each launch before its first kernel.
 
 With one lane (chunked prefill) the loop then reproduces the simulator's timeline exactly;
 with two lanes it differs only where the simulator rescales a running iteration after a
@@ -8,6 +10,7 @@ re-split (a real GPU keeps the partition a launch started on).
 
 from __future__ import annotations
 
+from bulletsim.latency.base import launch_gap_fn
 from bulletsim.live.executor import Launch
 from bulletsim.policies.base import PolicyContext
 
@@ -21,10 +24,12 @@ class FakeExecutor:
         self.clock_s = 0.0
         self.total_sms = 0
         self.num_launches = 0
+        self._gap = launch_gap_fn(None)
 
     def begin(self, ctx: PolicyContext, lanes: tuple[str, ...]) -> None:
         self.clock_s = 0.0
         self.total_sms = ctx.total_sms
+        self._gap = launch_gap_fn(ctx.latency)
 
     def now(self) -> float:
         return self.clock_s
@@ -36,9 +41,10 @@ class FakeExecutor:
         return max(g, num_sms // g * g)
 
     def launch(self, launch: Launch) -> None:
-        launch.start_s = self.clock_s
+        w = launch.work
+        launch.start_s = self.clock_s + self._gap(w.shape, w.layers[0] if w.layers else 0)
         launch.measured_s = launch.predicted_s
-        launch.end_s = self.clock_s + launch.predicted_s
+        launch.end_s = launch.start_s + launch.predicted_s
         self.num_launches += 1
 
     def poll(self, launch: Launch) -> bool:

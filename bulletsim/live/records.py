@@ -13,6 +13,9 @@ live columns:
     host_s         host CPU seconds this iteration cost the loop (policy decision, launch
                    preparation, commit)
     notice_lag_s   from the device end to the moment the loop saw it
+    prefill_attn_pairs, prefill_kv_tokens, logits_tokens
+                   the rest of the work's `WorkShape`, so a latency model can price the
+                   iteration again (`bulletsim calibrate --from-live`, `bulletsim fidelity`)
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ LIVE_COLUMNS = (
     "co_sms",
     "host_s",
     "notice_lag_s",
+    "prefill_attn_pairs",
+    "prefill_kv_tokens",
+    "logits_tokens",
 )
 
 
@@ -43,6 +49,7 @@ class LiveIterationLog(IterationLog):
         # num_rescales 0: a launch keeps its partition until it ends
         row = iteration_row(x.lane, x.start_s, x.end_s, x.work, x.num_sms, st, 0)
         co = x.co_runner
+        shape = x.work.shape
         self.rows.append(
             (
                 *row,
@@ -53,5 +60,8 @@ class LiveIterationLog(IterationLog):
                 co.num_sms if co else 0,
                 host_s,
                 max(0.0, seen_s - x.end_s),
+                shape.prefill_attn_pairs,
+                shape.prefill_kv_tokens,
+                shape.logits_tokens,
             )
         )
