@@ -1,12 +1,14 @@
 """The embedded (offline) models queue like the real Azure traces they stand for.
 
-Same settings, real file vs embedded model (first 2,000 requests, the trace's own arrivals):
-SLO attainment within 2 points and, for the conversation trace, TTFT p90 within 15%, for
-chunked prefill and Bullet. The code trace is checked on an H200 (on an A100 its first
-2,000 requests overload every policy and attainment is ~15%), against the mean of two
-embedded seeds. Its TTFT p90 is *not* within 15% yet: embedded seeds 0, 1, 2 gave +56%,
-+8%, +35% (chunked) and +41%, 0%, +21% (Bullet) over the real file's (measured when this test
-was written), so only attainment is asserted for it.
+Issue 11's target, at the same settings (first 2,000 requests, the trace's own arrivals):
+embedded vs real-file SLO attainment within 2 points and TTFT p90 within 15%, for chunked
+prefill and Bullet, on the conversation trace (A100) and the code trace (H200: on an A100
+its first 2,000 requests overload every policy and attainment is ~15%). The real file is one
+realisation and an embedded seed another; a single seed's TTFT p90 on the bursty code trace
+spreads by +-30% (seeds 0-3: 1,069-2,006 ms for chunked), so the embedded side is the mean
+of seeds 0-3. Measured when written: conversation chunked -1% / +0.3 points, Bullet +1% /
++0.2; code chunked +11% / -0.0, Bullet +2% / +0.4 (`build_defaults.SEGMENT_S` says why the
+code trace needed 2-minute length models). Needs the real files (`shared_traces_dir`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from bulletsim.config import load_config
 from bulletsim.simulate import simulate
 
 N = 2000
+EMBEDDED_SEEDS = (0, 1, 2, 3)
 
 
 def _run(policy: str, trace: str, gpu: str, traces_dir: str, seed: int) -> dict:
@@ -38,23 +41,18 @@ def no_real_files(tmp_path, monkeypatch) -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("policy", ["chunked", "bullet"])
-def test_embedded_conversation_trace_queues_like_the_real_file(
-    policy, shared_traces_dir, no_real_files
+@pytest.mark.parametrize(
+    "trace, gpu, loaded", [("splitwise-conv", "a100", 0.999), ("splitwise-code", "h200", 0.95)]
+)
+def test_embedded_model_queues_like_the_real_file(
+    policy, trace, gpu, loaded, shared_traces_dir, no_real_files
 ):
-    real = _run(policy, "splitwise-conv", "a100", str(shared_traces_dir), 0)
-    emb = _run(policy, "splitwise-conv", "a100", no_real_files, 0)
-    assert not real["workload_is_embedded_default"] and emb["workload_is_embedded_default"]
-    assert abs(emb["slo_attainment"] - real["slo_attainment"]) <= 0.02
-    assert emb["ttft_ms"]["p90"] == pytest.approx(real["ttft_ms"]["p90"], rel=0.15)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("policy", ["chunked", "bullet"])
-def test_embedded_code_trace_attainment_matches_the_real_file(
-    policy, shared_traces_dir, no_real_files
-):
-    real = _run(policy, "splitwise-code", "h200", str(shared_traces_dir), 0)
-    emb = [_run(policy, "splitwise-code", "h200", no_real_files, s) for s in (0, 1)]
-    mean_attainment = sum(e["slo_attainment"] for e in emb) / len(emb)
-    assert 0.7 < real["slo_attainment"] < 0.95  # loaded, not collapsed: a real test
-    assert abs(mean_attainment - real["slo_attainment"]) <= 0.02
+    real = _run(policy, trace, gpu, str(shared_traces_dir), 0)
+    emb = [_run(policy, trace, gpu, no_real_files, s) for s in EMBEDDED_SEEDS]
+    assert not real["workload_is_embedded_default"]
+    assert all(e["workload_is_embedded_default"] for e in emb)
+    assert real["slo_attainment"] < loaded  # some requests queue: the test can fail
+    attainment = sum(e["slo_attainment"] for e in emb) / len(emb)
+    ttft_p90 = sum(e["ttft_ms"]["p90"] for e in emb) / len(emb)
+    assert abs(attainment - real["slo_attainment"]) <= 0.02
+    assert ttft_p90 == pytest.approx(real["ttft_ms"]["p90"], rel=0.15)

@@ -19,7 +19,7 @@ MODELS = sorted(SOURCES)
 def test_model_is_small_and_names_its_source(shared_traces_dir, json_name):
     path = DATA_DIR / json_name
     # 64 KB: the Azure models hold the real count per second (3,500 numbers) and a length
-    # model per 10 minutes, which the embedded-vs-real fidelity test needs
+    # model per 2 minutes, which the embedded-vs-real fidelity test needs
     assert path.stat().st_size < 64_000
     source = json.loads(path.read_text())["source"]
     real = shared_traces_dir / source["file"]

@@ -65,32 +65,53 @@ FAMILY_READERS: dict[str, dict[str, Callable[[Path], TraceTable]]] = {
 }
 
 
-# Timestamped traces also get one length model per SEGMENT_S of the trace: 10 minutes hold
-# 600-4,000 requests of the Azure traces (enough for a copula grid of 8-20 cells a side)
-# and resolve the conversation trace's drift (output mean 260 -> 162 -> 268 tokens over the
-# hour, `python -c` check in the commit that added this).
-SEGMENT_S = 600.0
+# Timestamped traces also get one length model per SEGMENT_S of the trace, so lengths follow
+# the trace's drift and move with its rate: in the code trace, 600-853 s holds 517 requests
+# (2.0 req/s, mean prompt 1,728 tokens) and 853-1,200 s 1,629 (4.7 req/s, 2,049 tokens); one
+# model per 10 minutes gave that quiet stretch the busy one's long prompts, and on an H200
+# the first 2,000 requests queued longer than the real file's. TTFT p90 of chunked / Bullet
+# vs the real file, mean of embedded seeds 0-3 (tests/test_embedded_fidelity.py's setting):
+# 600 s +50% / +36%, 120 s +11% / +2%, 60 s +11% / +2% (but 69 KB). A 2-minute stretch holds
+# 80-600 requests: quantile tables at 65 points (SEGMENT_PROBS) are as fine as that supports.
+SEGMENT_S = 120.0
+SEGMENT_PROBS = np.linspace(0.0, 1.0, 65)
+
+
+# A stretch with fewer requests than this shares one model with the stretches after it
+# (the last group, with the one before): too few to fit quantiles and a copula on.
+MIN_SEGMENT_REQUESTS = 40
 
 
 def _segments(table: TraceTable) -> dict | None:
+    """Length models per stretch of SEGMENT_S and `index`: the model of every stretch, in
+    order (stretches too quiet for a model of their own share their neighbours')."""
     if table.arrival_s is None:
         return None
     t = table.arrival_s - table.arrival_s[0]
     seg = (t // SEGMENT_S).astype(np.int64)
+    sizes = np.bincount(seg)
+    index, groups, open_group = [], [], []
+    for k in range(len(sizes)):
+        open_group.append(k)
+        index.append(len(groups))
+        if sum(sizes[open_group]) >= MIN_SEGMENT_REQUESTS:
+            groups.append(open_group)
+            open_group = []
+    if open_group:  # a short tail joins the last group
+        if groups:
+            groups[-1] += open_group
+            index[-len(open_group) :] = [len(groups) - 1] * len(open_group)
+        else:
+            groups.append(open_group)
     models = []
-    for k in range(int(seg.max()) + 1):
-        m = seg == k
-        if m.sum() < 40:  # a short tail: merged into the previous stretch
-            seg[m] = k - 1
-            continue
-        models.append(k)
-    return {
-        "segment_s": SEGMENT_S,
-        "models": [
-            fit_length_model(table.prompt_tokens[seg == k], table.output_tokens[seg == k]).to_json()
-            for k in models
-        ],
-    }
+    for g in groups:
+        m = np.isin(seg, g)
+        models.append(
+            fit_length_model(
+                table.prompt_tokens[m], table.output_tokens[m], SEGMENT_PROBS
+            ).to_json()
+        )
+    return {"segment_s": SEGMENT_S, "index": index, "models": models}
 
 
 def build_document(

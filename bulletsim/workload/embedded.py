@@ -35,14 +35,17 @@ class EmbeddedTrace:
     # conversation trace's output lengths fall by a third mid-hour; see build_defaults).
     segment_s: float | None = None
     lengths_by_segment: tuple[LengthModel, ...] = ()
+    # the model of every stretch of the trace, in order (quiet stretches share a model)
+    segment_index: tuple[int, ...] = ()
 
     def segment_of(self, times_s, time_scale: float = 1.0):
         """Index into `lengths_by_segment` of each arrival time (cycling past the end)."""
         import numpy as np
 
         assert self.segment_s is not None and self.lengths_by_segment
+        index = np.asarray(self.segment_index or range(len(self.lengths_by_segment)))
         k = np.floor(np.asarray(times_s) / time_scale / self.segment_s).astype(np.int64)
-        return k % len(self.lengths_by_segment)
+        return index[k % len(index)]
 
     @property
     def description(self) -> str:
@@ -75,4 +78,5 @@ def load_embedded(json_name: str, data_dir: Path = DATA_DIR) -> EmbeddedTrace:
         },
         segments["segment_s"] if segments else None,
         tuple(LengthModel.from_json(m) for m in segments["models"]) if segments else (),
+        tuple(int(i) for i in segments.get("index", ())) if segments else (),
     )

@@ -65,14 +65,20 @@ def _rank_cells(values: np.ndarray, grid: int) -> np.ndarray:
     return ranks * grid // len(values)
 
 
-def fit_length_model(prompt: np.ndarray, output: np.ndarray) -> LengthModel:
-    """Fit the model to real per-request counts; the grid has ~10+ requests per cell."""
+def fit_length_model(
+    prompt: np.ndarray, output: np.ndarray, probs: np.ndarray = PROBS
+) -> LengthModel:
+    """Fit the model to real per-request counts; the grid has ~10+ requests per cell.
+
+    `probs`: where the quantile tables are taken (default `PROBS`; a short stretch of a
+    trace with a few hundred requests needs far fewer, see `build_defaults.SEGMENT_PROBS`).
+    """
     grid = int(np.clip(np.sqrt(len(prompt) / 10), 4, 24))
     cells = _rank_cells(prompt, grid) * grid + _rank_cells(output, grid)
     counts = np.bincount(cells, minlength=grid * grid).reshape(grid, grid)
     return LengthModel(
-        PROBS,
-        np.quantile(prompt.astype(np.float64), PROBS),
-        np.quantile(output.astype(np.float64), PROBS),
+        probs,
+        np.quantile(prompt.astype(np.float64), probs),
+        np.quantile(output.astype(np.float64), probs),
         counts,
     )
