@@ -75,3 +75,31 @@ def test_build_defaults_names_missing_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="AzureLLMInferenceTrace_conv.csv.*download"):
         build_defaults(tmp_path / "empty", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_length_stretches_keep_their_place_in_time(tmp_path):
+    """A quiet stretch shares its neighbour's model; every later stretch keeps its own."""
+    from bulletsim.workload.build_defaults import SEGMENT_S, build_document
+    from bulletsim.workload.embedded import EmbeddedTrace
+    from bulletsim.workload.length_model import LengthModel
+    from bulletsim.workload.table import TraceTable
+
+    # stretches 0, 2, 3 hold 100 requests each with prompts 100, 300, 400 tokens; stretch 1
+    # holds 5 (too few for a model of its own: it shares stretch 2's)
+    counts, prompts = (100, 5, 100, 100), (100, 200, 300, 400)
+    times = np.concatenate(
+        [k * SEGMENT_S + np.linspace(0, SEGMENT_S, c, endpoint=False) for k, c in enumerate(counts)]
+    )
+    prompt = np.repeat(prompts, counts).astype(np.int64)
+    table = TraceTable(prompt, np.full(len(prompt), 10, np.int64), times, "synthetic")
+    src = tmp_path / "t.csv"
+    src.write_text("x")
+    seg = build_document(table, src)["lengths_by_segment"]
+    assert seg["index"] == [0, 1, 1, 2]
+    models = tuple(LengthModel.from_json(m) for m in seg["models"])
+    trace = EmbeddedTrace("t", "t.csv", 1, 0, models[0], None, {}, SEGMENT_S, models,
+                          tuple(seg["index"]))  # fmt: skip
+    mid = (np.arange(4) + 0.5) * SEGMENT_S
+    medians = [np.median(models[i].sample(np.random.default_rng(0), 200)[0])
+               for i in trace.segment_of(mid)]  # fmt: skip
+    assert medians[0] == 100 and medians[2] == 300 and medians[3] == 400
