@@ -53,6 +53,9 @@ def calibrate(
         str, Opt(help="SM partitioning: green-ctx | libsmctrl | mps | none.")
     ] = "green-ctx",
     quick: Annotated[bool, Opt("--quick", help="Short pass (~2 min of GPU time).")] = False,
+    grid: Annotated[
+        str | None, Opt(help="Sweep grid: standard | quick | mechanisms (overrides --quick).")
+    ] = None,
     out: Annotated[Path | None, Opt(help="Output directory (samples, profile, report).")] = None,
     resume: Annotated[
         bool, Opt("--resume/--no-resume", help="Keep samples an interrupted run measured.")
@@ -80,10 +83,13 @@ def calibrate(
     from bulletsim.gpu.selection import check_decode_backend
     from bulletsim.hardware import check_mechanism, get_gpu
     from bulletsim.models import get_model
+    from calibrate.grids import GRIDS
 
     try:
         spec, mspec = get_gpu(gpu), get_model(model)
         check_mechanism(mechanism)
+        if grid is not None and grid not in GRIDS:
+            raise ValueError(f"unknown grid {grid!r}; valid: {', '.join(GRIDS)}")
         check_decode_backend(decode_backend)
     except ValueError as e:
         _fail(str(e))
@@ -103,16 +109,15 @@ def calibrate(
     from calibrate.pipeline import finish
     from calibrate.run import run_calibration
 
-    out = (
-        out
-        or Path("results") / "calibration" / f"{spec.name}__{mspec.name}{'-quick' if quick else ''}"
-    )
+    grid = grid or ("quick" if quick else "standard")
+    suffix = "" if grid == "standard" else f"-{grid}"
+    out = out or Path("results") / "calibration" / f"{spec.name}__{mspec.name}{suffix}"
     try:
         meta = run_calibration(
             spec.name,
             mspec.name,
             mechanism,
-            quick,
+            grid,
             out,
             resume,
             libsmctrl,
@@ -179,9 +184,45 @@ def calibrate_derive(
     typer.echo(f"derived profile: {path}")
 
 
+SELF_TESTS = ("libsmctrl",)
+
+
+def calibrate_selftest(
+    mechanism: Annotated[str, typer.Argument(help="What to test: libsmctrl.")],
+    libsmctrl: Annotated[
+        str | None,
+        Opt("--libsmctrl", envvar="LIBSMCTRL_PATH", help="Path of your libsmctrl.so."),
+    ] = None,
+    out: Annotated[Path | None, Opt(help="Write selftest.json and graph.json here.")] = None,
+    watchdog_s: Annotated[float, Opt(help="A probe longer than this is a hang.")] = 20.0,
+) -> None:
+    """Prove with the %smid probe that masked kernels run exactly on their TPCs (GPU)."""
+    if mechanism not in SELF_TESTS:
+        _fail(f"no self-test for {mechanism!r}; valid: {', '.join(SELF_TESTS)}")
+    from bulletsim.gpu.libsmctrl import LibsmctrlUnavailable, find_libsmctrl
+
+    try:
+        find_libsmctrl(libsmctrl)
+    except LibsmctrlUnavailable as e:
+        _fail(str(e))
+    try:
+        import torch
+    except ImportError:
+        _fail(GPU_HINT)
+    if not torch.cuda.is_available():
+        _fail(GPU_HINT)
+    from calibrate.libsmctrl_check import main as check_main
+
+    argv = ["selftest", "graph", "--watchdog-s", str(watchdog_s)]
+    argv += ["--libsmctrl", libsmctrl] if libsmctrl else []
+    argv += ["--out", str(out)] if out else []
+    raise typer.Exit(check_main(argv))
+
+
 def register(app: typer.Typer) -> None:
     """Add the calibration commands to the bulletsim CLI."""
     app.command("calibrate")(calibrate)
+    app.command("calibrate-selftest")(calibrate_selftest)
     app.command("calibrate-fit")(calibrate_fit)
     app.command("calibrate-derive")(calibrate_derive)
 

@@ -115,4 +115,28 @@ QUICK = Grid(
     passes=2,
 )
 
-GRIDS = {"standard": STANDARD, "quick": QUICK}
+# Issue 16: libsmctrl TPC masks beside green contexts. Training SM counts are on the green
+# profile's grid (equal-SM comparison); held-out counts are 2-SM steps green contexts cannot
+# make (18 = 9 TPCs, 42, 66, 98, 122); co-runs as the standard grid's at decode 64 x 2048.
+MECHANISMS = Grid(
+    name="mechanisms",
+    sms=(8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 132),
+    sms_heldout=(18, 42, 66, 98, 122),
+    prefill_tokens=(128, 512, 1024, 2048, 4096, 8192),
+    prefill_tokens_heldout=(1664,),
+    prefill_multi_heldout=(),
+    decode_batch=(1, 8, 32, 64, 256),
+    decode_ctx=(512, 2048, 8192),
+    decode_heldout=((16, 1024),),
+    decode_max_kv_tokens=512 * 1024,
+    step_sms=(32, 64, 132),
+    step_prefill=((1, 2048),),
+    step_decode=((64, 2048),),
+    corun_decode_sms=(16, 32, 48, 64, 96),
+    corun_decode=((64, 2048),),
+    corun_prefill_tokens=(4096,),
+    target_ms=8.0,
+    passes=2,
+)
+
+GRIDS = {"standard": STANDARD, "quick": QUICK, "mechanisms": MECHANISMS}

@@ -21,6 +21,10 @@ from calibrate.gpu_names import gpu_key_from_device_name
 from calibrate.grids import GRIDS
 from calibrate.samples import SampleStore
 
+GRID_FLAGS = {"standard": "", "quick": " --quick"}
+# A masked sample longer than this is a hang (the slowest sample of the mechanisms grid,
+# kernel selection and Triton compiles included, takes a few seconds).
+LIBSMCTRL_WATCHDOG_S = 30.0
 TIMING_METHOD = (
     "CUDA events between kernels (eager, spin kernel ahead so launches queue) or around "
     "CUDA-graph replays (decode steps); warm-up pass first; median over passes x distinct "
@@ -105,7 +109,7 @@ def run_calibration(
     gpu: str,
     model_name: str,
     mechanism: str,
-    quick: bool,
+    grid_name: str,
     out: Path,
     resume: bool,
     libsmctrl: str | None,
@@ -121,7 +125,7 @@ def run_calibration(
     t_start = time.perf_counter()
     spec, device_name = detect_gpu(gpu)
     model_spec = get_model(model_name)
-    grid = GRIDS["quick" if quick else "standard"]
+    grid = GRIDS[grid_name]
     out.mkdir(parents=True, exist_ok=True)
     store = SampleStore(out / "samples.jsonl", resume=resume)
     if resume and store.done:
@@ -141,7 +145,7 @@ def run_calibration(
             store,
             mechanism=mechanism,
             progress=advance,
-            watchdog_s=120.0 if mechanism == "libsmctrl" else 0.0,
+            watchdog_s=LIBSMCTRL_WATCHDOG_S if mechanism == "libsmctrl" else 0.0,
         )
         sweep.run()
     store.close()
@@ -176,7 +180,7 @@ def run_calibration(
         "sm_probe": probe_kind,
         "grid": grid.name,
         "command": f"bulletsim calibrate --gpu {gpu} --model {model_name} --mechanism "
-        f"{mechanism}{' --quick' if quick else ''}",
+        f"{mechanism}{GRID_FLAGS.get(grid_name, ' --grid ' + grid_name)}",
         "sweep_wall_s": round(sweep_s, 1),
         "measured_vs_derived": "measured",
     }

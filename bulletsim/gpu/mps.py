@@ -4,7 +4,9 @@
 partition here is a *worker process* started with the variable set; inside it, launches see
 at most that share of the SMs. It is a cap, not a reservation: two workers at 50% may still
 share SMs, so co-run samples under MPS measure contention, not isolation. Needs a running
-MPS control daemon (`nvidia-cuda-mps-control -d`), which this module never starts itself.
+MPS control daemon: `MpsDaemon` starts one with its own pipe and log folders (never the
+system-wide /tmp/nvidia-mps) and always sends `quit` when it is left, also after an error or a
+timeout; `MpsPool` only checks that one runs.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
 
 from bulletsim.gpu.partition import Partition, PartitionPool
 
@@ -27,6 +33,108 @@ def mps_env(num_sms: int, total_sms: int) -> dict[str, str]:
 def mps_daemon_running() -> bool:
     pipe = os.environ.get("CUDA_MPS_PIPE_DIRECTORY", "/tmp/nvidia-mps")
     return os.path.exists(os.path.join(pipe, "control"))
+
+
+class MpsUnavailable(RuntimeError):
+    """No MPS control binary, or the daemon did not come up."""
+
+
+CONTROL = "nvidia-cuda-mps-control"
+
+
+class MpsDaemon:
+    """An MPS control daemon of our own: `with MpsDaemon() as d: subprocess.run(..., env=d.env())`.
+
+    Pipe and log folders are fresh under `base` (default: a new /tmp/bulletsim-mps-* folder),
+    so a system daemon is never touched. On leaving (normally, on an exception or on
+    KeyboardInterrupt) `quit` is sent and awaited for `quit_timeout_s`; `log_tail()` returns
+    the control log. Shell scripts should still add `trap 'echo quit | CUDA_MPS_PIPE_DIRECTORY=...
+    nvidia-cuda-mps-control' EXIT` around the Python process, for a kill -9."""
+
+    def __init__(
+        self,
+        base: str | os.PathLike | None = None,
+        start_timeout_s: float = 10.0,
+        quit_timeout_s: float = 15.0,
+    ) -> None:
+        if shutil.which(CONTROL) is None:
+            raise MpsUnavailable(f"{CONTROL} not found on PATH (NVIDIA driver utilities)")
+        self.base = Path(base) if base else Path(tempfile.mkdtemp(prefix="bulletsim-mps-"))
+        self.pipe_dir, self.log_dir = self.base / "pipe", self.base / "log"
+        self.start_timeout_s, self.quit_timeout_s = start_timeout_s, quit_timeout_s
+        self.started = False
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """Environment for a client (or the control command) of this daemon."""
+        return {
+            **os.environ,
+            "CUDA_MPS_PIPE_DIRECTORY": str(self.pipe_dir),
+            "CUDA_MPS_LOG_DIRECTORY": str(self.log_dir),
+            **(extra or {}),
+        }
+
+    def control(self, command: str, timeout_s: float = 10.0) -> str:
+        r = subprocess.run(
+            [CONTROL],
+            input=command + "\n",
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+        return (r.stdout + r.stderr).strip()
+
+    def start(self) -> MpsDaemon:
+        self.pipe_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        r = subprocess.run(
+            [CONTROL, "-d"],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=self.start_timeout_s,
+        )
+        self.started = True  # from here on, leaving sends quit
+        deadline = time.monotonic() + self.start_timeout_s
+        while not (self.pipe_dir / "control").exists():
+            if time.monotonic() > deadline:
+                raise MpsUnavailable(
+                    f"MPS daemon did not create {self.pipe_dir}/control within "
+                    f"{self.start_timeout_s:.0f}s (exit {r.returncode}: {r.stderr.strip()})"
+                )
+            time.sleep(0.05)
+        return self
+
+    def quit(self) -> str:
+        if not self.started:
+            return ""
+        self.started = False
+        try:
+            return self.control("quit", timeout_s=self.quit_timeout_s)
+        except subprocess.TimeoutExpired:
+            return f"quit timed out after {self.quit_timeout_s:.0f}s"
+
+    def pid(self) -> int | None:
+        """The control daemon's pid (from the pid file it writes into the pipe folder)."""
+        f = self.pipe_dir / "nvidia-cuda-mps-control.pid"
+        try:
+            return int(f.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def log_tail(self, lines: int = 20) -> str:
+        f = self.log_dir / "control.log"
+        return "\n".join(f.read_text().splitlines()[-lines:]) if f.exists() else ""
+
+    def __enter__(self) -> MpsDaemon:
+        try:
+            return self.start()
+        except BaseException:
+            self.quit()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.quit()
 
 
 class MpsPool(PartitionPool):

@@ -1,0 +1,202 @@
+"""GEMMs under libsmctrl TPC masks, each under a watchdog: time, correctness, and hangs.
+
+    python3 -m calibrate.masked_gemm --libsmctrl PATH --out DIR [--tpcs 1,2,4,...]
+
+A masked cuBLAS GEMM was once seen to hang (DESIGN.md), and a hung kernel cannot be
+cancelled from the host. So the parent re-runs a worker process until every case is done:
+the worker marks a case `pending` in `DIR/masked_gemm.jsonl` before launching it, and its
+`Watchdog` exits the process (code 3) when the case takes longer than `--watchdog-s`; the
+next worker records that case as `hung` and carries on. Cases: the Llama-3.1-8B layer GEMMs
+(2048 tokens, and decode's gate_up at batch 64) x GEMM paths (`bulletsim.gpu.gemm`: plain
+cuBLAS, cuBLASLt with the SM-count target = the mask's SMs, the persistent Triton matmul on
+a few counts) x TPC masks [0, n). Each case: reference check of the first 64 rows against
+float32, warm-up, median of 5 event-timed launches, TFLOP/s beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# (op, M, N, K): y[M, N] = x[M, K] @ w[N, K]^T, Llama-3.1-8B shapes
+SHAPES = (
+    ("qkv", 2048, 6144, 4096),
+    ("o", 2048, 4096, 4096),
+    ("gate_up", 2048, 28672, 4096),
+    ("down", 2048, 4096, 14336),
+    ("gate_up_b64", 64, 28672, 4096),
+)
+DEFAULT_TPCS = (1, 2, 4, 8, 16, 33, 48, 64, 66)
+TRITON_TPCS = (8, 33)  # one compile per program count: a few counts only
+PATHS = ("cublas", "cublaslt-sm-target", "triton-persistent")
+
+
+def cases(tpcs: tuple[int, ...]) -> list[dict]:
+    out = []
+    for op, m, n, k in SHAPES:
+        for t in tpcs:
+            for path in PATHS:
+                if path == "triton-persistent" and t not in TRITON_TPCS:
+                    continue
+                out.append(
+                    {
+                        "key": f"{op}/{path}/tpcs{t}",
+                        "op": op,
+                        "path": path,
+                        "tpcs": t,
+                        "m": m,
+                        "n": n,
+                        "k": k,
+                    }
+                )
+    return out
+
+
+def read_log(path: Path) -> tuple[dict[str, dict], set[str]]:
+    """Finished cases by key, and keys left `pending` by a worker that died inside them."""
+    done: dict[str, dict] = {}
+    pending: set[str] = set()
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if rec.get("status") == "pending":
+                pending.add(rec["key"])
+            else:
+                done[rec["key"]] = rec
+                pending.discard(rec["key"])
+    return done, pending - set(done)
+
+
+def _append(fh, rec: dict) -> None:
+    fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+def worker(lib_path: str | None, log: Path, tpcs: tuple[int, ...], watchdog_s: float) -> int:
+    import statistics
+
+    import torch
+
+    from bulletsim.gpu.gemm import PartitionGemm, _rel_err
+    from bulletsim.gpu.libsmctrl import load_libsmctrl, new_raw_stream, tpc_mask_for
+    from bulletsim.gpu.watchdog import Watchdog
+
+    lib = load_libsmctrl(lib_path)
+    num_sms = torch.cuda.get_device_properties(0).multi_processor_count
+    total_tpcs = num_sms // 2
+    done, pending = read_log(log)
+    streams: dict[int, torch.cuda.ExternalStream] = {}
+    gemm = PartitionGemm(num_sms, unit_sms=2)
+    g = torch.Generator(device="cuda").manual_seed(0)
+    with open(log, "a") as fh:
+        for key in sorted(pending):
+            _append(fh, {"key": key, "status": "hung", "watchdog_s": watchdog_s})
+            done[key] = {}
+        for case in cases(tpcs):
+            if case["key"] in done:
+                continue
+            t = min(case["tpcs"], total_tpcs)
+            if t not in streams:
+                raw = new_raw_stream()
+                lib.set_stream_mask(raw, tpc_mask_for(0, t, total_tpcs))
+                streams[t] = torch.cuda.ExternalStream(raw)
+            s = streams[t]
+            x = torch.randn(case["m"], case["k"], device="cuda", dtype=torch.bfloat16, generator=g)
+            w = torch.randn(case["n"], case["k"], device="cuda", dtype=torch.bfloat16, generator=g)
+            out = torch.empty(case["m"], case["n"], device="cuda", dtype=torch.bfloat16)
+            gemm.num_sms = 2 * t
+            ref = x[:64].float() @ w.float().t()
+            torch.cuda.synchronize()
+            _append(fh, {"key": case["key"], "status": "pending"})
+            t0 = time.perf_counter()
+            with Watchdog(watchdog_s, case["key"]), torch.cuda.stream(s):
+                out.fill_(float("nan"))
+                gemm.launch(case["path"], x, w, out)
+                s.synchronize()
+                err = _rel_err(out[:64], ref)
+                evs = [torch.cuda.Event(enable_timing=True) for _ in range(6)]
+                evs[0].record()
+                for i in range(5):
+                    gemm.launch(case["path"], x, w, out)
+                    evs[i + 1].record()
+                evs[-1].synchronize()
+            ms = statistics.median(a.elapsed_time(b) for a, b in zip(evs, evs[1:], strict=False))
+            flops = 2 * case["m"] * case["n"] * case["k"]
+            _append(
+                fh,
+                {
+                    **case,
+                    "status": "ok",
+                    "sms": 2 * t,
+                    "ms": round(ms, 5),
+                    "tflops": round(flops / ms / 1e9, 1),
+                    "rel_err": err,
+                    "wall_s": round(time.perf_counter() - t0, 3),
+                },
+            )
+            del x, w, out
+    return 0
+
+
+def summarize(log: Path, tpcs: tuple[int, ...]) -> dict:
+    done, pending = read_log(log)
+    rows = [done[c["key"]] for c in cases(tpcs) if c["key"] in done]
+    hung = [r["key"] for r in rows if r.get("status") == "hung"] + sorted(pending)
+    bad = [r["key"] for r in rows if r.get("status") == "ok" and not r["rel_err"] < 2e-2]
+    return {
+        "cases": len(cases(tpcs)),
+        "measured": sum(r.get("status") == "ok" for r in rows),
+        "hung": hung,
+        "wrong_results": bad,
+        "rows": rows,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--libsmctrl", default=None)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--tpcs", default=",".join(map(str, DEFAULT_TPCS)))
+    ap.add_argument("--watchdog-s", type=float, default=10.0)
+    ap.add_argument("--max-restarts", type=int, default=6)
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    tpcs = tuple(int(t) for t in a.tpcs.split(","))
+    a.out.mkdir(parents=True, exist_ok=True)
+    log = a.out / "masked_gemm.jsonl"
+    if a.worker:
+        return worker(a.libsmctrl, log, tpcs, a.watchdog_s)
+    cmd = [sys.executable, "-m", "calibrate.masked_gemm", "--worker", "--out", str(a.out)]
+    cmd += ["--tpcs", a.tpcs, "--watchdog-s", str(a.watchdog_s)]
+    if a.libsmctrl:
+        cmd += ["--libsmctrl", a.libsmctrl]
+    rcs = []
+    for _ in range(a.max_restarts + 1):
+        rc = subprocess.call(cmd)
+        rcs.append(rc)
+        if rc != 3:  # 3 = the watchdog fired: start again past the hung case
+            break
+    doc = {"worker_exit_codes": rcs, **summarize(log, tpcs)}
+    (a.out / "masked_gemm.json").write_text(json.dumps(doc, indent=1) + "\n")
+    print(
+        f"masked GEMMs: {doc['measured']}/{doc['cases']} measured, hung {doc['hung']}, "
+        f"wrong {doc['wrong_results']}, worker exits {rcs}"
+    )
+    print(f"{'case':<36} {'SMs':>4} {'ms':>9} {'TFLOP/s':>8}")
+    for r in doc["rows"]:
+        if r.get("status") == "ok":
+            print(f"{r['key']:<36} {r['sms']:>4} {r['ms']:>9.4f} {r['tflops']:>8.1f}")
+    return 0 if rcs and rcs[-1] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

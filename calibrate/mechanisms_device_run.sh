@@ -1,0 +1,83 @@
+#!/bin/bash
+# Device run of the mechanism comparison (issue 16): libsmctrl TPC masks and MPS beside green
+# contexts. Run from a copy of the repository whose parent holds the user's libsmctrl checkout
+# (../.libsmctrl-src) and, for the calibration, ../.whl + ../.ficache (see calibrate/NOTES.md):
+#   bash calibrate/mechanisms_device_run.sh STAGE...     (OUTDIR=... for the results)
+# Stages (each part in its own `timeout`ed process; a hang or failure moves on to the next):
+#   masks   build libsmctrl, %smid self-test, CUDA graph under a mask, re-mask cost,
+#           masked GEMMs under the watchdog                                   (~100 s)
+#   calib   bulletsim calibrate --mechanism libsmctrl --grid mechanisms (resumed past hangs)
+#   mps     MPS smoke (two configurations); mps-table: the MPS co-run table
+# MPS stages need the GPU alone. The MPS daemon is always sent `quit` (trap on EXIT).
+set -u
+OUTDIR=${OUTDIR:-/tmp/out/smctrl}
+mkdir -p "$OUTDIR"
+exec > >(tee -a "$OUTDIR/log.txt") 2>&1
+T0=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+LIBDIR=/tmp/smctrl-libsmctrl
+export LIBSMCTRL_PATH=$LIBDIR/libsmctrl.so
+SRC=${LIBSMCTRL_SRC:-../.libsmctrl-src}
+
+setup() {
+  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,power.draw,compute_mode \
+    --format=csv > "$OUTDIR/smi.txt" 2>&1
+  [ -f native/build/libbulletsim_native.so ] ||
+    timeout 60 make -C native > "$OUTDIR/make_native.log" 2>&1 || stamp "native probe build failed"
+  if [ ! -f "$LIBSMCTRL_PATH" ]; then
+    timeout 60 bash native/build_libsmctrl.sh "$SRC" --out "$LIBDIR" && stamp "libsmctrl built"
+  fi
+  cp "$LIBDIR"/libsmctrl.json "$LIBDIR"/build.log "$OUTDIR/" 2>/dev/null
+  stamp "setup: $(tail -1 "$OUTDIR/smi.txt")"
+}
+
+part() {  # part NAME SECONDS CMD...: run CMD under timeout, log its exit code
+  local name=$1 secs=$2; shift 2
+  stamp "start $name"
+  timeout -k 5 "$secs" "$@" 2>&1 | tee "$OUTDIR/$name.log" | grep -v "^\s*$" | tail -40
+  local rc=${PIPESTATUS[0]}
+  echo "$name $rc" >> "$OUTDIR/exit_codes.txt"
+  stamp "end $name (exit $rc)"
+}
+
+mps_guard() {
+  MPSDIR=$(mktemp -d /tmp/bulletsim-mps-XXXXXX)
+  trap 'echo quit | CUDA_MPS_PIPE_DIRECTORY=$MPSDIR/pipe CUDA_MPS_LOG_DIRECTORY=$MPSDIR/log \
+    timeout 15 nvidia-cuda-mps-control >/dev/null 2>&1; cp -r "$MPSDIR/log" "$OUTDIR/mps_log" 2>/dev/null' EXIT
+}
+
+setup
+for stage in "$@"; do
+  case $stage in
+    masks)
+      part selftest 40 python3 -m calibrate.libsmctrl_check selftest --out "$OUTDIR" --watchdog-s 10
+      part graph 30 python3 -m calibrate.libsmctrl_check graph --out "$OUTDIR" --watchdog-s 10
+      part remask 30 python3 -m calibrate.libsmctrl_check remask --out "$OUTDIR"
+      part masked_gemm 60 python3 -m calibrate.masked_gemm --out "$OUTDIR/gemm" --watchdog-s 8 \
+        --max-restarts 3
+      ;;
+    calib)
+      python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+        --target /tmp/site ../.whl/apache_tvm_ffi*.whl ../.whl/flashinfer_python*.whl 2>/dev/null
+      export PYTHONPATH=$PYTHONPATH:/tmp/site
+      [ -f ../.ficache/fi_cache.tgz ] && [ ! -d ~/.cache/flashinfer ] && tar xzf ../.ficache/fi_cache.tgz -C ~
+      for attempt in 1 2 3 4; do  # a watchdog exit (3) resumes past the hung sample
+        part "calib$attempt" 200 python3 -m calibrate calibrate --gpu h200 --mechanism libsmctrl \
+          --grid mechanisms --out /tmp/calib-libsmctrl --no-install
+        [ "$(tail -1 "$OUTDIR/exit_codes.txt" | cut -d' ' -f2)" = 3 ] || break
+      done
+      tar czf "$OUTDIR/calib-libsmctrl.tgz" -C /tmp calib-libsmctrl
+      ;;
+    mps|mps-table)
+      mps_guard
+      suite=smoke; dur=1; [ "$stage" = mps-table ] && { suite=table; dur=2; }
+      part "$stage" 85 python3 -m calibrate.mps_corun --out "$OUTDIR/$stage" --suite $suite \
+        --duration-s $dur --mps-dir "$MPSDIR"
+      ;;
+    *) echo "unknown stage $stage; valid: masks calib mps mps-table" ;;
+  esac
+done
+stamp "summary"
+cat "$OUTDIR/exit_codes.txt" 2>/dev/null
+grep -h -E "^selftest|^graph under|^masked GEMMs|^remask" "$OUTDIR"/*.log "$OUTDIR"/gemm/*.log 2>/dev/null

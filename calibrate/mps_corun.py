@@ -1,0 +1,171 @@
+"""Bullet's two-process layout under MPS: prefill and decode as separate processes.
+
+    python3 -m calibrate.mps_corun --out DIR [--suite smoke|table] [--libsmctrl PATH]
+
+For each configuration a prefill and a decode process (`calibrate.mps_worker`) are started
+with their own environment; each times its lane's iteration alone (the other process idle,
+its context alive) and then both together. Configurations: without MPS (two contexts
+time-slice), under MPS at 100% each, with `CUDA_MPS_ACTIVE_THREAD_PERCENTAGE` (decode 25%,
+prefill 75%), and with libsmctrl stream masks inside each process (decode TPCs 0-15 = 32
+SMs, prefill TPCs 16-65). The MPS daemon is ours (`bulletsim.gpu.mps.MpsDaemon`: its own
+pipe/log folders under /tmp, `quit` on every exit path); workers that do not answer within
+`--timeout-s` are killed. Writes `DIR/mps_corun.json` and prints the table last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# name, uses MPS, per role: (active-thread percentage or None, libsmctrl "first:count" or None)
+CONFIGS = {
+    "no-mps": (False, {"prefill": (None, None), "decode": (None, None)}),
+    "mps": (True, {"prefill": (None, None), "decode": (None, None)}),
+    "mps-pct": (True, {"prefill": (75, None), "decode": (25, None)}),
+    "mps-mask": (True, {"prefill": (None, "16:50"), "decode": (None, "0:16")}),
+    "mps-pct-mask": (True, {"prefill": (75, "16:50"), "decode": (25, "0:16")}),
+}
+SUITES = {
+    "smoke": ("mps-pct", "mps-mask"),
+    "table": ("no-mps", "mps", "mps-pct", "mps-mask", "mps-pct-mask"),
+}
+PHASES = (("alone", ("prefill",)), ("alone", ("decode",)), ("together", ("prefill", "decode")))
+
+
+def run_config(name: str, daemon, a, log) -> dict:
+    uses_mps, roles = CONFIGS[name]
+    sync = Path(tempfile.mkdtemp(prefix=f"mpsco-{name}-"))
+    procs = {}
+    for role, (pct, tpcs) in roles.items():
+        env = daemon.env() if uses_mps else dict(os.environ)
+        if not uses_mps:  # a client without the pipe variable would look in /tmp/nvidia-mps
+            env.pop("CUDA_MPS_PIPE_DIRECTORY", None)
+        if pct is not None:
+            env["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"] = str(pct)
+        cmd = [sys.executable, "-m", "calibrate.mps_worker", "--role", role, "--sync", str(sync)]
+        cmd += ["--duration-s", str(a.duration_s), "--layers", str(a.layers)]
+        if tpcs:
+            cmd += ["--tpcs", tpcs] + (["--libsmctrl", a.libsmctrl] if a.libsmctrl else [])
+        procs[role] = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait(path: Path) -> dict:
+        deadline = time.monotonic() + a.timeout_s
+        while not path.exists():
+            dead = [r for r, p in procs.items() if p.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{name}: no {path.name} ({'exited: ' + str(dead) if dead else 'timeout'})"
+                )
+            time.sleep(0.005)
+        return json.loads(path.read_text())
+
+    out: dict = {"config": name, "mps": uses_mps, "roles": {}}
+    try:
+        ready = {r: wait(sync / f"ready_{r}") for r in roles}
+        phases: dict[str, dict] = {r: {} for r in roles}
+        for phase, who in PHASES:
+            for r in who:
+                (sync / f"go_{r}").write_text(phase)
+            for r in who:
+                phases[r][phase] = wait(sync / f"done_{phase}_{r}")
+        for r in roles:
+            (sync / f"go_{r}").write_text("exit")
+        for p in procs.values():
+            p.wait(timeout=a.timeout_s)
+        for r in roles:
+            pct, tpcs = roles[r]
+            al, to = phases[r]["alone"]["median_ms"], phases[r]["together"]["median_ms"]
+            out["roles"][r] = {
+                "active_thread_pct": pct,
+                "tpcs": tpcs,
+                **{k: ready[r][k] for k in ("probed_sms", "context_s", "import_s", "setup_s")},
+                "free_gib_at_context": round(ready[r]["free_bytes_at_context"] / 2**30, 2),
+                "alone_ms": al,
+                "together_ms": to,
+                "slowdown": round(to / al, 3),
+                "iteration_tflops_alone": round(ready[r]["iteration_flops"] / al / 1e9, 1),
+                "phases": phases[r],
+            }
+        out["status"] = "ok"
+    except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError) as e:
+        out["status"] = f"failed: {e}"
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return out
+
+
+def table_lines(results: list[dict]) -> list[str]:
+    lines = [
+        f"{'config':<13} {'lane':<8} {'pct':>4} {'tpcs':>6} {'SMs':>4} {'ctx s':>6} "
+        f"{'alone ms':>9} {'together':>9} {'slowdown':>8}"
+    ]
+    for r in results:
+        if r.get("status") != "ok":
+            lines.append(f"{r['config']:<13} {r.get('status')}")
+            continue
+        for lane, x in r["roles"].items():
+            lines.append(
+                f"{r['config']:<13} {lane:<8} {x['active_thread_pct'] or '-':>4} "
+                f"{x['tpcs'] or '-':>6} {x['probed_sms']!s:>4} {x['context_s']:>6.2f} "
+                f"{x['alone_ms']:>9.3f} {x['together_ms']:>9.3f} {x['slowdown']:>8.3f}"
+            )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bulletsim.gpu.mps import MpsDaemon, MpsUnavailable
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--suite", choices=sorted(SUITES), default="table")
+    ap.add_argument("--configs", default=None, help="comma list overriding --suite")
+    ap.add_argument("--libsmctrl", default=os.environ.get("LIBSMCTRL_PATH"))
+    ap.add_argument("--duration-s", type=float, default=2.0)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--timeout-s", type=float, default=60.0)
+    ap.add_argument("--mps-dir", default=None, help="folder for the daemon's pipe/ and log/")
+    a = ap.parse_args(argv)
+    names = a.configs.split(",") if a.configs else list(SUITES[a.suite])
+    bad = [n for n in names if n not in CONFIGS]
+    if bad:
+        print(f"error: unknown config {bad}; valid: {', '.join(CONFIGS)}", file=sys.stderr)
+        return 2
+    a.out.mkdir(parents=True, exist_ok=True)
+    results: list[dict] = []
+    doc: dict = {"suite": a.suite, "configs": names, "duration_s": a.duration_s, "layers": a.layers}
+    with open(a.out / "workers.log", "ab") as log:
+        for n in [n for n in names if not CONFIGS[n][0]]:  # before any daemon exists
+            results.append(run_config(n, None, a, log))
+        mps_names = [n for n in names if CONFIGS[n][0]]
+        if mps_names:
+            try:
+                daemon = MpsDaemon(a.mps_dir)
+                with daemon:
+                    pid = daemon.pid()
+                    doc["daemon"] = {"pipe": str(daemon.pipe_dir), "pid": pid}
+                    for n in mps_names:
+                        results.append(run_config(n, daemon, a, log))
+                    doc["daemon"]["server_list"] = daemon.control("get_server_list")
+                doc["daemon"]["control_log_tail"] = daemon.log_tail()
+                time.sleep(0.5)
+                doc["daemon"]["stopped"] = pid is None or not Path(f"/proc/{pid}").exists()
+            except MpsUnavailable as e:
+                doc["daemon"] = {"error": str(e)}
+                results += [{"config": n, "status": f"failed: {e}"} for n in mps_names]
+    doc["results"] = results
+    (a.out / "mps_corun.json").write_text(json.dumps(doc, indent=1) + "\n")
+    print("\n".join(table_lines(results)))
+    return 0 if all(r.get("status") == "ok" for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
