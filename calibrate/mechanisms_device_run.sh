@@ -51,10 +51,10 @@ setup
 for stage in "$@"; do
   case $stage in
     masks)
-      part selftest 40 python3 -m calibrate.libsmctrl_check selftest --out "$OUTDIR" --watchdog-s 10
-      part graph 30 python3 -m calibrate.libsmctrl_check graph --out "$OUTDIR" --watchdog-s 10
-      part remask 30 python3 -m calibrate.libsmctrl_check remask --out "$OUTDIR"
-      part masked_gemm 60 python3 -m calibrate.masked_gemm --out "$OUTDIR/gemm" --watchdog-s 8 \
+      part selftest 25 python3 -m calibrate.libsmctrl_check selftest --out "$OUTDIR" --watchdog-s 10
+      part graph 20 python3 -m calibrate.libsmctrl_check graph --out "$OUTDIR" --watchdog-s 10
+      part remask 15 python3 -m calibrate.libsmctrl_check remask --out "$OUTDIR"
+      part masked_gemm 40 python3 -m calibrate.masked_gemm --out "$OUTDIR/gemm" --watchdog-s 8 \
         --max-restarts 3
       ;;
     calib)
@@ -71,9 +71,9 @@ for stage in "$@"; do
       ;;
     mps|mps-table)
       mps_guard
-      suite=smoke; dur=1; [ "$stage" = mps-table ] && { suite=table; dur=2; }
-      part "$stage" 85 python3 -m calibrate.mps_corun --out "$OUTDIR/$stage" --suite $suite \
-        --duration-s $dur --mps-dir "$MPSDIR"
+      suite=smoke; dur=1; secs=42; [ "$stage" = mps-table ] && { suite=table; dur=2; secs=85; }
+      part "$stage" $secs python3 -m calibrate.mps_corun --out "$OUTDIR/$stage" --suite $suite \
+        --duration-s $dur --timeout-s 30 --mps-dir "$MPSDIR"
       ;;
     *) echo "unknown stage $stage; valid: masks calib mps mps-table" ;;
   esac

@@ -38,6 +38,12 @@ SUITES = {
 PHASES = (("alone", ("prefill",)), ("alone", ("decode",)), ("together", ("prefill", "decode")))
 
 
+def _signal(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)  # atomic: a worker never reads half a word
+
+
 def run_config(name: str, daemon, a, log) -> dict:
     uses_mps, roles = CONFIGS[name]
     sync = Path(tempfile.mkdtemp(prefix=f"mpsco-{name}-"))
@@ -71,11 +77,11 @@ def run_config(name: str, daemon, a, log) -> dict:
         phases: dict[str, dict] = {r: {} for r in roles}
         for phase, who in PHASES:
             for r in who:
-                (sync / f"go_{r}").write_text(phase)
+                _signal(sync / f"go_{r}", phase)
             for r in who:
                 phases[r][phase] = wait(sync / f"done_{phase}_{r}")
         for r in roles:
-            (sync / f"go_{r}").write_text("exit")
+            _signal(sync / f"go_{r}", "exit")
         for p in procs.values():
             p.wait(timeout=a.timeout_s)
         for r in roles:

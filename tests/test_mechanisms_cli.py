@@ -32,3 +32,19 @@ def test_selftest_without_library_is_one_line(monkeypatch):
     res = runner.invoke(_app(), ["calibrate-selftest", "libsmctrl"])
     assert res.exit_code == 2 and "libsmctrl not configured" in res.output
     assert "Traceback" not in res.output
+
+
+def test_masked_gemm_log_turns_a_dead_worker_into_a_hang(tmp_path):
+    from calibrate.masked_gemm import read_log, summarize
+
+    log = tmp_path / "masked_gemm.jsonl"
+    log.write_text(
+        '{"key":"o/cublas/tpcs1","status":"pending"}\n'
+        '{"key":"o/cublas/tpcs1","status":"ok","rel_err":0.001}\n'
+        '{"key":"o/cublas/tpcs2","status":"pending"}\n'
+        '{"key":"o/cublas/tpcs4","sta'  # cut off by the dying worker
+    )
+    done, pending = read_log(log)
+    assert set(done) == {"o/cublas/tpcs1"} and pending == {"o/cublas/tpcs2"}
+    s = summarize(log, (1, 2, 4))
+    assert s["hung"] == ["o/cublas/tpcs2"] and s["measured"] == 1

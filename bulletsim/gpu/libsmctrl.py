@@ -202,17 +202,23 @@ def tpc_mask_for(first_tpc: int, num_tpcs: int, total_tpcs: int) -> int:
 
 
 def new_raw_stream() -> int:
-    """A fresh non-blocking CUstream in the current (primary) context, as an int handle.
+    """A fresh non-blocking CUstream in the current (torch's primary) context, as an int.
 
     Not `torch.cuda.Stream()`: torch hands out streams from a fixed pool (32 per priority,
     round robin), so the 131 streams of a pool would share 32 and overwrite each other's
-    masks."""
-    from cuda.bindings import runtime
+    masks. Driver API through ctypes (`cuStreamCreate`), after torch made its context current."""
+    import torch
 
-    err, stream = runtime.cudaStreamCreateWithFlags(runtime.cudaStreamNonBlocking)
-    if err != runtime.cudaError_t.cudaSuccess:
-        raise RuntimeError(f"cudaStreamCreateWithFlags failed: {err}")
-    return int(stream)
+    torch.cuda.current_stream().synchronize()  # makes torch's context current on this thread
+    cuda = ctypes.CDLL("libcuda.so.1")
+    ctx = ctypes.c_void_p()
+    if cuda.cuCtxGetCurrent(ctypes.byref(ctx)) != 0 or not ctx.value:
+        raise RuntimeError("no current CUDA context to create a masked stream in")
+    stream = ctypes.c_void_p()
+    err = cuda.cuStreamCreate(ctypes.byref(stream), 1)  # CU_STREAM_NON_BLOCKING
+    if err != 0:
+        raise RuntimeError(f"cuStreamCreate failed with CUresult {err}")
+    return int(stream.value)
 
 
 class LibsmctrlPool(PartitionPool):
