@@ -2,12 +2,12 @@
 
 Map (GPU-only modules import torch; the rest run anywhere):
 
-    cli.py          `bulletsim calibrate | calibrate-fit | calibrate-derive` (register(app))
+    cli.py          `bulletsim calibrate | calibrate-fit | calibrate-derive | calibrate-selftest`
     run.py          GPU check, model + partition pool, sweep, metadata          [GPU]
     sweep.py        walks a grid: which points, resume, watchdog                 [GPU]
     measure.py      one per-op+layer / step / co-run sample                      [GPU]
     sweep_shapes.py shape fields of a sample key
-    grids.py        standard and --quick grids
+    grids.py        standard, --quick and mechanisms (libsmctrl vs green) grids
     samples.py      resumable JSONL sample store, parquet
     fit.py          SRM fit (scipy), measured grid, held-out errors
     pipeline.py     samples -> profile -> report (+ install)
@@ -18,6 +18,11 @@ Map (GPU-only modules import torch; the rest run anywhere):
     device_run.sh   one device call: bench / quick / standard, JIT cache saved
     synthetic.py    samples from a known SRM (tests, dry runs)
     explore.py      one-shot device capability check                             [GPU]
+    libsmctrl_check.py  libsmctrl %smid self-test, CUDA graph under a mask, re-mask cost [GPU]
+    masked_gemm.py  GEMMs under TPC masks, each under a watchdog (hangs recorded) [GPU]
+    mps_corun.py    MPS two-process layout: daemon, prefill + decode processes
+    mps_worker.py   one lane process of that layout                              [GPU]
+    mechanisms_device_run.sh  device call for issue 16 (masks / calib / mps stages)
     gpu_names.py    CUDA device name -> bulletsim GPU key
     __main__.py     `python -m calibrate` (the same commands without the bulletsim CLI)
 

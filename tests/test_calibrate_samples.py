@@ -69,7 +69,10 @@ def test_sample_key_is_stable():
 def test_grids_on_green_granularity():
     for g in GRIDS.values():
         assert all(n % 8 == 0 or n == 132 for n in g.sms)
-        assert all(n % 8 == 4 for n in g.sms_heldout)  # split remainders, never on the grid
+        if g.name == "mechanisms":  # libsmctrl's 2-SM steps that green contexts cannot make
+            assert all(n % 2 == 0 and n % 8 != 0 for n in g.sms_heldout)
+        else:
+            assert all(n % 8 == 4 for n in g.sms_heldout)  # split remainders, never on the grid
         assert not set(g.prefill_tokens) & set(g.prefill_tokens_heldout)
         assert all(b * c <= g.decode_max_kv_tokens for b, c in g.decode_shapes())
     assert sum(QUICK.counts().values()) < sum(STANDARD.counts().values()) / 3
