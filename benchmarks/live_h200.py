@@ -1,32 +1,48 @@
-"""Live runs on a real GPU, batched into one process (one model, one set of CUDA graphs).
+"""Live runs and the decode-step benchmark on a real GPU, one process per part.
 
-Writes under OUT: `runs/<workload>-<policy>-r<rate>/` (the results of `bulletsim live`),
-`checks.json` (green-context disjointness probed with `%smid`, the decode step's achieved
-HBM bandwidth against the roofline, setup costs) and prints one line per run. Usage (on the
-GPU machine, see results/live-h200/NOTES.md for the exact command):
+Parts (`--part`):
+  runs       the runs of `--suite` one after another in one process (one model, one set of
+             CUDA graphs), each written to `OUT/runs/<workload>-<policy>-r<rate>-n<n>/` (the
+             results of `bulletsim live`) with its wall time; `OUT/runs.json` sums them up
+  bandwidth  the decode step at batch 64 x context 2048 on the whole GPU (CUDA graph): time,
+             achieved HBM bandwidth against the 4.8 TB/s datasheet and the device-copy
+             bandwidth measured in the same process, a per-kernel breakdown (torch.profiler
+             over graph replays), the step with each GEMM path forced, the host time to
+             prepare one step; plus the `%smid` probe of every green-context pair used.
+             Written to `OUT/bandwidth.json`
+Usage (on the GPU machine; results/live-h200/NOTES.md has the exact commands):
 
-    python benchmarks/live_h200.py --out OUT --traces-dir DIR --suite smoke|full
+    python benchmarks/live_h200.py --part runs --suite smoke --out OUT --traces-dir DIR
+    python benchmarks/live_h200.py --part bandwidth --out OUT
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import time
 from pathlib import Path
 
-SUITES = {
-    # (workload, policy, rate req/s, requests)
-    "smoke": [("splitwise", "chunked", 16.0, 60), ("splitwise", "bullet", 16.0, 60)],
-    # 50 / 80 / 100% of chunked-2048's simulated capacity on the H200 profile at 500
-    # requests (splitwise 34.9, sharegpt 52.7 req/s; `bulletsim sweep ... --capacity`)
-    "full": [
-        (w, p, round(cap * f, 1), 500)
-        for w, cap in (("splitwise", 34.9), ("sharegpt", 52.7))
-        for f in (0.5, 0.8, 1.0)
-        for p in ("chunked", "bullet")
-    ],
-}
+# chunked-2048's simulated capacity (req/s at 90% SLO attainment) at 500 requests on the
+# committed H200 profile, seed 0: `bulletsim sweep --trace W --policy chunked-2048 --gpu h200
+# -n 500 --seeds 0 --capacity` (results/live-h200/NOTES.md, 2026-11-30)
+CAPACITY = {"splitwise": 38.05, "sharegpt": 76.11}
+LOADS = (0.5, 0.8, 1.0)
+POLICIES = ("chunked", "bullet", "pdmux")
+
+
+def suite(name: str) -> list[tuple[str, str, float, int]]:
+    """(workload, policy, rate req/s, requests) of a suite."""
+    if name == "smoke":
+        return [("splitwise", p, 16.0, 60) for p in POLICIES]
+    workloads = list(CAPACITY) if name == "full" else [name]
+    if any(w not in CAPACITY for w in workloads):
+        raise SystemExit(f"unknown suite {name!r}; valid: smoke, full, {', '.join(CAPACITY)}")
+    return [
+        (w, p, round(CAPACITY[w] * f, 1), 500) for w in workloads for f in LOADS for p in POLICIES
+    ]
 
 
 def config(workload, policy, rate, n, traces_dir, kv_blocks):
@@ -42,6 +58,53 @@ def config(workload, policy, rate, n, traces_dir, kv_blocks):
     if traces_dir:
         over["workload"]["traces_dir"] = traces_dir
     return load_config(None, over)
+
+
+def run_suite(args) -> None:
+    from bulletsim.live.gpu.executor import GpuExecutor
+    from bulletsim.live.run import live_run
+    from bulletsim.results import write_results
+
+    out = Path(args.out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    ex, rows = None, []
+    # one lane-set at a time: chunked's graphs first, then the two-lane policies share theirs
+    for workload, policy, rate, n in sorted(suite(args.suite), key=lambda r: r[1] != "chunked"):
+        if args.only and f"{workload}-{policy}" not in args.only.split(","):
+            continue
+        cfg = config(workload, policy, rate, n, args.traces_dir, args.kv_blocks)
+        ex = ex or GpuExecutor(cfg)
+        t0 = time.perf_counter()
+        setup0 = ex.setup_s
+        try:
+            res = live_run(cfg, ex)
+        except Exception as e:  # noqa: BLE001 - one failing run must not end the suite
+            print(f"{workload}-{policy}-r{rate:g}: FAILED {type(e).__name__}: {e}", flush=True)
+            rows.append({"run": f"{workload}-{policy}-r{rate:g}-n{n}", "error": repr(e)})
+            continue
+        name = f"{workload}-{res.result.summary['policy']}-r{rate:g}-n{n}"
+        write_results(res.result, out / "runs" / name, extra_json={"live.json": res.live})
+        s, lv = res.result.summary, res.live
+        row = {
+            "run": name,
+            "wall_s": time.perf_counter() - t0,
+            "setup_s": ex.setup_s - setup0,
+            "throughput_req_s": s["throughput_req_s"],
+            "ttft_p50_ms": s["ttft_ms"]["p50"],
+            "tpot_mean_ms": s["tpot_ms"]["mean"],
+            "slo_attainment": s["slo_attainment"],
+            "host_ms_per_iteration": lv["host_ms_per_iteration"]["mean"],
+            "device_ms_per_iteration": lv["device_ms_per_iteration"]["mean"],
+            "host_over_device": lv["host_over_device"],
+            "back_to_back_gap_ms_p50": lv["back_to_back_gap_ms"].get("p50"),
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        if ex.lanes_map.pool is not None and not (out / "partitions.json").exists():
+            probe = check_partitions(ex)
+            (out / "partitions.json").write_text(json.dumps(probe, indent=1) + "\n")
+            print("partitions overlapping:", probe["overlapping_pairs"], flush=True)
+    (out / "runs.json").write_text(json.dumps(rows, indent=1) + "\n")
 
 
 def check_partitions(ex) -> dict:
@@ -66,103 +129,205 @@ def check_partitions(ex) -> dict:
     return {"num_checked": len(sets), "overlapping_pairs": bad, "sm_counts": sizes}
 
 
-def decode_bandwidth(ex, batch=64, ctx=2048, reps=20) -> dict:
-    """A decode step (CUDA graph, full GPU) at batch x ctx: time and achieved HBM bandwidth."""
+def _median_replay_ms(graph, stream, reps: int) -> float:
+    import torch
+
+    times = []
+    with torch.cuda.stream(stream):
+        for i in range(reps + 3):
+            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            s.record(stream)
+            graph.replay()
+            e.record(stream)
+            e.synchronize()
+            if i >= 3:
+                times.append(s.elapsed_time(e))
+    return statistics.median(times)
+
+
+def copy_tb_s(nbytes: int = 4 << 30, reps: int = 10) -> float:
+    """Device-to-device copy bandwidth (bytes read + written per second), median."""
+    import torch
+
+    x = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
+    y = torch.empty_like(x)
+    times = []
+    for i in range(reps + 2):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        y.copy_(x)
+        e.record()
+        e.synchronize()
+        if i >= 2:
+            times.append(s.elapsed_time(e) / 1e3)
+    del x, y
+    return 2 * nbytes / statistics.median(times) / 1e12
+
+
+KERNEL_CLASSES = (
+    ("attention", ("flashinfer", "BatchPrefill", "BatchDecode", "PersistentVariableLength")),
+    ("rope+kv write", ("_rope",)),
+    ("rmsnorm", ("_add_rmsnorm",)),
+    ("silu*mul", ("_silu_mul",)),
+    ("gemm", ("gemm", "nvjet", "sm90", "cutlass", "xmma", "_persistent_matmul", "splitKreduce")),
+    ("sampling", ("argmax", "reduce_kernel", "index")),
+)
+
+
+def kernel_class(name: str) -> str:
+    for cls, keys in KERNEL_CLASSES:
+        if any(k in name for k in keys):
+            return cls
+    return "other"
+
+
+def profile_breakdown(graph, stream, reps: int = 5) -> dict:
+    """Per-kernel device time of one graph replay (torch.profiler, CUPTI), by kernel."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.cuda.stream(stream):
+        graph.replay()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        with torch.cuda.stream(stream):
+            for _ in range(reps):
+                graph.replay()
+        torch.cuda.synchronize()
+    rows = []
+    for ev in prof.key_averages():
+        us = getattr(ev, "device_time_total", None)
+        if us is None:
+            us = getattr(ev, "cuda_time_total", 0.0)
+        if us <= 0:
+            continue
+        rows.append(
+            {
+                "kernel": ev.key[:120],
+                "class": kernel_class(ev.key),
+                "ms_per_step": us / 1e3 / reps,
+                "calls_per_step": ev.count / reps,
+            }
+        )
+    rows.sort(key=lambda r: -r["ms_per_step"])
+    by_class: dict[str, float] = {}
+    for r in rows:
+        by_class[r["class"]] = by_class.get(r["class"], 0.0) + r["ms_per_step"]
+    return {
+        "by_class_ms": by_class,
+        "kernels": rows[:25],
+        "method": f"torch.profiler, {reps} replays",
+    }
+
+
+def bandwidth(args) -> None:
     import numpy as np
     import torch
 
-    g, pg, m = ex.graphs, ex.pages, ex.model
-    weight_bytes = (
-        sum(
-            t.numel() * t.element_size()
-            for lw in m.layers
-            for t in (lw.wqkv, lw.wo, lw.wgu, lw.wd, lw.norm1, lw.norm2)
-        )
-        + m.base.lm_head.numel() * 2
-    )
-    slots = np.arange(batch, dtype=np.int64) + 7000
-    lens = np.full(batch, ctx + 1, np.int64)
-    for s in slots:
-        pg.slot_of[int(s) + 10**8] = int(s)
-        pg._epoch[int(s) + 10**8] = 0
-    pg.ensure_many(slots, lens)
-    indptr, indices, last = pg.csr(slots, lens)
-    b = batch
-    lane = "main" if any(k == "full-main" for k, _ in g.graphs) else "decode"
-    key, stream = f"full-{lane}", ex.lanes_map.full_streams[lane]
+    from bulletsim.gpu.selection import GEMM_PATHS, ChoiceTable
+    from bulletsim.live.gpu.batches import graph_step_inputs
+    from bulletsim.live.gpu.executor import GpuExecutor
+    from bulletsim.live.run import live_run
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    batch, ctx = 64, 2048
+    cfg = config("splitwise", "chunked", 16.0, 8, args.traces_dir, args.kv_blocks)
+    ex = GpuExecutor(cfg)
+    live_run(cfg, ex)  # sets up the model, pages and the whole-GPU decode graphs
+    m, g, pg, spec = ex.model, ex.graphs, ex.pages, ex.spec
+    stream, key = ex.lanes_map.full_streams["main"], "full-main"
+    res: dict = {"batch": batch, "ctx_tokens": ctx, "device": torch.cuda.get_device_name(0)}
+    res["copy_tb_s"] = copy_tb_s()
+    ids = [10**9 + i for i in range(batch)]
+    slots = np.asarray([pg.slot(i, 0) for i in ids], np.int64)
+    pg.ensure_many(slots, np.full(batch, ctx + 1, np.int64))
+
+    class Member:  # the fields graph_step_inputs reads from a Request
+        def __init__(self, rid):
+            self.spec = type("S", (), {"id": rid})()
+            self.num_preemptions = 0
+
+    members = [Member(i) for i in ids]
+    ctx_arr = np.full(batch, ctx, np.int64)
+    h = ex.host_bufs["main"]
+    t0 = time.perf_counter()
+    for _ in range(20):
+        indptr, indices, last = graph_step_inputs(pg, members, ctx_arr, batch, h)
+        g.plan(batch, indptr, indices, last)
+    res["host_prepare_ms"] = (time.perf_counter() - t0) / 20 * 1e3
     with torch.cuda.stream(stream):
-        inp = torch.from_numpy(np.stack([slots, lens - 1, pg.slots_tokens(slots, lens - 1)]))
-        g.inputs[b].copy_(inp)
-        g.plan(b, indptr, indices, last)
-        times = []
-        for _ in range(reps + 3):
-            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            s.record(stream)
-            g.graphs[(key, b)].replay()
-            e.record(stream)
-            e.synchronize()
-            times.append(s.elapsed_time(e) / 1e3)
-    for s in slots:
-        pg.release(int(s) + 10**8)
-    t = float(np.median(times[3:]))
-    spec = ex.spec
+        g.inputs[batch].view(-1).copy_(torch.from_numpy(h[: 3 * batch].copy()))
+    torch.cuda.synchronize()
     kv_bytes = batch * (ctx + 1) * spec.kv_bytes_per_token_per_gpu
-    bw = (weight_bytes + kv_bytes) / t
-    return {
-        "batch": batch,
-        "ctx_tokens": ctx,
-        "step_ms": t * 1e3,
-        "bytes": weight_bytes + kv_bytes,
-        "achieved_tb_s": bw / 1e12,
-        "roofline_tb_s": 4.8,
-        "fraction_of_roofline": bw / 4.8e12,
-        "method": f"CUDA graph replay, median of {reps} after 3 warm-ups, events",
+    nbytes = m.weight_bytes() + kv_bytes
+    res["bytes"] = {"weights": m.weight_bytes(), "kv": kv_bytes, "total": nbytes}
+
+    def entry(ms: float) -> dict:
+        bw = nbytes / (ms / 1e3) / 1e12
+        return {
+            "step_ms": ms,
+            "achieved_tb_s": bw,
+            "of_datasheet_4p8": bw / 4.8,
+            "of_measured_copy": bw / res["copy_tb_s"],
+        }
+
+    graph = g.graphs[(key, batch)]
+    res["graph"] = entry(_median_replay_ms(graph, stream, args.reps))
+    res["graph"]["gemm_paths"] = {
+        op: m.gemm.path_for(op, batch) for op in ("qkv", "o", "gate_up", "down", "lm_head")
     }
+    print("decode step:", json.dumps(res["graph"]), flush=True)
+    try:
+        res["breakdown"] = profile_breakdown(graph, stream)
+        print("breakdown (ms/step):", json.dumps(res["breakdown"]["by_class_ms"]), flush=True)
+    except Exception as e:  # noqa: BLE001 - the profiler is optional evidence
+        res["breakdown"] = {"error": repr(e)}
+    profile_table = m.gemm.table
+    res["forced_gemm_path"] = {}
+    for path in GEMM_PATHS:
+        forced = {f"{op}|{batch}|{ex.total}": path for op in ("qkv", "o", "gate_up", "down")}
+        m.use_choices(ChoiceTable.from_kernel_names(forced))
+        m.set_num_sms(ex.total)
+        try:
+            gr = g.capture_bucket(batch, stream)
+            res["forced_gemm_path"][path] = entry(_median_replay_ms(gr, stream, args.reps))
+            try:
+                res["forced_gemm_path"][path]["by_class_ms"] = profile_breakdown(gr, stream)[
+                    "by_class_ms"
+                ]
+            except Exception:  # noqa: BLE001
+                pass
+            del gr
+        except Exception as e:  # noqa: BLE001 - a path that cannot run here is reported
+            res["forced_gemm_path"][path] = {"error": repr(e)}
+        print(f"forced {path}:", json.dumps(res["forced_gemm_path"][path]), flush=True)
+    m.use_choices(profile_table)
+    res["roofline_tb_s"] = 4.8
+    res["method"] = (
+        f"CUDA graph replay on the whole GPU, median of {args.reps} after 3 warm-ups, CUDA "
+        "events; bytes = every weight once (layers, final norm, lm_head) + K and V of "
+        "batch x (ctx + 1) tokens; copy = torch copy_ of 4 GiB, read + write bytes"
+    )
+    (out / "bandwidth.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
+    ap.add_argument("--part", default="runs", choices=("runs", "bandwidth"))
     ap.add_argument("--traces-dir")
-    ap.add_argument("--suite", default="smoke", choices=sorted(SUITES))
+    ap.add_argument("--suite", default="smoke")
     ap.add_argument("--kv-blocks", type=int, default=32768)
+    ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--only", default="", help="comma list of workload-policy to run")
     args = ap.parse_args()
-    from bulletsim.live.gpu.executor import GpuExecutor
-    from bulletsim.live.run import live_run
-    from bulletsim.results import write_results
-
-    out = Path(args.out)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
-    checks: dict = {}
-    ex = None
-    t_all = time.perf_counter()
-    for workload, policy, rate, n in sorted(SUITES[args.suite], key=lambda r: r[1] == "bullet"):
-        if args.only and f"{workload}-{policy}" not in args.only.split(","):
-            continue
-        cfg = config(workload, policy, rate, n, args.traces_dir, args.kv_blocks)
-        if ex is None:
-            ex = GpuExecutor(cfg)
-        t0 = time.perf_counter()
-        res = live_run(cfg, ex)
-        name = f"{workload}-{res.result.summary['policy']}-r{rate:g}-n{n}"
-        write_results(res.result, out / "runs" / name, extra_json={"live.json": res.live})
-        s, lv = res.result.summary, res.live
-        print(
-            f"{name}: {time.perf_counter() - t0:.1f}s wall, thr {s['throughput_req_s']:.2f} "
-            f"req/s, TTFT p50 {s['ttft_ms']['p50']:.1f} ms, TPOT mean {s['tpot_ms']['mean']:.2f}"
-            f" ms, SLO {s['slo_attainment']:.3f}, host/dev {lv['host_over_device']:.3f}, "
-            f"setup {lv['executor']['setup_s']:.1f}s",
-            flush=True,
-        )
-        if "decode_bandwidth" not in checks and ex.graphs is not None:
-            checks["decode_bandwidth"] = decode_bandwidth(ex)
-            print("decode bandwidth:", checks["decode_bandwidth"], flush=True)
-        if ex.lanes_map.pool is not None and "partitions" not in checks:
-            checks["partitions"] = check_partitions(ex)
-            print("partitions:", checks["partitions"]["overlapping_pairs"], flush=True)
-    checks["total_s"] = time.perf_counter() - t_all
-    (out / "checks.json").write_text(json.dumps(checks, indent=2, default=str) + "\n")
+    if os.environ.get("BULLETSIM_GIT_SHA"):
+        print("code:", os.environ["BULLETSIM_GIT_SHA"], flush=True)
+    if args.part == "runs":
+        run_suite(args)
+    else:
+        bandwidth(args)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -39,6 +40,10 @@ def dump_json(obj, path: Path) -> None:
 
 
 def git_sha() -> str | None:
+    """HEAD of the checkout that runs; the environment's BULLETSIM_GIT_SHA wins (a copy of
+    the tree without its .git, e.g. on a lent GPU machine, names the commit it was made from)."""
+    if os.environ.get("BULLETSIM_GIT_SHA"):
+        return os.environ["BULLETSIM_GIT_SHA"]
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],

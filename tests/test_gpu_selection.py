@@ -94,3 +94,19 @@ def test_table_round_trips_and_summarises():
     assert back.lookup("attn_decode", (60, 2000), 16) == "flashinfer-tc"
     with pytest.raises(ValueError, match="op|size|num_sms"):
         ChoiceTable.from_dict({"bad": {}})
+
+
+def test_unmeasured_sm_counts_borrow_the_nearest_of_their_own_kind():
+    # a profile measured groups 16, 32, remainders 20, 100 and the whole GPU (132 SMs, unit 8)
+    names = {f"qkv|64|{n}": f"k{n}" for n in (16, 32, 20, 100, 132)}
+    t = ChoiceTable.from_kernel_names(names)
+    assert t.nearest_sms("qkv", 32, 132, 8) == 32  # measured
+    assert t.nearest_sms("qkv", 24, 132, 8) == 16  # group: 16 and 32 tie at 8 -> smaller
+    assert t.nearest_sms("qkv", 40, 132, 8) == 32  # group: the nearest group, not remainder 20
+    assert t.nearest_sms("qkv", 28, 132, 8) == 20  # remainder: nearest remainder, not group 32
+    assert t.nearest_sms("qkv", 124, 132, 8) == 100
+    assert t.nearest_sms("qkv", 132, 132, 8) == 132
+    assert t.nearest_sms("o", 24, 132, 8) == 24  # op never measured: itself
+    assert t.lookup("qkv", (64,), t.nearest_sms("qkv", 28, 132, 8)) == "k20"
+    with pytest.raises(ValueError, match="op\\|size\\|num_sms"):
+        ChoiceTable.from_kernel_names({"qkv|64": "cublas"})

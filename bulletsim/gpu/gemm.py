@@ -40,16 +40,43 @@ class PartitionGemm:
         self.paths = paths
         self.unit_sms = unit_sms  # partition step: counts off it are split remainders
         self.table = ChoiceTable()
+        # True: a partition whose SM count was not measured uses the nearest measured count
+        # of its kind (`ChoiceTable.nearest_sms`; the live engine, reading a profile)
+        self.nearest_sms = False
+        self._paths: dict[tuple[str, int, int], str] = {}  # memo of path_for
         self._bias: dict[tuple[int, torch.dtype], torch.Tensor] = {}
+
+    def use_table(self, table: ChoiceTable, nearest_sms: bool = True) -> None:
+        """Run the choices of `table` (e.g. a calibrated profile's) from now on."""
+        self.table, self.nearest_sms = table, nearest_sms
+        self._paths.clear()
 
     # -- launching ---------------------------------------------------------------------------
     def path_for(self, op: str, rows: int) -> str:
-        measured = self.table.lookup(op, (rows,), self.num_sms)
-        return measured or default_gemm_path(self.num_sms, self.total_sms, rows, self.unit_sms)
+        """The path for (op, rows) on the current partition: the table's choice at the
+        nearest measured size (and, with `nearest_sms`, SM count of the same kind), else
+        the default rule. Memoized: the table's nearest-size search scans every key."""
+        key = (op, rows, self.num_sms)
+        path = self._paths.get(key)
+        if path is None:
+            sms = self.num_sms
+            if self.nearest_sms:
+                sms = self.table.nearest_sms(op, sms, self.total_sms, self.unit_sms)
+            measured = self.table.lookup(op, (rows,), sms)
+            path = measured or default_gemm_path(self.num_sms, self.total_sms, rows, self.unit_sms)
+            self._paths[key] = path
+        return path
 
     def run(self, op: str, x: torch.Tensor, w: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """out = x @ w^T on the current partition by the path chosen for (op, rows, SMs)."""
         return self.launch(self.path_for(op, x.shape[0]), x, w, out)
+
+    def paths_used(self) -> dict[str, int]:
+        """{path: distinct (op, rows, SMs) keys answered with it so far}."""
+        out: dict[str, int] = {}
+        for path in self._paths.values():
+            out[path] = out.get(path, 0) + 1
+        return dict(sorted(out.items()))
 
     def launch(self, path: str, x: torch.Tensor, w: torch.Tensor, out: torch.Tensor):
         if path == "cublas" or (path == "cublaslt-sm-target" and x.shape[0] < 2):
@@ -98,6 +125,7 @@ class PartitionGemm:
         default = default_gemm_path(self.num_sms, self.total_sms, rows, self.unit_sms)
         chosen = pick(times, errs, default)
         self.table.record(op, (rows,), self.num_sms, Choice(chosen, times, errs, default))
+        self._paths.clear()
         return chosen
 
 

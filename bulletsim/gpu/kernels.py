@@ -104,6 +104,82 @@ def rope_(
     return qkv
 
 
+@triton.jit
+def _rope_store_kernel(
+    qkv_ptr,
+    pos_ptr,
+    slot_ptr,
+    cos_ptr,
+    sin_ptr,
+    q_out_ptr,
+    k_cache_ptr,
+    v_cache_ptr,
+    row_stride,
+    QH: tl.constexpr,
+    KVH: tl.constexpr,
+    D: tl.constexpr,
+):
+    row = tl.program_id(0).to(tl.int64)
+    head = tl.program_id(1)
+    half = tl.arange(0, D // 2)
+    pos = tl.load(pos_ptr + row).to(tl.int64)
+    c = tl.load(cos_ptr + pos * (D // 2) + half)
+    s = tl.load(sin_ptr + pos * (D // 2) + half)
+    base = qkv_ptr + row * row_stride + head * D
+    x1 = tl.load(base + half).to(tl.float32)
+    x2 = tl.load(base + D // 2 + half).to(tl.float32)
+    y1 = (x1 * c - x2 * s).to(q_out_ptr.dtype.element_ty)
+    y2 = (x2 * c + x1 * s).to(q_out_ptr.dtype.element_ty)
+    if head < QH:
+        dst = q_out_ptr + (row * QH + head) * D
+        tl.store(dst + half, y1)
+        tl.store(dst + D // 2 + half, y2)
+    else:
+        kv = head - QH
+        slot = tl.load(slot_ptr + row).to(tl.int64)
+        dst = k_cache_ptr + (slot * KVH + kv) * D
+        tl.store(dst + half, y1)
+        tl.store(dst + D // 2 + half, y2)
+        vsrc = qkv_ptr + row * row_stride + (QH + KVH + kv) * D
+        vdst = v_cache_ptr + (slot * KVH + kv) * D
+        tl.store(vdst + half, tl.load(vsrc + half))
+        tl.store(vdst + D // 2 + half, tl.load(vsrc + D // 2 + half))
+
+
+def rope_store(
+    qkv: torch.Tensor,
+    positions: torch.Tensor,
+    kv_slots: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    q_out: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    num_q_heads: int,
+    num_kv_heads: int,
+    head_dim: int,
+) -> None:
+    """One kernel for what follows the QKV GEMM: RoPE on q into the dense `q_out`
+    [T, QH, D], RoPE on k into `k_cache`, v copied into `v_cache`, both at flat slot
+    `kv_slots[t]` (caches viewed as [slots, KVH, D], contiguous). Replaces rope_ + two
+    index_copy_ + the copy that makes q dense (four launches, q and k read twice)."""
+    _rope_store_kernel[(qkv.shape[0], num_q_heads + num_kv_heads)](
+        qkv,
+        positions,
+        kv_slots,
+        cos,
+        sin,
+        q_out,
+        k_cache,
+        v_cache,
+        qkv.stride(0),
+        QH=num_q_heads,
+        KVH=num_kv_heads,
+        D=head_dim,
+        num_warps=1,
+    )
+
+
 def rope_cache(max_pos: int, head_dim: int, theta: float = 500000.0, device="cuda"):
     """cos/sin tables [max_pos, head_dim/2] in float32 (Llama-3 base theta, no scaling)."""
     inv = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)

@@ -98,6 +98,12 @@ def pick(
     return best
 
 
+def _sms_kind(num_sms: int, total_sms: int, unit_sms: int) -> str:
+    if num_sms >= total_sms:
+        return "full"
+    return "group" if num_sms % unit_sms == 0 else "remainder"
+
+
 def _key(op: str, size: tuple[int, ...], num_sms: int) -> str:
     return f"{op}|{'x'.join(str(s) for s in size)}|{num_sms}"
 
@@ -121,9 +127,11 @@ class ChoiceTable:
     at the same op and SM count, else None (the caller then uses the default rule)."""
 
     choices: dict[str, Choice] = field(default_factory=dict)
+    _kind_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def record(self, op: str, size: tuple[int, ...], num_sms: int, choice: Choice) -> None:
         self.choices[_key(op, size, num_sms)] = choice
+        self._kind_cache.clear()
 
     def get(self, op: str, size: tuple[int, ...], num_sms: int) -> Choice | None:
         return self.choices.get(_key(op, size, num_sms))
@@ -146,6 +154,32 @@ class ChoiceTable:
             if d < best_d or (d == best_d and key < best):
                 best, best_d = key, d
         return None if best is None else self.choices[best].kernel
+
+    def nearest_sms(self, op: str, num_sms: int, total_sms: int, unit_sms: int) -> int:
+        """The SM count whose choices answer for a partition of `num_sms`: itself when `op`
+        was measured there, else the nearest measured count of the same kind (the whole
+        GPU; a group = a multiple of `unit_sms`; a split remainder = any other count), so a
+        remainder never borrows a group's choice (their best kernels differ, module
+        docstring); `num_sms` itself when nothing of its kind was measured."""
+        kinds = self._sms_by_kind(op, total_sms, unit_sms)
+        kind = _sms_kind(num_sms, total_sms, unit_sms)
+        measured = kinds.get(kind, ())
+        if not measured or num_sms in measured:
+            return num_sms
+        return min(measured, key=lambda n: (abs(n - num_sms), n))
+
+    def _sms_by_kind(self, op: str, total_sms: int, unit_sms: int) -> dict[str, tuple[int, ...]]:
+        cache = self._kind_cache
+        key = (op, total_sms, unit_sms)
+        if key not in cache:
+            out: dict[str, set[int]] = {}
+            for k in self.choices:
+                k_op, _, k_sms = k.split("|")
+                if k_op == op:
+                    n = int(k_sms)
+                    out.setdefault(_sms_kind(n, total_sms, unit_sms), set()).add(n)
+            cache[key] = {kind: tuple(sorted(v)) for kind, v in out.items()}
+        return cache[key]
 
     def summary(self) -> dict[str, dict[str, int]]:
         """{op: {kernel: how many (size, SMs) keys chose it}}, for metadata and reports."""
@@ -173,6 +207,17 @@ class ChoiceTable:
             if len(k.split("|")) != 3:
                 raise ValueError(f"bad kernel-choice key {k!r}; expected 'op|size|num_sms'")
             t.choices[k] = Choice(v["kernel"], v["times_ms"], v["rel_errs"], v["default"])
+        return t
+
+    @classmethod
+    def from_kernel_names(cls, names: dict[str, str]) -> ChoiceTable:
+        """The table of a profile's metadata (`meta.kernels.choices`: key -> kernel name;
+        the candidates' times are in the calibration's kernel_choices.json, not here)."""
+        t = cls()
+        for k, kernel in names.items():
+            if len(k.split("|")) != 3:
+                raise ValueError(f"bad kernel-choice key {k!r}; expected 'op|size|num_sms'")
+            t.choices[k] = Choice(kernel, {}, {}, "")
         return t
 
     def dumps(self) -> str:

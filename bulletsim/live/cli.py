@@ -12,18 +12,31 @@ import typer
 EXECUTORS = ("gpu", "fake")
 
 
-def _live(executor: str, decode_graphs: bool, cli_opts: dict) -> None:
+def _live(executor: str, decode_graphs: bool, weights: Path | None, cli_opts: dict) -> None:
     from bulletsim.cli import USER_ERRORS, config_from_options, fail, run_out_dir
     from bulletsim.report import print_summary
 
     if executor not in EXECUTORS:
         fail(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+    if weights is not None and executor != "gpu":
+        fail(f"--weights needs --executor gpu (the {executor} executor runs no kernels)")
     cfg = config_from_options(cli_opts)
     if executor == "gpu":
         cfg = with_green_contexts(cfg)
+    if weights is not None:
+        try:
+            check_weights(weights, cfg)
+        except USER_ERRORS as e:
+            fail(str(e))
+    else:
+        typer.echo(
+            "note: random bf16 weights at the model's real shapes (timing-equivalent for a "
+            "dense model; token ids are meaningless); --weights DIR loads a checkpoint",
+            err=True,
+        )
     out_dir = run_out_dir(cfg, cli_opts["out"], cli_opts["no_write"], suffix="-live")
     try:
-        ex = make_executor(executor, cfg, decode_graphs=decode_graphs)
+        ex = make_executor(executor, cfg, decode_graphs=decode_graphs, weights_dir=weights)
         from bulletsim.live.run import live_run
 
         res = live_run(cfg, ex)
@@ -66,7 +79,18 @@ def with_green_contexts(cfg):
     return dataclasses.replace(cfg, policy_params=params).validate()
 
 
-def make_executor(name: str, cfg, *, decode_graphs: bool = True):
+def check_weights(folder: Path, cfg) -> None:
+    """A checkpoint folder's tensors against the config's model (headers only, no GPU)."""
+    from bulletsim.live.gpu.checkpoint import check_checkpoint
+    from bulletsim.models import get_model
+
+    spec = get_model(cfg.model, tp=cfg.tp)
+    if spec.tp != 1 or spec.is_moe:
+        raise ValueError("--weights: the live engine runs dense models on one GPU (tp=1)")
+    check_checkpoint(folder, spec)
+
+
+def make_executor(name: str, cfg, *, decode_graphs: bool = True, weights_dir=None):
     """The executor called `name` for `cfg` (the GPU one imports torch here, not before)."""
     if name == "fake":
         from bulletsim.live.fake import FakeExecutor
@@ -79,7 +103,7 @@ def make_executor(name: str, cfg, *, decode_graphs: bool = True):
             f"--executor gpu needs torch with CUDA and flashinfer ({e.name or e} is missing); "
             "install bulletsim[gpu] on a machine with an NVIDIA GPU, or use --executor fake"
         ) from None
-    return GpuExecutor(cfg, decode_graphs=decode_graphs)
+    return GpuExecutor(cfg, decode_graphs=decode_graphs, weights_dir=weights_dir)
 
 
 def register(app: typer.Typer) -> None:
@@ -108,11 +132,24 @@ def register(app: typer.Typer) -> None:
                 typer.Option(help="Decode steps as CUDA graphs per (partition, batch bucket)."),
             ],
         ),
+        inspect.Parameter(
+            "weights",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[
+                Path | None,
+                typer.Option(
+                    help="Folder of a Hugging Face safetensors checkpoint of the model (bf16); "
+                    "default: random bf16 weights (timing-equivalent).",
+                    show_default=False,
+                ),
+            ],
+        ),
     ]
     params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in run_params] + extra
 
     def live(**opts) -> None:
-        _live(opts.pop("executor"), opts.pop("decode_graphs"), opts)
+        _live(opts.pop("executor"), opts.pop("decode_graphs"), opts.pop("weights"), opts)
 
     live.__signature__ = inspect.Signature(params, return_annotation=None)
     live.__annotations__ = {p.name: p.annotation for p in params}

@@ -76,4 +76,24 @@ def loop_figures(it: pd.DataFrame, engine: LiveEngine) -> dict:
         },
         "host_over_device": float(host.sum() / dev.sum()) if dev.sum() > 0 else None,
         "notice_lag_ms_p50": float(np.percentile(it["notice_lag_s"], 50) * 1e3),
+        "back_to_back_gap_ms": back_to_back_gaps(it),
+    }
+
+
+def back_to_back_gaps(it: pd.DataFrame) -> dict:
+    """Device idle time between consecutive iterations of one lane that both carry decode
+    (the lane had work waiting, so the gap is the host's: notice, commit, decide, launch)."""
+    gaps = []
+    for _, g in it.sort_values("start_s").groupby("lane", observed=True):
+        dec = g["decode_tokens"].to_numpy() > 0
+        both = dec[1:] & dec[:-1]
+        gaps.append((g["start_s"].to_numpy()[1:] - g["end_s"].to_numpy()[:-1])[both])
+    gap = np.concatenate(gaps) if gaps else np.zeros(0)
+    if not len(gap):
+        return {"n": 0}
+    return {
+        "n": len(gap),
+        "mean": float(gap.mean() * 1e3),
+        "p50": float(np.percentile(gap, 50) * 1e3),
+        "p90": float(np.percentile(gap, 90) * 1e3),
     }

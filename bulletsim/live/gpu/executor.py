@@ -4,7 +4,8 @@ Lanes and partitions: `lanes.py` (green-context groups for decode, remainders fo
 
 Work. Decode-only steps replay a CUDA graph captured for (partition, padded batch); prefill
 windows and mixed batches run eagerly over flashinfer's paged prefill (causal over cached
-context, decode rows as one-token sequences), as SGLang runs them. Sampling is greedy; the
+context, decode rows as one-token sequences), as SGLang runs them. GEMMs run the kernel the
+calibrated profile measured for (op, rows, partition) (`meta.GEMM_RULE`). Sampling is greedy; the
 policy forces output lengths (EOS ignored). Each launch is bracketed by CUDA events on its
 stream; device times are mapped to the run clock through a reference event.
 """
@@ -25,11 +26,13 @@ from bulletsim.live.gpu.batches import (
     graph_step_inputs,
 )
 from bulletsim.live.gpu.graphs import DecodeGraphs
-from bulletsim.live.gpu.lanes import LANES, LanePartitions
+from bulletsim.live.gpu.lanes import GRANULE, LANES, LanePartitions
 from bulletsim.live.gpu.model import LiveModel
 from bulletsim.live.pages import PageTable
 from bulletsim.models import get_model
 from bulletsim.policies.base import PolicyContext
+
+WARM_UP_TOKENS = (256, 255, 64, 7)
 
 
 @dataclass(slots=True)
@@ -51,8 +54,9 @@ class LaneBatch:
 class GpuExecutor:
     name = "gpu"
 
-    def __init__(self, cfg, *, decode_graphs: bool = True) -> None:
+    def __init__(self, cfg, *, decode_graphs: bool = True, weights_dir=None) -> None:
         self.cfg = cfg
+        self.weights_dir = weights_dir
         self.spec = get_model(cfg.model, tp=cfg.tp)
         if self.spec.tp != 1 or self.spec.is_moe:
             raise ValueError("the live engine runs dense models on one GPU (tp=1)")
@@ -88,7 +92,14 @@ class GpuExecutor:
             self.lanes_map.enable_green(get_gpu(self.cfg.gpu))
         if self.model is None:
             try:
-                self.model = LiveModel(self.spec, kv.capacity_blocks + 1, kv.block_size, 8193)
+                self.model = LiveModel(
+                    self.spec,
+                    kv.capacity_blocks + 1,
+                    kv.block_size,
+                    8193,
+                    unit_sms=GRANULE,
+                    weights_dir=self.weights_dir,
+                )
             except torch.OutOfMemoryError as e:
                 raise ValueError(
                     f"a KV pool of {kv.capacity_blocks} blocks does not fit on this GPU; "
@@ -104,6 +115,7 @@ class GpuExecutor:
                 lane: flashinfer.BatchPrefillWithPagedKVCacheWrapper(ws, "NHD", backend="fa2")
                 for lane, ws in self.prefill_ws.items()
             }
+            self.kernel_source = self._use_profile_choices(ctx.latency)
             if self.use_graphs:
                 self.graphs = DecodeGraphs(self.model, kv.capacity_blocks + 1)
         assert self.model.k.shape[1] == kv.capacity_blocks + 1, "one executor per KV size"
@@ -113,7 +125,11 @@ class GpuExecutor:
         ctx.state.observe(self)  # admits, preemptions and finishes (StateObserver)
         self.lane_batch: dict[str, LaneBatch | None] = dict.fromkeys(lanes)
         if not hasattr(self, "dev_bufs"):
-            self.host_bufs = {lane: np.zeros(1 << 20, np.int64) for lane in LANES}
+            # pinned, so the per-launch copies are asynchronous; a lane's buffer is reused only
+            # after its previous launch finished (one launch in flight per lane)
+            self.host_bufs = {
+                lane: torch.zeros(1 << 20, dtype=torch.int64).pin_memory().numpy() for lane in LANES
+            }
             self.dev_bufs = {
                 lane: torch.zeros(1 << 20, dtype=torch.int64, device="cuda") for lane in LANES
             }
@@ -121,9 +137,9 @@ class GpuExecutor:
             for lane in lanes:
                 if lane == "prefill":
                     continue
-                for key, stream, _ in self.lanes_map.partitions(lane):
+                for key, stream, phys in self.lanes_map.partitions(lane):
                     if key not in self._keys_captured:
-                        self.graphs.capture(key, stream, self.pages.scratch_slot)
+                        self.graphs.capture(key, stream, self.pages.scratch_slot, phys)
                         self._keys_captured.add(key)
         self.num_launches = {"graph": 0, "eager": 0}
         self._warm_up(lanes)
@@ -145,19 +161,35 @@ class GpuExecutor:
                 continue
             streams = {}
             for sms in range(1, self.total + 1):
-                stream, _, key = self._stream(lane, sms)
-                streams.setdefault(key, stream)
-            for key, stream in streams.items():
+                stream, phys, key = self._stream(lane, sms)
+                streams.setdefault(key, (stream, phys))
+            for key, (stream, phys) in streams.items():
                 if (lane, key) in self._warm:
                     continue
-                r = Request(RequestSpec(10**9, 0.0, 256, 2), prefill_target_tokens=256)
-                shape = WorkShape(prefill_tokens=256)
-                work = Work(lane, shape, self.total, [PrefillChunk(r, 0, 256)])
-                self._eager(Launch(lane, work, self.total, None, 0.0, 0.0), stream)
-                torch.cuda.synchronize()
-                self.lane_batch[lane] = None
-                self.pages.release(r.spec.id)
+                self.model.set_num_sms(phys)
+                # row counts on both sides of the Triton matmul's tile configs (128 rows) and
+                # of its divisibility-by-16 specialisation: no compile during the run
+                for n in WARM_UP_TOKENS:
+                    r = Request(RequestSpec(10**9, 0.0, n, 2), prefill_target_tokens=n)
+                    shape = WorkShape(prefill_tokens=n)
+                    work = Work(lane, shape, self.total, [PrefillChunk(r, 0, n)])
+                    self._eager(Launch(lane, work, phys, None, 0.0, 0.0), stream)
+                    torch.cuda.synchronize()
+                    self.lane_batch[lane] = None
+                    self.pages.release(r.spec.id)
                 self._warm.add((lane, key))
+
+    def _use_profile_choices(self, latency) -> str:
+        """Load the calibrated profile's kernel choices into the model's GEMMs (the rule is
+        `meta.GEMM_RULE`); returns where the choices came from."""
+        from bulletsim.gpu.selection import ChoiceTable
+
+        meta = getattr(latency, "meta", None) or {}
+        names = meta.get("kernels", {}).get("choices")
+        if not names:
+            return "default rule (the latency model has no measured kernel choices)"
+        self.model.use_choices(ChoiceTable.from_kernel_names(names))
+        return f"{getattr(latency, 'name', 'profile')}: meta.kernels.choices ({len(names)} keys)"
 
     # -- partitions ---------------------------------------------------------------------------
     def _stream(self, lane: str, sms: int):
@@ -176,7 +208,8 @@ class GpuExecutor:
     # -- launches -----------------------------------------------------------------------------
     def launch(self, x: Launch) -> None:
         t = time.perf_counter()
-        stream, _, key = self._stream(x.lane, x.work.num_sms)
+        stream, phys, key = self._stream(x.lane, x.work.num_sms)
+        self.model.set_num_sms(phys)
         w = x.work
         if w.decode and not w.prefill and self.graphs is not None:
             members, ctx = decode_members(self.state)
@@ -194,7 +227,7 @@ class GpuExecutor:
         g = self.graphs
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         with torch.cuda.stream(stream):
-            g.inputs[b].view(-1).copy_(torch.from_numpy(h[: 3 * b]), non_blocking=False)
+            g.inputs[b].view(-1).copy_(torch.from_numpy(h[: 3 * b]), non_blocking=True)
             g.plan(b, indptr, indices, last)
             start.record(stream)
             g.graphs[(key, b)].replay()
@@ -253,7 +286,7 @@ class GpuExecutor:
         h[3 * t + r : 3 * t + 2 * r] = meta.logit_slots
         h[3 * t + 2 * r : n] = meta.slots[:nd]
         dev = self.dev_bufs[lane]
-        dev[:n].copy_(torch.from_numpy(h[:n]), non_blocking=False)
+        dev[:n].copy_(torch.from_numpy(h[:n]), non_blocking=True)
         qo = np.zeros(len(meta.q_lens) + 1, np.int32)
         np.cumsum(meta.q_lens, out=qo[1:])
         indptr, indices, last = self.pages.csr(meta.slots, meta.kv_lens)

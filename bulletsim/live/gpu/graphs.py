@@ -5,9 +5,11 @@ decode lane that can run on 17 partitions needs its graphs captured on each. Inp
 static buffers per bucket (request slots, positions, KV slots) and flashinfer's decode
 wrapper per bucket is re-planned before every replay with the step's page layout (its
 CUDA-graph mode keeps the kernel grid fixed). Padded rows read and write the scratch page and
-the scratch slot of `PageTable`. Attention: flashinfer's tensor-core decode (SGLang's choice
-for bf16 with a GQA group >= 4; on 16-64 SM partitions it ran 2.3-2.7x faster than the
-CUDA-core kernel, DESIGN.md), which JIT-compiles the same fa2 module as the paged prefill.
+the scratch slot of `PageTable`. GEMMs: the profile's choice for (op, bucket rows,
+partition), captured with the partition's SM target. Attention: flashinfer's tensor-core
+decode (SGLang's choice for bf16 with a GQA group >= 4; on 16-64 SM partitions it ran
+2.3-2.7x faster than the CUDA-core kernel, DESIGN.md), which JIT-compiles the same fa2
+module as the paged prefill.
 """
 
 from __future__ import annotations
@@ -79,11 +81,14 @@ class DecodeGraphs:
             m.layer(i, acts, positions, kv_slots, attn)
         m.head(acts, None, slots)
 
-    def capture(self, key: str, stream, scratch_slot: int) -> None:
-        """Capture every bucket's step on `stream` (one partition), after an eager warm-up."""
+    def capture(self, key: str, stream, scratch_slot: int, num_sms: int) -> None:
+        """Capture every bucket's step on `stream` (one partition of `num_sms` SMs: the GEMM
+        paths and cuBLASLt SM targets for it are baked into the graph), after an eager
+        warm-up."""
         import numpy as np
 
         t0 = time.perf_counter()
+        self.model.set_num_sms(num_sms)
         for b in BUCKETS:
             self.inputs[b][0].fill_(scratch_slot)
             with torch.cuda.stream(stream):
@@ -93,11 +98,17 @@ class DecodeGraphs:
                     np.zeros(b, dtype=np.int32),
                     np.ones(b, dtype=np.int32),
                 )
-                self._body(b)  # warm-up: Triton/cuBLAS/flashinfer set up on this stream
-            stream.synchronize()
-            g = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(g, stream=stream, pool=self.mempool):
-                self._body(b)
-            self.graphs[(key, b)] = g
+            self.graphs[(key, b)] = self.capture_bucket(b, stream)
         torch.cuda.synchronize()
         self.capture_s += time.perf_counter() - t0
+
+    def capture_bucket(self, b: int, stream) -> torch.cuda.CUDAGraph:
+        """Warm up, then capture bucket `b`'s step on `stream` as planned and with the
+        model's current partition (also used by the benchmark to compare GEMM paths)."""
+        with torch.cuda.stream(stream):
+            self._body(b)  # warm-up: Triton/cuBLAS/flashinfer set up on this stream
+        stream.synchronize()
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g, stream=stream, pool=self.mempool):
+            self._body(b)
+        return g

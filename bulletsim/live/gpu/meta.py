@@ -6,6 +6,22 @@ import torch
 
 from bulletsim.live.gpu.graphs import BUCKETS
 
+GEMM_RULE = (
+    "per (op, rows, partition SMs): the calibrated profile's measured choice among cublas / "
+    "cublaslt-sm-target / triton-persistent (meta.kernels.choices) at the nearest measured "
+    "row count and, when the partition's SM count was not measured, the nearest measured "
+    "count of the same kind (whole GPU; green-context group = multiple of 8; split "
+    "remainder); the default rule (selection.default_gemm_path) where the profile has none. "
+    "Decode graphs bake in the choice for their bucket's rows and partition"
+)
+ATTENTION_RULE = (
+    "eager prefill and mixed batches: flashinfer paged prefill, fa2 kernel (the profile "
+    "times ragged FA3/FA2/cuDNN prefill over new tokens only); decode CUDA graphs: flashinfer "
+    "tensor-core paged decode (SGLang's rule; the profile's per-(batch, context, SMs) choice "
+    "also picks triton-splitk or the CUDA-core kernel where they measured faster, which a "
+    "graph fixed at capture cannot follow as the context grows)"
+)
+
 
 def describe_executor(ex) -> dict:
     """Metadata of a `GpuExecutor` for `live.json`: device, versions, kernels, setup costs."""
@@ -28,14 +44,24 @@ def describe_executor(ex) -> dict:
         "cuda": torch.version.cuda,
         "flashinfer": flashinfer.__version__,
         "model": ex.spec.name,
-        "weights": "random bf16 at the real shapes (timing-equivalent for a dense model; "
-        "sampled token ids are meaningless, output lengths forced from the trace)",
+        "weights": ex.model.weights
+        + (
+            " (timing-equivalent for a dense model; sampled token ids are meaningless)"
+            if ex.weights_dir is None
+            else ""
+        )
+        + "; output lengths forced from the trace (EOS ignored)",
         "partitions": "green contexts, one split per size"
         if ex.lanes_map.pool is not None
         else "whole GPU",
-        "attention": "flashinfer fa2 paged prefill (eager); tensor-core paged decode in "
-        "CUDA graphs",
-        "gemm": "torch.mm (cuBLAS), as the calibrated profile measured",
+        "attention": ATTENTION_RULE,
+        "gemm": GEMM_RULE,
+        "kernel_choices_from": ex.kernel_source,
+        "gemm_paths_used": ex.model.gemm.paths_used(),
+        "elementwise": "Triton add+RMSNorm, SiLU*mul; RoPE + KV write + dense q in one kernel"
+        if ex.model.fused_rope_store
+        else "Triton add+RMSNorm, SiLU*mul, RoPE; KV write by index_copy_ (fused kernel "
+        "disagreed with the unfused path at start-up)",
         "decode_graph_buckets": list(BUCKETS) if ex.graphs is not None else [],
         "num_graphs": len(ex.graphs.graphs) if ex.graphs is not None else 0,
         "graph_capture_s": ex.graphs.capture_s if ex.graphs is not None else 0.0,

@@ -1,27 +1,27 @@
-"""Llama-3.1-8B forward for the live engine: random bf16 weights, a real paged KV pool.
+"""Llama-3.1-8B forward for the live engine: bf16 weights (random, or a checkpoint), a real
+paged KV pool, and the kernels the calibrated profile measured.
 
-Weights come from the calibrator's `LlamaModel` (the same kernels the latency profile was
-measured with: Triton add+RMSNorm, RoPE and SiLU*mul; cuBLAS GEMMs through torch.mm), so a
-prediction and a measurement price the same kernels. Random weights are timing-equivalent
-for a dense model: every kernel's shape and bytes are the real ones; only the sampled token
-ids are meaningless (greedy argmax; output lengths are forced from the trace).
-KV pool: per layer [num_pages, page_size, kv_heads, head_dim] for K and for V (flashinfer's
-NHD paged layout); page ids are shared by all layers and come from `PageTable`.
+Weights, GEMMs and RoPE tables come from the calibrator's `LlamaModel`; every GEMM goes
+through its `PartitionGemm`, which the executor points at the launch's partition and loads
+with the profile's measured kernel choices (`use_choices`), so a prediction and a
+measurement price the same kernel for each (op, rows, SMs). Elementwise work per layer is
+fused: residual add + RMSNorm and SiLU*mul (one Triton kernel each, as calibrated) and RoPE +
+KV-cache write + the dense q that attention reads (`kernels.rope_store`, one kernel instead
+of four; checked against the unfused path at start-up, which is used if they disagree).
+Random weights are timing-equivalent for a dense model: every kernel's shape and bytes are
+the real ones; only the sampled token ids are meaningless (greedy argmax; output lengths are
+forced from the trace). KV pool: per layer [num_pages, page_size, kv_heads, head_dim] for K
+and for V (flashinfer's NHD paged layout); page ids are shared by all layers (`PageTable`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from bulletsim.models import ModelSpec
-
-
-def _kernels():
-    from bulletsim.gpu import kernels
-
-    return kernels
 
 
 @dataclass(slots=True)
@@ -32,20 +32,32 @@ class Acts:
     res: torch.Tensor
     h: torch.Tensor
     qkv: torch.Tensor
+    q: torch.Tensor  # rotated queries, dense [t, QH * D] (attention's input)
     attn_out: torch.Tensor
     gu: torch.Tensor
     act: torch.Tensor
 
 
 class LiveModel:
-    def __init__(self, spec: ModelSpec, num_pages: int, page_size: int, num_slots: int, seed=0):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        num_pages: int,
+        page_size: int,
+        num_slots: int,
+        seed: int = 0,
+        unit_sms: int = 8,
+        weights_dir: Path | None = None,
+    ):
+        from bulletsim.gpu import kernels
         from bulletsim.gpu.llama import LlamaModel
 
         self.spec = spec
         page_bytes = 2 * page_size * spec.kv_heads_per_gpu * spec.head_dim * 2
         # the calibrator's model builds the weights; its own KV pool is one page (unused)
-        self.base = LlamaModel(spec, kv_pool_bytes=page_bytes, page_size=page_size, seed=seed)
-        b = self.base
+        self.base = b = LlamaModel(spec, kv_pool_bytes=page_bytes, page_size=page_size, seed=seed)
+        self.gemm = b.gemm
+        self.gemm.unit_sms = unit_sms  # green-context groups are multiples of 8 SMs
         self.layers, self.num_layers = b.layers, b.num_layers
         self.qh, self.kvh, self.d = b.qh, b.kvh, b.d
         self.q_dim, self.kv_dim, self.inter = b.q_dim, b.kv_dim, b.inter
@@ -58,11 +70,26 @@ class LiveModel:
             )
             * 0.02
         )
+        self.weights = "random bf16 at the real shapes"
+        if weights_dir is not None:
+            from bulletsim.live.gpu.checkpoint import load_into
+
+            load_into(self, weights_dir)
+            self.weights = f"checkpoint {weights_dir}"
         shape = (self.num_layers, num_pages, page_size, self.kvh, self.d)
         self.k = torch.empty(shape, device="cuda", dtype=torch.bfloat16)
         self.v = torch.empty(shape, device="cuda", dtype=torch.bfloat16)
         self.last_token = torch.zeros(num_slots, device="cuda", dtype=torch.int64)
-        self.kernels = _kernels()
+        self.kernels = kernels
+        self.fused_rope_store = self._fused_matches_unfused()
+
+    def use_choices(self, table) -> None:
+        """Run the GEMM kernels of `table` (a `ChoiceTable`, e.g. the profile's)."""
+        self.gemm.use_table(table, nearest_sms=True)
+
+    def set_num_sms(self, num_sms: int) -> None:
+        """The partition the next launches go to (GEMM paths and SM targets follow it)."""
+        self.gemm.num_sms = num_sms
 
     def acts(self, t: int) -> Acts:
         def e(n):
@@ -70,7 +97,9 @@ class LiveModel:
 
         qkv = self.q_dim + 2 * self.kv_dim
         h = self.hidden
-        return Acts(e(h), e(h), e(h), e(qkv), e(self.q_dim), e(2 * self.inter), e(self.inter))
+        return Acts(
+            e(h), e(h), e(h), e(qkv), e(self.q_dim), e(self.q_dim), e(2 * self.inter), e(self.inter)
+        )
 
     def embed_into(self, a: Acts, ids: torch.Tensor) -> None:
         torch.index_select(self.embed, 0, ids, out=a.x)
@@ -78,28 +107,77 @@ class LiveModel:
 
     def layer(self, i: int, a: Acts, positions, kv_slots, attn) -> None:
         """One decoder layer over the batch; `attn(i, q, k_cache, v_cache, out)` runs its
-        attention (flashinfer paged prefill or decode)."""
-        kn, w = self.kernels, self.layers[i]
-        t, qd, kvd = a.x.shape[0], self.q_dim, self.kv_dim
+        attention (flashinfer paged prefill or decode) on dense q [t, QH, D]."""
+        kn, w, gemm = self.kernels, self.layers[i], self.gemm
+        t = a.x.shape[0]
         kn.add_rmsnorm(a.x, a.res, w.norm1, a.h)
-        torch.mm(a.h, w.wqkv.t(), out=a.qkv)
-        kn.rope_(a.qkv, positions, self.base.cos, self.base.sin, self.qh + self.kvh, self.d)
-        k = a.qkv[:, qd : qd + kvd].view(t, self.kvh, self.d)
-        v = a.qkv[:, qd + kvd :].view(t, self.kvh, self.d)
-        self.k[i].view(-1, self.kvh, self.d).index_copy_(0, kv_slots, k)
-        self.v[i].view(-1, self.kvh, self.d).index_copy_(0, kv_slots, v)
-        q = a.qkv[:, :qd].reshape(t, self.qh, self.d)  # dense copy (flashinfer wants it)
+        gemm.run("qkv", a.h, w.wqkv, a.qkv)
+        q = self._rope_store(i, a, positions, kv_slots)
         attn(i, q, self.k[i], self.v[i], a.attn_out.view(t, self.qh, self.d))
-        torch.mm(a.attn_out, w.wo.t(), out=a.x)
+        gemm.run("o", a.attn_out, w.wo, a.x)
         kn.add_rmsnorm(a.x, a.res, w.norm2, a.h)
-        torch.mm(a.h, w.wgu.t(), out=a.gu)
+        gemm.run("gate_up", a.h, w.wgu, a.gu)
         kn.silu_mul(a.gu, a.act)
-        torch.mm(a.act, w.wd.t(), out=a.x)
+        gemm.run("down", a.act, w.wd, a.x)
+
+    def _rope_store(self, i: int, a: Acts, positions, kv_slots, fused: bool | None = None):
+        t, qd, kvd = a.x.shape[0], self.q_dim, self.kv_dim
+        kc = self.k[i].view(-1, self.kvh, self.d)
+        vc = self.v[i].view(-1, self.kvh, self.d)
+        q = a.q.view(t, self.qh, self.d)
+        fused = self.fused_rope_store if fused is None else fused
+        if fused:
+            self.kernels.rope_store(
+                a.qkv, positions, kv_slots, self.base.cos, self.base.sin, q, kc, vc,
+                self.qh, self.kvh, self.d,
+            )  # fmt: skip
+            return q
+        self.kernels.rope_(
+            a.qkv, positions, self.base.cos, self.base.sin, self.qh + self.kvh, self.d
+        )
+        kc.index_copy_(0, kv_slots, a.qkv[:, qd : qd + kvd].view(t, self.kvh, self.d))
+        vc.index_copy_(0, kv_slots, a.qkv[:, qd + kvd :].view(t, self.kvh, self.d))
+        q.copy_(a.qkv[:, :qd].view(t, self.qh, self.d))
+        return q
+
+    def _fused_matches_unfused(self, t: int = 37) -> bool:
+        """`rope_store` against rope_ + index_copy_ on random rows (layer 0, pages 1..): the
+        fused kernel is used only if V agrees exactly and q, K within one bf16 rounding
+        (the same float32 arithmetic; the compiler may contract it differently)."""
+        if self.k.shape[1] * self.page < t + self.page:
+            return False
+        outs = []
+        pos = torch.randint(0, 4000, (t,), device="cuda", dtype=torch.int64)
+        slots = torch.randperm(t, device="cuda", dtype=torch.int64) + self.page
+        qkv = torch.randn(t, self.q_dim + 2 * self.kv_dim, device="cuda", dtype=torch.bfloat16)
+        for fused in (False, True):
+            a = self.acts(t)
+            a.qkv.copy_(qkv)
+            q = self._rope_store(0, a, pos, slots, fused=fused).clone()
+            k = self.k[0].view(-1, self.kvh, self.d)[slots].clone()
+            v = self.v[0].view(-1, self.kvh, self.d)[slots].clone()
+            outs.append((q, k, v))
+        torch.cuda.synchronize()
+        (q0, k0, v0), (q1, k1, v1) = outs
+        close = all(torch.allclose(x, y, rtol=1e-2, atol=1e-2) for x, y in ((q0, q1), (k0, k1)))
+        return close and torch.equal(v0, v1)
 
     def head(self, a: Acts, logit_rows, logit_slots) -> None:
         """Final norm, lm_head on the rows that emit a token, greedy argmax into last_token.
         `logit_rows` None = every row."""
         self.kernels.add_rmsnorm(a.x, a.res, self.base.final_norm, a.h)
         rows = a.h if logit_rows is None else a.h.index_select(0, logit_rows)
-        logits = torch.mm(rows, self.base.lm_head.t())
+        lm = self.base.lm_head
+        logits = torch.empty(rows.shape[0], lm.shape[0], device="cuda", dtype=torch.bfloat16)
+        self.gemm.run("lm_head", rows, lm, logits)
         self.last_token.index_copy_(0, logit_slots, logits.argmax(-1))
+
+    def weight_bytes(self) -> int:
+        """Bytes a decode step reads from weights (every layer, final norm, lm_head)."""
+        per_layer = sum(
+            t.numel() * t.element_size()
+            for lw in self.layers
+            for t in (lw.wqkv, lw.wo, lw.wgu, lw.wd, lw.norm1, lw.norm2)
+        )
+        b = self.base
+        return per_layer + b.lm_head.numel() * 2 + b.final_norm.numel() * 2
