@@ -303,6 +303,17 @@ def bandwidth(args) -> None:
             res["forced_gemm_path"][path] = {"error": repr(e)}
         print(f"forced {path}:", json.dumps(res["forced_gemm_path"][path]), flush=True)
     m.use_choices(profile_table)
+    m.set_num_sms(ex.total)
+    if m.fused_rope_store:  # what fusing RoPE + KV write + dense q saved
+        m.fused_rope_store = False
+        try:
+            gr = g.capture_bucket(batch, stream)
+            res["unfused_rope_kv"] = entry(_median_replay_ms(gr, stream, args.reps))
+            del gr
+        except Exception as e:  # noqa: BLE001
+            res["unfused_rope_kv"] = {"error": repr(e)}
+        m.fused_rope_store = True
+        print("unfused rope/kv:", json.dumps(res["unfused_rope_kv"]), flush=True)
     res["roofline_tb_s"] = 4.8
     res["method"] = (
         f"CUDA graph replay on the whole GPU, median of {args.reps} after 3 warm-ups, CUDA "

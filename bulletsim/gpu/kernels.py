@@ -75,9 +75,8 @@ def silu_mul(gate_up: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
 
 
 @triton.jit
-def _rope_kernel(qkv_ptr, pos_ptr, cos_ptr, sin_ptr, row_stride, D: tl.constexpr):
-    row = tl.program_id(0).to(tl.int64)
-    head = tl.program_id(1)
+def _rotated(qkv_ptr, pos_ptr, cos_ptr, sin_ptr, row, head, row_stride, D: tl.constexpr):
+    """Both halves of head `head` of row `row`, rotated by the row's position (float32)."""
     half = tl.arange(0, D // 2)
     pos = tl.load(pos_ptr + row).to(tl.int64)
     c = tl.load(cos_ptr + pos * (D // 2) + half)
@@ -85,8 +84,18 @@ def _rope_kernel(qkv_ptr, pos_ptr, cos_ptr, sin_ptr, row_stride, D: tl.constexpr
     base = qkv_ptr + row * row_stride + head * D
     x1 = tl.load(base + half).to(tl.float32)
     x2 = tl.load(base + D // 2 + half).to(tl.float32)
-    tl.store(base + half, (x1 * c - x2 * s).to(qkv_ptr.dtype.element_ty))
-    tl.store(base + D // 2 + half, (x2 * c + x1 * s).to(qkv_ptr.dtype.element_ty))
+    return x1 * c - x2 * s, x2 * c + x1 * s
+
+
+@triton.jit
+def _rope_kernel(qkv_ptr, pos_ptr, cos_ptr, sin_ptr, row_stride, D: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    head = tl.program_id(1)
+    half = tl.arange(0, D // 2)
+    y1, y2 = _rotated(qkv_ptr, pos_ptr, cos_ptr, sin_ptr, row, head, row_stride, D)
+    base = qkv_ptr + row * row_stride + head * D
+    tl.store(base + half, y1.to(qkv_ptr.dtype.element_ty))
+    tl.store(base + D // 2 + half, y2.to(qkv_ptr.dtype.element_ty))
 
 
 def rope_(
@@ -122,14 +131,9 @@ def _rope_store_kernel(
     row = tl.program_id(0).to(tl.int64)
     head = tl.program_id(1)
     half = tl.arange(0, D // 2)
-    pos = tl.load(pos_ptr + row).to(tl.int64)
-    c = tl.load(cos_ptr + pos * (D // 2) + half)
-    s = tl.load(sin_ptr + pos * (D // 2) + half)
-    base = qkv_ptr + row * row_stride + head * D
-    x1 = tl.load(base + half).to(tl.float32)
-    x2 = tl.load(base + D // 2 + half).to(tl.float32)
-    y1 = (x1 * c - x2 * s).to(q_out_ptr.dtype.element_ty)
-    y2 = (x2 * c + x1 * s).to(q_out_ptr.dtype.element_ty)
+    r1, r2 = _rotated(qkv_ptr, pos_ptr, cos_ptr, sin_ptr, row, head, row_stride, D)
+    y1 = r1.to(q_out_ptr.dtype.element_ty)
+    y2 = r2.to(q_out_ptr.dtype.element_ty)
     if head < QH:
         dst = q_out_ptr + (row * QH + head) * D
         tl.store(dst + half, y1)
