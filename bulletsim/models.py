@@ -30,6 +30,10 @@ class ModelSpec:
     moe_intermediate_size: int = 0
     dtype_bytes: int = 2  # bf16 weights and KV cache
     tie_word_embeddings: bool = False  # lm_head shares the input embedding's weights
+    # MoE layout: ep == 1 shards every expert over the tp GPUs (SGLang's default); ep == tp
+    # puts num_experts / ep whole experts on each GPU (SGLang --ep-size, attention stays TP).
+    ep: int = 1
+    moe_routing: str = "uniform"  # routing distribution, `bulletsim.latency.moe.parse_routing`
 
     def __post_init__(self) -> None:
         if self.tp < 1 or self.num_heads % self.tp:
@@ -43,10 +47,22 @@ class ModelSpec:
             )
         if self.num_experts and not 0 < self.experts_per_token <= self.num_experts:
             raise ValueError(f"model {self.name!r}: experts_per_token must be in 1..num_experts")
+        if self.ep != 1 and (
+            self.ep != self.tp or not self.num_experts or self.num_experts % self.ep
+        ):
+            raise ValueError(
+                f"model {self.name!r}: ep={self.ep} must be 1 or tp={self.tp} (and divide "
+                f"num_experts={self.num_experts})"
+            )
 
     @property
     def is_moe(self) -> bool:
         return self.num_experts > 0
+
+    @property
+    def moe_shards(self) -> int:
+        """How many slices each expert's width is cut into (tp under TP experts, 1 under EP)."""
+        return self.tp if self.ep == 1 else 1
 
     @property
     def q_heads_per_gpu(self) -> int:
@@ -151,6 +167,9 @@ MODELS: dict[str, ModelSpec] = {
         "THUDM/slime scripts/models/qwen3-235B-A22B.sh",
     ),
 }
+# The same model with expert parallelism over its 8 GPUs (SGLang `--tp 8 --ep-size 8`):
+# attention TP-sharded, 16 whole experts per GPU.
+MODELS["qwen3-235b-a22b-ep8"] = replace(MODELS["qwen3-235b-a22b"], name="qwen3-235b-a22b-ep8", ep=8)
 
 
 # The one model-name table (run, sweep, calibrate and live use it): Hugging Face repo ids,
@@ -194,4 +213,6 @@ def get_model(name: str, tp: int | None = None) -> ModelSpec:
     if tp < 1 or model.num_heads % tp:
         valid = [d for d in range(1, model.num_heads + 1) if model.num_heads % d == 0]
         raise ValueError(f"tp={tp} must divide {model.num_heads} heads of {key}; valid: {valid}")
+    if model.ep != 1 and tp != model.ep:
+        raise ValueError(f"{key} is expert-parallel over ep={model.ep} GPUs; tp must be {model.ep}")
     return replace(model, tp=tp)

@@ -16,6 +16,12 @@ Map (GPU-only modules import torch; the rest run anywhere):
     transfer_error.py  a derived profile's error estimate (self-transfer on the source GPU)
     kernel_bench.py kernel paths per partition, old vs new (GEMMs, attention)     [GPU]
     device_run.sh   one device call: bench / quick / standard, JIT cache saved
+    moe_kernels.py  MoE on one GPU: router, align, grouped GEMMs, QK-norm, refs   [GPU]
+    moe_model.py    Qwen3-MoE layers at TP / EP per-GPU shapes for the sweep     [GPU]
+    moe_bench.py    MoE kernel checks, grouped GEMM vs a loop of GEMMs           [GPU]
+    moe_calibrate.py  Qwen3-235B-A22B TP 8 / EP 8 calibration sweeps             [GPU]
+    moe_summary.py  the table that ends a MoE device round
+    moe_devrun.sh   the MoE device round script (SUITE=r1 | r2)
     synthetic.py    samples from a known SRM (tests, dry runs)
     explore.py      one-shot device capability check                             [GPU]
     libsmctrl_check.py  libsmctrl %smid self-test, CUDA graph under a mask, re-mask cost [GPU]

@@ -66,4 +66,9 @@ def test_get_model_errors():
     with pytest.raises(ValueError, match=r"tp=3 must divide 32 heads of llama-3.1-8b; valid"):
         get_model("llama-3.1-8b", tp=3)
     assert get_model("LLaMA-3.1-8B", tp=2).tp == 2
-    assert set(MODELS) == {"llama-3.1-8b", "llama-3.1-70b", "qwen3-235b-a22b"}
+    assert set(MODELS) == {
+        "llama-3.1-8b",
+        "llama-3.1-70b",
+        "qwen3-235b-a22b",
+        "qwen3-235b-a22b-ep8",
+    }

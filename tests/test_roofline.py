@@ -69,7 +69,9 @@ def test_tp_adds_two_allreduces_and_moe_reads_touched_experts():
     assert 120 < experts_touched(64, 128, 8) < 128
     qwen = get_model("qwen3-235b-a22b")
     names = [o.name for o in layer_ops(qwen, decode(1, 100))]
-    assert {"router", "moe_gate_up", "moe_down"} <= set(names) and "gate_up" not in names
+    # The router is priced inside moe_gate_up, so the MoE kernels keep the dense MLP's
+    # positions (qkv, o, gate_up, down, norm_rope_act): what a profile's grids index.
+    assert names[:5] == ["qkv", "o", "moe_gate_up", "moe_down", "norm_rope_act"]
 
 
 def test_batch1_decode_is_memory_bound_at_weight_bandwidth():

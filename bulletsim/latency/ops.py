@@ -10,7 +10,9 @@ is a pure function of (model, shape): FLOPs and HBM bytes per kernel, no timing.
   read once plus Q in and O out (flash kernels keep scores on chip).
 - Tensor parallelism is Megatron-style: QKV/gate-up column-parallel, O/down row-parallel, two
   all-reduces of the hidden state per layer. MoE experts are TP-sharded the same way (every GPU
-  holds a 1/tp slice of every expert, SGLang's default), the router is replicated.
+  holds a 1/tp slice of every expert, SGLang's default; `ModelSpec.ep == 1`) or expert-parallel
+  (`ep == tp`: whole experts per GPU, the layer waits for the busiest GPU); the router is
+  replicated. Expert loads come from a routing distribution (`latency/moe.py`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import math
 from dataclasses import dataclass
 
 from bulletsim.core import WorkShape
+from bulletsim.latency.moe import MOE_TILE_M, ExpertLoad, expert_load, parse_routing
 from bulletsim.models import ModelSpec
 
 OP_CLASSES = ("gemm", "attn_prefill", "attn_decode", "elementwise", "allreduce")
@@ -59,49 +62,79 @@ def experts_touched(num_tokens: int, num_experts: int, experts_per_token: int) -
     return num_experts * (1.0 - (1.0 - experts_per_token / num_experts) ** num_tokens)
 
 
+def moe_act_elems(model: ModelSpec, num_tokens: int) -> float:
+    """Elements the SiLU*mul of the busiest GPU reads and writes: 3 per copy and width."""
+    load = moe_load(model, num_tokens)
+    return 3.0 * load.copies * (model.moe_intermediate_size // model.moe_shards)
+
+
+def moe_load(model: ModelSpec, num_tokens: int) -> ExpertLoad:
+    """The busiest GPU's expected expert load (`bulletsim.latency.moe.expert_load`)."""
+    return expert_load(
+        num_tokens,
+        model.num_experts,
+        model.experts_per_token,
+        model.ep,
+        parse_routing(model.moe_routing),
+        MOE_TILE_M,
+    )
+
+
+def moe_ops(model: ModelSpec, num_tokens: int) -> list[OpCost]:
+    """The MoE block of one layer on the busiest GPU, in two kernels named as the dense
+    MLP's (same positions in `linear_ops`, so a profile's `gate_up` / `down` grids hold them):
+
+    moe_gate_up: router GEMM [T, H] x [H, E] + top-k + the grouped gate_up GEMM over the
+    GPU's expert copies; moe_down: the grouped down GEMM + the weighted combine. FLOPs count
+    the rows padded to the row tile (`ExpertLoad.padded_rows`, what the tensor cores run);
+    bytes read each touched expert's weights once plus every copy's activations in and out.
+    `gemm_mnk` is one row tile of one expert and `gemm_groups` the number of row tiles, so
+    the roofline's wave quantization counts tiles as a grouped kernel schedules them.
+    """
+    t, h, b = num_tokens, model.hidden_size, model.dtype_bytes
+    e = model.num_experts
+    i = model.moe_intermediate_size // model.moe_shards
+    load = moe_load(model, t)
+    tiles = max(1, round(load.padded_rows / MOE_TILE_M))
+    router_flops, router_bytes = 2.0 * t * h * e, float(b * (h * e + t * (h + e)))
+    gate_up = OpCost(
+        "moe_gate_up",
+        "gemm",
+        2.0 * load.padded_rows * h * 2 * i + router_flops,
+        b * (load.experts_touched * h * 2 * i + load.copies * (h + 2 * i)) + router_bytes,
+        (MOE_TILE_M, 2 * i, h),
+        tiles,
+    )
+    down = OpCost(
+        "moe_down",
+        "gemm",
+        2.0 * load.padded_rows * i * h,
+        b * (load.experts_touched * i * h + load.copies * (i + 2 * h) + t * h),
+        (MOE_TILE_M, h, i),
+        tiles,
+    )
+    return [gate_up, down]
+
+
 def linear_ops(model: ModelSpec, num_tokens: int) -> list[OpCost]:
-    """Kernels of one layer whose cost depends only on the token count (not on contexts)."""
+    """Kernels of one layer whose cost depends only on the token count (not on contexts):
+    qkv, o, gate_up (MoE: moe_gate_up), down (moe_down), norm_rope_act, then the TP
+    all-reduces; the first five in the order of `profile_format.LINEAR_OPS`."""
     t, h, b = num_tokens, model.hidden_size, model.dtype_bytes
     q_dim = model.q_heads_per_gpu * model.head_dim
     kv_dim = model.kv_heads_per_gpu * model.head_dim
     ops = [gemm("qkv", t, q_dim + 2 * kv_dim, h, b), gemm("o", t, h, q_dim, b)]
     if model.is_moe:
-        e, k = model.num_experts, model.experts_per_token
-        i = model.moe_intermediate_size // model.tp
-        touched = experts_touched(t, e, k)
-        groups = max(1, round(touched))
-        rows = math.ceil(t * k / groups)  # tokens per touched expert, load assumed balanced
-        ops.append(gemm("router", t, e, h, b))
-        # Only touched experts' weights are read; every routed token-copy moves activations.
-        ops.append(
-            OpCost(
-                "moe_gate_up",
-                "gemm",
-                2.0 * t * k * h * 2 * i,
-                b * (touched * h * 2 * i + t * k * (h + 2 * i)),
-                (rows, 2 * i, h),
-                groups,
-            )
-        )
-        ops.append(
-            OpCost(
-                "moe_down",
-                "gemm",
-                2.0 * t * k * i * h,
-                b * (touched * i * h + t * k * (i + h)),
-                (rows, h, i),
-                groups,
-            )
-        )
-        act_width = k * i
+        ops.extend(moe_ops(model, t))
+        act_elems = moe_act_elems(model, t)
     else:
         i = model.intermediate_size // model.tp
         ops.append(gemm("gate_up", t, 2 * i, h, b))
         ops.append(gemm("down", t, h, i, b))
-        act_width = i
+        act_elems = 3 * t * i
     # Fused elementwise kernels: 2 RMSNorms with residual add (read x and residual, write
     # both: 4h each), RoPE on q and k (read+write), SiLU*mul (read 2 widths, write 1).
-    elems = t * (8 * h + 2 * (q_dim + kv_dim) + 3 * act_width)
+    elems = t * (8 * h + 2 * (q_dim + kv_dim)) + act_elems
     ops.append(OpCost("norm_rope_act", "elementwise", 4.0 * elems / 3, float(b * elems)))
     if model.tp > 1:
         # Ring all-reduce: each GPU sends (and receives) 2 (tp-1)/tp of the buffer; `bytes`

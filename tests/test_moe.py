@@ -1,0 +1,188 @@
+"""MoE pricing: routing distributions, the busiest GPU's expected load, the roofline's MoE
+kernels (hand-checked numbers) and the grouped-GEMM reference checker (CPU torch, tiny)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from bulletsim.core import WorkShape
+from bulletsim.hardware import get_gpu
+from bulletsim.latency.moe import (
+    MOE_TILE_M,
+    SKEWED,
+    UNIFORM,
+    Routing,
+    expected_tiles,
+    expert_load,
+    expert_pick_probs,
+    parse_routing,
+)
+from bulletsim.latency.ops import linear_ops, moe_ops
+from bulletsim.latency.roofline import RooflineLatency
+from bulletsim.models import get_model
+
+QWEN = get_model("qwen3-235b-a22b")
+QWEN_EP = get_model("qwen3-235b-a22b-ep8")
+
+
+def test_qwen3_shapes_match_the_hf_config_fixture():
+    from pathlib import Path
+
+    from bulletsim.hf_config import model_from_hf_config
+
+    cfg = Path(__file__).parent / "fixtures" / "model_configs" / "qwen3-235b-a22b.json"
+    hf = model_from_hf_config(cfg, tp=8)
+    shape = "num_layers hidden_size num_heads num_kv_heads head_dim vocab_size"
+    for f in (*shape.split(), "num_experts", "experts_per_token", "moe_intermediate_size"):
+        assert getattr(hf, f) == getattr(QWEN, f), f
+    assert (QWEN_EP.ep, QWEN_EP.moe_shards, QWEN.moe_shards) == (8, 1, 8)
+
+
+def test_ep_must_match_tp():
+    with pytest.raises(ValueError, match="ep=4 must be 1 or tp=8"):
+        replace(QWEN, ep=4)
+    with pytest.raises(ValueError, match="tp must be 8"):
+        get_model("qwen3-235b-a22b-ep8", tp=4)
+
+
+def test_routing_parse_and_errors():
+    assert parse_routing("uniform") is UNIFORM
+    assert parse_routing("zipf:0.6") == SKEWED and SKEWED.name == "zipf:0.6"
+    assert parse_routing("ZIPF:1.5:7") == Routing("zipf", 1.5, 7)
+    for bad in ("zipf", "zipf:x", "pareto:1", "zipf:0", "zipf:9"):
+        with pytest.raises(ValueError, match="routing|exponent"):
+            parse_routing(bad)
+
+
+def test_sampling_is_seeded_distinct_per_token_and_skewed():
+    ids = SKEWED.sample(500, 128, 8, np.random.default_rng(3))
+    again = SKEWED.sample(500, 128, 8, np.random.default_rng(3))
+    assert (ids == again).all() and ids.shape == (500, 8)
+    assert all(len(set(row)) == 8 for row in ids.tolist())  # k distinct experts per token
+    c_uni = UNIFORM.counts(4000, 128, 8, np.random.default_rng(0))
+    c_zipf = SKEWED.counts(4000, 128, 8, np.random.default_rng(0))
+    assert c_uni.sum() == c_zipf.sum() == 32000
+    # uniform: max/mean near 1 (binomial spread); zipf:0.6: several times the mean
+    assert c_uni.max() / c_uni.mean() < 1.3 < 3.0 < c_zipf.max() / c_zipf.mean()
+
+
+def test_pick_probs():
+    assert expert_pick_probs(UNIFORM, 128, 8) == pytest.approx(np.full(128, 1 / 16))
+    pi = expert_pick_probs(SKEWED, 128, 8)
+    assert pi.sum() == pytest.approx(8) and pi.max() <= 1.0
+    assert 5 < pi.max() / pi.mean() < 9  # documented in moe.py: ~6.9x
+
+
+def test_expected_tiles_exact_small_cases():
+    # one token, 8 of 128 experts: each expert has one row with probability 1/16 -> 8 tiles
+    assert expected_tiles(1, np.full(128, 1 / 16), 128) == pytest.approx(8.0)
+    # p = 1: every expert has exactly T rows -> ceil(T / B) tiles each
+    assert expected_tiles(300, np.ones(3), 128) == pytest.approx(9.0)
+
+
+def test_tp_load_is_exact_and_ep_load_matches_monte_carlo():
+    one = expert_load(1, 128, 8, 1, UNIFORM)
+    assert (one.copies, one.experts_touched, one.padded_rows) == pytest.approx(
+        (8, 8, 8 * MOE_TILE_M)
+    )
+    rng = np.random.default_rng(5)
+    for routing in (UNIFORM, SKEWED):
+        for t in (64, 1024):
+            mc = np.mean(
+                [routing.counts(t, 128, 8, rng).reshape(8, 16).sum(1).max() for _ in range(80)]
+            )
+            load = expert_load(t, 128, 8, 8, routing)
+            assert load.copies == pytest.approx(mc, rel=0.04), (routing.name, t)
+            assert load.mean_copies == t
+    # imbalance: the busiest of 8 EP GPUs, uniform vs zipf:0.6 at 2048 tokens
+    assert 1.0 < expert_load(2048, 128, 8, 8, UNIFORM).imbalance < 1.06
+    assert expert_load(2048, 128, 8, 8, SKEWED).imbalance > 1.2
+
+
+def test_moe_ops_hand_checked_decode_of_one_token():
+    """T = 1 on TP 8: 8 copies, 8 experts touched, each padded to one 128-row tile; the
+    router reads its 128 x 4096 weight. Every number below is by hand."""
+    gate_up, down = moe_ops(QWEN, 1)
+    h, i = 4096, 1536 // 8
+    assert gate_up.bytes == 2 * (8 * h * 2 * i + 8 * (h + 2 * i)) + 2 * (h * 128 + h + 128)
+    assert gate_up.flops == 2.0 * 8 * 128 * h * 2 * i + 2.0 * h * 128
+    assert (gate_up.gemm_mnk, gate_up.gemm_groups) == ((128, 2 * i, h), 8)
+    assert down.bytes == 2 * (8 * i * h + 8 * (i + 2 * h) + h)
+    names = [o.name for o in linear_ops(QWEN, 1)]
+    assert names[:5] == ["qkv", "o", "moe_gate_up", "moe_down", "norm_rope_act"]
+
+
+def test_ep_reads_whole_experts_and_prices_imbalance():
+    dec = WorkShape(decode_tokens=1, decode_ctx_tokens=1000, logits_tokens=1)
+    # EP, one token: the busiest GPU touches one whole expert on average (16 local of 128),
+    # plus the replicated router's 128 x 4096 weight
+    gate_up = moe_ops(QWEN_EP, 1)[0]
+    assert gate_up.bytes == pytest.approx(2 * 4096 * 3072 + 2 * 4096 * 128, rel=0.01)
+    h20 = get_gpu("h20")
+    pre = WorkShape(prefill_tokens=4096, prefill_attn_pairs=4096 * 4097 / 2,
+                    prefill_kv_tokens=4096, num_prefill_seqs=1, logits_tokens=1)  # fmt: skip
+    uni = RooflineLatency(h20, QWEN_EP).predict_ops(pre, 78)
+    skew = RooflineLatency(h20, replace(QWEN_EP, moe_routing="zipf:0.6")).predict_ops(pre, 78)
+    ratio = (skew["moe_gate_up"] + skew["moe_down"]) / (uni["moe_gate_up"] + uni["moe_down"])
+    load_ratio = (
+        expert_load(4096, 128, 8, 8, SKEWED).padded_rows
+        / expert_load(4096, 128, 8, 8, UNIFORM).padded_rows
+    )
+    assert ratio == pytest.approx(load_ratio, rel=0.05) and ratio > 1.2
+    assert skew["qkv"] == uni["qkv"]  # attention is not routed
+    assert RooflineLatency(h20, QWEN).predict(dec, 78) > 0
+
+
+def test_grouped_reference_checker_on_cpu():
+    torch = pytest.importorskip("torch")
+    from calibrate import moe_kernels as mk
+
+    g = torch.Generator().manual_seed(0)
+    counts = [3, 0, 5, 1]
+    a = torch.randn(9, 32, generator=g).to(torch.bfloat16)
+    w = torch.randn(4, 16, 32, generator=g).to(torch.bfloat16)
+    ref = mk.grouped_reference(a, w, counts)
+    assert ref.shape == (9, 16)
+    assert torch.allclose(ref[3:8], a[3:8].float() @ w[2].float().t())
+    out = torch.full((9, 16), float("nan")).to(torch.bfloat16)
+    assert mk.rel_err(mk.grouped_loop(a, w, counts, out), ref) < 1e-2
+    wrong = mk.grouped_loop(a, w.flip(0), counts, out.clone())  # experts swapped
+    assert mk.rel_err(wrong, ref) > 0.5
+    assert mk.rel_err(torch.full_like(ref, float("nan")), ref) == float("inf")
+    expert = torch.tensor([2, 0, 3, 2, 2, 0, 2, 2, 0])
+    order, cnt, ends = mk.align(expert, 4)
+    assert cnt.tolist() == [3, 0, 5, 1] and ends.tolist() == [3, 3, 8, 9]
+    assert expert[order].tolist() == sorted(expert.tolist())
+    tile_e, tile_row = mk.tile_schedule(cnt, ends, 9 // 2 + 4, 2)
+    assert tile_e.tolist() == [0, 0, 2, 2, 2, 3, -1, -1]
+    assert tile_row.tolist()[:6] == [0, 2, 3, 5, 7, 8]
+    if mk.has_torch_grouped_mm():
+        try:
+            got = mk.grouped_torch(a, w, ends)
+        except RuntimeError as e:  # a CPU build without the grouped kernel
+            pytest.skip(f"torch._grouped_mm on CPU: {e}")
+        assert mk.rel_err(got, ref) < 1e-2
+
+
+def test_moe_block_reference_combines_weighted_experts():
+    torch = pytest.importorskip("torch")
+    from calibrate import moe_kernels as mk
+
+    g = torch.Generator().manual_seed(1)
+    h = torch.randn(3, 8, generator=g)
+    wgu = torch.randn(2, 4, 8, generator=g)
+    wd = torch.randn(2, 8, 2, generator=g)
+    token, expert = torch.tensor([0, 0, 2]), torch.tensor([0, 1, 1])
+    weight = torch.tensor([0.25, 0.75, 1.0])
+    out = mk.moe_reference(h, token, expert, weight, wgu, wd)
+
+    def ffn(x, e):
+        gate, up = (x @ wgu[e].t()).chunk(2, -1)
+        return (torch.nn.functional.silu(gate) * up) @ wd[e].t()
+
+    assert torch.allclose(out[0], 0.25 * ffn(h[0], 0) + 0.75 * ffn(h[0], 1), atol=1e-5)
+    assert torch.equal(out[1], torch.zeros(8))  # token 1 was routed nowhere on this GPU
+    assert torch.allclose(out[2], ffn(h[2], 1), atol=1e-5)
