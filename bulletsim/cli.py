@@ -238,6 +238,14 @@ def run(
         int | None, Opt(help="Override the KV-cache capacity in blocks. (default: from memory)")
     ] = None,
     config: Annotated[Path | None, Opt(help="TOML config file; flags override it.")] = None,
+    mechanism: Annotated[
+        str | None,
+        Opt(
+            help="How Bullet partitions SMs: green (green contexts, 8 SMs on Hopper), libsmctrl "
+            "(TPC masks, 2 SMs), mps (percentage caps), none; sets bullet.mechanism and its "
+            "measured re-partition cost. (default: libsmctrl, the paper's)"
+        ),
+    ] = None,
     set_: Annotated[
         list[str] | None,
         Opt("--set", help="Any config key, e.g. --set bullet.window_layers=4 (repeatable)."),

@@ -117,6 +117,32 @@ def check_mechanism(mechanism: str) -> str:
     return mechanism
 
 
+# `--mechanism` accepts the short name of green contexts too.
+MECHANISM_ALIASES = {"green": "green-ctx"}
+
+
+def resolve_mechanism(name: str) -> str:
+    """A mechanism as users type it (any case; "green" = "green-ctx") -> its `MECHANISMS` name;
+    ValueError listing the valid choices otherwise."""
+    key = name.strip().lower()
+    key = MECHANISM_ALIASES.get(key, key)
+    if key not in MECHANISMS:
+        raise ValueError(
+            f"unknown SM partition mechanism {name!r}; valid: green (= green-ctx), "
+            f"{', '.join(m for m in MECHANISMS if m != 'green-ctx')}"
+        )
+    return key
+
+
+# Host cost of one re-partition (microseconds), by mechanism, on the H200 (driver 580, issue
+# 16, calibrate/NOTES.md "Mechanisms"): libsmctrl: one `libsmctrl_set_stream_mask_ext` call
+# through ctypes, measured; green-ctx: none by construction (the pair of every split is made
+# up front and a re-partition launches on the other pair's streams, DESIGN.md); none: no
+# partitions. mps: a new MPS context at the new percentage (the percentage is fixed when a
+# context is created), measured.
+REPARTITION_COST_US: dict[str, float] = {"green-ctx": 0.0, "none": 0.0}
+
+
 def partition_unit_sms(mechanism: str, gpu: GPUSpec | None, total_sms: int) -> int:
     """SMs per partition step under `mechanism` on `gpu` (the one source of granularity).
 

@@ -68,7 +68,14 @@ def config_from_options(o: dict):
         "chunked": chunked,
     }
     try:
+        mechanism = mechanism_sections(o.get("mechanism"))
+        overrides = merge_overrides(mechanism, overrides)
         cfg = load_config(o["config"], merge_overrides(overrides, parse_sets(o["set_"])))
+        if mechanism and not hasattr(cfg.params(), "mechanism"):
+            raise ValueError(
+                f"--mechanism sets how {' and '.join(mechanism)} partition SMs; "
+                f"the policy {cfg.policy} has no SM partitions"
+            )
         flags = {"chunk_size": "--chunk-size", "variant": "--variant"}
         given = [flags.get(k, "--max-running") for k, v in chunked.items() if v is not None]
         if given and cfg.policy != "chunked":
@@ -80,6 +87,32 @@ def config_from_options(o: dict):
     except USER_ERRORS as e:
         fail(str(e))
     return cfg
+
+
+def mechanism_sections(mechanism: str | None) -> dict:
+    """Policy sections that `--mechanism` sets ({} without it): for every policy with SM
+    partitions, its `mechanism` and, where it has one, `remask_us` = the re-partition cost
+    measured for that mechanism (`hardware.REPARTITION_COST_US`). Keys given with --set or in
+    a config file win over these. ValueError for an unknown mechanism or one not measured."""
+    import dataclasses
+
+    from bulletsim.hardware import REPARTITION_COST_US, resolve_mechanism
+    from bulletsim.policies.registry import POLICY_PARAMS
+
+    if mechanism is None:
+        return {}
+    m = resolve_mechanism(mechanism)
+    out = {}
+    for name, cls in POLICY_PARAMS.items():
+        fields = {f.name for f in dataclasses.fields(cls)}
+        if "mechanism" not in fields:
+            continue
+        out[name] = {"mechanism": m}
+        if "remask_us" in fields:
+            if m not in REPARTITION_COST_US:
+                raise ValueError(f"no measured re-partition cost for {m}; set {name}.remask_us")
+            out[name]["remask_us"] = REPARTITION_COST_US[m]
+    return out
 
 
 def run_out_dir(cfg, out: str | None, no_write: bool, suffix: str = "") -> Path | None:

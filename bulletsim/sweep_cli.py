@@ -116,6 +116,13 @@ def sweep(
             "for the SM timeline.",
         ),
     ] = True,
+    mechanism: Annotated[
+        str | None,
+        Opt(
+            help="How Bullet partitions SMs: green, libsmctrl, mps, none (sets bullet.mechanism "
+            "and its measured re-partition cost; see `bulletsim run --help`)."
+        ),
+    ] = None,
     set_: Annotated[
         list[str] | None,
         Opt("--set", help="Any config key for every point, e.g. --set kv.block_size=32."),
@@ -134,11 +141,12 @@ def sweep(
     from bulletsim.cli import USER_ERRORS, check_run_size, fail
     from bulletsim.config import merge_overrides, parse_sets
     from bulletsim.executors import make_executor
+    from bulletsim.run_options import mechanism_sections
     from bulletsim.sweep import DEFAULT_POLICIES, DEFAULT_TRACES, SweepSpec
 
     try:
         base = merge_overrides(
-            parse_sets(set_),
+            merge_overrides(mechanism_sections(mechanism), parse_sets(set_)),
             {
                 "gpu": gpu, "model": model, "latency": latency,
                 "workload": {
@@ -148,6 +156,7 @@ def sweep(
             },
         )  # fmt: skip
         policies = tuple(policy or DEFAULT_POLICIES)
+        _check_mechanism_applies(mechanism, policies)
         if chunk_size is not None:
             policies = _with_chunk_size(policies, chunk_size)
         if workers is not None and workers < 1:
@@ -223,6 +232,19 @@ def _out_dir(spec, out: str | None) -> Path:
     if is_bulletsim_dir(path, "sweep"):
         typer.echo(f"note: replacing the earlier sweep of this same config in {path}", err=True)
     return path
+
+
+def _check_mechanism_applies(mechanism: str | None, policies: tuple[str, ...]) -> None:
+    """`--mechanism` must reach a policy of the sweep that partitions SMs."""
+    from bulletsim.config import resolve_policy
+    from bulletsim.run_options import mechanism_sections
+
+    sections = mechanism_sections(mechanism)
+    if sections and not any(resolve_policy(p.split(":")[0])[0] in sections for p in policies):
+        raise ValueError(
+            f"--mechanism sets how {' and '.join(sections)} partition SMs; none of the "
+            f"sweep's policies ({', '.join(policies)}) has SM partitions"
+        )
 
 
 def _with_chunk_size(policies: tuple[str, ...], chunk_size: int) -> tuple[str, ...]:

@@ -26,6 +26,7 @@ Map (GPU-only modules import torch; the rest run anywhere):
     explore.py      one-shot device capability check                             [GPU]
     libsmctrl_check.py  libsmctrl %smid self-test, CUDA graph under a mask, re-mask cost [GPU]
     masked_gemm.py  GEMMs under TPC masks, each under a watchdog (hangs recorded) [GPU]
+    mechanism_compare.py  libsmctrl vs green samples at equal SM counts (tables)
     mps_corun.py    MPS two-process layout: daemon, prefill + decode processes
     mps_worker.py   one lane process of that layout                              [GPU]
     mechanisms_device_run.sh  device call for issue 16 (masks / calib / mps stages)

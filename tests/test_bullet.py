@@ -180,8 +180,8 @@ def test_invariants_on_random_runs(mechanism, seed):
 
 def test_registry_and_param_errors():
     assert {"bullet", "static-split", "naive", "prefill-first", "chunked"} <= set(policy_names())
-    with pytest.raises(ValueError, match="valid: libsmctrl, green-ctx, none"):
-        BulletParams(mechanism="mps")
+    with pytest.raises(ValueError, match="valid: libsmctrl, green-ctx, mps, none"):
+        BulletParams(mechanism="tpc")
     with pytest.raises(ValueError, match="tpot_target_frac"):
         BulletParams(tpot_target_frac=0.0)
     from bulletsim.config import load_config

@@ -56,7 +56,7 @@ def test_calibrate_measures_through_the_runtime_only():
 
 
 def test_one_mechanism_vocabulary():
-    assert set(POLICY_MECHANISMS) == set(MECHANISMS) - {"mps"}
+    assert set(POLICY_MECHANISMS) == set(MECHANISMS)
     from bulletsim.gpu.pools import make_pool
 
     with pytest.raises(ValueError, match="valid: libsmctrl, green-ctx, mps, none"):

@@ -48,3 +48,76 @@ def test_masked_gemm_log_turns_a_dead_worker_into_a_hang(tmp_path):
     assert set(done) == {"o/cublas/tpcs1"} and pending == {"o/cublas/tpcs2"}
     s = summarize(log, (1, 2, 4))
     assert s["hung"] == ["o/cublas/tpcs2"] and s["measured"] == 1
+
+
+# -- `--mechanism` on the simulator ------------------------------------------------------------
+def _sim_app():
+    from bulletsim.cli import app
+
+    return app
+
+
+ENV = {"BULLETSIM_CACHE_DIR": "/nonexistent-bulletsim-cache", "BULLETSIM_TRACES_DIR": ""}
+RUN = ("run", "--trace", "alpaca", "-n", "20", "-q", "--no-write", "--gpu", "h200")
+
+
+def test_run_unknown_mechanism_lists_valid():
+    res = runner.invoke(_sim_app(), [*RUN, "--policy", "bullet", "--mechanism", "tpc"], env=ENV)
+    assert res.exit_code == 2
+    assert (
+        "unknown SM partition mechanism 'tpc'; valid: green (= green-ctx), libsmctrl, mps, none"
+        in (res.output)
+    )
+
+
+def test_run_mechanism_needs_a_partitioning_policy():
+    res = runner.invoke(_sim_app(), [*RUN, "--policy", "chunked", "--mechanism", "green"], env=ENV)
+    assert res.exit_code == 2 and "the policy chunked has no SM partitions" in res.output
+
+
+def test_sweep_mechanism_needs_a_partitioning_policy():
+    argv = ["sweep", "-n", "20", "--rates", "4", "--no-capacity", "--workers", "1", "-q"]
+    argv += ["--policy", "chunked-2048", "--mechanism", "green"]
+    res = runner.invoke(_sim_app(), argv, env=ENV)
+    assert res.exit_code == 2 and "none of the sweep's policies (chunked-2048)" in res.output
+
+
+def test_mechanism_sets_granularity_and_measured_cost_and_set_wins():
+    from bulletsim.config import load_config, merge_overrides, parse_sets
+    from bulletsim.hardware import REPARTITION_COST_US
+    from bulletsim.run_options import mechanism_sections
+
+    sec = mechanism_sections("Green")
+    assert sec == {
+        "bullet": {"mechanism": "green-ctx", "remask_us": REPARTITION_COST_US["green-ctx"]}
+    }
+    cfg = load_config(None, merge_overrides(sec, {"policy": "bullet", "gpu": "h200"}))
+    assert cfg.params().mechanism == "green-ctx"
+    assert cfg.params().remask_us == REPARTITION_COST_US["green-ctx"]
+    mine = parse_sets(["bullet.remask_us=7.5"])
+    cfg = load_config(None, merge_overrides(merge_overrides(sec, {"policy": "bullet"}), mine))
+    assert cfg.params().remask_us == 7.5 and cfg.params().mechanism == "green-ctx"
+
+
+def test_compare_joins_equal_points_only(tmp_path):
+    import pandas as pd
+
+    from calibrate.mechanism_compare import GREEN_DEFAULT, join, main, op_table
+
+    green = pd.read_parquet(GREEN_DEFAULT)
+    lib = green[green["num_sms"].isin([32, 132])].copy()
+    lib.loc[lib["op"] == "qkv", "time_s"] *= 1.25
+    lib.loc[lib["kind"] == "corun", "time_s"] *= 2.0  # twice the interference, same alone time
+    j = join(lib, green)
+    assert set(j["num_sms"]) == {32, 132} and len(j) == len(lib)
+    t = op_table(j)
+    assert (
+        t.loc[("prefill", "qkv"), 32].startswith("1.250 (")
+        and t.loc[("decode", "o"), 132][:5] == "1.000"
+    )
+    co = j[j["kind"] == "corun"]
+    assert ((co["slowdown_libsmctrl"] / co["slowdown_green"]).round(6) == 2.0).all()
+    lib.to_parquet(tmp_path / "lib.parquet")
+    assert main([str(tmp_path / "lib.parquet"), "--out", str(tmp_path / "o")]) == 0
+    assert "| decode | attn_decode |" in (tmp_path / "o" / "compare.md").read_text()
+    assert main([str(tmp_path / "missing.parquet"), "--out", str(tmp_path / "o")]) == 2
