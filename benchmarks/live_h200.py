@@ -220,6 +220,45 @@ def profile_breakdown(graph, stream, reps: int = 5) -> dict:
     }
 
 
+def gemm_bandwidth(m, rows: int, stream, reps: int = 5) -> dict:
+    """Each decode GEMM alone: (op, path) -> ms per layer and TB/s of weight bytes, walking
+    all layers' weights (far past the 60 MB L2) on the whole GPU; events around each walk."""
+    import torch
+
+    ops = {"qkv": "wqkv", "o": "wo", "gate_up": "wgu", "down": "wd"}
+    out: dict = {}
+    with torch.cuda.stream(stream):
+        for op, attr in ops.items():
+            ws = [getattr(lw, attr) for lw in m.layers]
+            x = torch.randn(rows, ws[0].shape[1], device="cuda", dtype=torch.bfloat16)
+            y = torch.empty(rows, ws[0].shape[0], device="cuda", dtype=torch.bfloat16)
+            nbytes = sum(w.numel() * w.element_size() for w in ws)
+            for path in ("cublas", "cublaslt-sm-target", "triton-persistent"):
+                try:
+                    for w in ws[:2]:
+                        m.gemm.launch(path, x, w, y)  # warm-up (Triton compile)
+                    times = []
+                    for _ in range(reps):
+                        s, e = (
+                            torch.cuda.Event(enable_timing=True),
+                            torch.cuda.Event(enable_timing=True),
+                        )
+                        s.record(stream)
+                        for w in ws:
+                            m.gemm.launch(path, x, w, y)
+                        e.record(stream)
+                        e.synchronize()
+                        times.append(s.elapsed_time(e) / 1e3)
+                    t = statistics.median(times)
+                    out[f"{op}/{path}"] = {
+                        "ms_per_layer": t / len(ws) * 1e3,
+                        "tb_s": nbytes / t / 1e12,
+                    }
+                except Exception as e:  # noqa: BLE001
+                    out[f"{op}/{path}"] = {"error": repr(e)}
+    return out
+
+
 def bandwidth(args) -> None:
     import numpy as np
     import torch
@@ -283,6 +322,9 @@ def bandwidth(args) -> None:
         print("breakdown (ms/step):", json.dumps(res["breakdown"]["by_class_ms"]), flush=True)
     except Exception as e:  # noqa: BLE001 - the profiler is optional evidence
         res["breakdown"] = {"error": repr(e)}
+    m.set_num_sms(ex.total)
+    res["gemm_alone"] = gemm_bandwidth(m, batch, stream)
+    print("gemm alone:", json.dumps(res["gemm_alone"]), flush=True)
     profile_table = m.gemm.table
     res["forced_gemm_path"] = {}
     for path in GEMM_PATHS:

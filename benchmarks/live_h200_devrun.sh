@@ -61,6 +61,9 @@ print(f"decode 64x2048: {g['step_ms']:.2f} ms, {g['achieved_tb_s']:.2f} TB/s = "
 print("by class (ms):", {k: round(v, 3) for k, v in d.get("breakdown", {}).get("by_class_ms", {}).items()})
 for p, e in d.get("forced_gemm_path", {}).items():
     print(f"  forced {p}: {e.get('step_ms', e.get('error'))}")
+print("  unfused rope/kv:", d.get("unfused_rope_kv", {}).get("step_ms"))
+print("  gemm alone TB/s:", {k: round(v["tb_s"], 2) for k, v in d.get("gemm_alone", {}).items() if "tb_s" in v})
+print("  host prepare ms per decode step:", round(d.get("host_prepare_ms", -1), 3))
 EOF
 [ -f "$OUT/runs.json" ] && python3 - "$OUT/runs.json" <<'EOF'
 import json, sys
