@@ -81,6 +81,7 @@ def run_suite(args) -> None:
         except Exception as e:  # noqa: BLE001 - one failing run must not end the suite
             print(f"{workload}-{policy}-r{rate:g}: FAILED {type(e).__name__}: {e}", flush=True)
             rows.append({"run": f"{workload}-{policy}-r{rate:g}-n{n}", "error": repr(e)})
+            (out / "runs.json").write_text(json.dumps(rows, indent=1) + "\n")
             continue
         name = f"{workload}-{res.result.summary['policy']}-r{rate:g}-n{n}"
         write_results(res.result, out / "runs" / name, extra_json={"live.json": res.live})
@@ -100,6 +101,7 @@ def run_suite(args) -> None:
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
+        (out / "runs.json").write_text(json.dumps(rows, indent=1) + "\n")
         if ex.lanes_map.pool is not None and not (out / "partitions.json").exists():
             probe = check_partitions(ex)
             (out / "partitions.json").write_text(json.dumps(probe, indent=1) + "\n")
@@ -277,6 +279,18 @@ def bandwidth(args) -> None:
     m, g, pg, spec = ex.model, ex.graphs, ex.pages, ex.spec
     stream, key = ex.lanes_map.full_streams["main"], "full-main"
     res: dict = {"batch": batch, "ctx_tokens": ctx, "device": torch.cuda.get_device_name(0)}
+    res["roofline_tb_s"] = 4.8
+    res["method"] = (
+        f"CUDA graph replay on the whole GPU, median of {args.reps} after 3 warm-ups, CUDA "
+        "events; bytes = every weight once (layers, final norm, lm_head) + K and V of "
+        "batch x (ctx + 1) tokens; copy = torch copy_ of 4 GiB, read + write bytes"
+    )
+
+    def save() -> None:  # after every stage: a timeout keeps what was measured
+        tmp = out / "bandwidth.json.tmp"
+        tmp.write_text(json.dumps(res, indent=1, default=str) + "\n")
+        tmp.replace(out / "bandwidth.json")
+
     res["copy_tb_s"] = copy_tb_s()
     ids = [10**9 + i for i in range(batch)]
     slots = np.asarray([pg.slot(i, 0) for i in ids], np.int64)
@@ -317,14 +331,17 @@ def bandwidth(args) -> None:
         op: m.gemm.path_for(op, batch) for op in ("qkv", "o", "gate_up", "down", "lm_head")
     }
     print("decode step:", json.dumps(res["graph"]), flush=True)
+    save()
     try:
         res["breakdown"] = profile_breakdown(graph, stream)
         print("breakdown (ms/step):", json.dumps(res["breakdown"]["by_class_ms"]), flush=True)
     except Exception as e:  # noqa: BLE001 - the profiler is optional evidence
         res["breakdown"] = {"error": repr(e)}
+    save()
     m.set_num_sms(ex.total)
     res["gemm_alone"] = gemm_bandwidth(m, batch, stream)
     print("gemm alone:", json.dumps(res["gemm_alone"]), flush=True)
+    save()
     profile_table = m.gemm.table
     res["forced_gemm_path"] = {}
     for path in GEMM_PATHS:
@@ -344,6 +361,7 @@ def bandwidth(args) -> None:
         except Exception as e:  # noqa: BLE001 - a path that cannot run here is reported
             res["forced_gemm_path"][path] = {"error": repr(e)}
         print(f"forced {path}:", json.dumps(res["forced_gemm_path"][path]), flush=True)
+        save()
     m.use_choices(profile_table)
     m.set_num_sms(ex.total)
     if m.fused_rope_store:  # what fusing RoPE + KV write + dense q saved
@@ -356,13 +374,7 @@ def bandwidth(args) -> None:
             res["unfused_rope_kv"] = {"error": repr(e)}
         m.fused_rope_store = True
         print("unfused rope/kv:", json.dumps(res["unfused_rope_kv"]), flush=True)
-    res["roofline_tb_s"] = 4.8
-    res["method"] = (
-        f"CUDA graph replay on the whole GPU, median of {args.reps} after 3 warm-ups, CUDA "
-        "events; bytes = every weight once (layers, final norm, lm_head) + K and V of "
-        "batch x (ctx + 1) tokens; copy = torch copy_ of 4 GiB, read + write bytes"
-    )
-    (out / "bandwidth.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
+    save()
 
 
 def main() -> None:

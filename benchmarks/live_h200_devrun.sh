@@ -9,7 +9,7 @@ set -u
 cd "$(dirname "$0")"; [ -d bulletsim ] || cd ..
 SUITE=${SUITE:-smoke}
 case "$SUITE" in
-  smoke) DEF_PARTS="bandwidth runs"; T_BW=85; T_RUNS=115 ;;
+  smoke) DEF_PARTS="bandwidth runs"; T_BW=70; T_RUNS=115 ;;
   splitwise) DEF_PARTS="runs"; T_BW=0; T_RUNS=410 ;;
   sharegpt) DEF_PARTS="bandwidth runs"; T_BW=90; T_RUNS=320 ;;
   full) DEF_PARTS="bandwidth runs"; T_BW=90; T_RUNS=700 ;;
@@ -27,7 +27,7 @@ if ! python3 -c "import simpy" 2>/dev/null; then
     && export PYTHONPATH=$PYTHONPATH:/tmp/site-engine
 fi
 # self-check: imports, a GPU, the fused RoPE/KV kernel against the unfused path on tiny sizes
-timeout 60 python3 - <<'EOF' || echo "SELF-CHECK FAILED (continuing)"
+timeout 30 python3 - <<'EOF' || echo "SELF-CHECK FAILED (continuing)"
 import torch, flashinfer, simpy
 from bulletsim.models import get_model
 from bulletsim.live.gpu.model import LiveModel
