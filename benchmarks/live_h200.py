@@ -23,6 +23,7 @@ import json
 import os
 import statistics
 import time
+import traceback
 from pathlib import Path
 
 # chunked-2048's simulated capacity (req/s at 90% SLO attainment) at 500 requests on the
@@ -79,6 +80,7 @@ def run_suite(args) -> None:
         try:
             res = live_run(cfg, ex)
         except Exception as e:  # noqa: BLE001 - one failing run must not end the suite
+            traceback.print_exc()
             print(f"{workload}-{policy}-r{rate:g}: FAILED {type(e).__name__}: {e}", flush=True)
             rows.append({"run": f"{workload}-{policy}-r{rate:g}-n{n}", "error": repr(e)})
             (out / "runs.json").write_text(json.dumps(rows, indent=1) + "\n")
