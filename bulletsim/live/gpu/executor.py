@@ -292,19 +292,8 @@ class GpuExecutor:
         indptr, indices, last = self.pages.csr(meta.slots, meta.kv_lens)
         m = self.model
         wrapper = self.prefill_wrappers["prefill" if lane == "prefill" else "main"]
-        wrapper.plan(
-            torch.from_numpy(qo),
-            torch.from_numpy(indptr),
-            torch.from_numpy(indices),
-            torch.from_numpy(last),
-            m.qh,
-            m.kvh,
-            m.d,
-            m.page,
-            causal=True,
-            q_data_type=torch.bfloat16,
-            kv_data_type=torch.bfloat16,
-        )
+        layout = (torch.from_numpy(a) for a in (qo, indptr, indices, last))
+        wrapper.plan(*layout, *m.paged_heads(), causal=True, **m.PLAN_DTYPES)
         lb = LaneBatch(w.prefill, meta, m.acts(t), dev)
         self.lane_batch[lane] = lb
         return lb

@@ -56,18 +56,8 @@ class DecodeGraphs:
 
     def plan(self, b: int, indptr, indices, last) -> None:
         """Lay out the step's pages (host int32 arrays, padded to the bucket)."""
-        m = self.model
-        self.wrappers[b].plan(
-            torch.from_numpy(indptr),
-            torch.from_numpy(indices),
-            torch.from_numpy(last),
-            m.qh,
-            m.kvh,
-            m.d,
-            m.page,
-            q_data_type=torch.bfloat16,
-            kv_data_type=torch.bfloat16,
-        )
+        layout = (torch.from_numpy(a) for a in (indptr, indices, last))
+        self.wrappers[b].plan(*layout, *self.model.paged_heads(), **self.model.PLAN_DTYPES)
 
     def _body(self, b: int) -> None:
         m, acts, inp, wrapper = self.model, self.acts[b], self.inputs[b], self.wrappers[b]

@@ -39,6 +39,9 @@ class Acts:
 
 
 class LiveModel:
+    # flashinfer's plan() needs the query dtype as well as the KV dtype (DESIGN.md)
+    PLAN_DTYPES = {"q_data_type": torch.bfloat16, "kv_data_type": torch.bfloat16}
+
     def __init__(
         self,
         spec: ModelSpec,
@@ -82,6 +85,11 @@ class LiveModel:
         self.last_token = torch.zeros(num_slots, device="cuda", dtype=torch.int64)
         self.kernels = kernels
         self.fused_rope_store = self._fused_matches_unfused()
+
+    def paged_heads(self) -> tuple[int, int, int, int]:
+        """(query heads, KV heads, head dim, page size): what flashinfer's paged plans take
+        after the page layout."""
+        return self.qh, self.kvh, self.d, self.page
 
     def use_choices(self, table) -> None:
         """Run the GEMM kernels of `table` (a `ChoiceTable`, e.g. the profile's)."""
