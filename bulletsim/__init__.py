@@ -9,7 +9,8 @@ Map of the package (data flows top to bottom):
     files.py         require_file: one check for every path given where a file belongs
     models.py        model shapes (Llama-3.1-8B/70B, Qwen3-235B-A22B)
     latency/         LatencyModel interface; roofline (SRM), calibrated profile, constant,
-                     host terms (launch-bound eager steps, inter-step gaps: host.py)
+                     host terms (launch-bound eager steps, inter-step gaps: host.py),
+                     TP all-reduce (collectives.py: measured tables, alpha-beta ring transfer)
     kvcache.py       paged KV block accounting
     decode_pool.py   requests in decode, stepped in O(1) per iteration
     state.py         queues + KV + decode pool shared by a run's lanes; itl.py (ITL samples)

@@ -7,7 +7,7 @@ Map (GPU-only modules import torch; the rest run anywhere):
     sweep.py        walks a grid: which points, resume, watchdog                 [GPU]
     measure.py      one per-op+layer / step / co-run sample                      [GPU]
     sweep_shapes.py shape fields of a sample key
-    grids.py        standard, --quick and mechanisms (libsmctrl vs green) grids
+    grids.py        standard, --quick, mechanisms (libsmctrl vs green), TP-shard grids
     samples.py      resumable JSONL sample store, parquet
     fit.py          SRM fit (scipy), measured grid, held-out errors
     pipeline.py     samples -> profile -> report (+ install)
@@ -22,6 +22,10 @@ Map (GPU-only modules import torch; the rest run anywhere):
     moe_calibrate.py  Qwen3-235B-A22B TP 8 / EP 8 calibration sweeps             [GPU]
     moe_summary.py  the table that ends a MoE device round
     moe_devrun.sh   the MoE device round script (SUITE=r1 | r2)
+    collectives.py  NCCL collectives on 2+ GPUs, under partitions, co-run        [GPU]
+    collectives_fit.py  its output -> measured all-reduce table + report (alpha-beta)
+    shard_profile.py    TP shard profile + its group's all-reduce section
+    device_run_large.sh device stages of issue 13 (collectives, 70B TP shards)
     synthetic.py    samples from a known SRM (tests, dry runs)
     explore.py      one-shot device capability check                             [GPU]
     libsmctrl_check.py  libsmctrl %smid self-test, CUDA graph under a mask, re-mask cost [GPU]

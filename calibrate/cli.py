@@ -49,12 +49,17 @@ def calibrate(
         str, Opt(help="GPU to calibrate; must match the GPU found (h200, h100, a100, h20).")
     ],
     model: Annotated[str, Opt(help="Model whose kernels are measured.")] = "llama-3.1-8b",
+    tp: Annotated[
+        int | None,
+        Opt(help="Tensor-parallel degree: measure one GPU's shard (default: the model's own)."),
+    ] = None,
     mechanism: Annotated[
         str, Opt(help="SM partitioning: green-ctx | libsmctrl | mps | none.")
     ] = "green-ctx",
     quick: Annotated[bool, Opt("--quick", help="Short pass (~2 min of GPU time).")] = False,
     grid: Annotated[
-        str | None, Opt(help="Sweep grid: standard | quick | mechanisms (overrides --quick).")
+        str | None,
+        Opt(help="Sweep grid: standard | quick | mechanisms | shard (overrides --quick)."),
     ] = None,
     out: Annotated[Path | None, Opt(help="Output directory (samples, profile, report).")] = None,
     resume: Annotated[
@@ -86,7 +91,7 @@ def calibrate(
     from calibrate.grids import GRIDS
 
     try:
-        spec, mspec = get_gpu(gpu), get_model(model)
+        spec, mspec = get_gpu(gpu), get_model(model, tp)
         check_mechanism(mechanism)
         if grid is not None and grid not in GRIDS:
             raise ValueError(f"unknown grid {grid!r}; valid: {', '.join(GRIDS)}")
@@ -110,8 +115,9 @@ def calibrate(
     from calibrate.run import run_calibration
 
     grid = grid or ("quick" if quick else "standard")
+    tp_tag = f"__tp{mspec.tp}" if mspec.tp > 1 else ""
     suffix = "" if grid == "standard" else f"-{grid}"
-    out = out or Path("results") / "calibration" / f"{spec.name}__{mspec.name}{suffix}"
+    out = out or Path("results") / "calibration" / f"{spec.name}__{mspec.name}{tp_tag}{suffix}"
     try:
         meta = run_calibration(
             spec.name,
@@ -125,6 +131,7 @@ def calibrate(
             typer.echo,
             _progress,
             decode_backend,
+            mspec.tp,
         )
     except (ValueError, RuntimeError) as e:
         _fail(str(e))

@@ -22,6 +22,7 @@ import copy
 from pathlib import Path
 
 from bulletsim.hardware import GPUSpec, get_gpu, min_partition_sms, partition_unit_sms
+from bulletsim.latency.collectives import rescale_section
 from bulletsim.latency.ops import linear_ops
 from bulletsim.latency.profile import (
     LINEAR_OPS,
@@ -109,6 +110,7 @@ def derive(doc: dict, dst: GPUSpec) -> dict:
     meta = {
         "gpu": dst.name,
         "model": meta_src["model"],
+        "tp": meta_src.get("tp", 1),
         "kind": "derived",
         "num_sms": dst.num_sms,
         "mechanism": mechanism,
@@ -141,9 +143,13 @@ def derive(doc: dict, dst: GPUSpec) -> dict:
         "kernels_of_source": meta_src.get("kernels", {}).get("chosen_per_op"),
         "error_estimate": estimate,
     }
+    if "parts" in meta_src:
+        meta["parts"] = {
+            "layer_kernels": f"derived from the measured {src.name} TP shard (this transfer)",
+        }
     params_doc = dict(doc["srm"])
     params_doc["provenance"] = f"derived from the {src.name} measured fit ({meta_src['date']})"
-    return {
+    out = {
         "format": doc["format"],
         "version": doc["version"],
         "meta": meta,
@@ -159,17 +165,28 @@ def derive(doc: dict, dst: GPUSpec) -> dict:
             "source_summary": doc.get("fit", {}).get("summary", {}),
         },
     }
+    ar = doc.get("collectives", {}).get("allreduce")
+    if ar is not None:
+        ratio = dst.interconnect_bytes_s / src.interconnect_bytes_s
+        note = f"{dst.name} / {src.name} NVLink datasheet"
+        sec = rescale_section(ar, ratio, note)
+        out["collectives"] = {"allreduce": sec}
+        meta.setdefault("parts", {})["allreduce"] = "derived: " + sec["transfer"]
+    return out
 
 
-def derive_to_file(source: str, gpu: str, model: str, out: Path | None = None) -> Path:
-    src, dst, m = get_gpu(source), get_gpu(gpu), get_model(model)
+def derive_to_file(
+    source: str, gpu: str, model: str, out: Path | None = None, tp: int | None = None
+) -> Path:
+    src, dst, m = get_gpu(source), get_gpu(gpu), get_model(model, tp)
     if src.name == dst.name:
         raise ValueError(f"--from and --gpu are both {src.name}")
-    path = find_profile(src.name, m.name)
+    path = find_profile(src.name, m.name, tp=m.tp)
     if path is None:
         raise FileNotFoundError(
-            f"no profile for {src.name} / {m.name} in {PROFILE_DIR}; calibrate it first"
+            f"no profile for {src.name} / {m.name} at tp={m.tp} in {PROFILE_DIR}; "
+            "calibrate it first"
         )
     doc = derive(read_profile(path), dst)
-    target = (out or PROFILE_DIR) / profile_filename(dst.name, m.name)
+    target = (out or PROFILE_DIR) / profile_filename(dst.name, m.name, m.tp)
     return write_profile(doc, target)

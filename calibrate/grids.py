@@ -139,4 +139,28 @@ MECHANISMS = Grid(
     passes=2,
 )
 
-GRIDS = {"standard": STANDARD, "quick": QUICK, "mechanisms": MECHANISMS}
+# Per-GPU shards of tensor-parallel models (issue 13: Llama-3.1-70B at TP 2, 4, 8 in ~250 s of
+# one H200 together): QUICK's SM and token axes, the standard decode batches, and whole steps
+# on four SM counts so the held-out step errors compare with the 8B profile's.
+SHARD = Grid(
+    name="shard",
+    sms=(8, 16, 32, 48, 64, 96, 128, 132),
+    sms_heldout=(44, 116),
+    prefill_tokens=(32, 64, 128, 256, 512, 1024, 2048, 4096, 8192),
+    prefill_tokens_heldout=(192, 1664),
+    prefill_multi_heldout=((4, 512),),
+    decode_batch=(1, 8, 32, 64, 128, 256),
+    decode_ctx=(512, 2048, 8192),
+    decode_heldout=((16, 1024), (96, 4096)),
+    decode_max_kv_tokens=512 * 1024,
+    step_sms=(16, 32, 64, 132),
+    step_prefill=((1, 512), (1, 2048)),
+    step_decode=((8, 2048), (64, 2048)),
+    corun_decode_sms=(32, 96),
+    corun_decode=((64, 2048),),
+    corun_prefill_tokens=(4096,),
+    target_ms=8.0,
+    passes=2,
+)
+
+GRIDS = {"standard": STANDARD, "quick": QUICK, "mechanisms": MECHANISMS, "shard": SHARD}

@@ -18,12 +18,12 @@ def finish(out: Path, meta: dict, install: bool, report: bool = True) -> tuple[P
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     df = load_samples(out / "samples.jsonl")
     to_parquet(df, out / "samples.parquet")
-    gpu, model = get_gpu(meta["gpu"]), get_model(meta["model"])
+    gpu, model = get_gpu(meta["gpu"]), get_model(meta["model"], meta.get("tp", 1))
     doc = fit_profile(df, model, gpu, meta)
-    path = write_profile(doc, out / profile_filename(gpu.name, model.name))
+    path = write_profile(doc, out / profile_filename(gpu.name, model.name, model.tp))
     if install:
         shutil.copyfile(path, PROFILE_DIR / path.name)
-        samples_dst = PROFILE_DIR / f"{gpu.name}__{model.name}.samples.parquet"
+        samples_dst = PROFILE_DIR / path.name.replace(".json", ".samples.parquet")
         shutil.copyfile(out / "samples.parquet", samples_dst)
     if report:
         try:

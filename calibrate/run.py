@@ -117,6 +117,7 @@ def run_calibration(
     log,
     make_progress,
     decode_backend: str = "auto",
+    tp: int | None = None,
 ) -> dict:
     from bulletsim.gpu.llama import LlamaModel
     from bulletsim.gpu.pools import make_pool
@@ -124,7 +125,7 @@ def run_calibration(
 
     t_start = time.perf_counter()
     spec, device_name = detect_gpu(gpu)
-    model_spec = get_model(model_name)
+    model_spec = get_model(model_name, tp)
     grid = GRIDS[grid_name]
     out.mkdir(parents=True, exist_ok=True)
     store = SampleStore(out / "samples.jsonl", resume=resume)
@@ -158,6 +159,8 @@ def run_calibration(
         "gpu": spec.name,
         "gpu_device_name": device_name,
         "model": model_spec.name,
+        "tp": model_spec.tp,
+        "shard_shapes": shard_shapes(model_spec),
         "kind": "measured",
         "num_sms": spec.num_sms,
         "mechanism": mechanism,
@@ -179,12 +182,29 @@ def run_calibration(
         "kernels": kernel_metadata(model),
         "sm_probe": probe_kind,
         "grid": grid.name,
-        "command": f"bulletsim calibrate --gpu {gpu} --model {model_name} --mechanism "
+        "command": f"bulletsim calibrate --gpu {gpu} --model {model_name} "
+        + (f"--tp {model_spec.tp} " if model_spec.tp > 1 else "")
+        + "--mechanism "
         f"{mechanism}{GRID_FLAGS.get(grid_name, ' --grid ' + grid_name)}",
         "sweep_wall_s": round(sweep_s, 1),
         "measured_vs_derived": "measured",
     }
     return meta
+
+
+def shard_shapes(m) -> dict:
+    """The per-GPU shapes one GPU of the TP group runs (what the samples measured)."""
+    return {
+        "hidden": m.hidden_size,
+        "q_heads": m.q_heads_per_gpu,
+        "kv_heads": m.kv_heads_per_gpu,
+        "intermediate": m.intermediate_size // m.tp,
+        "vocab": m.vocab_size // m.tp,
+        "note": "one GPU of a Megatron TP group: QKV/gate-up column-parallel, O/down "
+        "row-parallel; the all-reduces are measured separately (calibrate.collectives)"
+        if m.tp > 1
+        else "whole model on one GPU",
+    }
 
 
 def _write_choices(path: Path, model) -> None:

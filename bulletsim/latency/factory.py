@@ -8,39 +8,77 @@ from bulletsim.models import ModelSpec
 
 
 def build_latency(kind: str, gpu: GPUSpec, model: ModelSpec) -> LatencyModel:
-    """`auto`: the profile for (gpu, model) if one is installed, else the analytic roofline;
-    `profile`: that profile or a FileNotFoundError; `roofline`: the analytic model."""
+    """`auto`: the profile for (gpu, model, tp) if one is installed, else the analytic
+    roofline; `profile`: that profile or a FileNotFoundError naming the installed tp
+    degrees; `roofline`: the analytic model."""
     from bulletsim.latency.roofline import RooflineLatency
 
     if kind == "roofline":
         return RooflineLatency(gpu, model)
     from bulletsim.latency.profile import ProfileLatency, find_profile
+    from bulletsim.latency.profile_format import installed_tps
 
-    path = find_profile(gpu.name, model.name) if model.tp == 1 else None
+    path = find_profile(gpu.name, model.name, tp=model.tp)
     if path is not None:
         return ProfileLatency.load(path, gpu, model)
     if kind == "profile":
+        tps = installed_tps(gpu.name, model.name)
+        have = f"installed for tp {', '.join(map(str, tps))}" if tps else "none installed"
         raise FileNotFoundError(
-            f"no calibrated profile for {gpu.name} / {model.name} (tp={model.tp}); "
-            "run `bulletsim calibrate` or use --latency roofline"
+            f"no calibrated profile for {gpu.name} / {model.name} at tp={model.tp} ({have}); "
+            f"run `bulletsim calibrate --tp {model.tp}` or use --latency roofline"
         )
     return RooflineLatency(gpu, model)
 
 
 def transfer_note(kind: str, gpu: GPUSpec, model: ModelSpec) -> str | None:
-    """The line to print with a run whose latency model is a *derived* profile: where its
-    kernel times come from and their estimated error (None for measured or analytic
-    models). Reads only the profile's metadata."""
-    if kind == "roofline" or model.tp != 1:
+    """The lines to print with a run whose latency model is a *derived* profile (where its
+    kernel times come from and their estimated error) or a tensor-parallel shard profile
+    (which parts are measured and which derived); None for a measured single-GPU profile
+    or the roofline. Reads only the profile's metadata."""
+    if kind == "roofline":
         return None
     from bulletsim.latency.profile import find_profile, read_profile
 
-    path = find_profile(gpu.name, model.name)
+    path = find_profile(gpu.name, model.name, tp=model.tp)
     if path is None:
         return None
-    meta = read_profile(path)["meta"]
-    if meta["kind"] != "derived":
-        return None
-    src = meta.get("derived_from", {}).get("gpu", "?")
-    est = meta.get("error_estimate", {}).get("summary_line", "error estimate: none stored")
-    return f"derived profile {gpu.name}/{model.name} (from the measured {src} profile): {est}"
+    doc = read_profile(path)
+    meta = doc["meta"]
+    lines = []
+    if meta["kind"] == "derived":
+        src = meta.get("derived_from", {}).get("gpu", "?")
+        est = meta.get("error_estimate", {}).get("summary_line", "error estimate: none stored")
+        lines.append(
+            f"derived profile {gpu.name}/{model.name} (from the measured {src} profile): {est}"
+        )
+    if model.tp > 1:
+        lines.append(tp_parts_line(doc, gpu.name, model))
+    return "\n".join(lines) or None
+
+
+def tp_parts_line(doc: dict, gpu: str, model: ModelSpec) -> str:
+    """Which parts of a TP shard profile are measured and which derived (one line)."""
+    meta = doc["meta"]
+    src = meta.get("derived_from", {}).get("gpu", gpu)
+    kernels = (
+        f"layer kernels measured on one {gpu.upper()} at the TP-{model.tp} shard shapes"
+        if meta["kind"] == "measured"
+        else f"layer kernels derived from the {src.upper()} TP-{model.tp} shard measurements"
+    )
+    shard = (
+        f"(hidden {model.hidden_size}, {model.q_heads_per_gpu} q / {model.kv_heads_per_gpu} kv "
+        f"heads, intermediate {model.intermediate_size // model.tp}, "
+        f"vocab {model.vocab_size // model.tp} per GPU)"
+    )
+    ar = doc.get("collectives", {}).get("allreduce")
+    if ar is None:
+        ar_text = "all-reduce NOT priced (no collectives section)"
+    elif ar["kind"] == "measured":
+        ar_text = f"all-reduce (2 per layer) measured: NCCL on {ar['measured_gpus']} GPUs"
+    else:
+        ar_text = (
+            f"all-reduce (2 per layer) derived from NCCL measured on {ar['measured_gpus']} "
+            f"H200s: {ar.get('transfer', 'ring transfer')}"
+        )
+    return f"tp={model.tp} shard profile {gpu}/{model.name}: {kernels} {shard}; {ar_text}"

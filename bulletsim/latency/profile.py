@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bulletsim.core import CoRunner, WorkShape
 from bulletsim.hardware import GPUSpec
+from bulletsim.latency.collectives import AllReduceTable
 from bulletsim.latency.contention import ContendedPredict
 from bulletsim.latency.host import gap_kind, host_from_dict
 from bulletsim.latency.log_grid import LogGrid, bracket, fill, interp
@@ -68,9 +69,12 @@ class ProfileLatency(ContendedPredict):
         self.gpu = gpu_from_dict(doc["gpu_spec"])
         if gpu is not None and gpu.name != self.gpu.name:
             raise ValueError(f"profile is for GPU {self.gpu.name!r}, not {gpu.name!r}")
-        self.model = model or get_model(meta["model"])
+        tp = int(meta.get("tp", 1))
+        self.model = model or get_model(meta["model"], tp)
         if self.model.name != meta["model"]:
             raise ValueError(f"profile is for model {meta['model']!r}, not {self.model.name!r}")
+        if self.model.tp != tp:
+            raise ValueError(f"profile is for one GPU of tp={tp}, not tp={self.model.tp}")
         self.params = srm_from_dict(doc["srm"])
         self.name = f"profile:{self.gpu.name}/{self.model.name} ({meta['kind']})"
         self.num_layers = self.model.num_layers
@@ -80,6 +84,14 @@ class ProfileLatency(ContendedPredict):
         scale = exec_.get("kernel_scale", {})
         self._kscale = (float(scale.get("memory", 1.0)), float(scale.get("compute", 1.0)))
         self.host = host_from_dict(doc.get("host"))
+        # A TP shard profile prices its group's two all-reduces per layer (Megatron: after O
+        # and after down) from its `collectives` section; without one they are left out, as
+        # in the single-GPU samples the fit compares against.
+        sec = doc.get("collectives", {}).get("allreduce")
+        self.allreduce = AllReduceTable(sec) if sec and self.model.tp > 1 else None
+        if self.allreduce is not None and self.allreduce.tp != self.model.tp:
+            raise ValueError(f"profile's all-reduce is for tp={self.allreduce.tp}, not {tp}")
+        self._ar_bytes_per_token = self.model.hidden_size * self.model.dtype_bytes
         m = self.model
         attn = attention_coefficients(m)  # kept as floats: the hot path reads them
         self._flops_per_pair = attn.flops_per_pair
@@ -286,6 +298,9 @@ class ProfileLatency(ContendedPredict):
             if len(self._memo_lin) > _MEMO_LIMIT:
                 self._memo_lin.clear()
             lin = self._linear_parts(tokens, n) if tokens else (0.0, 0.0)
+            if tokens and self.allreduce is not None:
+                ar_s = self.allreduce.time_s(tokens * self._ar_bytes_per_token, n)
+                lin = (lin[0] + 2.0 * ar_s, lin[1])  # NCCL is bound by its links, not SMs
             self._memo_lin[(tokens, n)] = lin
         mem_s, cmp_s = lin
         if shape.prefill_tokens:
@@ -434,6 +449,10 @@ class ProfileLatency(ContendedPredict):
             "gpu": self.gpu.name,
             "model": self.model.name,
             "profile_kind": self.meta["kind"],
+            "tp": self.model.tp,
+            "allreduce": None
+            if self.allreduce is None
+            else {"kind": self.allreduce.kind, "model": self.allreduce.model.to_dict()},
             "meta": self.meta,
             "params": srm_to_dict(self.params),
             "exec": self.doc.get("exec", {}),

@@ -45,19 +45,26 @@ REQUIRED_META = (
 )
 
 
-def profile_filename(gpu: str, model: str) -> str:
-    return f"{gpu}__{model}.json"
+def profile_filename(gpu: str, model: str, tp: int = 1) -> str:
+    """`<gpu>__<model>.json`; a tensor-parallel shard profile (one GPU of a TP group, with
+    the group's all-reduces) is `<gpu>__<model>__tp<tp>.json`."""
+    return f"{gpu}__{model}.json" if tp == 1 else f"{gpu}__{model}__tp{tp}.json"
 
 
-def find_profile(gpu: str, model: str, directory: Path | None = None) -> Path | None:
-    """Path of the installed profile for (gpu, model), or None. Names are case-insensitive and
-    GPU aliases resolve ("H200-SXM" -> h200)."""
+def find_profile(gpu: str, model: str, directory: Path | None = None, tp: int = 1) -> Path | None:
+    """Path of the installed profile for (gpu, model, tp), or None. Names are
+    case-insensitive and GPU aliases resolve ("H200-SXM" -> h200)."""
     try:
         gpu_name = get_gpu(gpu).name
     except ValueError:
         gpu_name = gpu.strip().lower()
-    path = (directory or PROFILE_DIR) / profile_filename(gpu_name, model.strip().lower())
+    path = (directory or PROFILE_DIR) / profile_filename(gpu_name, model.strip().lower(), tp)
     return path if path.is_file() else None
+
+
+def installed_tps(gpu: str, model: str, directory: Path | None = None) -> list[int]:
+    """Tensor-parallel degrees with an installed profile for (gpu, model), ascending."""
+    return [tp for tp in range(1, 65) if find_profile(gpu, model, directory, tp) is not None]
 
 
 def srm_to_dict(p: SRMParams) -> dict:
@@ -147,12 +154,31 @@ def validate(doc: dict, source: str = "profile") -> None:
         host_from_dict(doc.get("host"))
     except ValueError as e:
         raise ValueError(f"{source}: {e}") from None
+    coll = doc.get("collectives", {}).get("allreduce")
+    if coll is not None:
+        validate_collectives(coll, source)
+        if int(coll["tp"]) != int(meta.get("tp", 1)):
+            raise ValueError(f"{source}: collectives.allreduce.tp != meta.tp")
     # Only the SRM section's own constructor knows its rules; surface them as ValueError.
     try:
         srm_from_dict(doc["srm"])
         gpu_from_dict(doc["gpu_spec"])
     except TypeError as e:
         raise ValueError(f"{source}: bad srm/gpu_spec section: {e}") from None
+
+
+def validate_collectives(sec: dict, source: str = "profile") -> None:
+    """ValueError (one line) unless `sec` is a usable `collectives.allreduce` section."""
+    missing = [k for k in ("kind", "tp", "bytes", "sms", "time_s", "alpha_beta") if k not in sec]
+    if missing:
+        raise ValueError(f"{source}: collectives.allreduce lacks {missing}")
+    if sec["kind"] not in KINDS:
+        raise ValueError(f"{source}: collectives.allreduce.kind must be one of {KINDS}")
+    b, s, t = sec["bytes"], sec["sms"], sec["time_s"]
+    if sorted(b) != b or sorted(s) != s or len(t) != len(b) or any(len(r) != len(s) for r in t):
+        raise ValueError(f"{source}: collectives.allreduce needs increasing axes, bytes x sms")
+    if any(not (isinstance(v, int | float) and v > 0) for r in t for v in r):
+        raise ValueError(f"{source}: collectives.allreduce holds a non-positive time")
 
 
 def read_profile(path: str | Path) -> dict:

@@ -1,0 +1,195 @@
+"""All-reduce model: alpha-beta fit and ring transfer, the measured table, TP shard profiles
+(lookup for tp > 1, measured vs derived labels, the all-reduce in predictions). CPU only."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bulletsim.core import WorkShape
+from bulletsim.hardware import get_gpu
+from bulletsim.latency.collectives import (
+    AllReduceTable,
+    AlphaBeta,
+    fit_alpha_beta,
+    rescale_section,
+    section_for,
+)
+from bulletsim.models import get_model
+from calibrate.collectives_fit import report_md, table_from_run
+
+TRUE = AlphaBeta(alpha2_s=12e-6, bus_bw_bytes_s=350e9)
+SIZES = [8192 * 2 * t for t in (1, 16, 256, 2048, 16384)]
+SMS = [8, 32, 132]
+
+
+def fake_run() -> dict:
+    """A `collectives.json` whose all-reduce times follow TRUE, 3x slower on 8 SMs for
+    large messages (as NCCL squeezed into a small partition would be)."""
+    rows = []
+    for b in SIZES:
+        for s in SMS:
+            slow = 1.0 + (2.0 if s == 8 else 0.0) * b / SIZES[-1]
+            rows.append(
+                {
+                    "op": "all_reduce",
+                    "bytes": b,
+                    "tokens": b // 16384,
+                    "sms": s,
+                    "ms": 1e3 * TRUE.time_s(b, 2) * slow,
+                }
+            )
+    rows.append({"op": "all_gather", "bytes": 2 * SIZES[0], "sms": 132, "ms": 0.02})
+    return {
+        "world": 2,
+        "hidden": 8192,
+        "date": "2026-11-30T23:00:00Z",
+        "timing_method": "events",
+        "env": {"NCCL_NVLS_ENABLE": "0"},
+        "nccl_log": {"coll_channels": [24, 24]},
+        "stream_check": [{}],
+        "self_check": [{"ok": True}],
+        "rank0": {
+            "rows": rows,
+            "device": "NVIDIA H200",
+            "nccl_version": "2.27.7",
+            "torch": "2.11",
+            "ctas": [],
+            "corun": [],
+        },
+    }
+
+
+def test_alpha_beta_fit_recovers_the_model_and_transfers_by_the_ring_formula():
+    model, err = fit_alpha_beta(SIZES, [TRUE.time_s(b, 2) for b in SIZES], 2)
+    assert model.alpha2_s == pytest.approx(TRUE.alpha2_s, rel=1e-6)
+    assert model.bus_bw_bytes_s == pytest.approx(TRUE.bus_bw_bytes_s, rel=1e-6)
+    assert err["max_pct"] < 1e-3
+    # n GPUs: (n-1) alpha_2 latency, 2(n-1)/n of the bytes over each GPU's links
+    s = 2**27
+    assert model.time_s(s, 8) == pytest.approx(7 * 12e-6 + 1.75 * s / 350e9, rel=1e-9)
+    # a fit on 4-GPU data gives the same 2-GPU parameters back
+    four, _ = fit_alpha_beta(SIZES, [TRUE.time_s(b, 4) for b in SIZES], 4)
+    assert four.alpha2_s == pytest.approx(TRUE.alpha2_s, rel=1e-6)
+    with pytest.raises(ValueError, match=">= 2 GPUs"):
+        TRUE.time_s(s, 1)
+    with pytest.raises(ValueError, match="positive"):
+        fit_alpha_beta([1, 2], [0.0, 1.0])
+
+
+def test_table_sections_label_measured_and_derived():
+    table = table_from_run(fake_run())
+    assert table["alpha_beta"]["bus_bw_bytes_s"] == pytest.approx(350e9, rel=1e-6)
+    same = section_for(table, 2)
+    assert same["kind"] == "measured" and "transfer" not in same
+    assert same["time_s"] == table["time_s"]
+    eight = section_for(table, 8)
+    assert eight["kind"] == "derived" and "AB(8, S)" in eight["transfer"]
+    i, j = SIZES.index(2**14 * 2048), SMS.index(8)
+    want = table["time_s"][i][j] * TRUE.time_s(SIZES[i], 8) / TRUE.time_s(SIZES[i], 2)
+    assert eight["time_s"][i][j] == pytest.approx(want, rel=1e-9)
+    slower = rescale_section(eight, 300 / 450, "a100 / h200")
+    assert slower["kind"] == "derived" and "B x 0.6667" in slower["transfer"]
+    assert all(a > b for a, b in zip(slower["time_s"][-1], eight["time_s"][-1], strict=True))
+    md = report_md(table)
+    assert "Derived: ring transfer to 4 and 8 GPUs" in md and "| 16384 |" in md
+
+
+def test_allreduce_table_interpolates_inside_and_follows_the_model_outside():
+    sec = section_for(table_from_run(fake_run()), 2)
+    t = AllReduceTable(sec)
+    assert t.time_s(SIZES[2], 132) == pytest.approx(TRUE.time_s(SIZES[2], 2), rel=1e-9)
+    # SM counts off the axis clamp to its edges; bytes beyond it scale by the model
+    assert t.time_s(SIZES[2], 200) == t.time_s(SIZES[2], 132)
+    big = 4 * SIZES[-1]
+    assert t.time_s(big, 132) == pytest.approx(TRUE.time_s(big, 2), rel=1e-9)
+    bad = dict(sec, time_s=[[0.0] * len(SMS)] * len(SIZES))
+    with pytest.raises(ValueError, match="non-positive"):
+        AllReduceTable(bad)
+
+
+@pytest.fixture(scope="module")
+def shard_doc() -> dict:
+    """A synthetic TP-8 shard profile of Llama-3.1-70B (quick grid, known SRM)."""
+    from bulletsim.latency.roofline import SRMParams
+    from calibrate.fit import fit_profile
+    from calibrate.grids import QUICK
+    from calibrate.synthetic import synthetic_samples
+
+    m, g = get_model("llama-3.1-70b", 8), get_gpu("h200")
+    df = synthetic_samples(QUICK, m, g, SRMParams())
+    meta = {
+        "gpu": "h200",
+        "model": m.name,
+        "tp": 8,
+        "kind": "measured",
+        "num_sms": 132,
+        "mechanism": "green-ctx",
+        "granularity_sms": 8,
+        "timing_method": "synthetic",
+        "date": "2026-11-30",
+    }
+    return fit_profile(df, m, g, meta)
+
+
+def test_shard_profile_adds_two_allreduces_per_layer(shard_doc):
+    from bulletsim.latency.profile import ProfileLatency
+    from calibrate.shard_profile import attach
+
+    m, g = get_model("llama-3.1-70b", 8), get_gpu("h200")
+    bare = ProfileLatency(shard_doc, g, m)
+    doc = attach(shard_doc, table_from_run(fake_run()))
+    assert doc["meta"]["parts"]["allreduce"].startswith("derived")
+    assert doc["meta"]["parts"]["layer_kernels"].startswith("measured")
+    full = ProfileLatency(doc, g, m)
+    shape = WorkShape(decode_tokens=256, decode_ctx_tokens=256 * 512, logits_tokens=256)
+    ar = full.allreduce.time_s(256 * 8192 * 2, 132)  # a measured size
+    assert ar == pytest.approx(TRUE.time_s(256 * 8192 * 2, 8), rel=1e-6)
+    gap = full.predict(shape, 132) - bare.predict(shape, 132)
+    assert gap == pytest.approx(80 * 2 * ar, rel=1e-9)
+    with pytest.raises(ValueError, match="tp=8, not tp=4"):
+        ProfileLatency(doc, g, get_model("llama-3.1-70b", 4))
+
+
+def test_profile_lookup_for_tp_and_the_labels_a_run_prints(shard_doc, tmp_path, monkeypatch):
+    from bulletsim.latency import profile_format
+    from bulletsim.latency.factory import build_latency, transfer_note
+    from bulletsim.latency.profile import find_profile, write_profile
+    from calibrate.derive import derive
+    from calibrate.shard_profile import attach
+
+    monkeypatch.setattr(profile_format, "PROFILE_DIR", tmp_path)
+    doc = attach(shard_doc, table_from_run(fake_run()))
+    write_profile(doc, tmp_path / "h200__llama-3.1-70b__tp8.json")
+    write_profile(derive(doc, get_gpu("a100")), tmp_path / "a100__llama-3.1-70b__tp8.json")
+    assert find_profile("h200", "llama-3.1-70b", tp=8).name == "h200__llama-3.1-70b__tp8.json"
+    assert find_profile("h200", "llama-3.1-70b", tp=4) is None
+    assert find_profile("h200", "llama-3.1-70b") is None  # tp=1 is a different profile
+    assert profile_format.installed_tps("h200", "llama-3.1-70b") == [8]
+    m8 = get_model("llama-3.1-70b", 8)
+    lat = build_latency("auto", get_gpu("h200"), m8)
+    assert lat.name.startswith("profile:h200/llama-3.1-70b") and lat.allreduce is not None
+    note = transfer_note("auto", get_gpu("h200"), m8)
+    assert "layer kernels measured on one H200 at the TP-8 shard shapes" in note
+    assert "all-reduce (2 per layer) derived from NCCL measured on 2 H200s" in note
+    a100 = transfer_note("auto", get_gpu("a100"), m8)
+    assert a100.startswith("derived profile a100/llama-3.1-70b")
+    assert "layer kernels derived from the H200 TP-8 shard" in a100 and "B x 0.6667" in a100
+    with pytest.raises(FileNotFoundError, match=r"at tp=4 \(installed for tp 8\)"):
+        build_latency("profile", get_gpu("h200"), get_model("llama-3.1-70b", 4))
+    assert build_latency("auto", get_gpu("h200"), get_model("llama-3.1-70b", 4)).name == (
+        "roofline"
+    )
+    assert not math.isnan(
+        lat.predict(
+            WorkShape(
+                prefill_tokens=512,
+                prefill_attn_pairs=512 * 513 / 2,
+                prefill_kv_tokens=512,
+                num_prefill_seqs=1,
+                logits_tokens=1,
+            ),
+            64,
+        )
+    )
