@@ -11,6 +11,7 @@ from bulletsim.gpu.selection import (
     ChoiceTable,
     check_decode_backend,
     default_gemm_path,
+    lt_failures,
     pick,
     sglang_decode_backend,
 )
@@ -110,3 +111,24 @@ def test_unmeasured_sm_counts_borrow_the_nearest_of_their_own_kind():
     assert t.lookup("qkv", (64,), t.nearest_sms("qkv", 28, 132, 8)) == "k20"
     with pytest.raises(ValueError, match="op\\|size\\|num_sms"):
         ChoiceTable.from_kernel_names({"qkv|64": "cublas"})
+
+
+def test_cublaslt_failures_are_read_from_torchs_warnings():
+    import warnings
+
+    # the message torch 2.11 printed on the H200 (R1, 2026-11-30), o and down at 256 rows
+    text = (
+        "gemm_and_bias error: CUBLAS_STATUS_EXECUTION_FAILED when calling cublasLtMatmul with "
+        "transpose_mat1 1 transpose_mat2 0 m 4096 n 256 k {k} mat1_ld {k} mat2_ld {k} "
+        "result_ld 4096 abType 14 cType 14 computeType 68 scaleType 0. Will attempt to "
+        "recover by calling unfused cublas path."
+    )
+    shapes = {(4096, 4096): "o", (4096, 14336): "down", (6144, 4096): "qkv"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn(text.format(k=4096), UserWarning, stacklevel=1)
+        warnings.warn(text.format(k=14336), UserWarning, stacklevel=1)
+        warnings.warn(text.format(k=999), UserWarning, stacklevel=1)
+        warnings.warn("an unrelated warning m 6144 n 8 k 4096", UserWarning, stacklevel=1)
+    assert lt_failures(caught, shapes) == {"o", "down", "unknown"}
+    assert lt_failures([], shapes) == set()

@@ -44,6 +44,8 @@ class PartitionGemm:
         # of its kind (`ChoiceTable.nearest_sms`; the live engine, reading a profile)
         self.nearest_sms = False
         self._paths: dict[tuple[str, int, int], str] = {}  # memo of path_for
+        # (op, SMs) where cuBLASLt with the SM target failed on this device: plain cuBLAS
+        self.lt_failed: set[tuple[str, int]] = set()
         self._bias: dict[tuple[int, torch.dtype], torch.Tensor] = {}
 
     def use_table(self, table: ChoiceTable, nearest_sms: bool = True) -> None:
@@ -64,12 +66,21 @@ class PartitionGemm:
                 sms = self.table.nearest_sms(op, sms, self.total_sms, self.unit_sms)
             measured = self.table.lookup(op, (rows,), sms)
             path = measured or default_gemm_path(self.num_sms, self.total_sms, rows, self.unit_sms)
+            if path == "cublaslt-sm-target" and (op, self.num_sms) in self.lt_failed:
+                path = "cublas"
             self._paths[key] = path
         return path
 
     def run(self, op: str, x: torch.Tensor, w: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """out = x @ w^T on the current partition by the path chosen for (op, rows, SMs)."""
         return self.launch(self.path_for(op, x.shape[0]), x, w, out)
+
+    def avoid_lt(self, op: str, num_sms: int) -> None:
+        """Run `op` on `num_sms` SMs with plain cuBLAS from now on: cuBLASLt with the SM
+        target failed there (torch then falls back to an unfused cuBLAS GEMM + bias add with
+        a warning; see `selection.lt_failures`)."""
+        self.lt_failed.add((op, num_sms))
+        self._paths.clear()
 
     def paths_used(self) -> dict[str, int]:
         """{path: distinct (op, rows, SMs) keys answered with it so far}."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 
 GEMM_PATHS = ("cublas", "cublaslt-sm-target", "triton-persistent")
@@ -222,3 +223,18 @@ class ChoiceTable:
 
     def dumps(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def lt_failures(caught, shapes: dict[tuple[int, int], str]) -> set[str]:
+    """Ops whose cuBLASLt GEMM failed, from warnings caught around launches. torch reports
+    `gemm_and_bias error: CUBLAS_STATUS_... m M n N k K` (M = output features, K = input
+    features of `x @ w^T`) and recovers with plain cuBLAS; `shapes` maps (M, K) to an op."""
+    ops = set()
+    for w in caught:
+        text = str(w.message)
+        if "gemm_and_bias error" not in text:
+            continue
+        mk = re.search(r"\bm (\d+) n \d+ k (\d+)", text)
+        if mk:
+            ops.add(shapes.get((int(mk.group(1)), int(mk.group(2))), "unknown"))
+    return ops

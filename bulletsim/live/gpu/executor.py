@@ -13,11 +13,13 @@ stream; device times are mapped to the run clock through a reference event.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from bulletsim.gpu.selection import lt_failures
 from bulletsim.live.executor import Launch
 from bulletsim.live.gpu.batches import (
     BatchMeta,
@@ -169,14 +171,20 @@ class GpuExecutor:
                 self.model.set_num_sms(phys)
                 # row counts on both sides of the Triton matmul's tile configs (128 rows) and
                 # of its divisibility-by-16 specialisation: no compile during the run
-                for n in WARM_UP_TOKENS:
-                    r = Request(RequestSpec(10**9, 0.0, n, 2), prefill_target_tokens=n)
-                    shape = WorkShape(prefill_tokens=n)
-                    work = Work(lane, shape, self.total, [PrefillChunk(r, 0, n)])
-                    self._eager(Launch(lane, work, phys, None, 0.0, 0.0), stream)
-                    torch.cuda.synchronize()
-                    self.lane_batch[lane] = None
-                    self.pages.release(r.spec.id)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    for n in WARM_UP_TOKENS:
+                        r = Request(RequestSpec(10**9, 0.0, n, 2), prefill_target_tokens=n)
+                        shape = WorkShape(prefill_tokens=n)
+                        work = Work(lane, shape, self.total, [PrefillChunk(r, 0, n)])
+                        self._eager(Launch(lane, work, phys, None, 0.0, 0.0), stream)
+                        torch.cuda.synchronize()
+                        self.lane_batch[lane] = None
+                        self.pages.release(r.spec.id)
+                # cuBLASLt with an SM target failed on some split remainders of the H200
+                # (o and down at 255-256 rows, 2026-11-30 R1): plain cuBLAS there instead
+                for op in lt_failures(caught, self.model.gemm_shapes()):
+                    self.model.gemm.avoid_lt(op, phys)
                 self._warm.add((lane, key))
 
     def _use_profile_choices(self, latency) -> str:

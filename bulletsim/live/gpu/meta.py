@@ -58,6 +58,9 @@ def describe_executor(ex) -> dict:
         "gemm": GEMM_RULE,
         "kernel_choices_from": ex.kernel_source,
         "gemm_paths_used": ex.model.gemm.paths_used(),
+        "gemm_lt_failed_fell_back_to_cublas": sorted(
+            f"{op}@{sms}" for op, sms in ex.model.gemm.lt_failed
+        ),
         "elementwise": "Triton add+RMSNorm, SiLU*mul; RoPE + KV write + dense q in one kernel"
         if ex.model.fused_rope_store
         else "Triton add+RMSNorm, SiLU*mul, RoPE; KV write by index_copy_ (fused kernel "

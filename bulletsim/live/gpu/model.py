@@ -91,6 +91,17 @@ class LiveModel:
         after the page layout."""
         return self.qh, self.kvh, self.d, self.page
 
+    def gemm_shapes(self) -> dict[tuple[int, int], str]:
+        """{(output features, input features): op} of the model's GEMMs."""
+        h, lm = self.hidden, self.base.lm_head
+        return {
+            (self.q_dim + 2 * self.kv_dim, h): "qkv",
+            (h, self.q_dim): "o",
+            (2 * self.inter, h): "gate_up",
+            (h, self.inter): "down",
+            (lm.shape[0], h): "lm_head",
+        }
+
     def use_choices(self, table) -> None:
         """Run the GEMM kernels of `table` (a `ChoiceTable`, e.g. the profile's)."""
         self.gemm.use_table(table, nearest_sms=True)
