@@ -34,6 +34,8 @@ Map of the package (data flows top to bottom):
                      growth checks), sweep_report.py (tables), sweep_cli.py (`sweep`),
                      executors.py + ray_executor.py (local pool or Ray); design.py,
                      design_report.py, design_cli.py (`design`: a TOML grid of sweeps);
+                     norm_latency.py (capacity under a normalized-latency SLO, mean E2E
+                     per output token: the paper's large-model criterion);
                      paper_table.py (a table per workload convention beside a paper's)
     fidelity/        simulated vs measured (vLLM / SGLang benchmark results, live runs)
     config.py        the run config: one frozen dataclass tree, TOML + overrides, validation

@@ -193,3 +193,23 @@ def test_profile_lookup_for_tp_and_the_labels_a_run_prints(shard_doc, tmp_path, 
             64,
         )
     )
+
+
+def test_norm_latency_mean_and_capacity_table():
+    import pandas as pd
+
+    from bulletsim.norm_latency import capacity_table, mean_norm_latency_s
+
+    df = pd.DataFrame(
+        {
+            "arrival_s": [0.0, 1.0, 2.0],
+            "finish_s": [2.0, 5.0, None],  # the third never finished: left out
+            "output_tokens": [10, 20, 5],
+        }
+    )
+    assert mean_norm_latency_s(df) == pytest.approx((0.2 + 0.2) / 2)
+    rows = capacity_table({"bullet": [4.0, 4.4, 4.2], "chunked-2048": [2.0, 2.2, 2.1]}, 0.0)
+    b = rows[0]
+    assert b["capacity_req_s"] == pytest.approx(4.2) and b["vs"] == "chunked-2048"
+    assert b["ratio"] == pytest.approx(2.0) and b["lo"] < 4.2 < b["hi"]
+    assert "ratio" not in rows[1]
