@@ -2,7 +2,8 @@
 # Helper "engine" (issue 10 live engine, issue 17 pdmux live): one GPU.
 #   SUITE=smoke      (R1) decode bandwidth + breakdown, then chunked/bullet/pdmux at n=60
 #   SUITE=splitwise  (R2) chunked-2048, bullet, pdmux at 50/80/100% load, 500 requests each
-#   SUITE=sharegpt   (R2) the same on sharegpt, plus the decode bandwidth benchmark
+#   SUITE=sharegpt   (R2) the same on sharegpt, plus the decode bandwidth benchmark and the
+#                    --weights check (a 2-layer safetensors checkpoint loaded on the GPU)
 #   SUITE=full       both workloads in one process (one GPU, ~2x the wall time)
 # PARTS overrides which parts run ("bandwidth runs"). Everything goes under $OUTDIR/$SUITE.
 set -u
@@ -11,7 +12,7 @@ SUITE=${SUITE:-smoke}
 case "$SUITE" in
   smoke) DEF_PARTS="bandwidth runs"; T_BW=70; T_RUNS=115 ;;
   splitwise) DEF_PARTS="runs"; T_BW=0; T_RUNS=410 ;;
-  sharegpt) DEF_PARTS="bandwidth runs"; T_BW=90; T_RUNS=320 ;;
+  sharegpt) DEF_PARTS="runs bandwidth weights"; T_BW=60; T_RUNS=320 ;;
   full) DEF_PARTS="bandwidth runs"; T_BW=90; T_RUNS=700 ;;
   *) echo "unknown SUITE=$SUITE; valid: smoke splitwise sharegpt full"; exit 2 ;;
 esac
@@ -43,11 +44,17 @@ for part in $PARTS; do
   if [ "$part" = bandwidth ]; then
     timeout "$T_BW" python3 benchmarks/live_h200.py --part bandwidth --out "$OUT" \
       --traces-dir traces
+    rc=$?
+  elif [ "$part" = weights ]; then
+    timeout 45 python3 benchmarks/live_weights_check.py --tmp /tmp/engine-weights-check \
+      > "$OUT/weights_check.txt" 2>&1
+    rc=$?
+    cat "$OUT/weights_check.txt"
   else
     timeout "$T_RUNS" python3 benchmarks/live_h200.py --part runs --suite "$SUITE" \
       --out "$OUT" --traces-dir traces
+    rc=$?
   fi
-  rc=$?
   status+=("$part rc=$rc $(( $(date +%s) - t0 ))s")
 done
 echo "=== engine summary (SUITE=$SUITE) ==="
