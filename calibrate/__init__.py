@@ -21,6 +21,7 @@ Map (GPU-only modules import torch; the rest run anywhere):
     moe_bench.py    MoE kernel checks, grouped GEMM vs a loop of GEMMs           [GPU]
     moe_calibrate.py  Qwen3-235B-A22B TP 8 / EP 8 calibration sweeps             [GPU]
     moe_summary.py  the table that ends a MoE device round
+    moe_fit.py      MoE samples -> TP 8 / EP 8 profiles, skewed-routing check, H20
     moe_devrun.sh   the MoE device round script (SUITE=r1 | r2)
     collectives.py  NCCL collectives on 2+ GPUs, under partitions, co-run        [GPU]
     collectives_fit.py  its output -> measured all-reduce table + report (alpha-beta)

@@ -20,19 +20,35 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import traceback
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from calibrate.grids import QUICK
 
-JOBS = {"tp8": "qwen3-235b-a22b", "ep8": "qwen3-235b-a22b-ep8", "smoke": "qwen3-235b-a22b"}
+JOBS = {
+    "tp8": "qwen3-235b-a22b",
+    "ep8": "qwen3-235b-a22b-ep8",
+    "smoke": "qwen3-235b-a22b",
+    "probe": "qwen3-235b-a22b",
+}
+# --safe: what an R1 failure pointed at (both sweeps of these shapes stalled with no sample;
+# the live engine logged cuBLASLt CUBLAS_STATUS_EXECUTION_FAILED with an SM target on green
+# contexts on the same machine): plain cuBLAS + the persistent Triton matmul, SDPA prefill.
+SAFE_GEMM_PATHS = ("cublas", "triton-persistent")
 ROUTING_DIRS = {"uniform": "uniform", "zipf:0.6": "zipf"}
 
-# The quick grid's points (8..132 SMs, held-out 44 and 116; prefill 64..8192 tokens, held-out
-# 1664 and 4 x 512; decode batch 1..256 x context 512..8192; steps on 32 and 132 SMs; co-runs
-# decode on 32/96 SMs): the device time of a round allows this grid for two layouts.
-MOE_GRID = replace(QUICK, name="moe-quick")
+# The quick grid less two SM counts and one token count (8..132 SMs, held-out 44 and 116;
+# prefill 64..8192 tokens, held-out 1664 and 4 x 512; decode batch 1..256 x context
+# 512..8192; steps on 32 and 132 SMs; co-runs decode on 32/96 SMs): ~190 points, what the
+# round's ~85 s per layout allows.
+MOE_GRID = replace(
+    QUICK,
+    name="moe-quick",
+    sms=(8, 16, 32, 64, 96, 132),
+    prefill_tokens=(64, 256, 512, 1024, 2048, 4096, 8192),
+)
 SKEW_GRID = replace(
     QUICK,
     name="moe-skew",
@@ -110,13 +126,83 @@ def choose_path(spec, ep: int, log) -> tuple[str, dict]:
     return min(ok, key=ok.get), times
 
 
-def run_job(job: str, out: Path, layers: int, log) -> None:
+def build_model(spec, path: str, layers: int, safe: bool, pool):
+    """The Qwen3MoeModel a job measures (uniform routing to start; `safe`: see SAFE_*)."""
+    from bulletsim.latency.moe import UNIFORM
+    from calibrate.moe_model import Qwen3MoeModel
+
+    kw = {"gemm_paths": SAFE_GEMM_PATHS, "prefill_backend": "sdpa"} if safe else {}
+    model = Qwen3MoeModel(spec, spec.ep, UNIFORM, path, num_layers=layers, kv_pool_bytes=8e9, **kw)
+    # safe: no partition counts as a whole unit, so the default GEMM rule is plain cuBLAS
+    model.gemm.unit_sms = 10**6 if safe else pool.granularity
+    return model
+
+
+def probe(out: Path, safe: bool, log) -> None:
+    """Time each stage of one prefill and one decode point on 32 SMs (2 layers): where a
+    sweep of these shapes spends its first seconds. Writes probe.json stage by stage."""
+    import torch
+
+    from bulletsim.gpu.graphs import capture_step
+    from bulletsim.gpu.pools import make_pool
+    from bulletsim.gpu.timing import time_graph, time_kernels
+    from bulletsim.hardware import get_gpu
+    from bulletsim.models import get_model
+    from calibrate.moe_model import check_moe_layer
+
+    out.mkdir(parents=True, exist_ok=True)
+    stages: dict[str, float] = {}
+    t = time.perf_counter()
+
+    def stage(name: str) -> None:
+        nonlocal t
+        stages[name] = round(time.perf_counter() - t, 2)
+        t = time.perf_counter()
+        log(f"probe stage {name}: {stages[name]} s")
+        (out / "probe.json").write_text(json.dumps({"safe": safe, "stages_s": stages}) + "\n")
+
+    spec = get_model("qwen3-235b-a22b")
+    pool = make_pool("green-ctx", get_gpu("h200"))
+    model = build_model(spec, "torch-grouped-mm", 2, safe, pool)
+    stage("model")
+    part = pool.get(32)
+    b = model.prefill_batch([512])
+    stage("prefill_batch")
+    model.use_partition(b, pool.get(pool.total_sms))
+    check_moe_layer(model, b)
+    stage("prefill_check")
+    model.use_partition(b, part)
+    with torch.cuda.stream(part.stream):
+        for op, x, w, o in model.gemm_operands(b):
+            for gemm_path in model.gemm.paths:
+                model.gemm.launch(gemm_path, x, w, o)
+                part.stream.synchronize()
+                stage(f"gemm_{op}_{gemm_path}_32sms")
+        for name, be in b.backends.items():
+            b.attn_backend = be
+            model.layer_kernels(0, b)[4][1]()
+            part.stream.synchronize()
+            stage(f"attn_{name}_32sms")
+    model.use_partition(b, part, select=True)
+    stage("prefill_select_32sms")
+    kt = time_kernels(model.layer_kernels(0, b), part.stream, 2)
+    stage(f"prefill_layer_{min(kt.spans_ms):.3f}ms")
+    d = model.decode_batch(8, 512)
+    model.use_partition(d, part, select=True)
+    stage("decode_select_32sms")
+    g = capture_step(model, d, part)
+    ms = time_graph(g, part.stream, 3)
+    stage(f"decode_graph_{min(ms):.3f}ms")
+    torch.cuda.synchronize()
+
+
+def run_job(job: str, out: Path, layers: int, safe: bool, log) -> None:
     import torch
 
     from bulletsim.gpu.pools import make_pool
     from bulletsim.latency.moe import parse_routing
     from bulletsim.models import get_model
-    from calibrate.moe_model import Qwen3MoeModel, check_moe_layer
+    from calibrate.moe_model import check_moe_layer
     from calibrate.run import (
         TIMING_METHOD,
         _version,
@@ -133,10 +219,7 @@ def run_job(job: str, out: Path, layers: int, log) -> None:
     pool = make_pool("green-ctx", gpu)
     path, path_times = choose_path(spec, spec.ep, log)
     log(f"{job}: grouped GEMM path {path} ({path_times})")
-    model = Qwen3MoeModel(
-        spec, spec.ep, parse_routing("uniform"), path, num_layers=layers, kv_pool_bytes=8e9
-    )
-    model.gemm.unit_sms = pool.granularity
+    model = build_model(spec, path, layers, safe, pool)
     b = model.decode_batch(16, 1000)
     try:
         decode_check = check_moe_layer(model, b)
@@ -156,7 +239,7 @@ def run_job(job: str, out: Path, layers: int, log) -> None:
         model.routing = parse_routing(routing)
         store = SampleStore(sub / "samples.jsonl", resume=False)
         checks: dict[str, dict] = {}
-        sweep = Sweep(model, pool, grid, store, mechanism="green-ctx", progress=lambda s: None)
+        sweep = Sweep(model, pool, grid, store, mechanism="green-ctx", progress=log)
 
         def check(b, tag, checks=checks, routing=routing):
             if tag not in checks:
@@ -169,49 +252,64 @@ def run_job(job: str, out: Path, layers: int, log) -> None:
 
         sweep.measure.check = check
         ts = time.perf_counter()
-        sweep.run()
+
+        def write_meta(
+            done, sweep=sweep, grid=grid, ts=ts, routing=routing, checks=checks, sub=sub
+        ):
+            meta = {
+                "gpu": gpu.name,
+                "gpu_device_name": device_name,
+                "model": spec.name,
+                "kind": "measured",
+                "num_sms": gpu.num_sms,
+                "mechanism": "green-ctx",
+                "granularity_sms": pool.granularity,
+                "partition_pool": pool.describe(),
+                "timing_method": TIMING_METHOD,
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "calibrate_source_sha256": source_digest(),
+                "driver": sweep.clocks.driver_version(),
+                "cuda": torch.version.cuda,
+                "torch": torch.__version__,
+                "triton": _version("triton"),
+                "kernels": kernel_metadata(model),
+                "sm_probe": sweep.probe.kind,
+                "grid": grid.name,
+                "command": f"python3 -m calibrate.moe_calibrate --job {job} --layers {layers}"
+                + (" --safe" if safe else ""),
+                "sweep_wall_s": round(time.perf_counter() - ts, 1) if done else None,
+                "measured_vs_derived": "measured (per-GPU shapes of one GPU of 8; the all-reduces "
+                "are not in these samples)",
+                "moe": {
+                    "layout": job,
+                    "tp": spec.tp,
+                    "ep": spec.ep,
+                    "routing": routing,
+                    "grouped_gemm_path": path,
+                    "grouped_gemm_path_ms_2048": path_times,
+                    "experts_per_gpu": spec.num_experts // spec.ep,
+                    "expert_width": spec.moe_intermediate_size // spec.moe_shards,
+                    "load": "EP: the copies of the most loaded of the 8 GPUs of each draw; TP: "
+                    "every copy; draws seeded per token count (moe_model.draw_route)",
+                    "layers_built": layers,
+                    "checks": checks,
+                    "decode_check": decode_check,
+                    "decode_backend_note": decode_note,
+                    "safe_mode": safe,
+                    "gemm_paths": list(model.gemm.paths),
+                    "prefill_backend_pref": model.prefill_backend_pref,
+                },
+            }
+            (sub / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+            return meta
+
+        write_meta(False)  # a run cut short by its time limit still leaves a usable meta
+        try:
+            sweep.run()
+        except Exception:  # noqa: BLE001 - keep what was measured; the next routing still runs
+            log(f"{job} {routing}: sweep failed:\n{traceback.format_exc()}")
         store.close()
-        meta = {
-            "gpu": gpu.name,
-            "gpu_device_name": device_name,
-            "model": spec.name,
-            "kind": "measured",
-            "num_sms": gpu.num_sms,
-            "mechanism": "green-ctx",
-            "granularity_sms": pool.granularity,
-            "partition_pool": pool.describe(),
-            "timing_method": TIMING_METHOD,
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "calibrate_source_sha256": source_digest(),
-            "driver": sweep.clocks.driver_version(),
-            "cuda": torch.version.cuda,
-            "torch": torch.__version__,
-            "triton": _version("triton"),
-            "kernels": kernel_metadata(model),
-            "sm_probe": sweep.probe.kind,
-            "grid": grid.name,
-            "command": f"python3 -m calibrate.moe_calibrate --job {job} --layers {layers}",
-            "sweep_wall_s": round(time.perf_counter() - ts, 1),
-            "measured_vs_derived": "measured (per-GPU shapes of one GPU of 8; the all-reduces "
-            "are not in these samples)",
-            "moe": {
-                "layout": job,
-                "tp": spec.tp,
-                "ep": spec.ep,
-                "routing": routing,
-                "grouped_gemm_path": path,
-                "grouped_gemm_path_ms_2048": path_times,
-                "experts_per_gpu": spec.num_experts // spec.ep,
-                "expert_width": spec.moe_intermediate_size // spec.moe_shards,
-                "load": "EP: the copies of the most loaded of the 8 GPUs of each draw; TP: "
-                "every copy; draws seeded per token count (moe_model.draw_route)",
-                "layers_built": layers,
-                "checks": checks,
-                "decode_check": decode_check,
-                "decode_backend_note": decode_note,
-            },
-        }
-        (sub / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+        meta = write_meta(True)
         log(f"{job} {routing}: {len(store.records)} samples in {meta['sweep_wall_s']} s")
     log(f"{job}: done in {time.perf_counter() - t0:.1f} s")
 
@@ -221,14 +319,18 @@ def main() -> None:
     ap.add_argument("--job", choices=tuple(JOBS), required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--layers", type=int, default=None, help="layers built (default 94; smoke 4)")
+    ap.add_argument("--safe", action="store_true", help="no cuBLASLt SM target, SDPA prefill")
     args = ap.parse_args()
     t0 = time.perf_counter()
 
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - t0:6.1f}s] {msg}", flush=True)
 
+    if args.job == "probe":
+        probe(Path(args.out), args.safe, log)
+        return
     layers = args.layers or (4 if args.job == "smoke" else 94)
-    run_job(args.job, Path(args.out), layers, log)
+    run_job(args.job, Path(args.out), layers, args.safe, log)
 
 
 if __name__ == "__main__":

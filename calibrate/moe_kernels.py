@@ -204,6 +204,19 @@ def moe_reference(h, token_of_copy, expert_of_copy, weight_of_copy, wgu, wd) -> 
     return out
 
 
+def combine(y, order, slot, weight, full, out, num_tokens: int, k: int, dense: bool):
+    """out[t] = sum_j weight * y over token t's copies (non-atomic, like SGLang's moe_sum).
+
+    y [C, H]: grouped-GEMM rows in expert order (`order` from `align`); slot [C]: token * k +
+    choice of each copy; full [T*k, H] scratch. `dense`: every slot has a copy (TP), so the
+    scratch needs no zeroing; under EP a GPU holds only some of a token's copies."""
+    y.mul_(weight.index_select(0, order).to(y.dtype)[:, None])
+    if not dense:
+        full.zero_()
+    full.index_copy_(0, slot.index_select(0, order), y)
+    return torch.sum(full.view(num_tokens, k, -1), dim=1, out=out)
+
+
 def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
     """||out - ref|| / ||ref|| in float64; inf when `out` holds a NaN or inf."""
     out, ref = out.double(), ref.double()

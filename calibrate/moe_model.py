@@ -5,7 +5,8 @@ wide; EP: E/ep whole experts) for a few layers and turns a routed batch (`MoeRou
 from a `bulletsim.latency.moe` routing distribution; under EP the copies of the *busiest*
 GPU, which sets the layer's time) into kernels named as `bulletsim.latency.ops` names the
 layer's linear ops: `gate_up` = router GEMM + softmax/top-k + align + grouped gate_up GEMM,
-`norm_rope_act` = SiLU*mul, `down` = grouped down GEMM + weighted combine.
+`norm_rope_act` = SiLU*mul, `down` = grouped down GEMM + weighted combine (rows put back in
+(token, choice) order, then summed over the k choices: no atomics).
 
 `Qwen3MoeModel` is `bulletsim.gpu.llama.LlamaModel` (attention: GQA 64/4 heads split over
 tp, paged KV, flashinfer / SDPA / Triton backends chosen per partition, RoPE, partition-aware
@@ -39,6 +40,7 @@ class MoeRoute:
     token: torch.Tensor  # [C] int64
     expert: torch.Tensor  # [C] int64, local expert index
     weight: torch.Tensor  # [C] fp32
+    slot: torch.Tensor  # [C] int64: token * k + which of the token's k choices
     counts_host: list[int]
     max_tiles: int
     gpu_copies: list[int]  # copies per EP rank of this draw (one entry under TP)
@@ -58,7 +60,7 @@ def draw_route(
     per_rank = np.bincount((ids // g).ravel(), minlength=ep)
     r = int(np.argmax(per_rank))
     mask = (ids // g) == r
-    tok = np.nonzero(mask)[0]
+    tok, choice = np.nonzero(mask)  # row-major: copies in token order
     exp_local = ids[mask] - r * g
     counts = np.bincount(exp_local, minlength=g)
     c = int(mask.sum())
@@ -72,6 +74,7 @@ def draw_route(
         dev(tok, torch.int64),
         dev(exp_local, torch.int64),
         dev(w[mask], torch.float32),
+        dev(tok * k + choice, torch.int64),
         counts.tolist(),
         max_tiles,
         per_rank.tolist(),
@@ -111,6 +114,9 @@ class MoeBlock:
             "gu": torch.randn(c, 2 * self.inter, device=device, dtype=torch.bfloat16),
             "act": torch.randn(c, self.inter, device=device, dtype=torch.bfloat16),
             "y": torch.randn(c, self.h, device=device, dtype=torch.bfloat16),
+            "full": torch.zeros(
+                t * self.spec.experts_per_token, self.h, device=device, dtype=torch.bfloat16
+            ),  # fmt: skip
             "counts": torch.zeros(self.num_local, device=device, dtype=torch.int64),
             "state": {},
         }
@@ -151,10 +157,9 @@ class MoeBlock:
                 y = mk.grouped_triton(a, wd, te, tr, st["ends"], bufs["y"])
             else:
                 y = mk.grouped_loop(a, wd, route.counts_host, bufs["y"])
-            order = st["order"]
-            wts = route.weight.index_select(0, order).to(y.dtype)[:, None]
-            x_out.zero_()
-            x_out.index_add_(0, route.token.index_select(0, order), y * wts)
+            dense = self.ep == 1  # TP: all T*k copies live on every GPU
+            mk.combine(y, st["order"], route.slot, route.weight, bufs["full"], x_out,
+                       route.num_tokens, k, dense)  # fmt: skip
 
         return [("gate_up", gate_up), ("norm_rope_act", act), ("down", down)]
 
@@ -211,6 +216,10 @@ class Qwen3MoeModel(LlamaModel):
             buf = b.extra["moe"][name]
             buf.copy_(torch.randn_like(buf))
         torch.cuda.synchronize()
+
+    def gemm_operands(self, b):
+        """(op, x, w, out) of every partition-aware GEMM of a layer of `b` (and the head)."""
+        return self._gemm_operands(b)
 
     def _gemm_operands(self, b):
         w = self.layers[0]

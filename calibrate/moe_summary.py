@@ -35,6 +35,9 @@ def main(out: Path) -> None:
     if mod.exists():
         for k, v in json.loads(mod.read_text())["result"].items():
             print(f"model {k}: check {v['check']} graph {v.get('graph_ms_64sms')}")
+    probe = out / "probe" / "probe.json"
+    if probe.exists():
+        print(f"probe: {probe.read_text().strip()}")
     for s in sorted(out.glob("*/*/samples.jsonl")):
         n = sum(1 for line in s.read_text().splitlines() if line.strip())
         meta = s.parent / "meta.json"

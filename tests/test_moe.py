@@ -186,3 +186,87 @@ def test_moe_block_reference_combines_weighted_experts():
     assert torch.allclose(out[0], 0.25 * ffn(h[0], 0) + 0.75 * ffn(h[0], 1), atol=1e-5)
     assert torch.equal(out[1], torch.zeros(8))  # token 1 was routed nowhere on this GPU
     assert torch.allclose(out[2], ffn(h[2], 1), atol=1e-5)
+
+
+def _synthetic_qwen_profile() -> dict:
+    """A Qwen3 EP-8 profile fitted on synthetic samples from the default SRM (uniform)."""
+    from bulletsim.latency.roofline import SRMParams
+    from calibrate.fit import fit_profile
+    from calibrate.moe_calibrate import SMOKE_GRID
+    from calibrate.synthetic import synthetic_samples
+
+    h200 = get_gpu("h200")
+    df = synthetic_samples(SMOKE_GRID, QWEN_EP, h200, SRMParams())
+    meta = {"gpu": "h200", "model": QWEN_EP.name, "kind": "measured", "mechanism": "green-ctx",
+            "granularity_sms": 8, "timing_method": "synthetic", "date": "2026-11-30",
+            "moe": {"routing": "uniform"}}  # fmt: skip
+    return fit_profile(df, QWEN_EP, h200, meta)
+
+
+def test_profile_measured_uniform_predicts_a_skewed_routing():
+    from bulletsim.latency.profile import ProfileLatency
+
+    doc = _synthetic_qwen_profile()
+    h200 = get_gpu("h200")
+    skew_model = replace(QWEN_EP, moe_routing="zipf:0.6")
+    uni, skew = ProfileLatency(doc, h200, QWEN_EP), ProfileLatency(doc, h200, skew_model)
+    assert "moe_rerouted" not in uni.meta and skew.meta["moe_rerouted"]["predicting"] == "zipf:0.6"
+    assert doc["meta"].get("moe_rerouted") is None  # the input document is not modified
+    t = 4096  # beyond the grid's 1024 tokens: the edge is scaled by the SRM, rerouted alike
+    shape = WorkShape(prefill_tokens=t, prefill_attn_pairs=t * (t + 1) / 2,
+                      prefill_kv_tokens=t, num_prefill_seqs=1, logits_tokens=1)  # fmt: skip
+    params = uni.params
+    from bulletsim.latency.roofline import op_time_s
+
+    for name, k in (("gate_up", 2), ("down", 3)):
+        srm_ratio = op_time_s(linear_ops(skew_model, t)[k], 32, h200, params) / op_time_s(
+            linear_ops(QWEN_EP, t)[k], 32, h200, params
+        )
+        got = skew.op_time(name, shape, 32) / uni.op_time(name, shape, 32)
+        # EP, compute-bound: the busiest GPU's copies grow with the skew (~1.3x)
+        assert got == pytest.approx(srm_ratio, rel=1e-6) and got > 1.15
+    assert skew.op_time("qkv", shape, 32) == uni.op_time("qkv", shape, 32)
+    # inside the grid (1024 tokens, 132 SMs) the measured cell is scaled by the same ratio
+    small = WorkShape(prefill_tokens=1024, prefill_attn_pairs=1024 * 1025 / 2,
+                      prefill_kv_tokens=1024, num_prefill_seqs=1, logits_tokens=1)  # fmt: skip
+    op_s, op_u = linear_ops(skew_model, 1024)[2], linear_ops(QWEN_EP, 1024)[2]
+    ratio = op_time_s(op_s, 132, h200, params) / op_time_s(op_u, 132, h200, params)
+    got = skew.op_time("gate_up", small, 132) / uni.op_time("gate_up", small, 132)
+    assert got == pytest.approx(ratio, rel=1e-6)
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_moe_block_pipeline_on_cpu_matches_the_reference(dense):
+    """align -> grouped gate_up -> SiLU*mul -> grouped down -> combine (the GPU block's torch
+    path, SiLU in torch here) against the per-expert float32 reference; EP (`dense=False`)
+    keeps only the copies of experts 0..1 of 4, as the busiest GPU would."""
+    torch = pytest.importorskip("torch")
+    from calibrate import moe_kernels as mk
+
+    if not mk.has_torch_grouped_mm():
+        pytest.skip("torch without _grouped_mm")
+    g = torch.Generator().manual_seed(2)
+    t, k, e, hid, inter = 6, 2, 4, 32, 16
+    ids = torch.stack([torch.randperm(e, generator=g)[:k] for _ in range(t)])  # [T, k]
+    tok, choice = torch.nonzero(torch.ones(t, k, dtype=torch.bool), as_tuple=True)
+    expert, slot = ids.flatten(), tok * k + choice
+    if not dense:
+        keep = expert < 2
+        tok, expert, slot = tok[keep], expert[keep], slot[keep]
+    weight = torch.rand(len(tok), generator=g)
+    h = torch.randn(t, hid, generator=g).to(torch.bfloat16)
+    wgu = (torch.randn(e, 2 * inter, hid, generator=g) * hid**-0.5).to(torch.bfloat16)
+    wd = (torch.randn(e, hid, inter, generator=g) * inter**-0.5).to(torch.bfloat16)
+    order, _, ends = mk.align(expert, e)
+    try:
+        gu = mk.grouped_torch(h.index_select(0, tok.index_select(0, order)), wgu, ends)
+    except RuntimeError as err:
+        pytest.skip(f"torch._grouped_mm on CPU: {err}")
+    gate, up = gu.float().chunk(2, -1)
+    act = (torch.nn.functional.silu(gate) * up).to(torch.bfloat16)
+    y = mk.grouped_torch(act, wd, ends)
+    full = torch.full((t * k, hid), float("nan")).to(torch.bfloat16)
+    out = torch.full((t, hid), float("nan")).to(torch.bfloat16)
+    mk.combine(y, order, slot, weight, full, out, t, k, dense)
+    ref = mk.moe_reference(h, tok, expert, weight, wgu, wd)
+    assert mk.rel_err(out, ref) < 2e-2

@@ -20,6 +20,7 @@ from bulletsim.latency.collectives import AllReduceTable
 from bulletsim.latency.contention import ContendedPredict
 from bulletsim.latency.host import gap_kind, host_from_dict
 from bulletsim.latency.log_grid import LogGrid, bracket, fill, interp
+from bulletsim.latency.moe_profile import reroute
 from bulletsim.latency.ops import OP_CLASSES, OpCost, attention_coefficients, gemm, linear_ops
 from bulletsim.latency.profile_format import (
     FORMAT,
@@ -76,6 +77,9 @@ class ProfileLatency(ContendedPredict):
         if self.model.tp != tp:
             raise ValueError(f"profile is for one GPU of tp={tp}, not tp={self.model.tp}")
         self.params = srm_from_dict(doc["srm"])
+        # A MoE profile measured under one routing predicts the model's (moe_profile.py).
+        doc = reroute(doc, self.model, self.gpu, self.params)
+        self.doc, self.meta = doc, doc["meta"]
         self.name = f"profile:{self.gpu.name}/{self.model.name} ({meta['kind']})"
         self.num_layers = self.model.num_layers
         self.total_sms = self.gpu.num_sms
