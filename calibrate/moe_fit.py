@@ -25,6 +25,7 @@ import numpy as np
 
 from bulletsim.hardware import get_gpu
 from bulletsim.latency.profile import PROFILE_DIR, ProfileLatency, write_profile
+from bulletsim.latency.profile_format import profile_filename
 from bulletsim.models import ModelSpec, get_model
 from calibrate.fit import _err_stats, fit_profile, row_shape
 from calibrate.samples import load_samples, to_parquet
@@ -35,12 +36,7 @@ SKEW = "zipf:0.6"
 
 def profile_name(gpu: str, model: ModelSpec) -> str:
     """`<gpu>__<model>__tp<tp>.json`: the name the tp > 1 profile lookup reads."""
-    try:
-        from bulletsim.latency.profile_format import profile_filename
-
-        return profile_filename(gpu, model.name, model.tp)  # tp-aware once it lands
-    except TypeError:
-        return f"{gpu}__{model.name}__tp{model.tp}.json"
+    return profile_filename(gpu, model.name, model.tp)
 
 
 def routing_check(doc: dict, samples, model: ModelSpec) -> dict:

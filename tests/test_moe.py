@@ -197,9 +197,17 @@ def _synthetic_qwen_profile() -> dict:
 
     h200 = get_gpu("h200")
     df = synthetic_samples(SMOKE_GRID, QWEN_EP, h200, SRMParams())
-    meta = {"gpu": "h200", "model": QWEN_EP.name, "kind": "measured", "mechanism": "green-ctx",
-            "granularity_sms": 8, "timing_method": "synthetic", "date": "2026-11-30",
-            "moe": {"routing": "uniform"}}  # fmt: skip
+    meta = {
+        "gpu": "h200",
+        "model": QWEN_EP.name,
+        "tp": 8,
+        "kind": "measured",
+        "mechanism": "green-ctx",
+        "granularity_sms": 8,
+        "timing_method": "synthetic",
+        "date": "2026-11-30",
+        "moe": {"routing": "uniform"},
+    }
     return fit_profile(df, QWEN_EP, h200, meta)
 
 
