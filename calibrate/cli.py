@@ -76,6 +76,17 @@ def calibrate(
     install: Annotated[
         bool, Opt("--install/--no-install", help="Copy the profile into bulletsim/data/profiles.")
     ] = True,
+    gemm_paths: Annotated[
+        str | None,
+        Opt(help="GEMM paths to choose from, comma-separated (default: all of them)."),
+    ] = None,
+    prefill_backend: Annotated[
+        str, Opt(help="Prefill attention candidates: auto | flashinfer | sdpa.")
+    ] = "auto",
+    watchdog_s: Annotated[
+        float | None,
+        Opt(help="A sample longer than this exits (resume skips it); default: libsmctrl only."),
+    ] = None,
     decode_backend: Annotated[
         str,
         Opt(
@@ -96,6 +107,11 @@ def calibrate(
         if grid is not None and grid not in GRIDS:
             raise ValueError(f"unknown grid {grid!r}; valid: {', '.join(GRIDS)}")
         check_decode_backend(decode_backend)
+        paths = _gemm_paths(gemm_paths)
+        if prefill_backend not in ("auto", "flashinfer", "sdpa"):
+            raise ValueError(
+                f"unknown prefill backend {prefill_backend!r}; valid: auto, flashinfer, sdpa"
+            )
     except ValueError as e:
         _fail(str(e))
     if mechanism == "libsmctrl":
@@ -132,6 +148,9 @@ def calibrate(
             _progress,
             decode_backend,
             mspec.tp,
+            paths,
+            prefill_backend,
+            watchdog_s,
         )
     except (ValueError, RuntimeError) as e:
         _fail(str(e))
@@ -146,6 +165,19 @@ def calibrate(
             for k, v in s["steps"].items()
         )
     )
+
+
+def _gemm_paths(text: str | None) -> tuple[str, ...] | None:
+    """`--gemm-paths` as a tuple (None: all); ValueError naming the valid paths."""
+    if text is None:
+        return None
+    from bulletsim.gpu.selection import GEMM_PATHS
+
+    paths = tuple(p.strip() for p in text.split(",") if p.strip())
+    bad = [p for p in paths if p not in GEMM_PATHS]
+    if bad or not paths:
+        raise ValueError(f"--gemm-paths: unknown {bad or text!r}; valid: {', '.join(GEMM_PATHS)}")
+    return paths
 
 
 def calibrate_fit(

@@ -45,6 +45,8 @@ SUITES = {
         "ctas": (4,),
         "corun_sms": (16,),
         "loops": 3,
+        "graph_sms": (8,),
+        "graph_tokens": (1, 64),
     },
     "full": {
         "tokens": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384),
@@ -52,6 +54,8 @@ SUITES = {
         "ctas": (1, 2, 4, 8, 16, 32),
         "corun_sms": (8, 16, 32),
         "loops": 7,
+        "graph_sms": (8, 16, 32, 64, 96),
+        "graph_tokens": (1, 8, 64, 256, 1024),
     },
 }
 CTA_TOKENS = (64, 2048, 16384)  # decode, prefill chunk, long prefill
@@ -93,6 +97,39 @@ class Ranks:
             d.all_gather_into_tensor(out, buf, group=group)
         else:
             d.reduce_scatter_tensor(out, buf, group=group)
+
+    def timed_graph(self, buf, stream, k: int) -> dict:
+        """Per-all-reduce ms of k all-reduces captured in one CUDA graph on `stream` (a
+        green-context stream keeps its partition in the graph), replayed after a barrier:
+        device time without the host's launch cost, as an engine's decode graphs see it."""
+        torch = self.torch
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.stream(stream):
+            for _ in range(2):
+                self.call("all_reduce", buf)
+        stream.synchronize()
+        with torch.cuda.graph(g, stream=stream):
+            for _ in range(k):
+                self.call("all_reduce", buf)
+        per_loop = []
+        with torch.cuda.stream(stream):
+            g.replay()
+            for _ in range(self.loops):
+                stream.synchronize()
+                self.dist.barrier()
+                s, e = self.ev(), self.ev()
+                torch.cuda._sleep(int(200 * 1980))
+                s.record()
+                g.replay()
+                e.record()
+                e.synchronize()
+                per_loop.append(s.elapsed_time(e) / k)
+        mine = torch.tensor(per_loop, device="cuda")
+        both = [torch.empty_like(mine) for _ in range(self.world)]
+        self.dist.all_gather(both, mine)
+        mins = torch.stack(both).min(0).values.tolist()
+        del g
+        return {"ms": statistics.median(mins), "ms_min": min(mins), "k": k, "loops_ms": mins}
 
     def timed(self, kind, buf, stream, out=None, group=None, k=None) -> dict:
         """Per-collective ms: median over loops of min over ranks; also each rank's own."""
@@ -256,6 +293,23 @@ def _worker(rank: int, world: int, port: int, suite: str, out: str) -> None:
     res["corun"] = _corun(r, pool, cfg)
     res["wall_s"] = round(time.perf_counter() - t0, 1)
     stage("co-run")
+    # last: a failed capture must not cost the stages above
+    res["graph_rows"] = []
+    for sms in (pool.total_sms, *cfg["graph_sms"]):
+        st = pool.get(sms).stream
+        for t in cfg["graph_tokens"]:
+            try:
+                row = r.timed_graph(bufs[t], st, 50)
+            except Exception as e:  # noqa: BLE001 - recorded; the eager rows stand
+                row = {"error": f"{type(e).__name__}: {e}"[:300]}
+            nbytes = bufs[t].numel() * 2
+            res["graph_rows"].append(
+                {"op": "all_reduce", "tokens": t, "sms": sms, "bytes": nbytes, **row}
+            )
+            if "error" in row:
+                break
+    res["wall_s"] = round(time.perf_counter() - t0, 1)
+    stage("graph-timed all-reduce")
     dist.destroy_process_group()
 
 
@@ -344,6 +398,11 @@ def _corun(r: Ranks, pool, cfg: dict) -> list[dict]:
                     "ar_corun_ms": statistics.median(a_in) if a_in else None,
                     "n_gemm_inside": len(g_in),
                     "n_ar_inside": len(a_in),
+                    "ar_window_ms": evs[0].elapsed_time(evs[-1]),
+                    "gemm_window_ms": gevs[0].elapsed_time(gevs[-1]),
+                    "gemm_start_after_ar_ms": evs[0].elapsed_time(gevs[0]),
+                    "n_ar": n_ar,
+                    "enqueue_ar_us_per_call": enq_us / n_ar,
                 }
             )
     return rows
@@ -445,6 +504,9 @@ def _summary(doc: dict) -> None:
             bw = x["bytes"] * 2 * (doc["world"] - 1) / doc["world"] / (x["ms"] * 1e-3) / 1e9
             cells.append(f"{1e3 * x['ms']:.1f} ({bw:.0f})")
         print(f"{t:>6} | " + " | ".join(cells))
+    for g in r0.get("graph_rows", []):
+        t = f"{1e3 * g['ms']:.1f} us" if "ms" in g else g.get("error")
+        print(f"graph-timed all_reduce {g['tokens']:>5} tokens on {g['sms']:>3} SMs: {t}")
     for c in r0.get("ctas", []):
         print(f"max_ctas {c['max_ctas']:>2} tokens {c['tokens']:>5}: {1e3 * c['ms']:.1f} us")
     for c in r0.get("corun", []):

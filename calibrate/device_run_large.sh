@@ -2,9 +2,13 @@
 # Issue 13 device stages (Llama-3.1-70B TP shards and NCCL collectives), run from a copy of
 # the repository on the device: `OUTDIR=DIR bash calibrate/device_run_large.sh STAGE:SECONDS...`
 #   coll-smoke, coll-full  python3 -m calibrate.collectives on every visible GPU (>= 2)
-#   tp<N>-<grid>           bulletsim calibrate --model llama-3.1-70b --tp N --grid <grid>
-#                          (one GPU; samples, profile and report tarred as <stage>.tgz)
-# Each stage runs under its own timeout and the next one runs whatever happened.
+#   probe<N>               calibrate.shard_probe for the TP-N shard, retried without each
+#                          component that hangs (<= 4 tries); the components left out are
+#                          written to $OUTD/skip-tp<N> and the calibrations below avoid them
+#   tp<N>-<grid>           bulletsim calibrate --model llama-3.1-70b --tp N --grid <grid> with
+#                          a 30 s per-sample watchdog, resumed past a hung sample until its
+#                          time is up (samples, profile and report tarred as <stage>.tgz)
+# Each stage runs under its own time limit and the next one runs whatever happened.
 # NVLink multicast stays off (KINDS.md): NCCL_NVLS_ENABLE=0 and friends are exported here.
 set -u
 OUTD=${OUTDIR:-${OUT:-/tmp/out/large}}
@@ -17,6 +21,56 @@ make -C native > "$OUTD/make.log" 2>&1 || stamp "native build failed (Triton pro
 nvidia-smi --query-gpu=index,name,driver_version,clocks.sm,power.draw,power.limit \
   --format=csv > "$OUTD/smi.txt" 2>&1
 summary=""
+
+probe() {  # tp seconds
+  local tp=$1 end=$(( $(date +%s) + $2 )) skip="" try hung comp
+  for try in 1 2 3 4; do
+    local left=$(( end - $(date +%s) ))
+    [ $left -gt 10 ] || break
+    timeout -k 5 $left python3 -m calibrate.shard_probe --tp "$tp" --skip "$skip" \
+      --out "$OUTD/probe-tp$tp-$try" --stage-s 20 > "$OUTD/probe-tp$tp-$try.log" 2>&1
+    rc=$?
+    tail -4 "$OUTD/probe-tp$tp-$try.log"
+    [ $rc = 0 ] && break
+    hung=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1])).get('running') or '')" \
+      "$OUTD/probe-tp$tp-$try/probe.json" 2>/dev/null)
+    case $hung in
+      gemm:*) comp=$(echo "$hung" | cut -d: -f2) ;;
+      prefill:*|decode:*) comp=${hung#*:} ;;
+      *) comp=safe ;;
+    esac
+    stamp "probe tp$tp try $try: rc=$rc, stage '$hung' -> leave out $comp"
+    skip="${skip:+$skip,}$comp"
+    [ "$comp" = safe ] && break
+  done
+  echo "$skip" > "$OUTD/skip-tp$tp"
+}
+
+cal_args() {  # tp -> calibrate flags that avoid the components its probe left out
+  local skip paths="" p
+  skip=$(cat "$OUTD/skip-tp$1" 2>/dev/null || true)
+  [ -z "$skip" ] && skip=$(cat "$OUTD"/skip-tp* 2>/dev/null | head -1)
+  case ",$skip," in *,safe,*)
+    echo "--gemm-paths cublas,triton-persistent --prefill-backend sdpa --decode-backend triton-splitk"
+    return ;;
+  esac
+  for p in cublas cublaslt-sm-target triton-persistent; do
+    case ",$skip," in *,$p,*) ;; *) paths="${paths:+$paths,}$p" ;; esac
+  done
+  echo -n "--gemm-paths $paths"
+  case ",$skip," in *,flashinfer-fa3,*|*,flashinfer-fa2,*) echo -n " --prefill-backend sdpa" ;; esac
+  case ",$skip," in *,sdpa-*) echo -n " --prefill-backend flashinfer" ;; esac
+  for p in flashinfer-tc flashinfer-cc triton-splitk sdpa-gather; do
+    case ",$skip," in *,$p,*) local dec_skip=1 ;; esac
+  done
+  if [ -n "${dec_skip:-}" ]; then
+    for p in flashinfer-tc triton-splitk flashinfer-cc sdpa-gather; do
+      case ",$skip," in *,$p,*) ;; *) echo -n " --decode-backend $p"; break ;; esac
+    done
+  fi
+  echo
+}
+
 for spec in "$@"; do
   name=${spec%%:*}; lim=${spec##*:}
   t=$(date +%s)
@@ -28,13 +82,26 @@ for spec in "$@"; do
         --suite "${name#coll-}" 2>&1 | tee "$OUTD/$name.log" | tail -60
       rc=${PIPESTATUS[0]}
       ;;
+    probe*)
+      probe "${name#probe}" "$lim"; rc=0
+      stamp "skip-tp${name#probe}: $(cat "$OUTD/skip-tp${name#probe}")"
+      ;;
     tp*-*)
       tp=${name%%-*}; tp=${tp#tp}; grid=${name#*-}
-      timeout -k 5 "$lim" python3 -m calibrate calibrate --gpu h200 --model llama-3.1-70b \
-        --tp "$tp" --grid "$grid" --out "/tmp/$name" --no-install 2>&1 \
-        | grep -v '^\s*$' > "$OUTD/$name.log"
-      rc=${PIPESTATUS[0]}
-      tail -25 "$OUTD/$name.log"
+      args=$(cal_args "$tp")
+      stamp "$name: calibrate $args"
+      end=$(( $(date +%s) + lim ))
+      while :; do
+        left=$(( end - $(date +%s) ))
+        [ $left -gt 15 ] || { rc=124; break; }
+        timeout -k 5 $left python3 -m calibrate calibrate --gpu h200 --model llama-3.1-70b \
+          --tp "$tp" --grid "$grid" --out "/tmp/$name" --no-install --watchdog-s 30 $args \
+          >> "$OUTD/$name.log" 2>&1
+        rc=$?
+        [ $rc = 3 ] || break  # 3: the watchdog ended a hung sample; resume past it
+        stamp "$name: watchdog exit, resuming"
+      done
+      grep -v '^\s*$' "$OUTD/$name.log" | tail -12
       tar czf "$OUTD/$name.tgz" -C /tmp "$name"
       ;;
     *) stamp "unknown stage $name"; rc=2 ;;

@@ -118,6 +118,9 @@ def run_calibration(
     make_progress,
     decode_backend: str = "auto",
     tp: int | None = None,
+    gemm_paths: tuple[str, ...] | None = None,
+    prefill_backend: str = "auto",
+    watchdog_s: float | None = None,
 ) -> dict:
     from bulletsim.gpu.llama import LlamaModel
     from bulletsim.gpu.pools import make_pool
@@ -134,7 +137,14 @@ def run_calibration(
     pool = make_pool(mechanism, spec, libsmctrl)
     free, _ = torch.cuda.mem_get_info()
     kv_bytes = max(4e9, min(40e9, free - 24e9))
-    model = LlamaModel(model_spec, kv_pool_bytes=kv_bytes, decode_backend=decode_backend)
+    extra = {"gemm_paths": gemm_paths} if gemm_paths else {}
+    model = LlamaModel(
+        model_spec,
+        kv_pool_bytes=kv_bytes,
+        decode_backend=decode_backend,
+        prefill_backend=prefill_backend,
+        **extra,
+    )
     model.gemm.unit_sms = pool.granularity  # default rule tells groups from remainders
     fallback = check_default_decode(model, log)
     counts = grid.counts()
@@ -146,7 +156,9 @@ def run_calibration(
             store,
             mechanism=mechanism,
             progress=advance,
-            watchdog_s=LIBSMCTRL_WATCHDOG_S if mechanism == "libsmctrl" else 0.0,
+            watchdog_s=watchdog_s
+            if watchdog_s is not None
+            else (LIBSMCTRL_WATCHDOG_S if mechanism == "libsmctrl" else 0.0),
         )
         sweep.run()
     store.close()
@@ -179,6 +191,11 @@ def run_calibration(
         "prefill_attention": model.prefill_batch([128]).default_backend,
         "decode_attention": model.decode_batch(64, 2048).default_backend,
         "decode_backend_note": fallback,
+        "kernel_restrictions": {
+            "gemm_paths": list(gemm_paths) if gemm_paths else "all",
+            "prefill_backend": prefill_backend,
+            "decode_backend": decode_backend,
+        },
         "kernels": kernel_metadata(model),
         "sm_probe": probe_kind,
         "grid": grid.name,
