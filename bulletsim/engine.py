@@ -18,7 +18,7 @@ from collections.abc import Callable
 import simpy
 
 from bulletsim.core import CoRunner, Work, co_runner
-from bulletsim.latency.base import launch_gap_fn
+from bulletsim.latency.base import LatencyModel, launch_gap_fn
 from bulletsim.policies.base import Policy, PolicyContext
 from bulletsim.records import IterationLog
 
@@ -40,13 +40,17 @@ class SimEngine:
         progress: Callable[[int], None] | None = None,
         progress_every: int = 2000,
         stop_when: Callable[[float], bool] | None = None,
+        timing: LatencyModel | None = None,
     ) -> None:
         """`stop_when(now_s)` is asked after every iteration; True ends the run there (the
-        state is left as it is, `stopped_at_s` is set and the invariants no longer apply)."""
+        state is left as it is, `stopped_at_s` is set and the invariants no longer apply).
+        `timing`: the latency model that advances the clock, when it is not the one the policy
+        predicts with (`ctx.latency`): as on a real GPU, whose times the policy only predicts
+        (re-simulating a live run whose policy predicted with another profile)."""
         self.policy = policy
         self.ctx = ctx
         self.state = ctx.state
-        self.latency = ctx.latency
+        self.latency = timing or ctx.latency
         self.log = IterationLog()
         self.sm_log: list[tuple[float, str, int]] = []  # (time, lane, SMs) at every change
         self._progress = progress

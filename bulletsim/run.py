@@ -123,8 +123,12 @@ def simulate(
     latency: LatencyModel | None = None,
     progress: Callable[[int, int], None] | None = None,
     stop_below_attainment: float | None = None,
+    timing: LatencyModel | None = None,
 ) -> RunResult:
     """Build `cfg` and run it to completion on the simulated engine.
+
+    `timing`: a latency model for the engine's clock other than the one the policy predicts
+    with (`latency`, or the config's), named in the result's `timing_model` meta.
 
     With `stop_below_attainment` (a target in (0, 1]) the run ends early once its SLO misses
     make attainment below that target certain (`early_stop.MissBound`); its metrics then
@@ -139,14 +143,17 @@ def simulate(
     bound = None
     if stop_below_attainment is not None:
         bound = MissBound(run.state, run.slo, stop_below_attainment)
-    engine = SimEngine(run.policy, run.context, progress=tick, stop_when=bound)
+    engine = SimEngine(run.policy, run.context, progress=tick, stop_when=bound, timing=timing)
     engine.run()
     if engine.stopped_at_s is not None:
         assert bound is not None
         return collect_stopped(run, engine, engine.stopped_at_s, bound.upper_bound)
     if progress:
         progress(run.state.num_finished, total)
-    return collect(run, engine)
+    res = collect(run, engine)
+    if timing is not None:
+        res.meta["timing_model"] = timing.name
+    return res
 
 
 def collect_stopped(

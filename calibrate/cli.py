@@ -46,8 +46,9 @@ def _progress(total: int):
 
 def calibrate(
     gpu: Annotated[
-        str, Opt(help="GPU to calibrate; must match the GPU found (h200, h100, a100, h20).")
-    ],
+        str | None,
+        Opt(help="GPU to calibrate; must match the GPU found (h200, h100, a100, h20)."),
+    ] = None,
     model: Annotated[str, Opt(help="Model whose kernels are measured.")] = "llama-3.1-8b",
     tp: Annotated[
         int | None,
@@ -94,8 +95,34 @@ def calibrate(
             "default) | flashinfer-tc | flashinfer-cc | triton-splitk | sdpa-gather."
         ),
     ] = "auto",
+    from_live: Annotated[
+        bool,
+        Opt(
+            "--from-live",
+            help="Instead of measuring: refit a profile's overhead, contention, kernel-scale "
+            "and host terms on live runs (RUN_DIR...; CPU only); --out FILE.json.",
+        ),
+    ] = False,
+    run_dirs: Annotated[
+        list[Path] | None,
+        typer.Argument(help="--from-live: live run directories to fit on.", show_default=False),
+    ] = None,
+    profile: Annotated[
+        Path | None,
+        Opt(help="--from-live: the profile to refit [default: the installed one]."),
+    ] = None,
 ) -> None:
-    """Measure prefill/decode kernels under SM partitions on this GPU and fit a profile."""
+    """Measure prefill/decode kernels under SM partitions on this GPU and fit a profile, or
+    (--from-live) refit a profile on live runs."""
+    if from_live:
+        from bulletsim.live.refit_cli import calibrate_from_live
+
+        calibrate_from_live(run_dirs or [], profile, out)
+        return
+    if run_dirs or profile is not None:
+        _fail("run directories and --profile go with --from-live")
+    if gpu is None:
+        _fail("--gpu is required (h200, h100, a100, h20), or --from-live RUN_DIR...")
     from bulletsim.gpu.selection import check_decode_backend
     from bulletsim.hardware import check_mechanism, get_gpu
     from bulletsim.models import get_model

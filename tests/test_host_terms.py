@@ -127,3 +127,17 @@ def test_host_params_round_trip():
     again = HostParams(**h.to_dict())
     assert again.gap("graph") == 4e-4 and again.gap("batch") == 0.0
     assert again.eager_launch_s(32) == pytest.approx(2e-3 + 1e-5 * 13 * 32)
+
+
+def test_the_clock_can_follow_another_model_than_the_policy():
+    # fidelity re-simulates a live run with the policy predicting as the live one did while
+    # the clock follows a refitted profile: every iteration lasts the timing model's time
+    from bulletsim.latency.constant import ConstantLatency
+
+    cfg = _cfg(n=20, rate=5.0)
+    res = simulate(
+        cfg, latency=ConstantLatency(step_s=0.01), timing=ConstantLatency(step_s=0.02, name="t")
+    )
+    it = res.iterations
+    assert list(it["end_s"] - it["start_s"]) == pytest.approx([0.02] * len(it))
+    assert res.meta["timing_model"] == "t" and res.meta["latency_model"] == "constant"

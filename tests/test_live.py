@@ -122,40 +122,6 @@ def test_fidelity_command_reports_live_runs_and_rejects_other_directories(tmp_pa
     assert r.exit_code == 2 and "no config.json" in r.output
 
 
-def test_live_correction_scales_and_adds_the_host_gap():
-    from bulletsim.core import WorkShape
-    from bulletsim.latency.constant import ConstantLatency
-    from bulletsim.live.refit import CorrectedLatency, LiveCorrection
-
-    c = LiveCorrection({"decode|(0, 32]": 0.5, "decode|all": 2.0}, {"decode": 0.001})
-    lat = CorrectedLatency(ConstantLatency(step_s=0.01), c)
-    decode = WorkShape(decode_tokens=8, decode_ctx_tokens=800, logits_tokens=8)
-    assert lat.predict(decode, 132) == pytest.approx(2.0 * 0.01 + 0.001)
-    assert lat.predict(decode, 16) == pytest.approx(0.5 * 0.01 + 0.001)
-    assert lat.predict(WorkShape(prefill_tokens=64), 132) == pytest.approx(0.01)  # no entry
-
-
-def test_calibrate_live_on_a_fake_run_fits_the_identity(tmp_path):
-    out = tmp_path / "run"
-    # Requests arrive faster than they are served: a wait for an arrival shorter than
-    # refit.BACK_TO_BACK_S would otherwise count as a host gap (with the 2026-11-30 H200
-    # profile one such 0.5 ms wait at the default rate did).
-    args = ["live", "--executor", "fake", "-n", "40", "--rate", "1000", "--gpu", "h200"]
-    args += ["--out", str(out)]
-    assert CliRunner().invoke(app, args).exit_code == 0
-    corr = tmp_path / "corr.json"
-    r = CliRunner().invoke(app, ["calibrate-live", str(out), "--out", str(corr)])
-    assert r.exit_code == 0, r.output
-    d = json.loads(corr.read_text())
-    assert set(d["scale"].values()) == {1.0}  # the fake measures exactly the prediction
-    assert set(d["gap_s"].values()) <= {0.0}  # and has no host gaps on its virtual clock
-    r = CliRunner().invoke(app, ["fidelity", str(out), "--correction", str(corr)])
-    assert r.exit_code == 0, r.output
-    assert "is one of the runs the correction was fitted on" in r.output
-    r = CliRunner().invoke(app, ["fidelity", str(out), "--correction", str(tmp_path / "no")])
-    assert r.exit_code == 2 and "live correction file not found" in r.output
-
-
 def test_the_live_engine_keeps_the_engine_protocol():
     from bulletsim.engine_api import Engine
     from bulletsim.live.engine import LiveEngine
@@ -204,7 +170,6 @@ def test_graph_step_inputs_pad_with_the_scratch_page():
 def test_the_committed_h200_fidelity_table_reproduces():
     # The README's fidelity figures: one committed live run, re-simulated with the profile it
     # predicted with, gives its committed table line to the printed digit.
-    from pathlib import Path
 
     from bulletsim.live.fidelity import headline, markdown_table, resimulate_live
 
@@ -228,30 +193,6 @@ def test_every_policy_runs_in_the_live_loop(policy):
     extra = {"chunked": {"variant": "prefill-first"}} if policy != name else {}
     res = live_run(_cfg(name, n=60, **extra), FakeExecutor())
     assert res.result.metrics["num_requests"] == 60  # collect() checked the invariants
-
-
-def _fake_run(tmp_path) -> Path:
-    out = tmp_path / "run"
-    args = ["live", "--executor", "fake", "-n", "20", "--rate", "1000", "--gpu", "h200"]
-    assert CliRunner().invoke(app, [*args, "--out", str(out)]).exit_code == 0
-    return out
-
-
-def test_calibrate_live_never_overwrites_a_users_file_nor_takes_a_folder(tmp_path):
-    run = _fake_run(tmp_path)
-    mine = tmp_path / "mine.txt"
-    mine.write_text("mine\n")
-    r = CliRunner().invoke(app, ["calibrate-live", str(run), "--out", str(mine)])
-    assert r.exit_code == 2 and "is not a live correction bulletsim wrote" in r.output
-    assert mine.read_text() == "mine\n"
-    before = sorted(p.name for p in tmp_path.iterdir())
-    r = CliRunner().invoke(app, ["calibrate-live", str(run), "--out", str(tmp_path)])
-    assert r.exit_code == 2 and "is a folder" in r.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no temp file left
-    corr = tmp_path / "corr.json"  # a correction it wrote may be replaced
-    for _ in range(2):
-        r = CliRunner().invoke(app, ["calibrate-live", str(run), "--out", str(corr)])
-        assert r.exit_code == 0, r.output
 
 
 def test_gpu_executor_without_torch_is_one_line(monkeypatch):

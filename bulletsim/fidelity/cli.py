@@ -30,13 +30,24 @@ def fidelity(
     table: Annotated[
         Path | None, Opt(help="Live runs: also write the one-line-per-run table (Markdown).")
     ] = None,
-    correction: Annotated[
-        Path | None,
-        Opt(help="Live runs: correct the latency model with this `calibrate-live` file."),
-    ] = None,
     profile: Annotated[
         Path | None,
         Opt(help="Live runs: re-simulate with this latency profile file (default: installed)."),
+    ] = None,
+    policy_profile: Annotated[
+        Path | None,
+        Opt(
+            help="Live runs: the profile the simulated policy predicts with, when not --profile "
+            "(the one the live policy used) [default: --profile; with --held-out, the "
+            "unrefitted --profile]."
+        ),
+    ] = None,
+    held_out: Annotated[
+        str | None,
+        Opt(
+            help="Live runs: judge each group of runs (workload | load) with the profile "
+            "refitted on the other groups only (`calibrate --from-live` per fold)."
+        ),
     ] = None,
     measured_format: Annotated[
         str, Opt(help="Result file format: auto (from its keys), vllm, sglang.")
@@ -82,10 +93,12 @@ def fidelity(
             fail("give live run directories or --measured FILE, not both")
         from bulletsim.live.fidelity_cli import report_live_runs
 
-        report_live_runs(run_dirs, table, correction, profile)
+        report_live_runs(run_dirs, table, profile, held_out, policy_profile)
         return
     if measured is None:
         fail("nothing to compare: give live run directories or --measured FILE")
+    if held_out is not None or policy_profile is not None:
+        fail("--held-out and --policy-profile need live run directories")
     from bulletsim.config import load_config, merge_overrides, parse_sets
     from bulletsim.fidelity.reader import read_measured
 

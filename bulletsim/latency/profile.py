@@ -81,6 +81,8 @@ class ProfileLatency(ContendedPredict):
         doc = reroute(doc, self.model, self.gpu, self.params)
         self.doc, self.meta = doc, doc["meta"]
         self.name = f"profile:{self.gpu.name}/{self.model.name} ({meta['kind']})"
+        if "live_refit" in meta:
+            self.name += f" refitted on {len(meta['live_refit'].get('runs', []))} live runs"
         self.num_layers = self.model.num_layers
         self.total_sms = self.gpu.num_sms
         exec_ = doc.get("exec", {})
@@ -418,7 +420,8 @@ class ProfileLatency(ContendedPredict):
         for a full step): the profile's `host.gap_s` of that launch kind, 0 without one."""
         if self.host is None:
             return 0.0
-        return self.host.gap(gap_kind(shape.prefill_tokens, first_layer))
+        kind = gap_kind(shape.prefill_tokens, first_layer)
+        return self.host.gap(kind, shape.decode_tokens + shape.num_prefill_seqs)
 
     def time_split_s(self, shape: WorkShape, num_sms: int) -> tuple[float, float]:
         """(memory-bound, compute-bound) seconds of `shape`'s kernels on `num_sms` SMs alone,

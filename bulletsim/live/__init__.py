@@ -9,12 +9,14 @@
     records.py    per-iteration live columns (measured vs predicted seconds, co-runner, CPU)
     pages.py      `PageTable`: real KV page ids per request, mirroring `KVCache` (numpy only)
     run.py        config -> live run -> the same results as `bulletsim run` plus live.json
-    cli.py        the `bulletsim live` and `bulletsim calibrate-live` commands
+    cli.py        the `bulletsim live` command
     gpu/          the GPU executor (torch, flashinfer; imported only when asked for)
     rundir.py     reading a live run's results directory
     fidelity.py   re-simulate a live run's requests and config; sim-vs-live error tables;
-                  fidelity_cli.py (`bulletsim fidelity RUN_DIR...`, `calibrate-live`)
-    refit.py      a latency-model correction fitted on live iterations (`calibrate-live`)
+                  fidelity_cli.py (`bulletsim fidelity RUN_DIR... [--held-out workload]`),
+                  fidelity_folds.py (held-out groups of runs: by workload or by load)
+    refit.py      refit a profile's overhead, contention, kernel-scale and host terms on live
+                  iterations; refit_cli.py (`bulletsim calibrate --from-live RUN_DIR...`)
 
 Nothing here imports torch except `gpu/`, and nothing imports simpy except the re-simulation
 in fidelity.py (through bulletsim.simulate).

@@ -4,7 +4,6 @@ real engine on a GPU (or by the fake executor, for trying the control loop anywh
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -159,20 +158,3 @@ def register(app: typer.Typer) -> None:
         "time per iteration."
     )
     app.command("live")(live)
-
-    def calibrate_live(
-        run_dirs: Annotated[
-            list[Path], typer.Argument(help="Live run directories to fit on.", show_default=False)
-        ],
-        out: Annotated[Path, typer.Option(help="Where to write the correction (JSON).")] = Path(
-            "live-correction.json"
-        ),
-    ) -> None:
-        """Fit a correction of the latency model on live iterations (scale per phase and SM
-        group, host gap per iteration); judge it with `bulletsim fidelity OTHER_RUNS
-        --correction FILE` on runs it was not fitted on."""
-        from bulletsim.live.fidelity_cli import calibrate_live as fit
-
-        fit(run_dirs, out)
-
-    app.command("calibrate-live")(calibrate_live)

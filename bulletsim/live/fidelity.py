@@ -6,7 +6,9 @@ them), simulates them, and compares request metrics with `bulletsim.fidelity.com
 (TTFT / TPOT / ITL / E2E mean, p50, p90, p99; throughput; SLO attainment; per-request
 errors). `iteration_errors` is the latency model's own error on the live iterations:
 err = predicted / measured - 1 for the same work on the same SMs beside the same co-runner,
-summarised as median and p90 of |err| by lane phase and SM count.
+summarised as median and p90 of |err| by lane phase and SM count: the predictions the live run
+recorded, or, with another profile, every iteration priced again under it
+(`bulletsim.live.refit.price_run`, the simulator's own formula).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from bulletsim.config import load_config
 from bulletsim.fidelity.compare import Comparison, compare
 from bulletsim.fidelity.observed import observed_from_request_frame
 from bulletsim.files import require_file
+from bulletsim.hardware import get_gpu
 from bulletsim.live.rundir import SM_BINS, read_live_run
+from bulletsim.models import get_model
 from bulletsim.run import RunResult, simulate
 from bulletsim.workload.workload import Workload, make_requests
 
@@ -47,29 +51,30 @@ def live_config(meta: dict):
 
 
 def resimulate_live(
-    run_dir: str | Path, correction=None, profile: str | Path | None = None
+    run_dir: str | Path,
+    profile: str | Path | dict | None = None,
+    policy_profile: str | Path | dict | None = None,
 ) -> LiveFidelity:
-    """Re-simulate `run_dir`'s requests under its config. `profile`: a latency profile file
-    to use instead of the installed one (e.g. the profile the live run predicted with);
-    `correction` (a `refit.LiveCorrection`): correct the latency model by it."""
+    """Re-simulate `run_dir`'s requests under its config. `profile`: a latency profile (file or
+    document) to use instead of the installed one (e.g. the profile the live run predicted
+    with, or one refitted on other live runs); its iteration errors are then re-priced.
+    `policy_profile`: the profile the policy predicts with, when not `profile` (the one the
+    live run's policy used, so the simulated policy decides as the live one did while the
+    clock follows `profile`)."""
     meta, summary, req, it = read_live_run(run_dir)
     cfg = live_config(meta)
-    latency = None
-    if correction is not None or profile is not None:
-        from bulletsim.hardware import get_gpu
-        from bulletsim.latency.factory import build_latency
+    latency = timing = None
+    errors = iteration_errors(it)
+    if profile is not None:
         from bulletsim.latency.profile import ProfileLatency
-        from bulletsim.live.refit import CorrectedLatency
-        from bulletsim.models import get_model
+        from bulletsim.live.refit import repriced
 
         gpu, model = get_gpu(cfg.gpu), get_model(cfg.model, tp=cfg.tp)
-        if profile is not None:
-            require_file(profile, "latency profile")
-            latency = ProfileLatency.load(profile, gpu, model)
-        else:
-            latency = build_latency(cfg.latency, gpu, model)
-        if correction is not None:
-            latency = CorrectedLatency(latency, correction)
+        doc = _profile_doc(profile)
+        latency = ProfileLatency(doc, gpu, model)
+        errors = repriced(doc, run_dir)
+        if policy_profile is not None:
+            timing, latency = latency, ProfileLatency(_profile_doc(policy_profile), gpu, model)
     req = req.sort_values("id")
     specs = make_requests(
         req["arrival_s"].to_numpy(np.float64),
@@ -80,36 +85,31 @@ def resimulate_live(
         summary["workload"], f"live run {run_dir}", False, specs, 0, 0,
         ("requests: the live run's own (arrival, prompt, output), replayed",),
     )  # fmt: skip
-    sim = simulate(cfg, workload=wl, latency=latency)
-    label = f"simulated ({sim.summary['policy']}, {sim.latency.name})"
+    sim = simulate(cfg, workload=wl, latency=latency, timing=timing)
+    label = f"simulated ({sim.summary['policy']}, {(timing or sim.latency).name})"
     sim_obs = observed_from_request_frame(label, sim.requests, sim.summary["itl_ms"])
     live_obs = observed_from_request_frame(
         f"live ({summary['engine']})", req.reset_index(drop=True), summary["itl_ms"]
     )
-    return LiveFidelity(
-        Path(run_dir),
-        summary,
-        sim,
-        compare(sim_obs, live_obs, sim.slo),
-        iteration_errors(it, correction),
-    )
+    return LiveFidelity(Path(run_dir), summary, sim, compare(sim_obs, live_obs, sim.slo), errors)
 
 
-def iteration_errors(it: pd.DataFrame, correction=None) -> pd.DataFrame:
-    """Median and p90 of |predicted / measured - 1| (percent) and the median signed error,
-    per (phase, SM group), plus an "all" row per phase. Empty for runs without predictions.
-    With `correction`, predictions are scaled by its factor (its host gap is not GPU time
-    and is left out here)."""
+def _profile_doc(profile: str | Path | dict) -> dict:
+    from bulletsim.latency.profile import read_profile
+
+    if isinstance(profile, dict):
+        return profile
+    return read_profile(require_file(profile, "latency profile"))
+
+
+def iteration_errors(it: pd.DataFrame) -> pd.DataFrame:
+    """Median and p90 of |predicted / measured - 1| (percent) and the median signed error of
+    the predictions the live run recorded, per (phase, SM group), plus an "all" row per
+    phase. Empty for runs without predictions."""
     if not len(it) or "predicted_s" not in it:
         return pd.DataFrame()
     ok = it["measured_s"] > 0
     pred = it.loc[ok, "predicted_s"]
-    if correction is not None:
-        factors = [
-            correction.factor(str(p), int(n))
-            for p, n in zip(it.loc[ok, "phase"], it.loc[ok, "num_sms"], strict=True)
-        ]
-        pred = pred * np.asarray(factors)
     err = (pred / it.loc[ok, "measured_s"] - 1.0) * 100.0
     df = pd.DataFrame(
         {
@@ -159,12 +159,29 @@ def headline(f: LiveFidelity) -> dict:
     }
 
 
+# The issue's targets at 50-90% load: |error| of throughput, mean TPOT, TTFT p50 (percent).
+TARGETS_PCT = {"throughput_err_pct": 5.0, "tpot_mean_err_pct": 5.0, "ttft_p50_err_pct": 10.0}
+
+
+def targets_met(r: dict) -> str:
+    """Which of the targets (throughput 5%, TPOT 5%, TTFT p50 10%) one table row meets, e.g.
+    "thr, TPOT" or "none"."""
+    names = {"throughput_err_pct": "thr", "tpot_mean_err_pct": "TPOT", "ttft_p50_err_pct": "TTFT"}
+    met = [names[k] for k, lim in TARGETS_PCT.items() if abs(r[k]) <= lim]
+    return ", ".join(met) if met else "none"
+
+
 def markdown_table(rows: list[dict]) -> str:
-    """One line per live run: live figures and the simulator's error on them."""
+    """One line per live run: live figures, the simulator's error on them and which targets
+    the line meets; with a "fit_on" key per row (held-out fidelity), the runs it was fitted on."""
+    fit = any("fit_on" in r for r in rows)
     head = (
         "| workload | policy | rate (req/s) | live thr (req/s) | thr err | live TPOT mean "
         "(ms) | TPOT err | live TTFT p50 (ms) | TTFT p50 err | SLO live / sim | iteration "
-        "median abs err |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "median abs err | meets |" + (" profile fitted on |" if fit else "") + "\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        + ("---|" if fit else "")
+        + "\n"
     )
     lines = [
         f"| {r['workload']} | {r['policy']} | "
@@ -173,7 +190,8 @@ def markdown_table(rows: list[dict]) -> str:
         f"{r['throughput_err_pct']:+.1f}% | {r['tpot_mean_live_ms']:.2f} | "
         f"{r['tpot_mean_err_pct']:+.1f}% | {r['ttft_p50_live_ms']:.1f} | "
         f"{r['ttft_p50_err_pct']:+.1f}% | {100 * r['slo_live']:.1f}% / {100 * r['slo_sim']:.1f}%"
-        f" | {r['iter_median_abs_pct']:.1f}% |"
+        f" | {r['iter_median_abs_pct']:.1f}% | {targets_met(r)} |"
+        + (f" {r.get('fit_on', '')} |" if fit else "")
         for r in rows
     ]
     return head + "\n".join(lines) + "\n"

@@ -1,4 +1,5 @@
-"""`bulletsim fidelity RUN_DIR...`: the simulator against live runs, one report per run."""
+"""`bulletsim fidelity RUN_DIR...`: the simulator against live runs, one report per run;
+with `--held-out`, each run is judged by a profile refitted on the other runs only."""
 
 from __future__ import annotations
 
@@ -13,44 +14,39 @@ from rich.table import Table
 def report_live_runs(
     run_dirs: list[Path],
     table: Path | None,
-    correction_file: Path | None = None,
     profile: Path | None = None,
+    held_out: str | None = None,
+    policy_profile: Path | None = None,
 ) -> None:
     """Print each run's comparison and iteration errors; optionally write the summary table.
-    With `correction_file` (`bulletsim calibrate-live`), the latency model is corrected."""
+    `held_out` ("workload" or "load"): refit `profile` (default: installed) per fold and judge
+    the held-out runs with it (`live.fidelity_folds`), the simulated policy predicting with
+    `policy_profile` (default: `profile`, unrefitted: the live runs' own)."""
     from bulletsim.cli import USER_ERRORS, fail
-    from bulletsim.fidelity.report import print_comparison
     from bulletsim.live.fidelity import headline, markdown_table, resimulate_live
 
     con = Console()
     rows = []
-    correction = None
-    if correction_file is not None:
-        from bulletsim.live.refit import LiveCorrection
-
+    try:
+        plan, decide = _plan(run_dirs, profile, held_out)
+        if policy_profile is not None:
+            decide = policy_profile
+    except USER_ERRORS as e:
+        fail(str(e))
+    if decide is not None:
+        typer.echo(
+            "the simulated policy predicts with the unrefitted profile (as the live one did)"
+        )
+    for d, prof, fit_on in plan:
         try:
-            correction = LiveCorrection.load(correction_file)
-        except USER_ERRORS as e:
-            fail(str(e))
-        fitted = {Path(p).resolve() for p in correction.fitted_on}
-        for d in run_dirs:
-            if Path(d).resolve() in fitted:
-                typer.echo(f"note: {d} is one of the runs the correction was fitted on")
-    for d in run_dirs:
-        try:
-            f = resimulate_live(d, correction, profile)
+            f = resimulate_live(d, prof, decide)
         except USER_ERRORS as e:
             fail(str(e))
         typer.echo(f"live run {d}: {f.live_summary['policy']} on {f.live_summary['workload']}")
-        print_comparison(f.comparison, con)
-        t = Table(title="per-iteration prediction error, predicted / measured - 1 (%)")
-        for name in ("phase", "SMs", "iterations", "median |err|", "p90 |err|", "median err"):
-            t.add_column(name, justify="left" if name in ("phase", "SMs") else "right")
-        for r in f.iterations.itertuples():
-            t.add_row(r.phase, r.sms, str(r.n), f"{r.median_abs_pct:.1f}",
-                      f"{r.p90_abs_pct:.1f}", f"{r.median_pct:+.1f}")  # fmt: skip
-        con.print(t)
-        rows.append(headline(f))
+        if fit_on:
+            typer.echo(f"profile refitted on: {fit_on}")
+        _print_run(f, con)
+        rows.append(headline(f) | ({"fit_on": fit_on} if fit_on else {}))
     if table is not None:
         tmp = table.with_name(f".{table.name}.tmp-{os.getpid()}")
         tmp.write_text(markdown_table(rows))
@@ -58,23 +54,54 @@ def report_live_runs(
         typer.echo(f"table: {table}")
 
 
-def calibrate_live(run_dirs: list[Path], out: Path) -> None:
-    """Fit a live correction on `run_dirs` and write it to `out` (JSON, atomic)."""
-    from bulletsim.cli import USER_ERRORS, fail
-    from bulletsim.live.refit import check_out_path, fit_correction
+def _plan(run_dirs: list[Path], profile: Path | None, held_out: str | None) -> tuple:
+    """([(run, profile document, what it was fitted on)] for every run to judge, the profile
+    the simulated policy predicts with when not that one)."""
+    from bulletsim.files import require_file
+    from bulletsim.latency.profile import read_profile
 
-    try:
-        check_out_path(out)  # before the work, not after it
-        c = fit_correction(run_dirs)
-        c.save(out)
-    except USER_ERRORS as e:
-        fail(str(e))
-    t = Table(title=f"live correction from {len(run_dirs)} runs: t' = scale * t + gap")
-    for name in ("phase | SM group", "iterations", "scale"):
-        t.add_column(name, justify="left" if name.startswith("phase") else "right")
-    for k, v in sorted(c.scale.items()):
-        t.add_row(k, str(c.num_iterations.get(k, "")), f"{v:.3f}")
-    Console().print(t)
-    gaps = ", ".join(f"{p} {1e3 * g:.2f} ms" for p, g in sorted(c.gap_s.items()))
-    typer.echo(f"host gap per iteration: {gaps}")
-    typer.echo(f"correction: {out}")
+    doc = read_profile(require_file(profile, "latency profile")) if profile is not None else None
+    if held_out is None:
+        fitted = {Path(p).resolve() for p in ((doc or {}).get("meta", {}).get("live_refit") or {})
+                  .get("runs", [])}  # fmt: skip
+        for d in run_dirs:
+            if Path(d).resolve() in fitted:
+                typer.echo(f"note: {d} is one of the runs the profile was refitted on")
+        return [(d, doc, "") for d in run_dirs], None
+    from bulletsim.live.fidelity_folds import folds
+    from bulletsim.live.refit import refit_profile
+
+    if doc is None:
+        doc = _installed_profile(run_dirs[0])
+    plan = []
+    for fold in folds(run_dirs, held_out):
+        new, _ = refit_profile(doc, list(fold.fit))
+        fit_on = f"{held_out}: the {len(fold.fit)} runs not in {fold.name}"
+        plan += [(d, new, fit_on) for d in fold.judge]
+    order = {Path(d): i for i, d in enumerate(run_dirs)}
+    return sorted(plan, key=lambda x: order[Path(x[0])]), doc
+
+
+def _installed_profile(run_dir: Path) -> dict:
+    from bulletsim.hardware import get_gpu
+    from bulletsim.latency.profile import find_profile, read_profile
+    from bulletsim.live.fidelity import live_config
+
+    cfg = live_config(__import__("json").loads((Path(run_dir) / "config.json").read_text()))
+    path = find_profile(get_gpu(cfg.gpu).name, cfg.model)
+    if path is None:
+        raise FileNotFoundError(f"no installed profile for {cfg.gpu} / {cfg.model}; give --profile")
+    return read_profile(path)
+
+
+def _print_run(f, con: Console) -> None:
+    from bulletsim.fidelity.report import print_comparison
+
+    print_comparison(f.comparison, con)
+    t = Table(title="per-iteration prediction error, predicted / measured - 1 (%)")
+    for name in ("phase", "SMs", "iterations", "median |err|", "p90 |err|", "median err"):
+        t.add_column(name, justify="left" if name in ("phase", "SMs") else "right")
+    for r in f.iterations.itertuples():
+        t.add_row(r.phase, r.sms, str(r.n), f"{r.median_abs_pct:.1f}",
+                  f"{r.p90_abs_pct:.1f}", f"{r.median_pct:+.1f}")  # fmt: skip
+    con.print(t)

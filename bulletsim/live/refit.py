@@ -1,162 +1,457 @@
-"""A correction of the latency model fitted on live iterations (`bulletsim calibrate-live`).
+"""Refit a latency profile on live iterations (`bulletsim calibrate --from-live`).
 
-Two terms, both medians over the iterations of the runs it is fitted on:
+Every live iteration is priced again under the base profile as the parts the refit may change
+(`price_run`): its kernels' memory- and compute-bound seconds on the SMs it ran on
+(`ProfileLatency.time_split_s`, without the profile's own kernel scale), the co-runner's share
+of the GPU, its layers, whether it was eager or a graph, and (for a layer-windowed policy's
+last window) the lm_head tail the policy adds. The modelled time of an iteration is then
+exactly what the simulator computes with the refitted profile:
 
-- `scale[(phase, SM group)]` = measured / predicted for the same work on the same SMs beside
-  the same co-runner (so it absorbs the kernels the engine really runs, e.g. tensor-core
-  decode, launch-bound eager steps, and co-run contention as it occurred);
-- `gap_s[phase]` = the host time between a lane's back-to-back iterations (committing one
-  step and preparing the next; the engine does not overlap them), added to every launch
-  (a full step or a layer window).
+    core  = ks_mem * f_mem * mem + ks_cmp * f_cmp * cmp + layers * (layer_overhead_s - graph
+            saving if a graph) + step_overhead_s (full steps)
+    f_mem = 1 + floor + mem_per_share * share,  f_cmp = 1 + floor + compute_per_share * share
+            (1 without a co-runner)
+    t     = max(core, eager_fixed_s + launch_s * kernels_per_layer * layers) (eager) or core
+            + tail + work overheads
+    tail  = max(0, P(full step) - P(the step's layers alone)) on the whole GPU, alone, with
+            P = max(core, host launch): the lm_head tail a windowed policy adds to its last
+            window (`TwoLanePolicy.start_batch`)
 
-`CorrectedLatency` applies it on top of any latency model: t' = scale * t + gap. It is a
-correction fitted on live data, not a refit of the profile's own parameters; fidelity
-should be judged on live runs other than the ones it was fitted on.
+`fit_terms` finds ks_mem, ks_cmp (`exec.kernel_scale`), the contention terms (only when the
+runs have co-run iterations), layer/step overheads and the host launch terms by robust least
+squares of t / measured - 1 (scipy `least_squares`, soft-L1 loss with a 5% scale, bounded).
+`fit_gaps` fits the host gap before each launch kind as fixed + per-sequence seconds on the
+gaps between a lane's back-to-back launches (robust as well). `refit_profile` writes both into
+a copy of the base profile whose `meta.live_refit` names the runs, the method and the
+residuals before and after.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bulletsim.core import CoRunner, WorkShape
-from bulletsim.files import require_file
+from bulletsim.fidelity.live_shapes import IterationWork, iteration_work
+from bulletsim.latency.host import GAP_KINDS, KERNELS_PER_LAYER
+from bulletsim.latency.profile import ProfileLatency
 from bulletsim.live.rundir import SM_BINS, read_live_run
+from bulletsim.policies.batching import with_layers
 
-# A lane idle longer than this had no work waiting (not a host gap). The rule cannot tell a
-# shorter wait for an arrival from a host gap, so at high arrival rates it overestimates the
-# gap a little (on the fake executor, which has no host gaps, it finds up to ~0.5 ms).
-BACK_TO_BACK_S = 0.002
-
-
-def sm_group(num_sms: int) -> str:
-    """The SM-count group label `iteration_errors` uses, e.g. "(96, 131]"."""
-    for lo, hi in zip(SM_BINS[:-1], SM_BINS[1:], strict=True):
-        if lo < num_sms <= hi:
-            return f"({lo}, {hi}]"
-    return "all"
-
-
-@dataclass(frozen=True, slots=True)
-class LiveCorrection:
-    scale: dict[str, float]  # "phase|group" -> measured / predicted (median)
-    gap_s: dict[str, float]  # phase -> host gap per iteration (median, s)
-    fitted_on: tuple[str, ...] = ()
-    num_iterations: dict[str, int] = field(default_factory=dict)
-
-    def factor(self, phase: str, num_sms: int) -> float:
-        s = self.scale
-        return s.get(f"{phase}|{sm_group(num_sms)}", s.get(f"{phase}|all", 1.0))
-
-    def to_dict(self) -> dict:
-        return {
-            "kind": "live correction (median measured/predicted per phase and SM group, "
-            "median host gap per phase)",
-            "scale": dict(sorted(self.scale.items())),
-            "gap_s": dict(sorted(self.gap_s.items())),
-            "fitted_on": list(self.fitted_on),
-            "num_iterations": dict(sorted(self.num_iterations.items())),
-        }
-
-    @classmethod
-    def load(cls, path: str | Path) -> LiveCorrection:
-        p = Path(path)
-        p = require_file(p, "live correction file")
-        d = json.loads(p.read_text())
-        for key in ("scale", "gap_s"):
-            if key not in d:
-                raise ValueError(f"{p} is not a live correction (no {key!r})")
-        return cls(d["scale"], d["gap_s"], tuple(d.get("fitted_on", ())),
-                   d.get("num_iterations", {}))  # fmt: skip
-
-    def save(self, path: str | Path) -> None:
-        """Write atomically to a path `check_out_path` accepts (ValueError otherwise)."""
-        p = check_out_path(path)
-        tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        tmp.replace(p)
+# A gap longer than this between a lane's launches had the lane waiting for work, not the host
+# (the live H200 runs: 95-100% of chunked prefill's gaps under load were below 3 ms).
+BACK_TO_BACK_S = 5e-3
+TERMS = (
+    "kernel_scale_memory",
+    "kernel_scale_compute",
+    "floor",
+    "mem_per_share",
+    "compute_per_share",
+    "layer_overhead_s",
+    "step_overhead_s",
+    "launch_s",
+    "eager_fixed_s",
+)
+CONTENTION = ("floor", "mem_per_share", "compute_per_share")
+BOUNDS = {
+    "kernel_scale_memory": (0.2, 5.0),
+    "kernel_scale_compute": (0.2, 5.0),
+    "floor": (0.0, 1.0),
+    "mem_per_share": (0.0, 2.0),
+    "compute_per_share": (0.0, 2.0),
+    "layer_overhead_s": (0.0, 1e-3),
+    "step_overhead_s": (0.0, 2e-2),
+    "launch_s": (0.0, 1e-3),
+    "eager_fixed_s": (0.0, 5e-2),
+}
+MIN_CO_RUN = 50  # co-run iterations needed to fit the contention terms
 
 
-def check_out_path(path: str | Path) -> Path:
-    """`path` if a correction may be written there: a new file in an existing folder, or a
-    correction file bulletsim wrote (replaced). ValueError for a folder or any other file."""
-    p = Path(path)
-    if p.is_dir():
-        raise ValueError(f"--out {p} is a folder; give a file name, e.g. {p / 'corr.json'}")
-    if p.exists():
-        try:
-            LiveCorrection.load(p)
-        except (ValueError, OSError, UnicodeDecodeError):
-            raise ValueError(
-                f"--out {p} exists and is not a live correction bulletsim wrote; "
-                "choose a new file name"
-            ) from None
-    if not p.parent.is_dir():
-        raise ValueError(f"--out {p}: folder {p.parent} does not exist")
-    return p
+@dataclass(slots=True)
+class Priced:
+    """Per-iteration parts of live runs under a base profile (arrays of one length)."""
 
+    run: np.ndarray  # run directory name
+    lane: np.ndarray
+    phase: np.ndarray
+    num_sms: np.ndarray
+    measured_s: np.ndarray
+    mem_s: np.ndarray  # memory-bound kernel seconds alone on the SMs it ran on
+    cmp_s: np.ndarray
+    share: np.ndarray  # co-runner's share of the GPU (0 alone)
+    co: np.ndarray  # bool: a co-runner was in flight
+    layers: np.ndarray  # layers the launch ran
+    graph: np.ndarray  # bool: decode-only (a CUDA graph)
+    full: np.ndarray  # bool: a full step (pays step_overhead_s in its core)
+    tail: np.ndarray  # bool: a windowed last window (pays the lm_head tail)
+    full_mem_s: np.ndarray  # a tail's full step and layers-only kernel seconds (whole GPU)
+    full_cmp_s: np.ndarray
+    body_mem_s: np.ndarray
+    body_cmp_s: np.ndarray
+    other_s: np.ndarray  # the work's fixed modelled overheads (prediction, handoff)
+    starts: np.ndarray  # device start times (s) of the launches
+    ends: np.ndarray
+    seqs: np.ndarray  # sequences in the launch (decode tokens + prefill chunks)
+    first_layer: np.ndarray
+    exact: np.ndarray  # bool: the shape was recorded or replayed exactly
 
-def fit_correction(run_dirs: list[str | Path]) -> LiveCorrection:
-    """Fit the correction on the iterations of live runs (ValueError when they hold none)."""
-    frames, gaps = [], []
-    for d in run_dirs:
-        _, _, _, it = read_live_run(d)
-        it = it[it["measured_s"] > 0]
-        frames.append(
-            pd.DataFrame(
-                {
-                    "phase": it["phase"].astype(str),
-                    "group": [sm_group(int(n)) for n in it["num_sms"]],
-                    "ratio": it["measured_s"] / it["predicted_s"],
-                }
-            )
-        )
-        for _, g in it.sort_values("start_s").groupby("lane", observed=True):
-            gap = g["start_s"].to_numpy()[1:] - g["end_s"].to_numpy()[:-1]
-            phase = g["phase"].astype(str).to_numpy()[1:]
-            keep = (gap >= 0) & (gap < BACK_TO_BACK_S)
-            gaps.append(pd.DataFrame({"phase": phase[keep], "gap": gap[keep]}))
-    df = pd.concat(frames, ignore_index=True)
-    if not len(df):
-        raise ValueError("the live runs hold no measured iterations to fit on")
-    scale, counts = {}, {}
-    for (phase, group), g in df.groupby(["phase", "group"]):
-        scale[f"{phase}|{group}"] = float(np.median(g["ratio"]))
-        counts[f"{phase}|{group}"] = len(g)
-    for phase, g in df.groupby("phase"):
-        scale[f"{phase}|all"] = float(np.median(g["ratio"]))
-        counts[f"{phase}|all"] = len(g)
-    gp = pd.concat(gaps, ignore_index=True)
-    gap_s = {p: float(np.median(g["gap"])) for p, g in gp.groupby("phase")}
-    return LiveCorrection(scale, gap_s, tuple(str(d) for d in run_dirs), counts)
+    def __len__(self) -> int:
+        return len(self.measured_s)
 
+    def take(self, mask: np.ndarray) -> Priced:
+        return Priced(**{k: getattr(self, k)[mask] for k in self.__slots__})
 
-class CorrectedLatency:
-    """`base`'s prediction times the fitted scale of the work's phase and SM group, plus the
-    phase's host gap. Forwards `gpu`, `num_layers` and `total_sms` from `base`."""
-
-    def __init__(self, base, correction: LiveCorrection) -> None:
-        self.base = base
-        self.correction = correction
-        self.num_layers = base.num_layers
-        self.total_sms = base.total_sms
-        self.gpu = getattr(base, "gpu", None)
-        self.name = f"{base.name} + live correction ({len(correction.fitted_on)} runs)"
-        self._memo: dict[tuple[str, int], float] = {}
-
-    def predict(self, shape: WorkShape, num_sms: int, co_runner: CoRunner | None = None) -> float:
-        key = (shape.phase, num_sms)
-        f = self._memo.get(key)
-        if f is None:
-            f = self._memo[key] = self.correction.factor(shape.phase, num_sms)
-        return self.base.predict(shape, num_sms, co_runner) * f + self.correction.gap_s.get(
-            shape.phase, 0.0
+    @staticmethod
+    def concat(parts: list[Priced]) -> Priced:
+        return Priced(
+            **{k: np.concatenate([getattr(p, k) for p in parts]) for k in Priced.__slots__}
         )
 
-    def describe(self) -> dict:
-        return {**self.base.describe(), "live_correction": self.correction.to_dict()}
+
+def neutral(doc: dict) -> ProfileLatency:
+    """The base profile without fitted live terms (no kernel scale, no host section)."""
+    d = copy.deepcopy(doc)
+    d.pop("host", None)
+    d.get("exec", {}).pop("kernel_scale", None)
+    return ProfileLatency(d)
+
+
+def work_overheads(meta: dict) -> tuple[float, float, int]:
+    """(seconds every decision pays, seconds a batch's last window pays, layers per window) of
+    the run's policy as the simulator models them: Bullet's prediction cost (a merged unit of
+    windows pays one per window), its prefill-to-decode handoff, and the re-masking a launch
+    pays when its lane's SMs changed (taken here as a change from the lane's previous launch)."""
+    params = (meta["config"].get("policy_params") or {}).get("bullet")
+    if meta["config"].get("policy") != "bullet" or not params:
+        return 0.0, 0.0, 0, 0.0
+    return (params.get("predict_us", 0.0) * 1e-6, params.get("handoff_ms", 0.0) * 1e-3,
+            params.get("window_layers") or 0, params.get("remask_us", 0.0) * 1e-6)  # fmt: skip
+
+
+def check_run_matches(pl: ProfileLatency, meta: dict, run_dir: str | Path) -> None:
+    """ValueError unless the live run was made on the profile's GPU and model."""
+    cfg = meta["config"]
+    from bulletsim.hardware import get_gpu
+
+    gpu = get_gpu(cfg["gpu"]).name
+    if gpu != pl.gpu.name or cfg["model"] != pl.model.name:
+        raise ValueError(
+            f"live run {run_dir} ran {cfg['model']} on {gpu}; the profile is for "
+            f"{pl.model.name} on {pl.gpu.name}"
+        )
+
+
+def price_run(pl: ProfileLatency, run_dir: str | Path) -> Priced:
+    """The parts of every measured iteration of `run_dir` under `pl` (see the module doc);
+    ValueError when the run has no measured iterations or is for another GPU/model."""
+    meta, _, req, it = read_live_run(run_dir)
+    check_run_matches(pl, meta, run_dir)
+    if not len(it) or not (it["measured_s"] > 0).any():
+        raise ValueError(f"live run {run_dir} has no measured iterations")
+    work = iteration_work(req, it, pl.num_layers)
+    each_s, last_s, window, remask_s = work_overheads(meta)
+    prev: dict[str, int] = {}
+    total, overlap_share = pl.total_sms, pl.params.contention.overlap_share
+    rows = []
+    # a windowed policy prices a batch's tail once per (256-token bucket, lm_head rows) and
+    # reuses it (`TwoLanePolicy.start_batch`): replay that memo
+    tails: dict[tuple[int, int], tuple[float, float, float, float]] = {}
+    for w, n, co_sms, lane, asked in zip(work, it["num_sms"], it["co_sms"], it["lane"],
+                                          it["policy_sms"], strict=True):  # fmt: skip
+        s = w.shape
+        remask = remask_s if prev.get(lane, asked) != asked else 0.0
+        prev[lane] = asked
+        if s.num_layers is not None and w.has_head:
+            key = (s.prefill_tokens // 256, s.logits_tokens)
+            if key not in tails:
+                tails[key] = (*pl.time_split_s(with_layers(s, None), total),
+                              *pl.time_split_s(with_layers(s, pl.num_layers), total))  # fmt: skip
+        tail = tails.get((s.prefill_tokens // 256, s.logits_tokens), (0.0,) * 4)
+        k = 1
+        if window and s.num_layers and s.prefill_tokens:
+            k = max(1, -(-s.num_layers // window))
+        rows.append(_parts(pl, w, int(n), int(co_sms), total, overlap_share,
+                           k * each_s + remask, last_s, tail))  # fmt: skip
+    a = np.array(rows, dtype=np.float64).reshape(-1, 14)
+    ok = it["measured_s"].to_numpy() > 0
+    name = np.full(len(it), Path(run_dir).name, dtype=object)
+    p = Priced(
+        run=name,
+        lane=it["lane"].astype(str).to_numpy(),
+        phase=it["phase"].astype(str).to_numpy(),
+        num_sms=it["num_sms"].to_numpy(np.int64),
+        measured_s=it["measured_s"].to_numpy(np.float64),
+        mem_s=a[:, 0],
+        cmp_s=a[:, 1],
+        share=a[:, 2],
+        co=a[:, 3] > 0,
+        layers=a[:, 4],
+        graph=a[:, 5] > 0,
+        full=a[:, 6] > 0,
+        tail=a[:, 7] > 0,
+        full_mem_s=a[:, 8],
+        full_cmp_s=a[:, 9],
+        body_mem_s=a[:, 10],
+        body_cmp_s=a[:, 11],
+        other_s=a[:, 12],
+        starts=it["start_s"].to_numpy(np.float64),
+        ends=it["end_s"].to_numpy(np.float64),
+        seqs=a[:, 13],
+        first_layer=np.array([w.first_layer for w in work], dtype=np.int64),
+        exact=np.array([w.exact for w in work], dtype=bool),
+    )
+    return p.take(ok)
+
+
+def _parts(pl, w: IterationWork, n, co_sms, total, overlap_share, each_s, last_s, tail_parts):
+    s = w.shape
+    eff = n
+    share = 0.0
+    if co_sms > 0:
+        share = min(co_sms, total) / total
+        overlap = max(0, n + co_sms - total)
+        eff = max(1, round(n - overlap * (1.0 - overlap_share)))
+    mem, cmp = pl.time_split_s(s, eff)
+    layers = pl.num_layers if s.num_layers is None else s.num_layers
+    tail = s.num_layers is not None and w.has_head
+    fm = fc = lm = lc = 0.0
+    other = each_s
+    if tail:
+        fm, fc, lm, lc = tail_parts
+        other += last_s
+    seqs = s.decode_tokens + s.num_prefill_seqs
+    return (mem, cmp, share, float(co_sms > 0), layers, float(not s.prefill_tokens),
+            float(s.num_layers is None), float(tail), fm, fc, lm, lc, other, seqs)  # fmt: skip
+
+
+def _max(a, b, smooth_s: float):
+    """max(a, b), or a smooth upper approximation within `smooth_s` of it (for the solver)."""
+    if not smooth_s:
+        return np.maximum(a, b)
+    return 0.5 * (a + b) + np.sqrt(0.25 * (a - b) ** 2 + smooth_s**2)
+
+
+def model_time(theta: dict, p: Priced, graph_saving_s: float, kernels_per_layer: int,
+               num_layers: int, smooth_s: float = 0.0) -> np.ndarray:  # fmt: skip
+    """Modelled seconds of every iteration of `p` under the terms `theta` (module doc) for a
+    model of `num_layers` layers (`smooth_s`: smooth the host bound's max, for fitting)."""
+    f_mem = np.where(p.co, 1.0 + theta["floor"] + theta["mem_per_share"] * p.share, 1.0)
+    f_cmp = np.where(p.co, 1.0 + theta["floor"] + theta["compute_per_share"] * p.share, 1.0)
+    ks_m, ks_c = theta["kernel_scale_memory"], theta["kernel_scale_compute"]
+    per_layer = theta["layer_overhead_s"] - graph_saving_s * p.graph
+    core = ks_m * f_mem * p.mem_s + ks_c * f_cmp * p.cmp_s + p.layers * per_layer
+    core = core + theta["step_overhead_s"] * p.full
+    launch = theta["eager_fixed_s"] + theta["launch_s"] * kernels_per_layer * p.layers
+    t = np.where(p.graph, core, _max(core, launch, smooth_s))
+    # the tail: a full step less its layers, both on the whole GPU alone (eager)
+    body = ks_m * p.body_mem_s + ks_c * p.body_cmp_s + num_layers * theta["layer_overhead_s"]
+    full = body + ks_m * (p.full_mem_s - p.body_mem_s) + ks_c * (p.full_cmp_s - p.body_cmp_s)
+    full = full + theta["step_overhead_s"]
+    launch_all = theta["eager_fixed_s"] + theta["launch_s"] * kernels_per_layer * num_layers
+    tail = _max(full, launch_all, smooth_s) - _max(body, launch_all, smooth_s)
+    tail = np.maximum(0.0, tail)
+    return t + np.where(p.tail, tail, 0.0) + p.other_s
+
+
+def base_terms(pl_doc: dict) -> dict:
+    """The terms as the base profile has them (host launch terms 0 without a host section)."""
+    srm, exec_ = pl_doc["srm"], pl_doc.get("exec", {})
+    scale = exec_.get("kernel_scale", {})
+    host = pl_doc.get("host") or {}
+    c = srm.get("contention", {})
+    from bulletsim.latency.contention import ContentionParams
+    from bulletsim.latency.roofline import SRMParams
+
+    dc, ds = ContentionParams(), SRMParams()
+    return {
+        "kernel_scale_memory": scale.get("memory", 1.0),
+        "kernel_scale_compute": scale.get("compute", 1.0),
+        "floor": c.get("floor", dc.floor),
+        "mem_per_share": c.get("mem_per_share", dc.mem_per_share),
+        "compute_per_share": c.get("compute_per_share", dc.compute_per_share),
+        "layer_overhead_s": srm.get("layer_overhead_s", ds.layer_overhead_s),
+        "step_overhead_s": srm.get("step_overhead_s", ds.step_overhead_s),
+        "launch_s": host.get("launch_s", 0.0),
+        "eager_fixed_s": host.get("eager_fixed_s", 0.0),
+    }
+
+
+def fit_terms(p: Priced, start: dict, graph_saving_s: float, kernels_per_layer: int,
+              num_layers: int):  # fmt: skip
+    """(fitted terms, names actually fitted): robust least squares of model / measured - 1.
+    The contention terms stay at `start` when `p` has fewer than MIN_CO_RUN co-run rows."""
+    from scipy.optimize import least_squares
+
+    names = [k for k in TERMS if not (k in CONTENTION and int(p.co.sum()) < MIN_CO_RUN)]
+    lo = np.array([BOUNDS[k][0] for k in names])
+    hi = np.array([BOUNDS[k][1] for k in names])
+    # scaled so every unknown is O(1) for the solver
+    unit = np.array([1e-3 if k.endswith("_s") else 1.0 for k in names])
+    x0 = np.clip(np.array([start[k] for k in names], dtype=float), lo, hi) / unit
+
+    def resid(x, smooth_s=0.0):
+        theta = dict(start) | dict(zip(names, x * unit, strict=True))
+        t = model_time(theta, p, graph_saving_s, kernels_per_layer, num_layers, smooth_s)
+        return t / p.measured_s - 1.0
+
+    def solve(x, smooth_s):
+        # lsmr: the dense SVD of the default solver cost ~0.1 s per step on 2 busy cores
+        return least_squares(
+            resid,
+            x,
+            bounds=(lo / unit, hi / unit),
+            loss="soft_l1",
+            f_scale=0.05,
+            tr_solver="lsmr",
+            kwargs={"smooth_s": smooth_s},
+        )
+
+    # max(core, host) has no gradient in the host terms while the host bound is below every
+    # step and kinks where it meets it: the solver starts from host bounds that bind or not
+    # (per launch 0 / 5 / 20 us), on a smoothed max (0.5 ms) first, then on the exact one
+    best = None
+    for launch_s in (None, 5e-6, 20e-6):
+        x = x0.copy()
+        if launch_s is not None and "launch_s" in names:
+            x[names.index("launch_s")] = launch_s / 1e-3
+        sol = solve(solve(x, 0.5e-3).x, 0.0)
+        if best is None or sol.cost < best.cost:
+            best = sol
+    fitted = dict(start) | {k: float(v) for k, v in zip(names, best.x * unit, strict=True)}
+    return fitted, names
+
+
+def back_to_back_gaps(p: Priced) -> pd.DataFrame:
+    """Gaps between consecutive launches of each lane of each run below BACK_TO_BACK_S, with
+    the later launch's kind and sequence count."""
+    df = pd.DataFrame(
+        {
+            "run": p.run,
+            "lane": p.lane,
+            "start": p.starts,
+            "end": p.ends,
+            "seqs": p.seqs,
+            "graph": p.graph,
+            "first": p.first_layer,
+        }  # fmt: skip
+    ).sort_values(["run", "lane", "start"], kind="stable")
+    same = (df["run"].to_numpy()[1:] == df["run"].to_numpy()[:-1]) & (
+        df["lane"].to_numpy()[1:] == df["lane"].to_numpy()[:-1]
+    )
+    gap = df["start"].to_numpy()[1:] - df["end"].to_numpy()[:-1]
+    nxt = df.iloc[1:]
+    kind = np.where(nxt["graph"], "graph", np.where(nxt["first"] > 0, "window", "batch"))
+    out = pd.DataFrame({"kind": kind, "gap_s": gap, "seqs": nxt["seqs"].to_numpy()})
+    keep = same & (gap >= 0) & (gap < BACK_TO_BACK_S)
+    return out[keep].reset_index(drop=True)
+
+
+def fit_gaps(p: Priced, min_samples: int = 20) -> tuple[dict, dict, dict]:
+    """(fixed s, per-sequence s, samples) of the host gap per launch kind: robust linear fit
+    (soft-L1, 0.2 ms scale) of back-to-back gaps on the launch's sequence count; kinds with
+    fewer than `min_samples` gaps get 0 (not seen)."""
+    from scipy.optimize import least_squares
+
+    gaps = back_to_back_gaps(p)
+    fixed, per_seq, counts = {}, {}, {}
+    for kind in GAP_KINDS:
+        g = gaps[gaps["kind"] == kind]
+        counts[kind] = len(g)
+        if len(g) < min_samples:
+            fixed[kind] = per_seq[kind] = 0.0
+            continue
+        y, x = g["gap_s"].to_numpy() * 1e3, g["seqs"].to_numpy(np.float64)
+        sol = least_squares(
+            lambda c, x=x, y=y: c[0] + c[1] * x - y,
+            [float(np.median(y)), 0.0],
+            bounds=([0.0, 0.0], [BACK_TO_BACK_S * 1e3, 1.0]),
+            loss="soft_l1",
+            f_scale=0.2,
+        )
+        fixed[kind], per_seq[kind] = float(sol.x[0] * 1e-3), float(sol.x[1] * 1e-3)
+    return fixed, per_seq, counts
+
+
+def error_table(p: Priced, model_s: np.ndarray) -> list[dict]:
+    """Median and p90 |model / measured - 1| (%) and median signed error per phase and SM
+    group (the groups of `bulletsim fidelity`), plus one row per phase over all SMs."""
+    err = (model_s / p.measured_s - 1.0) * 100.0
+    groups = pd.cut(p.num_sms, SM_BINS).astype(str)
+    df = pd.DataFrame({"phase": p.phase, "sms": groups, "err": err})
+    rows = []
+    parts = list(df.groupby(["phase", "sms"])) + [((ph, "all"), g) for ph, g in df.groupby("phase")]
+    for (phase, sms), g in parts:
+        e = g["err"].to_numpy()
+        rows.append({"phase": phase, "sms": sms, "n": len(e),
+                     "median_abs_pct": round(float(np.median(np.abs(e))), 2),
+                     "p90_abs_pct": round(float(np.percentile(np.abs(e), 90)), 2),
+                     "median_pct": round(float(np.median(e)), 2)})  # fmt: skip
+    return rows
+
+
+def refit_profile(doc: dict, run_dirs: list[str | Path]) -> tuple[dict, dict]:
+    """(new profile document, report) refitted on the live runs `run_dirs` (see module doc).
+    ValueError (one line) for no runs, a run without measured iterations, or runs of another
+    GPU/model; FileNotFoundError for a folder that is not a results directory."""
+    if not run_dirs:
+        raise ValueError("no live run directories given to fit on")
+    pl = neutral(doc)
+    p = Priced.concat([price_run(pl, d) for d in run_dirs])
+    gs, kpl = pl.graph_saving_s, (doc.get("host") or {}).get("kernels_per_layer")
+    kpl = kpl or KERNELS_PER_LAYER
+    start = base_terms(doc)
+    L = pl.num_layers
+    before_s = model_time(start, p, gs, kpl, L)
+    fitted, names = fit_terms(p, start, gs, kpl, L)
+    after_s = model_time(fitted, p, gs, kpl, L)
+    fixed, per_seq, counts = fit_gaps(p)
+    runs = [str(d) for d in run_dirs]
+    report = {
+        "runs": runs,
+        "method": "robust least squares (scipy least_squares, soft_l1, f_scale 0.05) of "
+        "modelled / measured - 1 over every measured live iteration; host gaps: robust "
+        f"linear fit on back-to-back gaps (< {BACK_TO_BACK_S * 1e3:g} ms) per launch kind",
+        "num_iterations": len(p),
+        "exact_shapes_share": round(float(p.exact.mean()), 4),
+        "fitted": names,
+        "not_fitted": [k for k in TERMS if k not in names],
+        "terms_before": {k: start[k] for k in TERMS},
+        "terms_after": {k: fitted[k] for k in TERMS},
+        "gap_samples": counts,
+        "residuals_before": error_table(p, before_s),
+        "residuals_after": error_table(p, after_s),
+    }
+    new = copy.deepcopy(doc)
+    srm = new["srm"]
+    srm["layer_overhead_s"] = fitted["layer_overhead_s"]
+    srm["step_overhead_s"] = fitted["step_overhead_s"]
+    srm.setdefault("contention", {})
+    for k in CONTENTION:
+        srm["contention"][k] = fitted[k]
+    new.setdefault("exec", {})["kernel_scale"] = {
+        "memory": fitted["kernel_scale_memory"],
+        "compute": fitted["kernel_scale_compute"],
+    }
+    new["host"] = {
+        "launch_s": fitted["launch_s"],
+        "eager_fixed_s": fitted["eager_fixed_s"],
+        "kernels_per_layer": kpl,
+        "gap_s": fixed,
+        "gap_per_seq_s": per_seq,
+        "source": {"live_runs": runs, "method": report["method"]},
+    }
+    new["meta"] = dict(new["meta"]) | {"live_refit": report}
+    return new, report
+
+
+def repriced(doc: dict, run_dir: str | Path) -> pd.DataFrame:
+    """`bulletsim fidelity`'s per-iteration error table of `run_dir` with every iteration
+    priced under the profile `doc` (same columns as `live.fidelity.iteration_errors`)."""
+    pl = neutral(doc)
+    p = price_run(pl, run_dir)
+    kpl = (doc.get("host") or {}).get("kernels_per_layer") or KERNELS_PER_LAYER
+    t = model_time(base_terms(doc), p, pl.graph_saving_s, kpl, pl.num_layers)
+    return pd.DataFrame(error_table(p, t))

@@ -1,0 +1,102 @@
+"""`bulletsim calibrate --from-live RUN_DIR... [--profile P] --out FILE.json` (CPU only)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+
+def check_out_file(out: Path | None) -> Path:
+    """`out` if a refitted profile may be written there: a new .json file in an existing
+    folder, or a profile an earlier `--from-live` wrote (replaced). ValueError otherwise."""
+    if out is None:
+        raise ValueError("--from-live needs --out FILE.json (where to write the profile)")
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give a file name, e.g. {out / 'refit.json'}")
+    if out.suffix != ".json":
+        raise ValueError(f"--out {out}: a profile is a .json file")
+    if out.exists():
+        try:
+            written = "live_refit" in json.loads(out.read_text())["meta"]
+        except (ValueError, KeyError, TypeError, OSError, UnicodeDecodeError):
+            written = False
+        if not written:
+            raise ValueError(
+                f"--out {out} exists and is not a profile `calibrate --from-live` wrote; "
+                "choose a new file name"
+            )
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {out}: folder {out.parent} does not exist")
+    return out
+
+
+def _base_profile(run_dirs: list[Path], profile: Path | None) -> dict:
+    from bulletsim.hardware import get_gpu
+    from bulletsim.latency.profile import find_profile, read_profile
+    from bulletsim.live.rundir import read_live_run
+
+    if profile is not None:
+        return read_profile(profile)
+    meta = read_live_run(run_dirs[0])[0]["config"]
+    path = find_profile(get_gpu(meta["gpu"]).name, meta["model"])
+    if path is None:
+        raise FileNotFoundError(
+            f"no installed profile for {meta['gpu']} / {meta['model']}; give --profile FILE"
+        )
+    return read_profile(path)
+
+
+def calibrate_from_live(run_dirs: list[Path], profile: Path | None, out: Path | None) -> None:
+    """Refit `profile` (default: the installed one of the runs' GPU and model) on the live
+    runs and write it to `out`; bad input is one line and exit code 2."""
+    from bulletsim.cli import USER_ERRORS, fail
+    from bulletsim.latency.profile import write_profile
+    from bulletsim.live.refit import refit_profile
+
+    try:
+        if not run_dirs:
+            raise ValueError("--from-live needs live run directories (bulletsim live --out DIR)")
+        out = check_out_file(out)
+        doc = _base_profile(run_dirs, profile)
+        new, report = refit_profile(doc, run_dirs)
+    except USER_ERRORS as e:
+        fail(str(e))
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}.json")
+    write_profile(new, tmp)
+    tmp.replace(out)
+    _print_report(report, new)
+    typer.echo(f"profile: {out}")
+
+
+def _print_report(report: dict, doc: dict) -> None:
+    con = Console()
+    t = Table(title=f"terms refitted on {len(report['runs'])} live runs "
+              f"({report['num_iterations']} iterations)")  # fmt: skip
+    for name in ("term", "before", "after"):
+        t.add_column(name, justify="left" if name == "term" else "right")
+    for k, v in report["terms_after"].items():
+        tag = "" if k in report["fitted"] else " (kept: no co-run iterations)"
+        t.add_row(k + tag, f"{report['terms_before'][k]:.4g}", f"{v:.4g}")
+    con.print(t)
+    h = doc["host"]
+    gaps = ", ".join(
+        f"{k} {1e3 * h['gap_s'][k]:.2f} ms + {1e6 * h['gap_per_seq_s'][k]:.1f} us/seq "
+        f"({report['gap_samples'][k]} gaps)"
+        for k in h["gap_s"]
+    )
+    typer.echo(f"host gap before a launch: {gaps}")
+    r = Table(title="per-iteration error, modelled / measured - 1 (%), on the fitted runs")
+    for name in ("phase", "SMs", "iterations", "median |err| before", "after", "p90 before",
+                 "after", "median err before", "after"):  # fmt: skip
+        r.add_column(name, justify="left" if name in ("phase", "SMs") else "right")
+    for b, a in zip(report["residuals_before"], report["residuals_after"], strict=True):
+        r.add_row(b["phase"], b["sms"], str(b["n"]), f"{b['median_abs_pct']:.1f}",
+                  f"{a['median_abs_pct']:.1f}", f"{b['p90_abs_pct']:.1f}",
+                  f"{a['p90_abs_pct']:.1f}", f"{b['median_pct']:+.1f}",
+                  f"{a['median_pct']:+.1f}")  # fmt: skip
+    con.print(r)
