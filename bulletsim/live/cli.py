@@ -4,6 +4,7 @@ real engine on a GPU (or by the fake executor, for trying the control loop anywh
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Annotated
 
 import typer
