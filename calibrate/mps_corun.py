@@ -90,7 +90,10 @@ def run_config(name: str, daemon, a, log) -> dict:
             out["roles"][r] = {
                 "active_thread_pct": pct,
                 "tpcs": tpcs,
-                **{k: ready[r][k] for k in ("probed_sms", "context_s", "import_s", "setup_s")},
+                **{
+                    k: ready[r][k]
+                    for k in ("probed_sms", "context_s", "new_context_ms", "import_s", "setup_s")
+                },
                 "free_gib_at_context": round(ready[r]["free_bytes_at_context"] / 2**30, 2),
                 "alone_ms": al,
                 "together_ms": to,
@@ -111,7 +114,7 @@ def run_config(name: str, daemon, a, log) -> dict:
 
 def table_lines(results: list[dict]) -> list[str]:
     lines = [
-        f"{'config':<13} {'lane':<8} {'pct':>4} {'tpcs':>6} {'SMs':>4} {'ctx s':>6} "
+        f"{'config':<13} {'lane':<8} {'pct':>4} {'tpcs':>6} {'SMs':>4} {'ctx s':>6} {'+ctx ms':>7} "
         f"{'alone ms':>9} {'together':>9} {'slowdown':>8}"
     ]
     for r in results:
@@ -122,6 +125,7 @@ def table_lines(results: list[dict]) -> list[str]:
             lines.append(
                 f"{r['config']:<13} {lane:<8} {x['active_thread_pct'] or '-':>4} "
                 f"{x['tpcs'] or '-':>6} {x['probed_sms']!s:>4} {x['context_s']:>6.2f} "
+                f"{x['new_context_ms']!s:>7} "
                 f"{x['alone_ms']:>9.3f} {x['together_ms']:>9.3f} {x['slowdown']:>8.3f}"
             )
     return lines

@@ -92,6 +92,31 @@ def build_iteration(torch, role: str, layers: int):
     return step, flops_per_layer * layers
 
 
+def new_context_ms(reps: int = 3) -> float | str:
+    """Median wall time of creating (and destroying) one more CUDA context in this process:
+    the cost of re-partitioning by a new context (an MPS percentage is fixed per context).
+    Driver API through ctypes; torch's context is made current again afterwards."""
+    import ctypes
+
+    cuda = ctypes.CDLL("libcuda.so.1")
+    prev, dev = ctypes.c_void_p(), ctypes.c_int()
+    cuda.cuCtxGetCurrent(ctypes.byref(prev))
+    cuda.cuCtxGetDevice(ctypes.byref(dev))
+    times = []
+    for _ in range(reps):
+        ctx = ctypes.c_void_p()
+        t0 = time.perf_counter()
+        err = cuda.cuCtxCreate_v2(ctypes.byref(ctx), 0, dev)
+        t1 = time.perf_counter()
+        if err == 0:
+            cuda.cuCtxDestroy_v2(ctx)
+        cuda.cuCtxSetCurrent(prev)
+        if err != 0:
+            return f"cuCtxCreate_v2 failed with CUresult {err}"
+        times.append((t1 - t0) * 1e3)
+    return round(statistics.median(times), 3)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--role", choices=("prefill", "decode"), required=True)
@@ -142,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             graph.replay()
     stream.synchronize()
     t_setup = time.time()
+    ctx_ms = new_context_ms()
     ready = {
         "pid": os.getpid(),
         "role": a.role,
@@ -153,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "interpreter_start_s": round(t0 - T_LAUNCH, 3),
         "context_s": round(t_ctx - t_import, 3),
         "setup_s": round(t_setup - t_ctx, 3),
+        "new_context_ms": ctx_ms,
         "free_bytes_at_context": free0,
         "total_bytes": total,
         "iteration_flops": flops,
