@@ -92,7 +92,14 @@ def run_config(name: str, daemon, a, log) -> dict:
                 "tpcs": tpcs,
                 **{
                     k: ready[r][k]
-                    for k in ("probed_sms", "context_s", "new_context_ms", "import_s", "setup_s")
+                    for k in (
+                        "probed_sms",
+                        "context_s",
+                        "new_context_ms",
+                        "affinity_context",
+                        "import_s",
+                        "setup_s",
+                    )
                 },
                 "free_gib_at_context": round(ready[r]["free_bytes_at_context"] / 2**30, 2),
                 "alone_ms": al,

@@ -117,6 +117,45 @@ def new_context_ms(reps: int = 3) -> float | str:
     return round(statistics.median(times), 3)
 
 
+def affinity_context(sms: int, switches: int = 2000) -> dict:
+    """A context limited to `sms` SMs by execution affinity (`cuCtxCreate_v3`,
+    CU_EXEC_AFFINITY_TYPE_SM_COUNT; "only supported under Volta+ MPS", cuda.h): creation time,
+    the SM count granted (`cuCtxGetExecAffinity`), and the host cost of switching to it and
+    back (`cuCtxSetCurrent`): what re-partitioning among pre-created MPS contexts would cost."""
+    import ctypes
+
+    class Param(ctypes.Structure):  # CUexecAffinityParam: type + union {unsigned val}
+        _fields_ = [("type", ctypes.c_int), ("val", ctypes.c_uint)]
+
+    cuda = ctypes.CDLL("libcuda.so.1")
+    prev, dev, ctx = ctypes.c_void_p(), ctypes.c_int(), ctypes.c_void_p()
+    cuda.cuCtxGetCurrent(ctypes.byref(prev))
+    cuda.cuCtxGetDevice(ctypes.byref(dev))
+    want = Param(0, sms)
+    t0 = time.perf_counter()
+    err = cuda.cuCtxCreate_v3(ctypes.byref(ctx), ctypes.byref(want), 1, 0, dev)
+    create_ms = (time.perf_counter() - t0) * 1e3
+    if err != 0:
+        cuda.cuCtxSetCurrent(prev)
+        return {"requested_sms": sms, "error": f"cuCtxCreate_v3 failed with CUresult {err}"}
+    got = Param()
+    gerr = cuda.cuCtxGetExecAffinity(ctypes.byref(got), 0)
+    t0 = time.perf_counter()
+    for _ in range(switches):
+        cuda.cuCtxSetCurrent(prev)
+        cuda.cuCtxSetCurrent(ctx)
+    switch_us = (time.perf_counter() - t0) / (2 * switches) * 1e6
+    cuda.cuCtxSetCurrent(prev)
+    cuda.cuCtxDestroy_v2(ctx)
+    cuda.cuCtxSetCurrent(prev)
+    return {
+        "requested_sms": sms,
+        "granted_sms": int(got.val) if gerr == 0 else f"cuCtxGetExecAffinity: {gerr}",
+        "create_ms": round(create_ms, 3),
+        "set_current_us": round(switch_us, 3),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--role", choices=("prefill", "decode"), required=True)
@@ -168,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     stream.synchronize()
     t_setup = time.time()
     ctx_ms = new_context_ms()
+    affinity = affinity_context(32)
     ready = {
         "pid": os.getpid(),
         "role": a.role,
@@ -180,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         "context_s": round(t_ctx - t_import, 3),
         "setup_s": round(t_setup - t_ctx, 3),
         "new_context_ms": ctx_ms,
+        "affinity_context": affinity,
         "free_bytes_at_context": free0,
         "total_bytes": total,
         "iteration_flops": flops,
