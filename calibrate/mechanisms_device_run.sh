@@ -43,7 +43,9 @@ part() {  # part NAME SECONDS CMD...: run CMD under timeout, log its exit code
 
 mps_guard() {
   MPSDIR=$(mktemp -d /tmp/bulletsim-mps-XXXXXX)
-  trap 'echo quit | CUDA_MPS_PIPE_DIRECTORY=$MPSDIR/pipe CUDA_MPS_LOG_DIRECTORY=$MPSDIR/log \
+  # On any exit: kill the workers the controller started (by pid), then quit the daemon.
+  trap 'for p in $(cat "$MPSDIR/workers.pids" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+    echo quit | CUDA_MPS_PIPE_DIRECTORY=$MPSDIR/pipe CUDA_MPS_LOG_DIRECTORY=$MPSDIR/log \
     timeout 15 nvidia-cuda-mps-control >/dev/null 2>&1; cp -r "$MPSDIR/log" "$OUTDIR/mps_log" 2>/dev/null' EXIT
 }
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -59,6 +60,9 @@ def run_config(name: str, daemon, a, log) -> dict:
         if tpcs:
             cmd += ["--tpcs", tpcs] + (["--libsmctrl", a.libsmctrl] if a.libsmctrl else [])
         procs[role] = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        if a.mps_dir:  # for the shell's EXIT trap: kill these by pid if we die
+            with open(Path(a.mps_dir) / "workers.pids", "a") as f:
+                f.write(f"{procs[role].pid}\n")
 
     def wait(path: Path) -> dict:
         deadline = time.monotonic() + a.timeout_s
@@ -116,6 +120,8 @@ def run_config(name: str, daemon, a, log) -> dict:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        if a.mps_dir:  # all reaped: no stale pid may be killed later
+            (Path(a.mps_dir) / "workers.pids").write_text("")
     return out
 
 
@@ -151,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout-s", type=float, default=60.0)
     ap.add_argument("--mps-dir", default=None, help="folder for the daemon's pipe/ and log/")
     a = ap.parse_args(argv)
+    # `timeout` sends SIGTERM: unwind (kill the workers, quit the daemon) instead of dying.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     names = a.configs.split(",") if a.configs else list(SUITES[a.suite])
     bad = [n for n in names if n not in CONFIGS]
     if bad:

@@ -121,3 +121,10 @@ def test_compare_joins_equal_points_only(tmp_path):
     assert main([str(tmp_path / "lib.parquet"), "--out", str(tmp_path / "o")]) == 0
     assert "| decode | attn_decode |" in (tmp_path / "o" / "compare.md").read_text()
     assert main([str(tmp_path / "missing.parquet"), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_live_gpu_refuses_a_mechanism_it_cannot_make():
+    argv = ["live", "--executor", "gpu", "--policy", "bullet", "--mechanism", "mps"]
+    res = runner.invoke(_sim_app(), [*argv, "--trace", "alpaca", "-n", "5", "--no-write"], env=ENV)
+    assert res.exit_code == 2
+    assert "partitions SMs with green contexts only; valid live: green, none" in res.output

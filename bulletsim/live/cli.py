@@ -21,6 +21,11 @@ def _live(executor: str, decode_graphs: bool, weights: Path | None, cli_opts: di
     if weights is not None and executor != "gpu":
         fail(f"--weights needs --executor gpu (the {executor} executor runs no kernels)")
     cfg = config_from_options(cli_opts)
+    if executor == "gpu" and cli_opts.get("mechanism"):
+        mech = cfg.params().mechanism
+        if mech not in ("green-ctx", "none"):  # an explicit ask is not silently replaced
+            fail(f"--mechanism {mech}: the live GPU engine partitions SMs with green contexts "
+                 "only; valid live: green, none (any with --executor fake)")  # fmt: skip
     if executor == "gpu":
         cfg = with_green_contexts(cfg)
     if weights is not None:
