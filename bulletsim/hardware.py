@@ -135,12 +135,13 @@ def resolve_mechanism(name: str) -> str:
 
 
 # Host cost of one re-partition (microseconds), by mechanism, on the H200 (driver 580, issue
-# 16, calibrate/NOTES.md "Mechanisms"): libsmctrl: one `libsmctrl_set_stream_mask_ext` call
-# through ctypes, measured; green-ctx: none by construction (the pair of every split is made
-# up front and a re-partition launches on the other pair's streams, DESIGN.md); none: no
-# partitions. mps: a new MPS context at the new percentage (the percentage is fixed when a
-# context is created), measured.
-REPARTITION_COST_US: dict[str, float] = {"green-ctx": 0.0, "none": 0.0}
+# 16, calibrate/NOTES.md "Mechanisms"). libsmctrl: a launch preceded by a mask change took
+# 8.594 us against 7.052 us with a constant mask (median of 5 x 2000 launches, the
+# `libsmctrl_set_stream_mask_ext` ctypes call alone 1.02 us), 2026-11-30; the paper measured
+# 4.1 us on an A100. green-ctx: none by construction (the pair of every split is made up
+# front and a re-partition launches on the other pair's streams, DESIGN.md); none: no
+# partitions.
+REPARTITION_COST_US: dict[str, float] = {"libsmctrl": 1.54, "green-ctx": 0.0, "none": 0.0}
 
 
 def partition_unit_sms(mechanism: str, gpu: GPUSpec | None, total_sms: int) -> int:

@@ -4,10 +4,11 @@
 # (../.libsmctrl-src) and, for the calibration, ../.whl + ../.ficache (see calibrate/NOTES.md):
 #   bash calibrate/mechanisms_device_run.sh STAGE...     (OUTDIR=... for the results)
 # Stages (each part in its own `timeout`ed process; a hang or failure moves on to the next):
-#   masks   build libsmctrl, %smid self-test, CUDA graph under a mask, re-mask cost,
-#           masked GEMMs under the watchdog                                   (~100 s)
-#   calib   bulletsim calibrate --mechanism libsmctrl --grid mechanisms (resumed past hangs)
-#   mps     MPS smoke (two configurations); mps-table: the MPS co-run table
+#   masks   build libsmctrl, %smid self-test, CUDA graph under a mask, re-mask cost (~20 s)
+#   gemm    masked GEMMs under the watchdog, hangs recorded                    (<= 60 s)
+#   calib   bulletsim calibrate --mechanism libsmctrl --grid mechanisms, resumed past hangs
+#           within CALIB_S seconds (default 165)
+#   mps     MPS smoke (two configurations); mps-table: the MPS co-run table (<= 85 s)
 # MPS stages need the GPU alone. The MPS daemon is always sent `quit` (trap on EXIT).
 set -u
 OUTDIR=${OUTDIR:-/tmp/out/smctrl}
@@ -56,28 +57,33 @@ for stage in "$@"; do
       part selftest 25 python3 -m calibrate.libsmctrl_check selftest --out "$OUTDIR" --watchdog-s 10
       part graph 20 python3 -m calibrate.libsmctrl_check graph --out "$OUTDIR" --watchdog-s 10
       part remask 15 python3 -m calibrate.libsmctrl_check remask --out "$OUTDIR"
-      part masked_gemm 40 python3 -m calibrate.masked_gemm --out "$OUTDIR/gemm" --watchdog-s 8 \
-        --max-restarts 3
+      ;;
+    gemm)
+      part masked_gemm "${GEMM_S:-58}" python3 -m calibrate.masked_gemm --out "$OUTDIR/gemm" \
+        --watchdog-s 5 --max-restarts 8
       ;;
     calib)
-      python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-        --target /tmp/site ../.whl/apache_tvm_ffi*.whl ../.whl/flashinfer_python*.whl 2>/dev/null
+      python3 -c "import flashinfer" 2>/dev/null || python3 -m pip install -q --no-index \
+        --no-deps --no-compile --no-cache-dir --target /tmp/site ../.whl/apache_tvm_ffi*.whl \
+        ../.whl/flashinfer_python*.whl 2>/dev/null
       export PYTHONPATH=$PYTHONPATH:/tmp/site
-      [ -f ../.ficache/fi_cache.tgz ] && [ ! -d ~/.cache/flashinfer ] && tar xzf ../.ficache/fi_cache.tgz -C ~
-      for attempt in 1 2 3 4; do  # a watchdog exit (3) resumes past the hung sample
-        part "calib$attempt" 200 python3 -m calibrate calibrate --gpu h200 --mechanism libsmctrl \
-          --grid mechanisms --out /tmp/calib-libsmctrl --no-install
+      [ -d ~/.cache/flashinfer ] || { [ -f ../.ficache/fi_cache.tgz ] && tar xzf ../.ficache/fi_cache.tgz -C ~; }
+      end=$(( $(date +%s) + ${CALIB_S:-165} ))
+      for attempt in 1 2 3 4 5 6; do  # a watchdog exit (3) resumes past the hung sample
+        left=$(( end - $(date +%s) )); [ $left -gt 15 ] || break
+        part "calib$attempt" $left python3 -m calibrate calibrate --gpu h200 \
+          --mechanism libsmctrl --grid mechanisms --out /tmp/calib-libsmctrl --no-install
         [ "$(tail -1 "$OUTDIR/exit_codes.txt" | cut -d' ' -f2)" = 3 ] || break
       done
       tar czf "$OUTDIR/calib-libsmctrl.tgz" -C /tmp calib-libsmctrl
       ;;
     mps|mps-table)
       mps_guard
-      suite=smoke; dur=1; secs=42; [ "$stage" = mps-table ] && { suite=table; dur=2; secs=85; }
+      suite=smoke; dur=1; secs=42; [ "$stage" = mps-table ] && { suite=table; dur=1.5; secs=85; }
       part "$stage" $secs python3 -m calibrate.mps_corun --out "$OUTDIR/$stage" --suite $suite \
         --duration-s $dur --timeout-s 30 --mps-dir "$MPSDIR"
       ;;
-    *) echo "unknown stage $stage; valid: masks calib mps mps-table" ;;
+    *) echo "unknown stage $stage; valid: masks gemm calib mps mps-table" ;;
   esac
 done
 stamp "summary"

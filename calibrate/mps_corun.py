@@ -50,7 +50,7 @@ def run_config(name: str, daemon, a, log) -> dict:
     sync = Path(tempfile.mkdtemp(prefix=f"mpsco-{name}-"))
     procs = {}
     for role, (pct, tpcs) in roles.items():
-        env = daemon.env() if uses_mps else dict(os.environ)
+        env = daemon.client_env() if uses_mps else dict(os.environ)
         if not uses_mps:  # a client without the pipe variable would look in /tmp/nvidia-mps
             env.pop("CUDA_MPS_PIPE_DIRECTORY", None)
         if pct is not None:
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                     doc["daemon"]["server_list"] = daemon.control("get_server_list")
                 doc["daemon"]["control_log_tail"] = daemon.log_tail()
                 time.sleep(0.5)
-                doc["daemon"]["stopped"] = pid is None or not Path(f"/proc/{pid}").exists()
+                doc["daemon"]["stopped"] = not daemon.running(pid)
             except MpsUnavailable as e:
                 doc["daemon"] = {"error": str(e)}
                 results += [{"config": n, "status": f"failed: {e}"} for n in mps_names]

@@ -124,7 +124,7 @@ def test_compare_joins_equal_points_only(tmp_path):
 
 
 def test_live_gpu_refuses_a_mechanism_it_cannot_make():
-    argv = ["live", "--executor", "gpu", "--policy", "bullet", "--mechanism", "mps"]
+    argv = ["live", "--executor", "gpu", "--policy", "bullet", "--mechanism", "libsmctrl"]
     res = runner.invoke(_sim_app(), [*argv, "--trace", "alpaca", "-n", "5", "--no-write"], env=ENV)
     assert res.exit_code == 2
     assert "partitions SMs with green contexts only; valid live: green, none" in res.output

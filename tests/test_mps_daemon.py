@@ -51,3 +51,19 @@ def test_quit_once(fake_control):
         assert d.control("get_server_list") == "ok"
     d.quit()  # a second quit sends nothing
     assert (d.log_dir / "commands.txt").read_text().split() == ["get_server_list", "quit"]
+
+
+def test_clients_number_gpus_within_the_daemons_set(fake_control, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    d = MpsDaemon(fake_control / "mps")
+    assert d.env()["CUDA_VISIBLE_DEVICES"] == "1"  # the daemon keeps the machine's index
+    assert d.client_env({"X": "1"})["CUDA_VISIBLE_DEVICES"] == "0"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert d.client_env()["CUDA_VISIBLE_DEVICES"] == "0,1"
+
+
+def test_running_treats_zombies_and_missing_as_gone(fake_control):
+    import os
+
+    d = MpsDaemon(fake_control / "mps")
+    assert d.running(os.getpid()) and not d.running(None) and not d.running(2**22 + 12345)

@@ -134,6 +134,7 @@ class PartitionGemm:
                 except Exception:  # noqa: BLE001 - a path that cannot run this shape is skipped
                     times[path], errs[path] = None, None
         default = default_gemm_path(self.num_sms, self.total_sms, rows, self.unit_sms)
+        default = default if default in self.paths else "cublas"
         chosen = pick(times, errs, default)
         self.table.record(op, (rows,), self.num_sms, Choice(chosen, times, errs, default))
         self._paths.clear()

@@ -65,13 +65,25 @@ class MpsDaemon:
         self.started = False
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        """Environment for a client (or the control command) of this daemon."""
+        """Environment of the control command (and the daemon it starts)."""
         return {
             **os.environ,
             "CUDA_MPS_PIPE_DIRECTORY": str(self.pipe_dir),
             "CUDA_MPS_LOG_DIRECTORY": str(self.log_dir),
             **(extra or {}),
         }
+
+    def client_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """Environment of a client process. A client numbers GPUs within the daemon's visible
+        set, so CUDA_VISIBLE_DEVICES=1 given to the daemon becomes 0 for its clients (seen on
+        the H200 machine: a client keeping "1" was refused, "not a valid GPU ID in the MPS
+        visible set of devices")."""
+        env = self.env(extra)
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible and "CUDA_VISIBLE_DEVICES" not in (extra or {}):
+            n = len([d for d in visible.split(",") if d.strip()])
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(n))
+        return env
 
     def control(self, command: str, timeout_s: float = 10.0) -> str:
         r = subprocess.run(
@@ -121,6 +133,16 @@ class MpsDaemon:
             return int(f.read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return None
+
+    def running(self, pid: int | None) -> bool:
+        """Whether `pid` is alive (a zombie left by the daemon's double fork counts as gone)."""
+        if pid is None:
+            return False
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state not in ("Z", "X")
 
     def log_tail(self, lines: int = 20) -> str:
         f = self.log_dir / "control.log"
