@@ -1,0 +1,16 @@
+#!/bin/bash
+# Simulated capacity of Bullet on one H200 under each SM partition mechanism (issue 16).
+# The settings of results/h200/ (Table-4 SLOs, 5,000 requests per point from the real trace
+# files, seeds 0,1,2, capacity to 1%); only --mechanism changes between the bullet sweeps.
+# chunked-2048 runs once (it has no SM partitions). Needs ../shared/traces (not in the repo).
+set -eu
+cd "$(dirname "$0")/../.."
+common=(--trace sharegpt --trace splitwise-code --trace arxiv --rates 4,8,12,16,24,32,40,48
+  -n 5000 --gpu h200 --model llama-3.1-8b --latency profile --traces-dir ../shared/traces
+  --set chunked.max_running_requests=1024 --rel-tol 0.01 --workers 1 --no-timeline --no-plots -q)
+bulletsim sweep --policy bullet --policy chunked-2048 --mechanism green "${common[@]}" \
+  --out results/mechanisms-h200/sweep-green
+for m in libsmctrl mps none; do
+  bulletsim sweep --policy bullet --mechanism $m "${common[@]}" --out results/mechanisms-h200/sweep-$m
+done
+python results/mechanisms-h200/capacity_table.py results/mechanisms-h200
