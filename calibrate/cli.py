@@ -239,12 +239,13 @@ def calibrate_derive(
     out: Annotated[
         Path | None, Opt(help="Where to write (default: bulletsim/data/profiles).")
     ] = None,
+    tp: Annotated[int | None, Opt(help="Tensor-parallel degree of the shard profile.")] = None,
 ) -> None:
     """Derive a profile for another GPU from a measured one (datasheet ratios; CPU only)."""
     from calibrate.derive import derive_to_file
 
     try:
-        path = derive_to_file(source, gpu, model, out)
+        path = derive_to_file(source, gpu, model, out, tp)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     typer.echo(f"derived profile: {path}")

@@ -169,7 +169,7 @@ def derive(doc: dict, dst: GPUSpec) -> dict:
     if ar is not None:
         ratio = dst.interconnect_bytes_s / src.interconnect_bytes_s
         note = f"{dst.name} / {src.name} NVLink datasheet"
-        sec = rescale_section(ar, ratio, note)
+        sec = rescale_section(ar, ratio, note, (src.num_sms, dst.num_sms))
         out["collectives"] = {"allreduce": sec}
         meta.setdefault("parts", {})["allreduce"] = "derived: " + sec["transfer"]
     return out

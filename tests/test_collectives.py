@@ -162,7 +162,10 @@ def test_profile_lookup_for_tp_and_the_labels_a_run_prints(shard_doc, tmp_path, 
     monkeypatch.setattr(profile_format, "PROFILE_DIR", tmp_path)
     doc = attach(shard_doc, table_from_run(fake_run()))
     write_profile(doc, tmp_path / "h200__llama-3.1-70b__tp8.json")
-    write_profile(derive(doc, get_gpu("a100")), tmp_path / "a100__llama-3.1-70b__tp8.json")
+    a100_doc = derive(doc, get_gpu("a100"))
+    assert a100_doc["collectives"]["allreduce"]["sms"] == [7, 26, 108]  # share of 108 SMs
+    assert a100_doc["meta"]["tp"] == 8 and a100_doc["meta"]["kind"] == "derived"
+    write_profile(a100_doc, tmp_path / "a100__llama-3.1-70b__tp8.json")
     assert find_profile("h200", "llama-3.1-70b", tp=8).name == "h200__llama-3.1-70b__tp8.json"
     assert find_profile("h200", "llama-3.1-70b", tp=4) is None
     assert find_profile("h200", "llama-3.1-70b") is None  # tp=1 is a different profile

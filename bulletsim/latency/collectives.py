@@ -105,15 +105,21 @@ def section_for(
     if derived:
         out["transfer"] = (
             f"t_{tp}(S, sms) = t_{n0},measured(S, sms) * AB({tp}, S) / AB({n0}, S); ring "
-            "AB(n, S) = (n-1) alpha_2 + 2(n-1)/n S / B; B x interconnect ratio "
-            f"{interconnect_ratio:.4g}" + (f" ({gpu_note})" if gpu_note else "")
+            "AB(n, S) = (n-1) alpha_2 + 2(n-1)/n S / B"
         )
+        if interconnect_ratio != 1.0:
+            out["transfer"] += f"; B x interconnect ratio {interconnect_ratio:.4g}" + (
+                f" ({gpu_note})" if gpu_note else ""
+            )
     return out
 
 
-def rescale_section(sec: dict, interconnect_ratio: float, gpu_note: str) -> dict:
+def rescale_section(
+    sec: dict, interconnect_ratio: float, gpu_note: str, num_sms: tuple[int, int] | None = None
+) -> dict:
     """`sec` moved to another GPU whose link bandwidth is `interconnect_ratio` times this
-    one's (alpha kept): t' = t * AB'(tp, S) / AB(tp, S). Always `kind: derived`."""
+    one's (alpha kept): t' = t * AB'(tp, S) / AB(tp, S). Always `kind: derived`. With
+    `num_sms` = (source SMs, target SMs) the SM axis keeps each column's share of the GPU."""
     tp = int(sec["tp"])
     ab = AlphaBeta(**sec["alpha_beta"])
     target = AlphaBeta(ab.alpha2_s, ab.bus_bw_bytes_s * interconnect_ratio)
@@ -122,10 +128,18 @@ def rescale_section(sec: dict, interconnect_ratio: float, gpu_note: str) -> dict
         for b, row in zip(sec["bytes"], sec["time_s"], strict=True)
     ]
     step = f"then B x {interconnect_ratio:.4g} ({gpu_note}), alpha kept"
+    sms = list(sec["sms"])
+    if num_sms is not None:
+        src, dst = num_sms
+        sms = [max(1, round(n * dst / src)) for n in sms]
+        if len(set(sms)) != len(sms):
+            raise ValueError(f"SM axis {sec['sms']} collapses on a {dst}-SM GPU")
+        step += f"; SM axis x {dst}/{src} (same share of the GPU)"
     prior = sec.get("transfer", f"measured on {sec.get('measured_gpus', tp)} GPUs")
     return {
         **sec,
         "kind": "derived",
+        "sms": sms,
         "time_s": times,
         "alpha_beta": target.to_dict(),
         "transfer": f"{prior}; {step}",
