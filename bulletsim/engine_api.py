@@ -2,7 +2,8 @@
 
 An engine owns the clock. It binds a policy to a `PolicyContext`, then for each lane of the
 policy repeatedly asks `policy.next_work(lane, now_s)`, runs the `Work` (simulated: advances
-time by the latency model's prediction plus `work.overhead_s`; live: launches kernels on
+time by the host's launch gap (`latency.base.launch_gap_fn`), the latency model's prediction
+and `work.overhead_s`, recording the start when the kernels start; live: launches kernels on
 `work.num_sms` SMs, observes completion, e.g. with CUDA events, and does not sleep the
 modelled overhead) and calls `policy.on_work_done(work, now_s)` with the time it ended.
 
