@@ -9,8 +9,10 @@ whole steps as for the 8B profile); then the skewed (`zipf:0.6`) samples, which 
 saw, are predicted twice — by the profile as measured (uniform loads) and rerouted to zipf
 (`bulletsim.latency.moe_profile.reroute`) — so the file says how much the imbalance pricing
 recovers. The H20 profile is derived from it (`calibrate.derive.derive`, datasheet ratios,
-labelled derived). Writes `<out>/<layout>/` (profile JSONs, samples parquet, fit summary) and,
-with --install, copies the profiles into `bulletsim/data/profiles/`.
+labelled derived). With --collectives (helper "large"'s measured 2-GPU NCCL table) the
+group's all-reduce is attached (`calibrate.shard_profile.attach`: ring transfer to 8 GPUs,
+labelled derived). Writes `<out>/<layout>/` (profile JSONs, samples parquet, fit summary)
+and, with --install, copies the profiles into `bulletsim/data/profiles/`.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def routing_check(doc: dict, samples, model: ModelSpec) -> dict:
     return out
 
 
-def fit_layout(src: Path, out: Path, install: bool) -> dict:
+def fit_layout(src: Path, out: Path, install: bool, collectives: dict | None = None) -> dict:
     """Fit one layout's profile, check it on the skewed samples, derive H20; returns the
     summary written to `<out>/fit_summary.json`."""
     meta = json.loads((src / "uniform" / "meta.json").read_text())
@@ -85,6 +87,10 @@ def fit_layout(src: Path, out: Path, install: bool) -> dict:
         summary["routing_check"] = doc["fit"]["routing_check"] = routing_check(doc, skew, model)
         to_parquet(skew, out / "samples_zipf.parquet")
     to_parquet(df, out / "samples_uniform.parquet")
+    if collectives is not None:  # the group's all-reduce (measured 2-GPU table, ring transfer)
+        from calibrate.shard_profile import attach
+
+        doc = attach(doc, collectives)
     path = write_profile(doc, out / profile_name(gpu.name, model))
     from calibrate.derive import derive
 
@@ -103,13 +109,15 @@ def main() -> None:
     ap.add_argument("round_dir", type=Path)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--install", action="store_true")
+    ap.add_argument("--collectives", type=Path, help="measured NCCL table to attach")
     args = ap.parse_args()
+    table = json.loads(args.collectives.read_text()) if args.collectives else None
     for layout in LAYOUTS:
         src = args.round_dir / layout
         if not (src / "uniform" / "meta.json").exists():
             print(f"{layout}: no samples under {src}")
             continue
-        s = fit_layout(src, args.out / layout, args.install)
+        s = fit_layout(src, args.out / layout, args.install, table)
         print(json.dumps(s, indent=1))
 
 
