@@ -35,7 +35,8 @@ JOBS = {
 }
 # --safe: what an R1 failure pointed at (both sweeps of these shapes stalled with no sample;
 # the live engine logged cuBLASLt CUBLAS_STATUS_EXECUTION_FAILED with an SM target on green
-# contexts on the same machine): plain cuBLAS + the persistent Triton matmul, SDPA prefill.
+# contexts on the same machine): plain cuBLAS + the persistent Triton matmul, SDPA's flash
+# prefill kernel (no flashinfer JIT, no cuDNN graph build).
 SAFE_GEMM_PATHS = ("cublas", "triton-persistent")
 ROUTING_DIRS = {"uniform": "uniform", "zipf:0.6": "zipf"}
 
@@ -132,6 +133,12 @@ def build_model(spec, path: str, layers: int, safe: bool, pool):
     from calibrate.moe_model import Qwen3MoeModel
 
     kw = {"gemm_paths": SAFE_GEMM_PATHS, "prefill_backend": "sdpa"} if safe else {}
+    if safe:  # SDPA's flash kernel only (cuDNN builds a graph per shape: a stall suspect too)
+        from torch.nn.attention import SDPBackend
+
+        from bulletsim.gpu import attention
+
+        attention.sdpa_backends = lambda: [SDPBackend.FLASH_ATTENTION]
     model = Qwen3MoeModel(spec, spec.ep, UNIFORM, path, num_layers=layers, kv_pool_bytes=8e9, **kw)
     # safe: no partition counts as a whole unit, so the default GEMM rule is plain cuBLAS
     model.gemm.unit_sms = 10**6 if safe else pool.granularity
@@ -320,7 +327,14 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--layers", type=int, default=None, help="layers built (default 94; smoke 4)")
     ap.add_argument("--safe", action="store_true", help="no cuBLASLt SM target, SDPA prefill")
+    ap.add_argument(
+        "--stack-after", type=float, default=0, help="dump every thread's stack each S seconds"
+    )
     args = ap.parse_args()
+    if args.stack_after > 0:  # a stall (R1) then names its Python line in the log
+        import faulthandler
+
+        faulthandler.dump_traceback_later(args.stack_after, repeat=True)
     t0 = time.perf_counter()
 
     def log(msg: str) -> None:

@@ -26,12 +26,12 @@ run() {  # run NAME SECONDS CMD...: each part in its own timed-out process; go o
     run smoke 38 python3 -m calibrate.moe_calibrate --job smoke --out "$OUTD/smoke"
   else
     # probe first: stage times of one point; if it does not finish, sweep in --safe mode
-    run probe ${PROBE_SECS:-28} python3 -m calibrate.moe_calibrate --job probe --out "$OUTD/probe"
+    run probe ${PROBE_SECS:-28} python3 -m calibrate.moe_calibrate --job probe --out "$OUTD/probe" --stack-after 22
     SAFE=""
     grep -q "^probe rc=0" "$OUTD/parts.txt" || SAFE="--safe"
     echo "sweeps ${SAFE:-with the default kernel candidates}"
     for job in ${R2_JOBS:-tp8 ep8}; do
-      run "cal_$job" ${R2_SECS:-84} python3 -m calibrate.moe_calibrate --job "$job" --out "$OUTD/$job" $SAFE
+      run "cal_$job" ${R2_SECS:-84} python3 -m calibrate.moe_calibrate --job "$job" --out "$OUTD/$job" --stack-after 40 $SAFE
     done
   fi
   echo "== summary (moe, SUITE=$SUITE)"
