@@ -54,8 +54,8 @@ SUITES = {
         "ctas": (1, 2, 4, 8, 16, 32),
         "corun_sms": (8, 16, 32),
         "loops": 7,
-        "graph_sms": (8, 16, 32, 64, 96),
-        "graph_tokens": (1, 8, 64, 256, 1024),
+        "graph_sms": (8, 16, 24, 32, 48, 64, 96),
+        "graph_tokens": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
     },
 }
 CTA_TOKENS = (64, 2048, 16384)  # decode, prefill chunk, long prefill
