@@ -36,6 +36,7 @@ probe() {  # tp seconds
       "$OUTD/probe-tp$tp-$try/probe.json" 2>/dev/null)
     case $hung in
       gemm:*) comp=$(echo "$hung" | cut -d: -f2) ;;
+      prefill_factories) comp=sdpa-all ;;
       prefill:*|decode:*) comp=${hung#*:} ;;
       *) comp=safe ;;
     esac
@@ -51,7 +52,7 @@ cal_args() {  # tp -> calibrate flags that avoid the components its probe left o
   skip=$(cat "$OUTD/skip-tp$1" 2>/dev/null || true)
   [ -z "$skip" ] && skip=$(cat "$OUTD"/skip-tp* 2>/dev/null | head -1)
   case ",$skip," in *,safe,*)
-    echo "--gemm-paths cublas,triton-persistent --prefill-backend sdpa --decode-backend triton-splitk"
+    echo "--gemm-paths cublas,triton-persistent --prefill-backend flashinfer --decode-backend triton-splitk"
     return ;;
   esac
   for p in cublas cublaslt-sm-target triton-persistent; do

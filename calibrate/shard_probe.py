@@ -77,6 +77,8 @@ def main() -> None:
     paths = tuple(p for p in GEMM_PATHS if p not in skip)
     decs = tuple(d for d in DECODE_BACKENDS if d not in skip)
     pref = "sdpa" if {"flashinfer-fa3", "flashinfer-fa2"} & skip else "auto"
+    if any(s.startswith("sdpa") for s in skip):
+        pref = "flashinfer"
     m = stage(
         "model",
         lambda: LlamaModel(
@@ -93,6 +95,12 @@ def main() -> None:
         p.stream.synchronize()
         return out
 
+    from bulletsim.gpu.llama import prefill_backend_factories
+
+    # where prefill_batch tests the SDPA candidates (a hang here means SDPA: "sdpa-all")
+    doc["prefill_factories"] = sorted(
+        stage("prefill_factories", lambda: prefill_backend_factories(m)) or []
+    )
     for label, make in (("prefill", lambda: m.prefill_batch([32])),
                         ("decode", lambda: m.decode_batch(16, 1000))):  # fmt: skip
         b = stage(f"{label}_batch", make)

@@ -389,7 +389,8 @@ class LlamaModel:
 def prefill_backend_factories(model: LlamaModel) -> dict:
     """{name: factory} of the prefill backends to plan for each batch, the default first:
     flashinfer FA3 (then FA2) when importable; the SDPA backends that run causal GQA
-    prefill correctly (4096 tokens against the float32 reference) always."""
+    prefill correctly (4096 tokens against the float32 reference) unless the model asked
+    for flashinfer only (`prefill_backend="flashinfer"`: no SDPA kernel is even tried)."""
     pref = model.prefill_backend_pref
     out = {}
     if pref in ("auto", "flashinfer") and attn.flashinfer_available():
@@ -399,6 +400,8 @@ def prefill_backend_factories(model: LlamaModel) -> dict:
             )
     elif pref == "flashinfer":
         raise RuntimeError("flashinfer prefill requested but flashinfer is not importable")
+    if pref == "flashinfer":
+        return out
     n = 1024
     q = torch.randn(n, model.qh, model.d, device="cuda", dtype=torch.bfloat16)
     k = torch.randn(n, model.kvh, model.d, device="cuda", dtype=torch.bfloat16)
