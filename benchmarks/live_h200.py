@@ -229,6 +229,8 @@ def gemm_bandwidth(m, rows: int, stream, reps: int = 5) -> dict:
     all layers' weights (far past the 60 MB L2) on the whole GPU; events around each walk."""
     import torch
 
+    from bulletsim.gpu.gemm import EXPERIMENTAL_SKINNY
+
     ops = {"qkv": "wqkv", "o": "wo", "gate_up": "wgu", "down": "wd"}
     out: dict = {}
     with torch.cuda.stream(stream):
@@ -237,10 +239,13 @@ def gemm_bandwidth(m, rows: int, stream, reps: int = 5) -> dict:
             x = torch.randn(rows, ws[0].shape[1], device="cuda", dtype=torch.bfloat16)
             y = torch.empty(rows, ws[0].shape[0], device="cuda", dtype=torch.bfloat16)
             nbytes = sum(w.numel() * w.element_size() for w in ws)
-            for path in ("cublas", "cublaslt-sm-target", "triton-persistent"):
+            for path in ("cublas", "cublaslt-sm-target", "triton-persistent", EXPERIMENTAL_SKINNY):
                 try:
-                    for w in ws[:2]:
-                        m.gemm.launch(path, x, w, y)  # warm-up (Triton compile)
+                    ref = x.float() @ ws[0].float().t()
+                    m.gemm.launch(path, x, ws[0], y)  # warm-up (Triton compile) + check
+                    err = float((y.float() - ref).norm() / ref.norm())
+                    if not err < 2e-2:
+                        raise ValueError(f"relative error {err:.3g} against float32")
                     times = []
                     for _ in range(reps):
                         s, e = (
@@ -257,6 +262,7 @@ def gemm_bandwidth(m, rows: int, stream, reps: int = 5) -> dict:
                     out[f"{op}/{path}"] = {
                         "ms_per_layer": t / len(ws) * 1e3,
                         "tb_s": nbytes / t / 1e12,
+                        "rel_err": err,
                     }
                 except Exception as e:  # noqa: BLE001
                     out[f"{op}/{path}"] = {"error": repr(e)}
@@ -267,6 +273,7 @@ def bandwidth(args) -> None:
     import numpy as np
     import torch
 
+    from bulletsim.gpu.gemm import EXPERIMENTAL_SKINNY
     from bulletsim.gpu.selection import GEMM_PATHS, ChoiceTable
     from bulletsim.live.gpu.batches import graph_step_inputs
     from bulletsim.live.gpu.executor import GpuExecutor
@@ -368,6 +375,27 @@ def bandwidth(args) -> None:
             res["forced_gemm_path"][path] = {"error": repr(e)}
         print(f"forced {path}:", json.dumps(res["forced_gemm_path"][path]), flush=True)
         save()
+    # experimental: the skinny split-K GEMM for qkv, o and down (not in the profile)
+    skinny = {f"{op}|{batch}|{ex.total}": EXPERIMENTAL_SKINNY for op in ("qkv", "o", "down")}
+    for op in ("gate_up", "lm_head"):
+        skinny[f"{op}|{batch}|{ex.total}"] = m.gemm.path_for(op, batch)
+    m.use_choices(ChoiceTable.from_kernel_names(skinny))
+    m.set_num_sms(ex.total)
+    try:
+        gr = g.capture_bucket(batch, stream)
+        res["experimental_skinny_gemm"] = entry(_median_replay_ms(gr, stream, args.reps))
+        res["experimental_skinny_gemm"]["by_class_ms"] = profile_breakdown(gr, stream)[
+            "by_class_ms"
+        ]
+        res["experimental_skinny_gemm"]["note"] = (
+            "qkv, o, down by triton_skinny.skinny_matmul (not priced by the profile, not run "
+            "by the engine); gate_up and lm_head as the profile chose"
+        )
+        del gr
+    except Exception as e:  # noqa: BLE001
+        res["experimental_skinny_gemm"] = {"error": repr(e)}
+    print("experimental skinny:", json.dumps(res["experimental_skinny_gemm"]), flush=True)
+    save()
     m.use_choices(profile_table)
     m.set_num_sms(ex.total)
     if m.fused_rope_store:  # what fusing RoPE + KV write + dense q saved

@@ -11,6 +11,10 @@ package import, so `import bulletsim.gpu` works anywhere and each module is load
     llama.py       Llama decoder as per-kernel launches: weights, paged KV pool,
                    prefill/decode batches, layer windows (`step_kernels(layers=...)`)  [GPU]
     kernels.py     Triton RMSNorm / RoPE / SiLU*mul / split-K paged decode            [GPU]
+    gemm.py        partition-aware GEMM paths (cuBLAS, cuBLASLt SM target, Triton)    [GPU]
+    selection.py   which kernel runs an op on a partition (choice tables, rules)      [CPU]
+    triton_matmul.py  persistent Triton matmul, one program per partition SM          [GPU]
+    triton_skinny.py  split-K GEMM for <= 64 rows: benchmark only, not priced         [GPU]
     attention.py   prefill / decode attention backends (flashinfer, SDPA, Triton)     [GPU]
     check.py       every kernel of a layer against a float32 reference                [GPU]
     graphs.py      CUDA-graph capture of a step on a partition's stream               [GPU]

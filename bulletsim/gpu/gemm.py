@@ -25,6 +25,9 @@ import torch
 from bulletsim.gpu.selection import GEMM_PATHS, Choice, ChoiceTable, default_gemm_path, pick
 from bulletsim.gpu.triton_matmul import persistent_matmul
 
+# a benchmark-only path (triton_skinny.py): no profile prices it, so nothing chooses it
+EXPERIMENTAL_SKINNY = "triton-skinny-splitk"
+
 
 class PartitionGemm:
     """GEMMs of one model on whichever partition is current (`num_sms`)."""
@@ -101,6 +104,10 @@ class PartitionGemm:
                 torch._C._set_sm_carveout_experimental(None)
         if path == "triton-persistent":
             return persistent_matmul(x, w, out, self.num_sms)
+        if path == EXPERIMENTAL_SKINNY:
+            from bulletsim.gpu.triton_skinny import skinny_matmul
+
+            return skinny_matmul(x, w, out, self.num_sms)
         raise ValueError(f"unknown GEMM path {path!r}; valid: {GEMM_PATHS}")
 
     def _zero_bias(self, w: torch.Tensor) -> torch.Tensor:
