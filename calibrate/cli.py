@@ -62,7 +62,13 @@ def calibrate(
         str | None,
         Opt(help="Sweep grid: standard | quick | mechanisms | shard (overrides --quick)."),
     ] = None,
-    out: Annotated[Path | None, Opt(help="Output directory (samples, profile, report).")] = None,
+    out: Annotated[
+        Path | None,
+        Opt(
+            help="Output directory (samples, profile, report); with --from-live, the "
+            "profile file (.json)."
+        ),
+    ] = None,
     resume: Annotated[
         bool, Opt("--resume/--no-resume", help="Keep samples an interrupted run measured.")
     ] = True,
@@ -109,7 +115,7 @@ def calibrate(
     ] = None,
     profile: Annotated[
         Path | None,
-        Opt(help="--from-live: the profile to refit [default: the installed one]."),
+        Opt(help="--from-live: the profile to refit (default: the installed one)."),
     ] = None,
 ) -> None:
     """Measure prefill/decode kernels under SM partitions on this GPU and fit a profile, or

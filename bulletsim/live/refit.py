@@ -68,6 +68,7 @@ BOUNDS = {
     "eager_fixed_s": (0.0, 5e-2),
 }
 MIN_CO_RUN = 50  # co-run iterations needed to fit the contention terms
+LOSS = ("soft_l1", 0.05)  # scipy least_squares loss and f_scale of the terms' fit
 
 
 @dataclass(slots=True)
@@ -303,8 +304,8 @@ def fit_terms(p: Priced, start: dict, graph_saving_s: float, kernels_per_layer: 
             resid,
             x,
             bounds=(lo / unit, hi / unit),
-            loss="soft_l1",
-            f_scale=0.05,
+            loss=LOSS[0],
+            f_scale=LOSS[1],
             tr_solver="lsmr",
             kwargs={"smooth_s": smooth_s},
         )
