@@ -3,7 +3,9 @@
 The first implementation of `engine_api.Engine`, and the only module that imports simpy.
 A lane asks the policy for work, advances simulated time by the host's launch gap (when the
 latency model prices one, `latency.base.launch_gap_fn`), the latency model's prediction and
-the work's modelled overhead, and reports back. When a policy call changes a running
+the work's modelled overhead, and reports back. With several lanes the host is one thread: a
+lane's launch waits while the host still enqueues another lane's eager launch
+(`latency.base.host_launch_fn`). When a policy call changes a running
 lane's allocation (the resize request of `engine_api`), the lane is interrupted at once and
 the remaining fraction of its work is rescaled to the new SM count (re-partitioning on a real
 GPU applies to the next kernel launch, which comes within microseconds). The `Work` is never
@@ -18,7 +20,7 @@ from collections.abc import Callable
 import simpy
 
 from bulletsim.core import CoRunner, Work, co_runner
-from bulletsim.latency.base import LatencyModel, launch_gap_fn
+from bulletsim.latency.base import LatencyModel, host_launch_fn, launch_gap_fn
 from bulletsim.policies.base import Policy, PolicyContext
 from bulletsim.records import IterationLog
 
@@ -64,6 +66,7 @@ class SimEngine:
         self._alloc: dict[str, int] = {}  # the policy's allocation, as last applied
         self._armed: dict[str, simpy.Event | None] = {}  # the timeout that wakes an idle lane
         self._newest_timeout: tuple[str, float, simpy.Event] | None = None
+        self._host_free_s = 0.0  # when the one host thread can prepare the next launch
 
     def run(self) -> IterationLog:
         env = self.env = simpy.Environment()
@@ -158,7 +161,7 @@ class SimEngine:
 
     def _lane(self, lane: str):
         env, st, policy, latency = self.env, self.state, self.policy, self.latency
-        gap_fn = launch_gap_fn(latency)
+        gap_fn, busy_fn = launch_gap_fn(latency), host_launch_fn(latency)
         multi = len(policy.lanes) > 1
         log = self.log
         iters = 0
@@ -206,6 +209,11 @@ class SimEngine:
             # the host prepares the launch first (0 without host terms); the iteration's
             # record starts when its kernels do, as a live engine's does
             gap = gap_fn(work.shape, work.layers[0] if work.layers else 0)
+            if multi:
+                # one host thread serves every lane: it may still be enqueueing the other
+                # lane's eager launch (0 without host terms: the other lane started by now)
+                gap += max(0.0, self._host_free_s - now)
+                self._host_free_s = now + gap + busy_fn(work.shape)
             start = now + gap
             total = gap + latency.predict(work.shape, sms, co) + work.overhead_s
             left = 1.0  # fraction of the work still to run

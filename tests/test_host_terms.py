@@ -141,3 +141,30 @@ def test_the_clock_can_follow_another_model_than_the_policy():
     it = res.iterations
     assert list(it["end_s"] - it["start_s"]) == pytest.approx([0.02] * len(it))
     assert res.meta["timing_model"] == "t" and res.meta["latency_model"] == "constant"
+
+
+def test_two_lanes_share_one_host_thread(doc):
+    # The host prepares (gap) and enqueues (eager launch) one launch at a time: over both of
+    # Bullet's lanes, the intervals [start - own gap, start + eager launch] never overlap.
+    from bulletsim.latency.host import HostParams, gap_kind
+
+    lat = ProfileLatency(with_host(doc))
+    h = HostParams(**HOST)
+    cfg = _cfg("bullet", n=60, rate=20.0, bullet={"mechanism": "green-ctx"})
+    it = simulate(cfg, latency=lat).iterations.sort_values("start_s")
+    spans = []
+    for r in it.itertuples():
+        first = max(int(r.layer_start), 0)
+        seqs = int(r.decode_tokens) + int(r.num_prefill_seqs)
+        own = h.gap(gap_kind(int(r.prefill_tokens), first), seqs)
+        layers = 32 if r.layer_start < 0 else int(r.layer_end - r.layer_start)
+        busy = h.eager_launch_s(layers) if r.prefill_tokens else 0.0
+        spans.append((r.start_s - own, r.start_s + busy, str(r.lane)))
+    spans.sort()
+    lanes = {s[2] for s in spans}
+    assert lanes == {"prefill", "decode"}
+    overlaps = [(a, b) for a, b in zip(spans, spans[1:], strict=False) if b[0] < a[1] - 1e-12]
+    assert not overlaps, overlaps[:3]
+    waited = it[it["lane"] == "decode"]  # some decode launch waited for a prefill launch
+    gaps = waited["start_s"].to_numpy()[1:] - waited["end_s"].to_numpy()[:-1]
+    assert (gaps > 5e-4 + 13 * 20e-6 * 8).any()

@@ -43,3 +43,13 @@ def launch_gap_fn(latency: LatencyModel) -> Callable[[WorkShape, int], float]:
     `shape`, whose first layer is `first_layer`: 0 for a full step), or a function returning
     0 for a model that has no host terms."""
     return getattr(latency, "launch_gap_s", _no_gap)
+
+
+def _no_host(shape: WorkShape) -> float:
+    return 0.0
+
+
+def host_launch_fn(latency: LatencyModel) -> Callable[[WorkShape], float]:
+    """`latency.host_launch_s(shape)` (host seconds spent enqueueing `shape`'s kernels after
+    its gap: an eager launch's), or a function returning 0 for a model without host terms."""
+    return getattr(latency, "host_launch_s", _no_host)

@@ -415,6 +415,14 @@ class ProfileLatency(ContendedPredict):
         layers = self.num_layers if shape.num_layers is None else shape.num_layers
         return max(t, host.eager_launch_s(layers))
 
+    def host_launch_s(self, shape: WorkShape) -> float:
+        """Host seconds enqueueing `shape`'s kernels: an eager launch's (`host.HostParams`),
+        0 for a graph-replayed decode step or a profile without host terms."""
+        if self.host is None or not shape.prefill_tokens:
+            return 0.0
+        layers = self.num_layers if shape.num_layers is None else shape.num_layers
+        return self.host.eager_launch_s(layers)
+
     def launch_gap_s(self, shape: WorkShape, first_layer: int) -> float:
         """Host seconds a lane waits before launching `shape` (first layer `first_layer`, 0
         for a full step): the profile's `host.gap_s` of that launch kind, 0 without one."""

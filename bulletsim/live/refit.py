@@ -44,6 +44,9 @@ from bulletsim.policies.batching import with_layers
 # A gap longer than this between a lane's launches had the lane waiting for work, not the host
 # (the live H200 runs: 95-100% of chunked prefill's gaps under load were below 3 ms).
 BACK_TO_BACK_S = 5e-3
+# How long another lane's eager launch may keep the host busy after it started (the H200 runs:
+# eager launches took ~8-12 ms of CPU); gaps it may have covered are not fitted on.
+OTHER_LAUNCH_S = 15e-3
 TERMS = (
     "kernel_scale_memory",
     "kernel_scale_compute",
@@ -325,9 +328,11 @@ def fit_terms(p: Priced, start: dict, graph_saving_s: float, kernels_per_layer: 
     return fitted, names
 
 
-def back_to_back_gaps(p: Priced) -> pd.DataFrame:
+def back_to_back_gaps(p: Priced, busy_s: float = OTHER_LAUNCH_S) -> pd.DataFrame:
     """Gaps between consecutive launches of each lane of each run below BACK_TO_BACK_S, with
-    the later launch's kind and sequence count."""
+    the later launch's kind and sequence count. A gap in which the host also served another
+    lane (one of its launches started inside the gap, or an eager one up to `busy_s` before
+    it, still being enqueued) is left out: the simulator adds that wait itself."""
     df = pd.DataFrame(
         {
             "run": p.run,
@@ -339,14 +344,25 @@ def back_to_back_gaps(p: Priced) -> pd.DataFrame:
             "first": p.first_layer,
         }  # fmt: skip
     ).sort_values(["run", "lane", "start"], kind="stable")
-    same = (df["run"].to_numpy()[1:] == df["run"].to_numpy()[:-1]) & (
-        df["lane"].to_numpy()[1:] == df["lane"].to_numpy()[:-1]
-    )
+    run, lane = df["run"].to_numpy(), df["lane"].to_numpy()
+    same = (run[1:] == run[:-1]) & (lane[1:] == lane[:-1])
     gap = df["start"].to_numpy()[1:] - df["end"].to_numpy()[:-1]
     nxt = df.iloc[1:]
     kind = np.where(nxt["graph"], "graph", np.where(nxt["first"] > 0, "window", "batch"))
     out = pd.DataFrame({"kind": kind, "gap_s": gap, "seqs": nxt["seqs"].to_numpy()})
     keep = same & (gap >= 0) & (gap < BACK_TO_BACK_S)
+    lo, hi = df["end"].to_numpy()[:-1], df["start"].to_numpy()[1:]
+    for r in np.unique(run):
+        for ln in np.unique(lane[run == r]):
+            other = df[(df["run"] == r) & (df["lane"] != ln)]
+            if not len(other):
+                continue
+            starts = np.sort(other["start"].to_numpy())
+            eager = np.sort(other.loc[~other["graph"], "start"].to_numpy())
+            mine = np.flatnonzero(same & (run[:-1] == r) & (lane[:-1] == ln))
+            hit = np.searchsorted(starts, hi[mine]) > np.searchsorted(starts, lo[mine])
+            hit |= np.searchsorted(eager, lo[mine]) > np.searchsorted(eager, lo[mine] - busy_s)
+            keep[mine[hit]] = False
     return out[keep].reset_index(drop=True)
 
 
