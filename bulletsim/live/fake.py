@@ -1,7 +1,9 @@
 """A fake executor for CI: every launch takes the latency model's predicted time on a virtual
 clock, so the live control loop runs fast and deterministically without a GPU. When the
 latency model prices host gaps (`latency.base.launch_gap_fn`), a launch starts that long after
-the loop made it, as on a GPU whose host prepares each launch before its first kernel.
+the loop made it, as on a GPU whose host prepares each launch before its first kernel, and
+no sooner than the one host thread has enqueued the previous eager launch
+(`latency.base.host_launch_fn`), as the simulator models it.
 
 With one lane (chunked prefill) the loop then reproduces the simulator's timeline exactly;
 with two lanes it differs only where the simulator rescales a running iteration after a
@@ -10,7 +12,7 @@ re-split (a real GPU keeps the partition a launch started on).
 
 from __future__ import annotations
 
-from bulletsim.latency.base import launch_gap_fn
+from bulletsim.latency.base import host_launch_fn, launch_gap_fn
 from bulletsim.live.executor import Launch
 from bulletsim.policies.base import PolicyContext
 
@@ -25,11 +27,14 @@ class FakeExecutor:
         self.total_sms = 0
         self.num_launches = 0
         self._gap = launch_gap_fn(None)
+        self._busy = host_launch_fn(None)
+        self._host_free_s = 0.0
 
     def begin(self, ctx: PolicyContext, lanes: tuple[str, ...]) -> None:
-        self.clock_s = 0.0
+        self.clock_s = self._host_free_s = 0.0
         self.total_sms = ctx.total_sms
         self._gap = launch_gap_fn(ctx.latency)
+        self._busy = host_launch_fn(ctx.latency)
 
     def now(self) -> float:
         return self.clock_s
@@ -42,7 +47,10 @@ class FakeExecutor:
 
     def launch(self, launch: Launch) -> None:
         w = launch.work
-        launch.start_s = self.clock_s + self._gap(w.shape, w.layers[0] if w.layers else 0)
+        gap = self._gap(w.shape, w.layers[0] if w.layers else 0)
+        gap += max(0.0, self._host_free_s - self.clock_s)  # 0 without host terms
+        launch.start_s = self.clock_s + gap
+        self._host_free_s = launch.start_s + self._busy(w.shape)
         launch.measured_s = launch.predicted_s
         launch.end_s = launch.start_s + launch.predicted_s
         self.num_launches += 1
