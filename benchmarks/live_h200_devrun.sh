@@ -5,6 +5,7 @@
 #   SUITE=sharegpt   (R2) the same on sharegpt, plus the decode bandwidth benchmark and the
 #                    --weights check (a 2-layer safetensors checkpoint loaded on the GPU)
 #   SUITE=full       both workloads in one process (one GPU, ~2x the wall time)
+#   SUITE=check      (R3) the --weights check and the decode benchmark only (~70 s)
 # PARTS overrides which parts run ("bandwidth runs"). Everything goes under $OUTDIR/$SUITE.
 set -u
 cd "$(dirname "$0")"; [ -d bulletsim ] || cd ..
@@ -14,7 +15,8 @@ case "$SUITE" in
   splitwise) DEF_PARTS="runs"; T_BW=0; T_RUNS=410 ;;
   sharegpt) DEF_PARTS="runs bandwidth weights"; T_BW=60; T_RUNS=320 ;;
   full) DEF_PARTS="bandwidth runs"; T_BW=90; T_RUNS=700 ;;
-  *) echo "unknown SUITE=$SUITE; valid: smoke splitwise sharegpt full"; exit 2 ;;
+  check) DEF_PARTS="weights bandwidth"; T_BW=75; T_RUNS=0 ;;
+  *) echo "unknown SUITE=$SUITE; valid: smoke splitwise sharegpt full check"; exit 2 ;;
 esac
 PARTS=${PARTS:-$DEF_PARTS}
 OUT=${OUTDIR:-/tmp/out/engine}/$SUITE
@@ -70,7 +72,9 @@ for p, e in d.get("forced_gemm_path", {}).items():
     print(f"  forced {p}: {e.get('step_ms', e.get('error'))}")
 print("  unfused rope/kv:", d.get("unfused_rope_kv", {}).get("step_ms"))
 print("  gemm alone TB/s:", {k: round(v["tb_s"], 2) for k, v in d.get("gemm_alone", {}).items() if "tb_s" in v})
-print("  host prepare ms per decode step:", round(d.get("host_prepare_ms", -1), 3))
+print("  host prepare ms per decode step:", round(d.get("host_prepare_ms", -1), 3), d.get("host_prepare_split_ms"))
+sk = d.get("experimental_skinny_gemm", {})
+print("  experimental skinny split-K qkv/o/down:", sk.get("step_ms", sk.get("error")), sk.get("achieved_tb_s"))
 EOF
 [ -f "$OUT/runs.json" ] && python3 - "$OUT/runs.json" <<'EOF'
 import json, sys
