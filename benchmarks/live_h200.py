@@ -377,6 +377,8 @@ def bandwidth(args) -> None:
         save()
     # experimental: the skinny split-K GEMM for qkv, o and down (not in the profile)
     skinny = {f"{op}|{batch}|{ex.total}": EXPERIMENTAL_SKINNY for op in ("qkv", "o", "down")}
+    m.use_choices(profile_table)
+    m.set_num_sms(ex.total)
     for op in ("gate_up", "lm_head"):
         skinny[f"{op}|{batch}|{ex.total}"] = m.gemm.path_for(op, batch)
     m.use_choices(ChoiceTable.from_kernel_names(skinny))
