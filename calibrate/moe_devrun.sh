@@ -31,7 +31,7 @@ run() {  # run NAME SECONDS CMD...: each part in its own timed-out process; go o
     grep -q "^probe rc=0" "$OUTD/parts.txt" || SAFE="--safe"
     echo "sweeps ${SAFE:-with the default kernel candidates}"
     for job in ${R2_JOBS:-tp8 ep8}; do
-      run "cal_$job" ${R2_SECS:-84} python3 -m calibrate.moe_calibrate --job "$job" --out "$OUTD/$job" --stack-after 40 $SAFE
+      run "cal_$job" ${R2_SECS:-80} python3 -m calibrate.moe_calibrate --job "$job" --out "$OUTD/$job" --stack-after 40 $SAFE
     done
   fi
   echo "== summary (moe, SUITE=$SUITE)"

@@ -41,9 +41,40 @@ def profile_name(gpu: str, model: ModelSpec) -> str:
     return profile_filename(gpu, model.name, model.tp)
 
 
-def routing_check(doc: dict, samples, model: ModelSpec) -> dict:
+KEY_COLS = ("op", "phase", "tokens", "num_sms", "batch", "ctx", "num_seqs")
+
+
+def skew_ratios(uniform, skewed, as_measured, rerouted) -> dict:
+    """Measured zipf / uniform time of each MoE op point measured both ways, against the
+    ratio the rerouted profile predicts: the imbalance pricing tested on its own."""
+    cols = [c for c in KEY_COLS if c in uniform.columns and c in skewed.columns]
+    ops = ("gate_up", "down")
+    u = uniform[(uniform["kind"] == "op") & uniform["op"].isin(ops)]
+    z = skewed[(skewed["kind"] == "op") & skewed["op"].isin(ops)]
+    both = z.merge(u[[*cols, "time_s"]], on=cols, suffixes=("_z", "_u"))
+    rows = []
+    for _, r in both.iterrows():
+        shape, n = row_shape(r), int(r["num_sms"])
+        pred = rerouted.op_time(r["op"], shape, n) / as_measured.op_time(r["op"], shape, n)
+        meas = r["time_s_z"] / r["time_s_u"]
+        rows.append(
+            {
+                "op": r["op"],
+                "phase": r["phase"],
+                "tokens": int(r["tokens"]),
+                "num_sms": n,
+                "measured": round(meas, 4),
+                "predicted": round(pred, 4),
+            }
+        )
+    ape = np.array([abs(x["predicted"] / x["measured"] - 1) for x in rows])
+    return {"n": len(rows), "ratio_error": _err_stats(ape), "points": rows}
+
+
+def routing_check(doc: dict, samples, model: ModelSpec, uniform=None) -> dict:
     """Errors of the profile on skewed-routing samples: as measured (uniform loads) vs
-    rerouted to the samples' routing; per MoE op and per whole layer."""
+    rerouted to the samples' routing; per MoE op and per whole layer (and, given the
+    uniform samples, the zipf / uniform ratios point by point)."""
     gpu = get_gpu(doc["meta"]["gpu"])
     as_measured = ProfileLatency(doc, gpu, model)
     rerouted = ProfileLatency(doc, gpu, replace(model, moe_routing=SKEW))
@@ -67,6 +98,8 @@ def routing_check(doc: dict, samples, model: ModelSpec) -> dict:
             ape.append(abs(pred / r["time_s"] - 1))
         res["layers"] = _err_stats(np.array(ape))
         out[name] = res
+    if uniform is not None:
+        out["skew_ratio"] = skew_ratios(uniform, samples, as_measured, rerouted)
     return out
 
 
@@ -84,7 +117,11 @@ def fit_layout(src: Path, out: Path, install: bool, collectives: dict | None = N
     skew_file = src / "zipf" / "samples.jsonl"
     if skew_file.exists():
         skew = load_samples(skew_file)
-        summary["routing_check"] = doc["fit"]["routing_check"] = routing_check(doc, skew, model)
+        check = routing_check(doc, skew, model, df)
+        doc["fit"]["routing_check"] = check
+        summary["routing_check"] = {k: v for k, v in check.items() if k != "skew_ratio"}
+        if "skew_ratio" in check:
+            summary["routing_check"]["skew_ratio_error"] = check["skew_ratio"]["ratio_error"]
         to_parquet(skew, out / "samples_zipf.parquet")
     to_parquet(df, out / "samples_uniform.parquet")
     if collectives is not None:  # the group's all-reduce (measured 2-GPU table, ring transfer)

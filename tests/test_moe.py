@@ -278,3 +278,38 @@ def test_moe_block_pipeline_on_cpu_matches_the_reference(dense):
     mk.combine(y, order, slot, weight, full, out, t, k, dense)
     ref = mk.moe_reference(h, tok, expert, weight, wgu, wd)
     assert mk.rel_err(out, ref) < 2e-2
+
+
+def test_moe_fit_pipeline_on_synthetic_samples(tmp_path):
+    """Samples drawn from a known SRM (uniform for the fit, zipf:0.6 held back) -> the EP 8
+    profile, its H20 transfer, and the skew check: rerouting recovers the skewed times the
+    uniform profile misses."""
+    import json
+
+    from bulletsim.latency.profile_format import read_profile
+    from bulletsim.latency.roofline import SRMParams
+    from calibrate.moe_calibrate import SKEW_GRID, SMOKE_GRID
+    from calibrate.moe_fit import fit_layout
+    from calibrate.synthetic import synthetic_samples
+
+    h200 = get_gpu("h200")
+    src = tmp_path / "ep8"
+    for routing, grid, sub in (("uniform", SMOKE_GRID, "uniform"), ("zipf:0.6", SKEW_GRID, "zipf")):
+        df = synthetic_samples(grid, replace(QWEN_EP, moe_routing=routing), h200, SRMParams())
+        (src / sub).mkdir(parents=True)
+        with open(src / sub / "samples.jsonl", "w") as f:
+            for rec in df.to_dict("records"):
+                f.write(json.dumps({k: v for k, v in rec.items() if v == v}) + "\n")
+        meta = {"gpu": "h200", "model": QWEN_EP.name, "kind": "measured", "date": "2026-11-30",
+                "mechanism": "green-ctx", "granularity_sms": 8, "timing_method": "synthetic",
+                "moe": {"routing": routing}}  # fmt: skip
+        (src / sub / "meta.json").write_text(json.dumps(meta))
+    out = tmp_path / "out"
+    summary = fit_layout(src, out, install=False)
+    measured = read_profile(out / "h200__qwen3-235b-a22b-ep8__tp8.json")
+    derived = read_profile(out / "h20__qwen3-235b-a22b-ep8__tp8.json")
+    assert measured["meta"]["tp"] == 8 and derived["meta"]["kind"] == "derived"
+    check = summary["routing_check"]
+    for op in ("gate_up", "down"):
+        assert check["rerouted"][op]["median_pct"] < check["as_measured"][op]["median_pct"]
+    assert check["skew_ratio_error"]["n"] > 0 and check["skew_ratio_error"]["median_pct"] < 5
