@@ -68,6 +68,10 @@ for stage in "$@"; do
         ../.whl/flashinfer_python*.whl 2>/dev/null
       export PYTHONPATH=$PYTHONPATH:/tmp/site
       [ -d ~/.cache/flashinfer ] || { [ -f ../.ficache/fi_cache.tgz ] && tar xzf ../.ficache/fi_cache.tgz -C ~; }
+      if [ -f resume/samples.jsonl ] && [ ! -f /tmp/calib-libsmctrl/samples.jsonl ]; then
+        mkdir -p /tmp/calib-libsmctrl && cp resume/samples.jsonl /tmp/calib-libsmctrl/ &&
+          stamp "resuming from $(wc -l < resume/samples.jsonl) sample lines of an earlier round"
+      fi
       end=$(( $(date +%s) + ${CALIB_S:-165} ))
       for attempt in 1 2 3 4 5 6; do  # a watchdog exit (3) resumes past the hung sample
         left=$(( end - $(date +%s) )); [ $left -gt 15 ] || break

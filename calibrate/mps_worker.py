@@ -180,9 +180,11 @@ def main(argv: list[str] | None = None) -> int:
 
         lib = load_libsmctrl(a.libsmctrl)
         first, count = (int(v) for v in a.tpcs.split(":"))
+        # Under an MPS percentage the device reports the capped SM count (98 at 75% on the
+        # H200), but mask bits name physical TPCs: cover at least the TPCs asked for.
         total_tpcs = torch.cuda.get_device_properties(0).multi_processor_count // 2
         raw = new_raw_stream()
-        lib.set_stream_mask(raw, tpc_mask_for(first, count, total_tpcs))
+        lib.set_stream_mask(raw, tpc_mask_for(first, count, max(total_tpcs, first + count)))
         stream = torch.cuda.ExternalStream(raw)
     else:
         stream = torch.cuda.Stream()

@@ -22,10 +22,11 @@ from calibrate.grids import GRIDS
 from calibrate.samples import SampleStore
 
 MASK_HANGING_PATHS = ("cublaslt-sm-target",)
+MASK_MIN_ROWS = {"cublas": 128}
 GRID_FLAGS = {"standard": "", "quick": " --quick"}
 # A masked sample longer than this is a hang (the slowest sample of the mechanisms grid,
-# kernel selection and Triton compiles included, takes a few seconds).
-LIBSMCTRL_WATCHDOG_S = 30.0
+# kernel selection and Triton compiles included, took a few seconds in round R3).
+LIBSMCTRL_WATCHDOG_S = 20.0
 TIMING_METHOD = (
     "CUDA events between kernels (eager, spin kernel ahead so launches queue) or around "
     "CUDA-graph replays (decode steps); warm-up pass first; median over passes x distinct "
@@ -151,6 +152,9 @@ def run_calibration(
         # cuBLASLt with an SM-count target hung under TPC masks of 4-16 SMs on the H200
         # (calibrate/NOTES.md, issue 16, masked GEMMs); plain cuBLAS and Triton ran.
         model.gemm.paths = tuple(p for p in model.gemm.paths if p not in MASK_HANGING_PATHS)
+        # plain cuBLAS hung for 64 rows under <= 8 TPCs and 1 row under 4 TPCs (round R3);
+        # it ran for 128-8192 rows under every mask; below that the Triton matmul runs
+        model.gemm.min_rows = dict(MASK_MIN_ROWS)
     fallback = check_default_decode(model, log)
     counts = grid.counts()
     with make_progress(sum(counts.values())) as advance:

@@ -49,6 +49,10 @@ class PartitionGemm:
         self._paths: dict[tuple[str, int, int], str] = {}  # memo of path_for
         # (op, SMs) where cuBLASLt with the SM target failed on this device: plain cuBLAS
         self.lt_failed: set[tuple[str, int]] = set()
+        # path -> fewest rows it may run with on a partition (not the whole GPU): under
+        # libsmctrl TPC masks plain cuBLAS hung for 64 rows on <= 8 TPCs and for 1 row on
+        # 4 TPCs (calibrate/NOTES.md, issue 16), so the calibrator sets {"cublas": 128}
+        self.min_rows: dict[str, int] = {}
         self._bias: dict[tuple[int, torch.dtype], torch.Tensor] = {}
 
     def use_table(self, table: ChoiceTable, nearest_sms: bool = True) -> None:
@@ -71,8 +75,17 @@ class PartitionGemm:
             path = measured or default_gemm_path(self.num_sms, self.total_sms, rows, self.unit_sms)
             if path == "cublaslt-sm-target" and (op, self.num_sms) in self.lt_failed:
                 path = "cublas"
-            self._paths[key] = path
+            allowed = self.allowed(rows)
+            self._paths[key] = path = path if path in allowed else allowed[0]
         return path
+
+    def allowed(self, rows: int) -> tuple[str, ...]:
+        """The paths that may run `rows` rows on the current partition (`min_rows`; the
+        calibrator's `paths` already left out those that hang on every size)."""
+        if self.num_sms >= self.total_sms:
+            return self.paths
+        ok = tuple(p for p in self.paths if rows >= self.min_rows.get(p, 0))
+        return ok or ("triton-persistent",)
 
     def run(self, op: str, x: torch.Tensor, w: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """out = x @ w^T on the current partition by the path chosen for (op, rows, SMs)."""
@@ -131,7 +144,7 @@ class PartitionGemm:
         errs: dict[str, float | None] = {}
         with torch.cuda.stream(stream):
             ref = x[check_rows].float() @ w.float().t()
-            for path in self.paths:
+            for path in self.allowed(rows):
                 try:
                     out.fill_(float("nan"))
                     self.launch(path, x, w, out)
@@ -141,7 +154,8 @@ class PartitionGemm:
                 except Exception:  # noqa: BLE001 - a path that cannot run this shape is skipped
                     times[path], errs[path] = None, None
         default = default_gemm_path(self.num_sms, self.total_sms, rows, self.unit_sms)
-        default = default if default in self.paths else "cublas"
+        allowed = self.allowed(rows)
+        default = default if default in allowed else allowed[0]
         chosen = pick(times, errs, default)
         self.table.record(op, (rows,), self.num_sms, Choice(chosen, times, errs, default))
         self._paths.clear()
