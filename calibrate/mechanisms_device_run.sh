@@ -8,7 +8,8 @@
 #   gemm    masked GEMMs under the watchdog, hangs recorded                    (<= 60 s)
 #   calib   bulletsim calibrate --mechanism libsmctrl --grid mechanisms, resumed past hangs
 #           within CALIB_S seconds (default 165)
-#   mps     MPS smoke (two configurations); mps-table: the MPS co-run table (<= 85 s)
+#   mps     MPS smoke (two configurations); mps-table: the MPS co-run table (<= 85 s);
+#           mps-rerun: percentage + mask, and mask only, again (<= 45 s)
 # MPS stages need the GPU alone. The MPS daemon is always sent `quit` (trap on EXIT).
 set -u
 OUTDIR=${OUTDIR:-/tmp/out/smctrl}
@@ -81,13 +82,15 @@ for stage in "$@"; do
       done
       tar czf "$OUTDIR/calib-libsmctrl.tgz" -C /tmp calib-libsmctrl
       ;;
-    mps|mps-table)
+    mps|mps-table|mps-rerun)
       mps_guard
-      suite=smoke; dur=1; secs=42; [ "$stage" = mps-table ] && { suite=table; dur=1.5; secs=85; }
-      part "$stage" $secs python3 -m calibrate.mps_corun --out "$OUTDIR/$stage" --suite $suite \
+      sel=(--suite smoke); dur=1; secs=42
+      [ "$stage" = mps-table ] && { sel=(--suite table); dur=1.5; secs=85; }
+      [ "$stage" = mps-rerun ] && { sel=(--configs mps-pct-mask,mps-mask); dur=1.5; secs=45; }
+      part "$stage" $secs python3 -m calibrate.mps_corun --out "$OUTDIR/$stage" "${sel[@]}" \
         --duration-s $dur --timeout-s 30 --mps-dir "$MPSDIR"
       ;;
-    *) echo "unknown stage $stage; valid: masks gemm calib mps mps-table" ;;
+    *) echo "unknown stage $stage; valid: masks gemm calib mps mps-table mps-rerun" ;;
   esac
 done
 stamp "summary"
