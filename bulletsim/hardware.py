@@ -140,23 +140,31 @@ def resolve_mechanism(name: str) -> str:
 # `libsmctrl_set_stream_mask_ext` ctypes call alone 1.02 us), 2026-11-30; the paper measured
 # 4.1 us on an A100. green-ctx: none by construction (the pair of every split is made up
 # front and a re-partition launches on the other pair's streams, DESIGN.md); none: no
-# partitions.
-REPARTITION_COST_US: dict[str, float] = {"libsmctrl": 1.54, "green-ctx": 0.0, "none": 0.0}
+# partitions. mps: an MPS percentage is fixed when a context is created, so partitions are
+# contexts made up front with an SM-count execution affinity (`cuCtxCreate_v3`, 85-148 ms
+# each) and a re-partition switches context: `cuCtxSetCurrent` took 0.29-0.61 us (median of
+# 2 x 2000 switches in each of 6 MPS clients, median 0.47; round R3); a new context instead
+# took 88-228 ms.
+REPARTITION_COST_US: dict[str, float] = {
+    "libsmctrl": 1.54,
+    "green-ctx": 0.0,
+    "mps": 0.47,
+    "none": 0.0,
+}
 
 
 def partition_unit_sms(mechanism: str, gpu: GPUSpec | None, total_sms: int) -> int:
     """SMs per partition step under `mechanism` on `gpu` (the one source of granularity).
 
     green-ctx: the spec's split granularity (8 on Hopper, 2 on Ampere; Hopper's rule when the
-    GPU is unknown); libsmctrl: one TPC; mps: one SM (a percentage cap, rounded by the
-    driver); none: the whole GPU."""
+    GPU is unknown); libsmctrl: one TPC; mps: one TPC as well (measured on the H200 with the
+    %smid probe: a 75% cap ran on 98 SMs, 25% on 32, an execution affinity of 32 SMs gave 32:
+    whole TPCs); none: the whole GPU."""
     check_mechanism(mechanism)
     if mechanism == "green-ctx":
         return gpu.green_ctx_granularity if gpu is not None else _HOPPER_GC["green_ctx_granularity"]
-    if mechanism == "libsmctrl":
+    if mechanism in ("libsmctrl", "mps"):
         return gpu.sms_per_tpc if gpu is not None else 2
-    if mechanism == "mps":
-        return 1
     return total_sms
 
 

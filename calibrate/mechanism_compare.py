@@ -50,10 +50,19 @@ def join(lib: pd.DataFrame, green: pd.DataFrame) -> pd.DataFrame:
     return j.sort_values(["kind", "phase", "op", "num_sms", "key"]).reset_index(drop=True)
 
 
-def op_table(j: pd.DataFrame) -> pd.DataFrame:
-    """Median ratio (and count) per (phase, op) x SM count, per-op and whole-layer samples."""
+def op_table(j: pd.DataFrame, same_kernel: bool = False) -> pd.DataFrame:
+    """Median ratio (and count) per (phase, op) x SM count, per-op and whole-layer samples;
+    with `same_kernel`, only points where both mechanisms ran the same kernel (the
+    mechanism's own cost, without the kernel choice it allows)."""
     sel = j[j["kind"].isin(["op", "layer"]) & j["op"].isin(OPS)]
+    if same_kernel:
+        if "kernel_libsmctrl" not in sel:
+            return pd.DataFrame()
+        sel = sel[(sel["kernel_libsmctrl"] == sel["kernel_green"]) & sel["op"].ne("layer")]
+    if sel.empty:
+        return pd.DataFrame()
     g = sel.groupby(["phase", "op", "num_sms"])["ratio"].agg(["median", "count"]).reset_index()
+    g["num_sms"] = g["num_sms"].astype(int)
     g["cell"] = g.apply(lambda r: f"{r['median']:.3f} ({int(r['count'])})", axis=1)
     return g.pivot(index=["phase", "op"], columns="num_sms", values="cell").fillna("")
 
@@ -69,8 +78,13 @@ def _md(df: pd.DataFrame) -> str:
 def report(j: pd.DataFrame) -> str:
     parts = [
         "## Per op: median time(libsmctrl) / time(green) over shared shapes (count)\n",
+        "Each mechanism runs the fastest correct kernel measured on its partition (under",
+        "libsmctrl without cuBLASLt's SM-count target, which hangs under masks).\n",
         _md(op_table(j)),
     ]
+    same = op_table(j, same_kernel=True)
+    if not same.empty:
+        parts += ["\n## The same, where both ran the same kernel\n", _md(same)]
     steps = j[j["kind"] == "step"][["key", "num_sms", "time_s_green", "time_s_libsmctrl", "ratio"]]
     if len(steps):
         parts += ["\n## Whole steps (ms)\n", _md(_ms(steps).set_index("key"))]

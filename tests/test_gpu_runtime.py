@@ -69,7 +69,7 @@ def test_one_mechanism_vocabulary():
         ("h200", "green-ctx", 8, 8),
         ("a100", "green-ctx", 2, 4),
         ("h200", "libsmctrl", 2, 2),
-        ("a100", "mps", 1, 1),
+        ("a100", "mps", 2, 2),
         ("h200", "none", 132, 132),
     ],
 )

@@ -38,8 +38,9 @@ class BulletParams:
     """Bullet: SLO-aware SM re-partitioning between a prefill and a decode lane.
 
     mechanism: libsmctrl (2-SM TPC masks, the paper's), green-ctx (the GPU's green-context
-      granularity, 8 SMs on Hopper), mps (percentage caps, 1-SM steps; a re-partition is a
-      new MPS context) or none (whole GPU per lane: temporal sharing only). `--mechanism`
+      granularity, 8 SMs on Hopper), mps (percentage caps in whole TPCs; a re-partition
+      switches to a pre-created MPS context) or none (whole GPU per lane: temporal sharing
+      only). `--mechanism`
       also sets remask_us to the cost measured for it (`hardware.REPARTITION_COST_US`).
     max_prefill_tokens: batch cap (the released code's fixed 1664).
     window_layers: layers per prefill window (prefill can grow between windows; it shrinks

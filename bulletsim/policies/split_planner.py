@@ -16,8 +16,9 @@ from bulletsim.latency.base import LatencyModel
 
 # How SMs are handed out: libsmctrl masks whole TPCs (2 SMs, Bullet's mechanism); CUDA green
 # contexts split in the GPU's granularity (8 SMs on Hopper); MPS caps a process's share by
-# percentage (1 SM steps; simulated as disjoint partitions, though MPS does not reserve SMs:
-# its measured co-run interference is in results/mechanisms-h200/, not in the latency model);
+# percentage (whole TPCs on the H200; simulated as disjoint partitions, though MPS does not
+# reserve SMs: its measured co-run interference is in results/mechanisms-h200/, not in the
+# latency model);
 # without a mechanism a lane gets the whole GPU or nothing, so sharing is temporal only. The
 # vocabulary and the granularity come from `bulletsim.hardware` (shared with the GPU runtime).
 MECHANISMS = HW_MECHANISMS
