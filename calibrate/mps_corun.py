@@ -109,6 +109,11 @@ def run_config(name: str, daemon, a, log) -> dict:
                 "alone_ms": al,
                 "together_ms": to,
                 "slowdown": round(to / al, 3),
+                # iterations done in the same window: catches waits between iterations
+                # (time-slicing) that per-iteration events do not see; n counts in tens
+                "throughput_slowdown": round(
+                    phases[r]["alone"]["n"] / max(phases[r]["together"]["n"], 1), 3
+                ),
                 "iteration_tflops_alone": round(ready[r]["iteration_flops"] / al / 1e9, 1),
                 "phases": phases[r],
             }
