@@ -2,6 +2,7 @@
 # Issue 13 device stages (Llama-3.1-70B TP shards and NCCL collectives), run from a copy of
 # the repository on the device: `OUTDIR=DIR bash calibrate/device_run_large.sh STAGE:SECONDS...`
 #   coll-smoke, coll-full  python3 -m calibrate.collectives on every visible GPU (>= 2)
+#   warm                   compile the flashinfer JIT modules in parallel, save the cache
 #   probe<N>               calibrate.shard_probe for the TP-N shard, retried without each
 #                          component that hangs (<= 4 tries); the components left out are
 #                          written to $OUTD/skip-tp<N> and the calibrations below avoid them
@@ -82,6 +83,17 @@ for spec in "$@"; do
       timeout -k 5 "$lim" python3 -m calibrate.collectives --out "$OUTD/$name" \
         --suite "${name#coll-}" 2>&1 | tee "$OUTD/$name.log" | tail -60
       rc=${PIPESTATUS[0]}
+      ;;
+    warm)
+      # flashinfer JIT modules compiled in parallel (R3: the TP-8 sweep spent its first
+      # ~90 s compiling the ragged prefill module the restored cache did not cover), then
+      # the cache saved as $OUTD/fi_cache.tgz.part* for later rounds
+      for w in fa3 fa2 tc cc; do
+        timeout -k 5 "$lim" python3 -m calibrate.kernel_bench --warm $w > "$OUTD/warm_$w.log" 2>&1 &
+      done
+      wait; rc=0
+      tail -n 2 "$OUTD"/warm_*.log
+      (cd ~ && tar czf - .cache/flashinfer) | split -b 15M - "$OUTD/fi_cache.tgz.part"
       ;;
     probe*)
       probe "${name#probe}" "$lim"; rc=0

@@ -71,6 +71,10 @@ def tp_parts_line(doc: dict, gpu: str, model: ModelSpec) -> str:
         f"heads, intermediate {model.intermediate_size // model.tp}, "
         f"vocab {model.vocab_size // model.tp} per GPU)"
     )
+    limits = meta.get("kernel_restrictions", {})
+    limited = {k: v for k, v in limits.items() if v not in ("all", "auto")}
+    if limited:
+        kernels += f" (kernels limited to {limited})"
     ar = doc.get("collectives", {}).get("allreduce")
     if ar is None:
         ar_text = "all-reduce NOT priced (no collectives section)"

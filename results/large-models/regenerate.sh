@@ -12,16 +12,19 @@ python -m calibrate.collectives_fit "$DEV/collectives.json" \
   --out bulletsim/data/collectives/h200__nccl-2gpu.json --report "$D"
 # 2. per-GPU shard profiles: refit from the committed samples, attach the all-reduce, install
 for tp in 2 4 8; do
-  [ -f "$DEV/tp$tp/samples.jsonl" ] || continue
-  bulletsim calibrate-fit "$DEV/tp$tp/samples.jsonl" --meta "$DEV/tp$tp/meta.json" \
-    --out "$DEV/tp$tp"
-  python -m calibrate.shard_profile "$DEV/tp$tp/h200__llama-3.1-70b__tp$tp.json" \
+  [ -f "$DEV/tp$tp/samples.parquet" ] || continue
+  FIT="${TMPDIR:-/tmp}/large-models-fit-tp$tp"
+  bulletsim calibrate-fit "$DEV/tp$tp/samples.parquet" --meta "$DEV/tp$tp/meta.json" --out "$FIT"
+  cp "$FIT/report.md" "$DEV/tp$tp/fit-report.md" 2>/dev/null || true
+  python -m calibrate.shard_profile "$FIT/h200__llama-3.1-70b__tp$tp.json" \
     --collectives bulletsim/data/collectives/h200__nccl-2gpu.json --install
 done
+[ -f bulletsim/data/profiles/h200__llama-3.1-70b__tp8.json ] || { echo "no TP-8 profile"; exit 0; }
 # 3. derived 8-GPU profiles for the paper's GPUs (kernels and all-reduce both derived)
 for g in a100 h100; do
   bulletsim calibrate-derive --from h200 --gpu $g --model llama-3.1-70b --tp 8
 done
+[ "${SIMS:-1}" = 1 ] || exit 0  # SIMS=0: profiles only
 # 4. the paper's settings: ShareGPT on 8xA100 (200 ms/token) and 8xH100 (100 ms/token)
 for gs in a100:200 h100:100; do
   g=${gs%%:*}; slo=${gs##*:}
