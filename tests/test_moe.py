@@ -11,7 +11,6 @@ import pytest
 from bulletsim.core import WorkShape
 from bulletsim.hardware import get_gpu
 from bulletsim.latency.moe import (
-    MOE_TILE_M,
     SKEWED,
     UNIFORM,
     Routing,
@@ -85,9 +84,13 @@ def test_expected_tiles_exact_small_cases():
 
 def test_tp_load_is_exact_and_ep_load_matches_monte_carlo():
     one = expert_load(1, 128, 8, 1, UNIFORM)
-    assert (one.copies, one.experts_touched, one.padded_rows) == pytest.approx(
-        (8, 8, 8 * MOE_TILE_M)
+    # one row per touched expert: the smallest row tile (16) pads each of the 8 experts
+    assert (one.copies, one.experts_touched, one.padded_rows, one.tile_m) == pytest.approx(
+        (8, 8, 8 * 16, 16)
     )
+    assert expert_load(1, 128, 8, 1, UNIFORM, tile_m=128).padded_rows == pytest.approx(1024)
+    # 8192 tokens: 512 rows per expert -> the largest tile
+    assert expert_load(8192, 128, 8, 1, UNIFORM).tile_m == 128
     rng = np.random.default_rng(5)
     for routing in (UNIFORM, SKEWED):
         for t in (64, 1024):
@@ -103,13 +106,13 @@ def test_tp_load_is_exact_and_ep_load_matches_monte_carlo():
 
 
 def test_moe_ops_hand_checked_decode_of_one_token():
-    """T = 1 on TP 8: 8 copies, 8 experts touched, each padded to one 128-row tile; the
+    """T = 1 on TP 8: 8 copies, 8 experts touched, each padded to one 16-row tile; the
     router reads its 128 x 4096 weight. Every number below is by hand."""
     gate_up, down = moe_ops(QWEN, 1)
     h, i = 4096, 1536 // 8
     assert gate_up.bytes == 2 * (8 * h * 2 * i + 8 * (h + 2 * i)) + 2 * (h * 128 + h + 128)
-    assert gate_up.flops == 2.0 * 8 * 128 * h * 2 * i + 2.0 * h * 128
-    assert (gate_up.gemm_mnk, gate_up.gemm_groups) == ((128, 2 * i, h), 8)
+    assert gate_up.flops == 2.0 * 8 * 16 * h * 2 * i + 2.0 * h * 128
+    assert (gate_up.gemm_mnk, gate_up.gemm_groups) == ((16, 2 * i, h), 8)
     assert down.bytes == 2 * (8 * i * h + 8 * (i + 2 * h) + h)
     names = [o.name for o in linear_ops(QWEN, 1)]
     assert names[:5] == ["qkv", "o", "moe_gate_up", "moe_down", "norm_rope_act"]

@@ -33,9 +33,23 @@ import numpy as np
 
 ROUTING_KINDS = ("uniform", "zipf")
 # Rows of one tile of a grouped GEMM, the unit an expert's rows are padded to. Assumption:
-# Hopper grouped GEMM kernels (CUTLASS, fused-MoE Triton configs for large batches) use
-# 128-row tiles at prefill sizes; the measured profile carries the real kernel's padding.
+# kernels size the row tile to the rows per expert (tuned fused-MoE configs are tables from
+# batch size to tile; CUTLASS grouped GEMMs pick among 64/128-row tiles), so the model takes
+# the smallest power of two >= the mean rows per touched expert, within [16, 128]. A fixed
+# 128 made a decode batch of 64 on TP 8 (4 rows per expert) 32x padded and compute-bound on
+# an H20; the measured profile carries the real kernel's padding.
 MOE_TILE_M = 128
+MOE_MIN_TILE_M = 16
+
+
+def row_tile(rows_per_expert: float) -> int:
+    """The padding tile for a mean of `rows_per_expert` rows (see MOE_TILE_M)."""
+    tile = MOE_MIN_TILE_M
+    while tile < MOE_TILE_M and tile < rows_per_expert:
+        tile *= 2
+    return tile
+
+
 _MC_TOKENS = 32768  # Monte Carlo tokens behind a skewed distribution's pick probabilities
 _MAX_DRAWS = 1024  # normal draws behind E[max over GPUs] (fixed seed: deterministic)
 
@@ -144,13 +158,15 @@ class ExpertLoad:
     """What the busiest GPU's grouped GEMMs run in one MoE layer (expected values).
 
     copies: token copies (rows) it multiplies; padded_rows: rows after padding every expert
-    to the row tile; experts_touched: experts with at least one row (their weights are
-    read); mean_copies: the average over GPUs (copies / mean_copies is the EP imbalance)."""
+    to the row tile `tile_m`; experts_touched: experts with at least one row (their weights
+    are read); mean_copies: the average over GPUs (copies / mean_copies is the EP
+    imbalance)."""
 
     copies: float
     padded_rows: float
     experts_touched: float
     mean_copies: float
+    tile_m: int = MOE_TILE_M
 
     @property
     def imbalance(self) -> float:
@@ -159,14 +175,20 @@ class ExpertLoad:
 
 @lru_cache(maxsize=65536)
 def expert_load(
-    num_tokens: int, num_experts: int, k: int, ep: int, routing: Routing, tile_m: int = 128
+    num_tokens: int,
+    num_experts: int,
+    k: int,
+    ep: int,
+    routing: Routing,
+    tile_m: int | None = None,
 ) -> ExpertLoad:
     """Expected load of the busiest GPU for `num_tokens` tokens routed top-`k` of
     `num_experts` over `ep` expert-parallel GPUs (1 = every GPU runs every expert's slice).
 
     EP: GPU r's copies L_r are a sum of T i.i.d. per-token counts, so ~Normal(T m_r, T v_r);
     E[max_r L_r] is averaged over 1024 fixed normal draws. The busiest GPU is taken to hold
-    the experts of the group with the largest mean (all equal when uniform).
+    the experts of the group with the largest mean (all equal when uniform). `tile_m`
+    None: `row_tile` of the busiest GPU's mean rows per touched expert.
     """
     if num_experts % ep:
         raise ValueError(f"ep={ep} must divide num_experts={num_experts}")
@@ -176,9 +198,10 @@ def expert_load(
     t = num_tokens
     touched_each = 1.0 - (1.0 - pi) ** t
     if ep == 1:
-        copies = float(t * k)
-        padded = tile_m * expected_tiles(t, pi, tile_m)
-        return ExpertLoad(copies, padded, float(touched_each.sum()), copies)
+        copies, touched = float(t * k), float(touched_each.sum())
+        tm = tile_m or row_tile(copies / touched)
+        padded = tm * expected_tiles(t, pi, tm)
+        return ExpertLoad(copies, padded, touched, copies, tm)
     g = num_experts // ep
     means = t * pi.reshape(ep, g).sum(axis=1)
     sd = np.sqrt(t * var)
@@ -186,5 +209,7 @@ def expert_load(
     copies = float(np.maximum(means[None, :] + sd[None, :] * z, 0.0).max(axis=1).mean())
     r = int(np.argmax(means))
     mine = slice(r * g, (r + 1) * g)
-    pad = tile_m * expected_tiles(t, pi[mine], tile_m) - float(means[r])
-    return ExpertLoad(copies, copies + pad, float(touched_each[mine].sum()), t * k / ep)
+    touched = float(touched_each[mine].sum())
+    tm = tile_m or row_tile(copies / max(touched, 1e-9))
+    pad = tm * expected_tiles(t, pi[mine], tm) - float(means[r])
+    return ExpertLoad(copies, copies + pad, touched, t * k / ep, tm)

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 
 from bulletsim.core import WorkShape
-from bulletsim.latency.moe import MOE_TILE_M, ExpertLoad, expert_load, parse_routing
+from bulletsim.latency.moe import ExpertLoad, expert_load, parse_routing
 from bulletsim.models import ModelSpec
 
 OP_CLASSES = ("gemm", "attn_prefill", "attn_decode", "elementwise", "allreduce")
@@ -76,7 +76,6 @@ def moe_load(model: ModelSpec, num_tokens: int) -> ExpertLoad:
         model.experts_per_token,
         model.ep,
         parse_routing(model.moe_routing),
-        MOE_TILE_M,
     )
 
 
@@ -95,14 +94,15 @@ def moe_ops(model: ModelSpec, num_tokens: int) -> list[OpCost]:
     e = model.num_experts
     i = model.moe_intermediate_size // model.moe_shards
     load = moe_load(model, t)
-    tiles = max(1, round(load.padded_rows / MOE_TILE_M))
+    tm = load.tile_m
+    tiles = max(1, round(load.padded_rows / tm))
     router_flops, router_bytes = 2.0 * t * h * e, float(b * (h * e + t * (h + e)))
     gate_up = OpCost(
         "moe_gate_up",
         "gemm",
         2.0 * load.padded_rows * h * 2 * i + router_flops,
         b * (load.experts_touched * h * 2 * i + load.copies * (h + 2 * i)) + router_bytes,
-        (MOE_TILE_M, 2 * i, h),
+        (tm, 2 * i, h),
         tiles,
     )
     down = OpCost(
@@ -110,7 +110,7 @@ def moe_ops(model: ModelSpec, num_tokens: int) -> list[OpCost]:
         "gemm",
         2.0 * load.padded_rows * i * h,
         b * (load.experts_touched * i * h + load.copies * (i + 2 * h) + t * h),
-        (MOE_TILE_M, h, i),
+        (tm, h, i),
         tiles,
     )
     return [gate_up, down]
