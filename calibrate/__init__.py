@@ -26,6 +26,7 @@ Map (GPU-only modules import torch; the rest run anywhere):
     collectives.py  NCCL collectives on 2+ GPUs, under partitions, co-run        [GPU]
     collectives_fit.py  its output -> measured all-reduce table + report (alpha-beta)
     shard_profile.py    TP shard profile + its group's all-reduce section
+    derive_shard.py     a TP shard profile for another tp by the SRM's shape ratio
     shard_probe.py  one shard point stage by stage; names a stage that hangs       [GPU]
     device_run_large.sh device stages of issue 13 (collectives, 70B TP shards)
     synthetic.py    samples from a known SRM (tests, dry runs)

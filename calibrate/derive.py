@@ -57,7 +57,8 @@ def map_sms(
 
 def derive(doc: dict, dst: GPUSpec) -> dict:
     """A derived profile document for `dst` from the measured profile `doc`."""
-    if doc["meta"]["kind"] != "measured":
+    shape_only = "tp" in doc["meta"].get("derived_from", {})  # same GPU, other TP shard
+    if doc["meta"]["kind"] != "measured" and not shape_only:
         raise ValueError("derive from a measured profile, not from a derived one")
     src_model = ProfileLatency(doc)
     src, model = src_model.gpu, src_model.model
@@ -120,7 +121,9 @@ def derive(doc: dict, dst: GPUSpec) -> dict:
         "git_sha": meta_src.get("git_sha"),
         "derived_from": {
             "gpu": src.name,
-            "kind": "measured",
+            "kind": "measured" if not shape_only else "derived (TP shard shape transfer)",
+            "source_transfer": meta_src.get("transfer") if shape_only else None,
+            "measured_tp": meta_src["derived_from"]["tp"] if shape_only else meta_src.get("tp", 1),
             "date": meta_src["date"],
             "calibrate_source_sha256": meta_src.get("calibrate_source_sha256"),
             "device": meta_src.get("gpu_device_name"),
@@ -141,6 +144,7 @@ def derive(doc: dict, dst: GPUSpec) -> dict:
         "sm_map": [list(p) for p in pairs],
         "measured_vs_derived": "derived",
         "kernels_of_source": meta_src.get("kernels", {}).get("chosen_per_op"),
+        "kernel_restrictions": meta_src.get("kernel_restrictions"),
         "error_estimate": estimate,
     }
     if "parts" in meta_src:

@@ -77,7 +77,8 @@ def self_transfer_errors(doc: dict, dst: GPUSpec, min_sms: int = 16) -> dict:
     """The derive transfer's error to `dst`, estimated on the measured profile `doc`'s GPU
     (module docstring). Returns percentages (median, p90, max, time-weighted mean absolute
     error) over all kernels and per op, and the SM pairs used."""
-    if doc["meta"]["kind"] != "measured":
+    shape_only = "tp" in doc["meta"].get("derived_from", {})  # a TP shard shape transfer
+    if doc["meta"]["kind"] != "measured" and not shape_only:
         raise ValueError("estimate a transfer's error on a measured profile")
     pl = ProfileLatency(doc)
     src, params = pl.gpu, pl.params

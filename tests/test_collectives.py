@@ -178,7 +178,8 @@ def test_profile_lookup_for_tp_and_the_labels_a_run_prints(shard_doc, tmp_path, 
     assert "all-reduce (2 per layer) derived from NCCL measured on 2 H200s" in note
     a100 = transfer_note("auto", get_gpu("a100"), m8)
     assert a100.startswith("derived profile a100/llama-3.1-70b")
-    assert "layer kernels derived from the H200 TP-8 shard" in a100 and "B x 0.6667" in a100
+    assert "layer kernels derived from H200 TP-8 shard measurements" in a100
+    assert "B x 0.6667" in a100
     with pytest.raises(FileNotFoundError, match=r"at tp=4 \(installed for tp 8\)"):
         build_latency("profile", get_gpu("h200"), get_model("llama-3.1-70b", 4))
     assert build_latency("auto", get_gpu("h200"), get_model("llama-3.1-70b", 4)).name == (
@@ -216,3 +217,30 @@ def test_norm_latency_mean_and_capacity_table():
     assert b["capacity_req_s"] == pytest.approx(4.2) and b["vs"] == "chunked-2048"
     assert b["ratio"] == pytest.approx(2.0) and b["lo"] < 4.2 < b["hi"]
     assert "ratio" not in rows[1]
+
+
+def test_shard_shape_transfer_reproduces_the_target_shard_of_the_same_roofline(shard_doc):
+    """Samples drawn from one SRM at TP 4, moved to TP 8 by the SRM's shape ratio, predict
+    what samples drawn at TP 8 give (up to the two fits' differences), and say derived."""
+    from bulletsim.latency.profile import ProfileLatency
+    from bulletsim.latency.roofline import SRMParams
+    from calibrate.derive_shard import derive_tp
+    from calibrate.fit import fit_profile
+    from calibrate.grids import QUICK
+    from calibrate.synthetic import synthetic_samples
+
+    m4, g = get_model("llama-3.1-70b", 4), get_gpu("h200")
+    meta = dict(shard_doc["meta"], tp=4)
+    doc4 = fit_profile(synthetic_samples(QUICK, m4, g, SRMParams()), m4, g, meta)
+    doc8 = derive_tp(doc4, 8)
+    assert doc8["meta"]["kind"] == "derived" and doc8["meta"]["derived_from"]["tp"] == 4
+    m8 = get_model("llama-3.1-70b", 8)
+    got, want = ProfileLatency(doc8, g, m8), ProfileLatency(shard_doc, g, m8)
+    for shape, n in (
+        (WorkShape(decode_tokens=64, decode_ctx_tokens=64 * 2048, logits_tokens=64), 32),
+        (WorkShape(prefill_tokens=2048, prefill_attn_pairs=2048 * 2049 / 2,
+                   prefill_kv_tokens=2048, num_prefill_seqs=1, logits_tokens=1), 96),
+    ):  # fmt: skip
+        assert got.predict(shape, n) == pytest.approx(want.predict(shape, n), rel=0.05)
+    with pytest.raises(ValueError, match="measured shard"):
+        derive_tp(doc8, 2)

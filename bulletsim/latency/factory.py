@@ -49,9 +49,13 @@ def transfer_note(kind: str, gpu: GPUSpec, model: ModelSpec) -> str | None:
     if meta["kind"] == "derived":
         src = meta.get("derived_from", {}).get("gpu", "?")
         est = meta.get("error_estimate", {}).get("summary_line", "error estimate: none stored")
-        lines.append(
-            f"derived profile {gpu.name}/{model.name} (from the measured {src} profile): {est}"
-        )
+        d = meta.get("derived_from", {})
+        what = f"measured {src}"
+        if src == gpu.name:
+            what = f"measured {src} TP-{d.get('tp')} shard"
+        elif "shape" in str(d.get("kind", "")):
+            what = f"derived {src} TP-{model.tp} (TP-{d.get('measured_tp')} shape transfer)"
+        lines.append(f"derived profile {gpu.name}/{model.name} (from the {what} profile): {est}")
     if model.tp > 1:
         lines.append(tp_parts_line(doc, gpu.name, model))
     return "\n".join(lines) or None
@@ -60,18 +64,26 @@ def transfer_note(kind: str, gpu: GPUSpec, model: ModelSpec) -> str | None:
 def tp_parts_line(doc: dict, gpu: str, model: ModelSpec) -> str:
     """Which parts of a TP shard profile are measured and which derived (one line)."""
     meta = doc["meta"]
-    src = meta.get("derived_from", {}).get("gpu", gpu)
-    kernels = (
-        f"layer kernels measured on one {gpu.upper()} at the TP-{model.tp} shard shapes"
-        if meta["kind"] == "measured"
-        else f"layer kernels derived from the {src.upper()} TP-{model.tp} shard measurements"
-    )
+    d = meta.get("derived_from", {})
+    src = d.get("gpu", gpu)
+    measured_tp = d.get("tp", d.get("measured_tp", model.tp))
+    if meta["kind"] == "measured":
+        kernels = f"layer kernels measured on one {gpu.upper()} at the TP-{model.tp} shard shapes"
+    elif src == gpu:
+        kernels = (
+            f"layer kernels derived from the {src.upper()} TP-{measured_tp} shard measurements "
+            f"by the shape transfer to TP-{model.tp}"
+        )
+    else:
+        kernels = f"layer kernels derived from {src.upper()} TP-{measured_tp} shard measurements"
+        if measured_tp != model.tp:
+            kernels += f" (shape transfer to TP-{model.tp}, then the GPU transfer)"
     shard = (
         f"(hidden {model.hidden_size}, {model.q_heads_per_gpu} q / {model.kv_heads_per_gpu} kv "
         f"heads, intermediate {model.intermediate_size // model.tp}, "
         f"vocab {model.vocab_size // model.tp} per GPU)"
     )
-    limits = meta.get("kernel_restrictions", {})
+    limits = meta.get("kernel_restrictions") or {}
     limited = {k: v for k, v in limits.items() if v not in ("all", "auto")}
     if limited:
         kernels += f" (kernels limited to {limited})"

@@ -19,7 +19,12 @@ for tp in 2 4 8; do
   python -m calibrate.shard_profile "$FIT/h200__llama-3.1-70b__tp$tp.json" \
     --collectives bulletsim/data/collectives/h200__nccl-2gpu.json --install
 done
-[ -f bulletsim/data/profiles/h200__llama-3.1-70b__tp8.json ] || { echo "no TP-8 profile"; exit 0; }
+if [ ! -f "$DEV/tp8/samples.parquet" ]; then
+  # no TP-8 sweep finished on the device: TP-8 kernels derived from the TP-4 shard's
+  python -m calibrate.derive_shard --from-tp 4 --tp 8
+  python -m calibrate.shard_profile bulletsim/data/profiles/h200__llama-3.1-70b__tp8.json \
+    --collectives bulletsim/data/collectives/h200__nccl-2gpu.json
+fi
 # 3. derived 8-GPU profiles for the paper's GPUs (kernels and all-reduce both derived)
 for g in a100 h100; do
   bulletsim calibrate-derive --from h200 --gpu $g --model llama-3.1-70b --tp 8

@@ -1,0 +1,144 @@
+"""A TP shard profile for another tensor-parallel degree of the same model, GPU and kernels,
+derived from a measured one by the fitted SRM's shape ratio (CPU only).
+
+    python -m calibrate.derive_shard --from-tp 4 --tp 8 [--gpu h200 --model llama-3.1-70b]
+
+Per grid cell (kernel k, axis value x, n SMs), with M_s / M_t the two shard shapes:
+
+    t_t(k, x, n) = t_s(k, x, n) * SRM(k on M_t, x, n) / SRM(k on M_s, x, n)
+
+the GEMMs' N or K, the heads of attention and the vocabulary slice shrink by the tp ratio;
+the fitted SRM (alpha, knee, tile) prices that change, the measured deviation from the SRM
+at the same (x, n) carries over. Used when the target shard itself was not measured (issue
+13: the TP-8 sweep of round R3 stopped after 81 samples); the profile says so
+(`kind: derived`, `derived_from.tp`). The all-reduce section is rebuilt for the target tp by
+`calibrate.shard_profile` (ring transfer), not scaled here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+
+from bulletsim.latency.ops import linear_ops
+from bulletsim.latency.profile import (
+    LINEAR_OPS,
+    PROFILE_DIR,
+    ProfileLatency,
+    find_profile,
+    profile_filename,
+    read_profile,
+    srm_from_dict,
+    write_profile,
+)
+from bulletsim.latency.roofline import op_time_s
+from bulletsim.models import get_model
+
+
+def derive_tp(doc: dict, tp: int) -> dict:
+    """A derived profile document for `tp` from the measured shard profile `doc`."""
+    if doc["meta"]["kind"] != "measured":
+        raise ValueError("derive from a measured shard profile, not from a derived one")
+    src = ProfileLatency(doc)
+    gpu, m_s = src.gpu, src.model
+    m_t = get_model(m_s.name, tp)
+    dst = ProfileLatency({**doc, "meta": {**doc["meta"], "tp": tp}, "collectives": {}}, gpu, m_t)
+    params = srm_from_dict(doc["srm"])
+    sms = doc["grid"]["sms"]
+
+    def scale(op_s, op_t, row):
+        out = []
+        for t, n in zip(row, sms, strict=True):
+            if t is not None:
+                t *= op_time_s(op_t(), n, gpu, params) / op_time_s(op_s(), n, gpu, params)
+            out.append(t)
+        return out
+
+    grid = copy.deepcopy(doc["grid"])
+    lin = grid["linear"]
+    for k, name in enumerate(LINEAR_OPS):
+        lin["ops"][name] = [
+            scale(lambda x=x, k=k: linear_ops(m_s, int(x))[k],
+                  lambda x=x, k=k: linear_ops(m_t, int(x))[k], row)
+            for x, row in zip(lin["tokens"], doc["grid"]["linear"]["ops"][name], strict=True)
+        ]  # fmt: skip
+    for key, axis, a, b in (
+        ("final_norm", "tokens", src.final_norm_op, dst.final_norm_op),
+        ("lm_head", "rows", src.lm_head_op, dst.lm_head_op),
+        ("attn_prefill", "pairs", src.attn_prefill_op, dst.attn_prefill_op),
+    ):
+        g = grid[key]
+        g["time_s"] = [
+            scale(lambda x=x, a=a: a(x), lambda x=x, b=b: b(x), row)
+            for x, row in zip(g[axis], doc["grid"][key]["time_s"], strict=True)
+        ]
+    ad = grid["attn_decode"]
+    ad["time_s"] = [
+        [
+            scale(lambda c=c, bb=bb: src.attn_decode_op(bb, bb * (c + 1)),
+                  lambda c=c, bb=bb: dst.attn_decode_op(bb, bb * (c + 1)), row)
+            for c, row in zip(ad["ctx"], plane, strict=True)
+        ]
+        for bb, plane in zip(ad["batch"], doc["grid"]["attn_decode"]["time_s"], strict=True)
+    ]  # fmt: skip
+    meta_s = doc["meta"]
+    meta = {
+        **{k: v for k, v in meta_s.items() if k not in ("parts", "kernels")},
+        "tp": tp,
+        "kind": "derived",
+        "derived_from": {
+            "gpu": gpu.name,
+            "tp": m_s.tp,
+            "kind": "measured",
+            "date": meta_s["date"],
+            "calibrate_source_sha256": meta_s.get("calibrate_source_sha256"),
+        },
+        "transfer": (
+            f"TP-{m_s.tp} -> TP-{tp} shard shapes: t_t(k,x,n) = t_s(k,x,n) * SRM(k on the "
+            f"TP-{tp} shard) / SRM(k on the TP-{m_s.tp} shard) at the same x and n, the measured "
+            "fit's alpha, knee and tile (calibrate/derive_shard.py)"
+        ),
+        "measured_vs_derived": "derived",
+        "kernels_of_source": meta_s.get("kernels", {}).get("chosen_per_op"),
+        "shard_shapes": {
+            "q_heads": m_t.q_heads_per_gpu,
+            "kv_heads": m_t.kv_heads_per_gpu,
+            "intermediate": m_t.intermediate_size // tp,
+            "vocab": m_t.vocab_size // tp,
+        },
+    }
+    return {
+        "format": doc["format"],
+        "version": doc["version"],
+        "meta": meta,
+        "gpu_spec": doc["gpu_spec"],
+        "srm": doc["srm"],
+        "exec": doc.get("exec", {}),
+        "grid": grid,
+        "fit": {
+            "summary": {"note": f"derived from the measured TP-{m_s.tp} shard: no TP-{tp} "
+                        "samples; the source's held-out errors are in source_summary"},
+            "source_summary": doc.get("fit", {}).get("summary", {}),
+        },
+    }  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gpu", default="h200")
+    ap.add_argument("--model", default="llama-3.1-70b")
+    ap.add_argument("--from-tp", type=int, required=True)
+    ap.add_argument("--tp", type=int, required=True)
+    a = ap.parse_args()
+    path = find_profile(a.gpu, a.model, tp=a.from_tp)
+    if path is None:
+        raise SystemExit(f"no profile for {a.gpu} / {a.model} at tp={a.from_tp}")
+    doc = read_profile(path)
+    doc.pop("collectives", None)
+    out = derive_tp(doc, a.tp)
+    target = PROFILE_DIR / profile_filename(a.gpu, a.model, a.tp)
+    print(write_profile(out, target))
+
+
+if __name__ == "__main__":
+    main()
