@@ -174,10 +174,8 @@ def test_the_committed_h200_fidelity_table_reproduces():
     from bulletsim.live.fidelity import headline, markdown_table, resimulate_live
 
     root = Path(__file__).resolve().parent.parent / "results" / "live-h200"
-    # the first session's runs (runs-first/) are the ones fidelity.md was made from until the
-    # tables are regenerated on the runs that replaced them in runs/
-    run = root / "runs-first" / "splitwise-chunked-2048-r17.4-n500"
-    f = resimulate_live(run, profile=root / "profile-at-run-time.json")
+    run = root / "runs" / "splitwise-chunked-2048-r19-n500"
+    f = resimulate_live(run, profile=root / "profile-r2-run-time.json")
     line = markdown_table([headline(f)]).splitlines()[-1]
     assert line in (root / "fidelity.md").read_text().splitlines()
 

@@ -191,3 +191,30 @@ def test_calibrate_from_live_bad_input_is_one_line_exit_2(runs, tmp_path, extra,
     assert msg in r.output and "Traceback" not in r.output
     assert len(r.output.strip().splitlines()) == 1
     assert (tmp_path / "mine.json").read_text() == '{"mine": 1}\n'
+
+
+def test_fidelity_reprices_iterations_and_host_gaps_under_a_profile(base, runs):
+    from bulletsim.live.refit import repriced
+
+    t = repriced(true_profile(base), runs[1])  # the chunked run, under its own engine's terms
+    gaps = t[t["phase"].str.startswith("gap ")]
+    assert set(gaps["phase"]) == {"gap batch", "gap graph"} and (gaps["median_abs_pct"] < 1).all()
+    steps = t[~t["phase"].str.startswith("gap ")]
+    assert (steps["median_abs_pct"] < 1e-6).all()
+    off = repriced(base, runs[1])  # the base profile has no host terms: no gap rows
+    assert not off["phase"].str.startswith("gap ").any() and (off["median_abs_pct"] > 1).any()
+
+
+def test_measured_host_time_bounds_the_host_launch_terms(base, runs):
+    # what the loop's CPU measured per eager iteration (here 2 ms + 0.3 ms per layer) is an
+    # upper bound of the enqueueing terms; a fake run's own host times bound nothing
+    from bulletsim.live.refit import host_launch_bounds
+
+    p = price_run(neutral(base), runs[2])
+    assert np.isnan(p.host_s).all()  # the fake executor measures no GPU host
+    assert host_launch_bounds(p, 13) == ({}, {})
+    p.host_s = np.where(p.graph, 1e-3, 2e-3 + 0.3e-3 * p.layers)
+    bounds, line = host_launch_bounds(p, 13)
+    assert line == pytest.approx({"fixed_ms": 2.0, "per_layer_ms": 0.3}, rel=1e-3)
+    assert bounds["launch_s"][1] == pytest.approx(0.3e-3 / 13, rel=1e-3)
+    assert bounds["eager_fixed_s"][1] == pytest.approx(2e-3, rel=1e-3)

@@ -19,7 +19,9 @@ exactly what the simulator computes with the refitted profile:
 
 `fit_terms` finds ks_mem, ks_cmp (`exec.kernel_scale`), the contention terms (only when the
 runs have co-run iterations), layer/step overheads and the host launch terms by robust least
-squares of t / measured - 1 (scipy `least_squares`, soft-L1 loss with a 5% scale, bounded).
+squares of t / measured - 1 (scipy `least_squares`, soft-L1 loss with a 5% scale, bounded;
+the host launch terms bounded above by the CPU time the GPU engine's loop measured for eager
+iterations, `host_launch_bounds`, so they stay physical).
 `fit_gaps` fits the host gap before each launch kind as fixed + per-sequence seconds on the
 gaps between a lane's back-to-back launches (robust as well). `refit_profile` writes both into
 a copy of the base profile whose `meta.live_refit` names the runs, the method and the
@@ -29,6 +31,7 @@ residuals before and after.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +104,7 @@ class Priced:
     seqs: np.ndarray  # sequences in the launch (decode tokens + prefill chunks)
     first_layer: np.ndarray
     exact: np.ndarray  # bool: the shape was recorded or replayed exactly
+    host_s: np.ndarray  # CPU seconds the loop spent on the iteration (measured; NaN if absent)
 
     def __len__(self) -> int:
         return len(self.measured_s)
@@ -206,8 +210,19 @@ def price_run(pl: ProfileLatency, run_dir: str | Path) -> Priced:
         seqs=a[:, 13],
         first_layer=np.array([w.first_layer for w in work], dtype=np.int64),
         exact=np.array([w.exact for w in work], dtype=bool),
+        host_s=_host_s(run_dir, it),
     )
     return p.take(ok)
+
+
+def _host_s(run_dir: str | Path, it: pd.DataFrame) -> np.ndarray:
+    """The loop's CPU seconds per iteration when a GPU engine measured them (live.json says
+    `measured`); NaN otherwise (the fake executor's host times are its own, not a GPU host's)."""
+    live = Path(run_dir) / "live.json"
+    measured = False
+    if live.is_file() and "host_s" in it:
+        measured = bool(json.loads(live.read_text()).get("executor", {}).get("measured"))
+    return it["host_s"].to_numpy(np.float64) if measured else np.full(len(it), np.nan)
 
 
 def _parts(pl, w: IterationWork, n, co_sms, total, overlap_share, each_s, last_s, tail_parts):
@@ -284,14 +299,15 @@ def base_terms(pl_doc: dict) -> dict:
 
 
 def fit_terms(p: Priced, start: dict, graph_saving_s: float, kernels_per_layer: int,
-              num_layers: int):  # fmt: skip
+              num_layers: int, bounds: dict | None = None):  # fmt: skip
     """(fitted terms, names actually fitted): robust least squares of model / measured - 1.
     The contention terms stay at `start` when `p` has fewer than MIN_CO_RUN co-run rows."""
     from scipy.optimize import least_squares
 
     names = [k for k in TERMS if not (k in CONTENTION and int(p.co.sum()) < MIN_CO_RUN)]
-    lo = np.array([BOUNDS[k][0] for k in names])
-    hi = np.array([BOUNDS[k][1] for k in names])
+    bounds = BOUNDS | (bounds or {})
+    lo = np.array([bounds[k][0] for k in names])
+    hi = np.array([bounds[k][1] for k in names])
     # scaled so every unknown is O(1) for the solver
     unit = np.array([1e-3 if k.endswith("_s") else 1.0 for k in names])
     x0 = np.clip(np.array([start[k] for k in names], dtype=float), lo, hi) / unit
@@ -326,6 +342,33 @@ def fit_terms(p: Priced, start: dict, graph_saving_s: float, kernels_per_layer: 
             best = sol
     fitted = dict(start) | {k: float(v) for k, v in zip(names, best.x * unit, strict=True)}
     return fitted, names
+
+
+def host_launch_bounds(p: Priced, kernels_per_layer: int) -> tuple[dict, dict]:
+    """Upper bounds of the host launch terms from what the loop measured: the CPU an eager
+    iteration cost it (`host_s`: deciding, preparing, enqueueing and committing) bounds what
+    enqueueing alone can take. A robust line host_s = a + b * layers over eager iterations
+    gives eager_fixed_s <= a and launch_s <= b / kernels_per_layer. ({}, {}) without
+    host_s or with fewer than 20 eager iterations; else (bounds, the line in ms)."""
+    from scipy.optimize import least_squares
+
+    m = ~p.graph & np.isfinite(p.host_s)
+    if m.sum() < 20:
+        return {}, {}
+    x, y = p.layers[m], p.host_s[m] * 1e3
+    sol = least_squares(
+        lambda c: c[0] + c[1] * x - y,
+        [float(np.median(y)), 0.0],
+        bounds=([0.0, 0.0], [np.inf, np.inf]),
+        loss="soft_l1",
+        f_scale=0.5,
+    )
+    a_ms, b_ms = (float(v) for v in sol.x)
+    bounds = {
+        "eager_fixed_s": (0.0, max(a_ms * 1e-3, 1e-7)),
+        "launch_s": (0.0, max(b_ms * 1e-3 / kernels_per_layer, 1e-9)),
+    }
+    return bounds, {"fixed_ms": round(a_ms, 4), "per_layer_ms": round(b_ms, 4)}
 
 
 def back_to_back_gaps(p: Priced, busy_s: float = OTHER_LAUNCH_S) -> pd.DataFrame:
@@ -422,7 +465,8 @@ def refit_profile(doc: dict, run_dirs: list[str | Path]) -> tuple[dict, dict]:
     start = base_terms(doc)
     L = pl.num_layers
     before_s = model_time(start, p, gs, kpl, L)
-    fitted, names = fit_terms(p, start, gs, kpl, L)
+    bounds, host_line = host_launch_bounds(p, kpl)
+    fitted, names = fit_terms(p, start, gs, kpl, L, bounds)
     after_s = model_time(fitted, p, gs, kpl, L)
     fixed, per_seq, counts = fit_gaps(p)
     runs = [str(d) for d in run_dirs]
@@ -438,6 +482,7 @@ def refit_profile(doc: dict, run_dirs: list[str | Path]) -> tuple[dict, dict]:
         "terms_before": {k: start[k] for k in TERMS},
         "terms_after": {k: fitted[k] for k in TERMS},
         "gap_samples": counts,
+        "host_launch_upper_bound": host_line or "none (no host_s recorded)",
         "residuals_before": error_table(p, before_s),
         "residuals_after": error_table(p, after_s),
     }
@@ -466,9 +511,23 @@ def refit_profile(doc: dict, run_dirs: list[str | Path]) -> tuple[dict, dict]:
 
 def repriced(doc: dict, run_dir: str | Path) -> pd.DataFrame:
     """`bulletsim fidelity`'s per-iteration error table of `run_dir` with every iteration
-    priced under the profile `doc` (same columns as `live.fidelity.iteration_errors`)."""
+    priced under the profile `doc` (same columns as `live.fidelity.iteration_errors`); with
+    host terms, also rows "gap <kind>" (SMs "-"): the modelled host gap against every
+    back-to-back gap the refit would fit on."""
     pl = neutral(doc)
     p = price_run(pl, run_dir)
     kpl = (doc.get("host") or {}).get("kernels_per_layer") or KERNELS_PER_LAYER
     t = model_time(base_terms(doc), p, pl.graph_saving_s, kpl, pl.num_layers)
-    return pd.DataFrame(error_table(p, t))
+    rows = error_table(p, t)
+    host = doc.get("host")
+    if host:
+        gaps = back_to_back_gaps(p)
+        for kind, g in gaps.groupby("kind"):
+            fixed, per = host["gap_s"].get(kind, 0.0), host["gap_per_seq_s"].get(kind, 0.0)
+            live = g["gap_s"].to_numpy()
+            e = ((fixed + per * g["seqs"].to_numpy()) / np.maximum(live, 1e-9) - 1.0) * 100.0
+            rows.append({"phase": f"gap {kind}", "sms": "-", "n": len(e),
+                         "median_abs_pct": round(float(np.median(np.abs(e))), 2),
+                         "p90_abs_pct": round(float(np.percentile(np.abs(e), 90)), 2),
+                         "median_pct": round(float(np.median(e)), 2)})  # fmt: skip
+    return pd.DataFrame(rows)

@@ -1,12 +1,18 @@
 #!/bin/sh
 # Every table and refitted profile in this folder, from the committed live runs (CPU only,
-# ~10 min on 2 cores). Run from anywhere: `sh results/live-h200/regenerate.sh`.
+# ~5-15 min on 2 cores). Run from anywhere: `sh results/live-h200/regenerate.sh`.
 set -e
 cd "$(dirname "$0")"
-P=profile-at-run-time.json  # the profile the live runs predicted (and their policies decided) with
-bulletsim fidelity runs/* --profile $P --table fidelity.md > fidelity.log
-bulletsim calibrate --from-live runs/splitwise-* --profile $P --out refit-splitwise.json > refit-splitwise.log
-bulletsim calibrate --from-live runs/sharegpt-* --profile $P --out refit-sharegpt.json > refit-sharegpt.log
-bulletsim fidelity runs/* --profile $P --held-out workload --table fidelity-heldout.md > fidelity-heldout.log
-bulletsim fidelity runs/* --profile $P --held-out load --table fidelity-heldout-load.md > fidelity-heldout-load.log
-bulletsim fidelity runs/* --table fidelity-newest-profile.md > fidelity-newest-profile.log
+fidelity_set() {  # runs folder, profile the runs predicted (and their policies decided) with, output folder
+    R=$1 P=$2 O=$3
+    bulletsim fidelity $R/* --profile $P --table $O/fidelity.md > $O/fidelity.log
+    bulletsim calibrate --from-live $R/splitwise-* --profile $P --out $O/refit-splitwise.json > $O/refit-splitwise.log
+    bulletsim calibrate --from-live $R/sharegpt-* --profile $P --out $O/refit-sharegpt.json > $O/refit-sharegpt.log
+    bulletsim fidelity $R/* --profile $P --held-out workload --table $O/fidelity-heldout.md > $O/fidelity-heldout.log
+    bulletsim fidelity $R/* --profile $P --held-out load --table $O/fidelity-heldout-load.md > $O/fidelity-heldout-load.log
+}
+# this session's runs (engine R2, code d99a77c), made with the installed profile of that time
+fidelity_set runs profile-r2-run-time.json .
+# the first session's runs, and against the profile re-measured after them
+fidelity_set runs-first profile-at-run-time.json first
+bulletsim fidelity runs-first/* --profile profile-r2-run-time.json --table first/fidelity-newest-profile.md > first/fidelity-newest-profile.log
