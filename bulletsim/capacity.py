@@ -1,7 +1,8 @@
 """Capacity: the highest request rate whose SLO attainment stays >= a target (90%).
 
 Found by search, not read off a grid: bracket the answer by doubling or halving the rate
-from a start, then bisect geometrically until the bracket is within `rel_tol`. The search is
+from a start, then narrow it (geometric bisection, or interpolation of the attainment
+curve) until the bracket is within `rel_tol`. The search is
 a small state machine (`propose` the next rate, `record` its attainment) so a sweep can run
 many searches side by side in a process pool; `find_capacity` drives one serially.
 """
@@ -36,9 +37,17 @@ class CapacitySearch:
     # both ends; after two moves of the same end, one midpoint step (the Illinois idea: a
     # stuck end cannot slow it below bisection for long). Fewer runs on smooth curves.
     interpolate: bool = False
+    # d(attainment) / d(ln rate) near the answer (negative), e.g. from another seed's search
+    # of the same policy and workload: with one end of the bracket known, the next rate is
+    # the predicted crossing, overshot by half the resolution so it most likely closes a
+    # bracket (used for the second rate only; then steps as above).
+    slope: float | None = None
     lo: float | None = None  # highest rate seen passing (below hi)
     hi: float | None = None  # lowest rate seen failing
     evaluated: dict[float, float] = field(default_factory=dict)  # rate -> attainment
+    # rate -> an estimate of the attainment of a run whose value is unknown (NaN in
+    # `evaluated`, e.g. one stopped early); used only to choose rates, never to decide
+    estimates: dict[float, float] = field(default_factory=dict)
     same_end_moves: int = 0  # consecutive records that moved the same end of the bracket
     last_end: str = ""
 
@@ -53,9 +62,12 @@ class CapacitySearch:
         for rate in sorted(points):
             self.record(rate, points[rate])
 
-    def record(self, rate: float, attainment: float) -> None:
-        """`attainment` NaN: failed by an unknown margin (e.g. a run stopped early)."""
+    def record(self, rate: float, attainment: float, estimate: float = math.nan) -> None:
+        """`attainment` NaN: failed by an unknown margin (e.g. a run stopped early), with
+        `estimate` its guessed attainment (NaN: none)."""
         before = (self.lo, self.hi)
+        if math.isnan(attainment) and not math.isnan(estimate):
+            self.estimates[rate] = estimate
         self._record(rate, attainment)
         end = "lo" if self.lo != before[0] else "hi" if self.hi != before[1] else ""
         self.same_end_moves = self.same_end_moves + 1 if end and end == self.last_end else 1
@@ -81,26 +93,66 @@ class CapacitySearch:
         step = self.factor
         if self.expand:
             step = self.factor ** (2 ** max(0, len(self.evaluated) - 1))
+        if (lo is None or hi is None) and self.slope is not None and len(self.evaluated) == 1:
+            guess = self._guess(lo if hi is None else hi, step)
+            if guess is not None:
+                return guess
         if hi is None:
-            nxt = _round_rate(lo * step) if self.expand else lo * step
+            nxt = round_rate(lo * step) if self.expand else lo * step
             return nxt if nxt <= self.max_req_s else None
         if lo is None:
-            nxt = _round_rate(hi / step) if self.expand else hi / step
+            nxt = round_rate(hi / step) if self.expand else hi / step
             return nxt if nxt >= self.min_req_s else None
         if hi / lo - 1.0 <= self.rel_tol:
             return None
         mid = math.sqrt(lo * hi)
         if not self.interpolate or self.same_end_moves >= 2:
-            return _round_rate(mid)
-        a_lo, a_hi = self.evaluated[lo], self.evaluated[hi]
+            return round_rate(mid)
+        a_lo, a_hi = self.value(lo), self.value(hi)
         if math.isnan(a_lo) or math.isnan(a_hi):  # a failure of unknown depth: no slope
-            return _round_rate(mid)
+            return round_rate(mid)
         u = (a_lo - self.target) / (a_lo - a_hi) if a_lo > a_hi else 0.5
         step = math.sqrt(1.0 + self.rel_tol)
         lower, upper = lo * step, hi / step
         if lower > upper:
-            return _round_rate(mid)
-        return _round_rate(min(max(lo * (hi / lo) ** u, lower), upper))
+            return round_rate(mid)
+        return round_rate(min(max(lo * (hi / lo) ** u, lower), upper))
+
+    def value(self, rate: float) -> float:
+        """The attainment at an evaluated rate, or its estimate, or NaN."""
+        a = self.evaluated[rate]
+        return self.estimates.get(rate, math.nan) if math.isnan(a) else a
+
+    def _guess(self, rate: float, step: float) -> float | None:
+        """The `slope`'s predicted crossing from one evaluated rate, overshot by half the
+        resolution, kept within (1 + rel_tol, step) of it; None without a value there."""
+        a = self.value(rate)
+        if math.isnan(a) or not self.slope or self.slope >= 0:
+            return None
+        half = math.sqrt(1.0 + self.rel_tol)
+        ratio = math.exp((self.target - a) / self.slope)
+        ratio = ratio * half if a >= self.target else ratio / half
+        if a >= self.target:
+            return round_rate(rate * min(max(ratio, 1.0 + self.rel_tol), step))
+        return round_rate(rate / min(max(1.0 / ratio, 1.0 + self.rel_tol), step))
+
+    def local_slope(self, span: float = 1.25) -> float | None:
+        """d(attainment) / d(ln rate) fitted (least squares) over the evaluated rates within a
+        factor `span` of the capacity, estimates included; None with fewer than two."""
+        cap = self.capacity_req_s
+        if not cap > 0:
+            return None
+        pts = [(math.log(r), self.value(r)) for r in self.evaluated
+               if cap / span <= r <= cap * span and not math.isnan(self.value(r))]  # fmt: skip
+        if len(pts) < 2:
+            return None
+        mx = sum(x for x, _ in pts) / len(pts)
+        my = sum(y for _, y in pts) / len(pts)
+        sxx = sum((x - mx) ** 2 for x, _ in pts)
+        if sxx <= 0:
+            return None
+        slope = sum((x - mx) * (y - my) for x, y in pts) / sxx
+        return slope if slope < 0 else None
 
     @property
     def done(self) -> bool:
@@ -112,7 +164,7 @@ class CapacitySearch:
         return self.lo if self.lo is not None else 0.0
 
 
-def _round_rate(rate: float) -> float:
+def round_rate(rate: float) -> float:
     """Six significant digits: rates stay readable and identical across platforms."""
     return float(f"{rate:.6g}")
 

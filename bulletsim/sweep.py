@@ -4,10 +4,14 @@ Every point is a pure function of (base config, policy variant, trace, seed, rat
 results do not depend on the number of workers or the order points finish in. A sweep runs
 the rate grid (first seed only: the curves), the zero-load ceiling of each (policy, trace),
 and one `CapacitySearch` per (policy, trace, seed). Work is reused: the first seed's search
-starts from the grid's bracket, and every later seed starts from the first seed's capacity
-with a narrow bracket (`SEED_BRACKET_FACTOR`) instead of from scratch; overloaded runs stop
-as soon as their misses decide them (`early_stop`). A point's arrivals are Poisson at its
-rate from its seed, so neighbouring rates see the same requests, only closer or further apart.
+starts from the grid's bracket (the grid from its top rate down to the first that passes);
+every later seed starts from the first seed's capacity with a narrow bracket
+(`SEED_BRACKET_FACTOR`) and, as its second rate, the crossing predicted by the first seed's
+slope of attainment near capacity; overloaded runs stop as soon as their misses decide them
+(`early_stop`), and their attainment, extrapolated from when they stopped, still guides the
+interpolation (never a decision). A point's arrivals are Poisson at its rate from its seed,
+so neighbouring rates see the same requests, only closer or further apart.
+Past ~300 lines: the spec and the scheduler (`_Sweep`) that feeds the searches belong together.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from bulletsim.capacity import CapacitySearch
+from bulletsim.capacity import CapacitySearch, round_rate
 from bulletsim.executors import TaskFailed, Tasks, make_executor
 from bulletsim.sweep_capacity import capacity_table
 from bulletsim.sweep_points import POINT_COLUMNS, point_overrides, run_point, run_zero_load
@@ -116,7 +120,16 @@ def run_sweep(
 
 
 class _Sweep:
-    """The scheduler: submits grid, zero-load and search jobs, feeds each search its points."""
+    """The scheduler: runs grid, zero-load and search jobs, feeds each search its points.
+
+    Jobs wait in a queue and at most `slots` run at once (the executor's workers), picked
+    in order of what unblocks most: zero-load ceilings, then search points (each search
+    proposes one rate at a time, so they are the chain to keep moving), then the grid from
+    its highest rate down until the pair's first passing rate is known (which the first
+    seed's search starts from), then the remaining grid points cheapest-last (low rates run
+    longest: many small iterations). The order changes only when a job runs, never what it
+    computes or what a search proposes: a search records only the points it waits for.
+    """
 
     def __init__(self, spec: SweepSpec, progress: Callable[[str, int, int], None] | None):
         self.spec = spec
@@ -126,26 +139,34 @@ class _Sweep:
         self.results: dict[tuple[str, str, int, float], dict] = {}
         self.zero: dict[tuple[str, str], dict] = {}
         self.searches: dict[tuple[str, str, int], CapacitySearch] = {}
+        self.waiting: dict[tuple[str, str, int], list[float]] = {}  # rates a search awaits
         self.finished: set[tuple[str, str, int]] = set()
         self.undefined: set[tuple[str, str]] = set()
         self.failed: set[tuple[str, str]] = set()  # (label, trace) with a job that failed
+        self.queue: list[tuple[tuple, Callable, tuple]] = []
         self.total = 0
 
     def run(self, executor: Executor | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         spec = self.spec
         pool = executor or make_executor("local", spec.workers)
+        # jobs in flight at once: the pool's workers (queued jobs are ordered here, not in
+        # the pool); an executor that does not say how many runs everything it is given
+        self.slots = getattr(pool, "workers", None) or math.inf
         with pool if executor is None else nullcontext():
             self.tasks = Tasks(pool)
             for v, t in self.pairs:
                 if spec.capacity:
-                    self._submit(("zero", v.label, t), run_zero_load, spec, v, t, self.first)
+                    self._enqueue(("zero", v.label, t), run_zero_load, spec, v, t, self.first)
                 for rate in spec.rates:
                     self._point(v, t, self.first, rate, "grid")
+            self._dispatch()
             while self.tasks:
                 for key, row in self.tasks.wait():
                     self._collect(key, row)
                 if spec.capacity:
-                    self._advance_searches()
+                    while self._advance_searches():  # a finished search may unblock another
+                        pass
+                self._dispatch()
         points = pd.DataFrame(
             [self.results[k] for k in sorted(self.results)], columns=list(POINT_COLUMNS)
         )
@@ -154,15 +175,33 @@ class _Sweep:
         zero = pd.DataFrame(list(self.zero.values()))
         return points, capacity_table(points, searches, zero, self.pairs, spec)
 
-    def _submit(self, key: tuple, fn, *args) -> None:
-        if key in self.tasks:
+    def _enqueue(self, key: tuple, fn, *args) -> None:
+        if key in self.tasks or any(k == key for k, _, _ in self.queue):
             return
-        self.tasks.submit(key, fn, *args)
+        self.queue.append((key, fn, args))
         self.total += 1
+
+    def _dispatch(self) -> None:
+        """Submit queued jobs, most urgent first, until every slot is busy."""
+        while self.queue and len(self.tasks) < self.slots:
+            i = min(range(len(self.queue)), key=lambda j: self._urgency(self.queue[j][0]))
+            key, fn, args = self.queue.pop(i)
+            self.tasks.submit(key, fn, *args)
+
+    def _urgency(self, key: tuple) -> tuple:
+        if key[0] == "zero":
+            return (0,)
+        _, label, t, seed, rate, kind = key
+        if kind == "search":
+            return (1, seed, label, t, rate)
+        if self._grid_bracket((label, t)) is None:  # still looking for the first pass
+            return (2, -rate, label, t)
+        return (3, rate, label, t)
 
     def _point(self, v: PolicyVariant, t: str, seed: int, rate: float, kind: str) -> None:
         if (v.label, t, seed, rate) not in self.results:
-            self._submit(("point", v.label, t, seed, rate, kind), _run, self.spec, v, t, seed, rate)
+            key = ("point", v.label, t, seed, rate, kind)
+            self._enqueue(key, _run, self.spec, v, t, seed, rate)
 
     def _collect(self, key: tuple, row: dict | TaskFailed) -> None:
         if isinstance(row, TaskFailed):
@@ -177,38 +216,59 @@ class _Sweep:
         if self.progress:
             self.progress(msg, len(self.results) + len(self.zero), self.total)
 
-    def _advance_searches(self) -> None:
-        """Propose the next rate of every search that has none of its own jobs in flight.
+    def _grid_bracket(self, pair: tuple[str, str]) -> list[float] | None:
+        """The first seed's grid rates from the highest down to the first that passes (all
+        of them if none does), once all of those have run; None before."""
+        out = []
+        for rate in sorted(self.spec.rates, reverse=True):
+            row = self.results.get((*pair, self.first, rate))
+            if row is None:
+                return None
+            out.append(rate)
+            if _passes(row, self.spec.target_attainment):
+                break
+        return out
 
-        A search advances only then, so the rates it proposes depend on results alone, not
-        on timing. The first seed waits for its pair's zero-load ceiling; later seeds wait
-        for the first seed's capacity, which they start from.
+    def _advance_searches(self) -> bool:
+        """Propose the next rate of every search whose awaited points have all run; True
+        when a search finished (another may start from it).
+
+        A search advances only then and records only those points, so the rates it proposes
+        depend on results alone, not on timing. The first seed waits for its pair's
+        zero-load ceiling and grid bracket; later seeds wait for the first seed's capacity,
+        which they start from.
         """
         spec = self.spec
-        busy = {k[1:4] if k[0] == "point" else k[1:3] for k in self.tasks.keys()}
+        num_finished = len(self.finished)
         for v, t in self.pairs:
             pair = (v.label, t)
-            if pair in busy or pair not in self.zero or pair in self.failed:
+            if pair not in self.zero or pair in self.failed:
                 continue
             if self.zero[pair]["zero_load_attainment"] < spec.target_attainment:
                 self.undefined.add(pair)
                 continue
             for seed in spec.seeds:
                 key = (v.label, t, seed)
-                if key in self.finished or key in busy:
+                if key in self.finished:
                     continue
                 s = self.searches.get(key) or self._new_search(key)
                 if s is None:
                     continue
-                for (lab, tr, sd, rate), row in sorted(self.results.items()):
-                    if (lab, tr, sd) == key and rate not in s.evaluated:
-                        # a stopped run's value is only a bound: no slope to interpolate on
-                        s.record(rate, math.nan if row["stopped_early"] else row["slo_attainment"])
+                awaited = self.waiting[key]
+                if any((*key, rate) not in self.results for rate in awaited):
+                    continue
+                for rate in sorted(awaited):
+                    row = self.results[(*key, rate)]
+                    if rate not in s.evaluated:
+                        s.record(rate, *_attainment(row))
                 rate = s.propose()
                 if rate is None:
                     self.finished.add(key)
+                    self.waiting[key] = []
                 else:
+                    self.waiting[key] = [rate]
                     self._point(v, t, seed, rate, "search")
+        return len(self.finished) > num_finished
 
     def _new_search(self, key: tuple[str, str, int]) -> CapacitySearch | None:
         spec = self.spec
@@ -219,20 +279,44 @@ class _Sweep:
         }  # fmt: skip
         label, t, seed = key
         if seed == self.first:
+            bracket = self._grid_bracket((label, t))
+            if bracket is None:
+                return None
             s = CapacitySearch(start_req_s=max(spec.rates), **common)
+            self.waiting[key] = bracket
         else:
             first = (label, t, self.first)
             if first not in self.finished:
                 return None
-            cap0 = self.searches[first].capacity_req_s
-            if cap0 > 0:
+            s0 = self.searches[first]
+            start = self._seed_start(key, s0.capacity_req_s)
+            if start is None:
+                return None
+            if start > 0:
                 s = CapacitySearch(
-                    start_req_s=cap0, factor=SEED_BRACKET_FACTOR, expand=True, **common
-                )
+                    start_req_s=start, factor=SEED_BRACKET_FACTOR, expand=True,
+                    slope=s0.local_slope(), **common,
+                )  # fmt: skip
             else:
                 s = CapacitySearch(start_req_s=max(spec.rates), **common)
+            self.waiting[key] = []
         self.searches[key] = s
         return s
+
+    def _seed_start(self, key: tuple[str, str, int], cap0: float) -> float | None:
+        """Where a later seed's search starts: the first seed's capacity `cap0`, scaled by
+        how this seed's capacity compared with the first seed's for the trace's first policy
+        (each seed's requests weigh alike on every policy: on the paper setting the ratios
+        of three policies agreed within 1-3%); None while that policy's search runs."""
+        label, t, seed = key
+        ref = next(v.label for v, tr in self.pairs if tr == t)
+        if ref == label or not cap0 > 0 or (ref, t) in self.undefined | self.failed:
+            return cap0
+        if (ref, t, seed) not in self.finished:
+            return None
+        c0 = self.searches[(ref, t, self.first)].capacity_req_s
+        cs = self.searches[(ref, t, seed)].capacity_req_s
+        return round_rate(cap0 * cs / c0) if c0 > 0 and cs > 0 else cap0
 
     def _failed(self, key: tuple, failed: TaskFailed) -> None:
         """Keep a failed job as a points row (zero-load jobs at rate 0); stop its pair."""
@@ -248,6 +332,24 @@ class _Sweep:
         if self.progress:
             msg = f"{label} {t} {kind} failed"
             self.progress(msg, len(self.results) + len(self.zero), self.total)
+
+
+def _passes(row: dict, target: float) -> bool:
+    return not row["stopped_early"] and row["slo_attainment"] >= target
+
+
+def _attainment(row: dict) -> tuple[float, float]:
+    """(attainment, estimate) of a point for `CapacitySearch.record`.
+
+    A run stopped early failed by an unknown margin (NaN); its estimate assumes the misses
+    kept coming at the rate they had when it stopped: 1 - (1 - bound) / arrived share.
+    """
+    if not row["stopped_early"]:
+        return row["slo_attainment"], math.nan
+    share = row["arrived_share_at_stop"]
+    if not share > 0:
+        return math.nan, math.nan
+    return math.nan, 1.0 - (1.0 - row["slo_attainment"]) / share
 
 
 def _run(spec: SweepSpec, v: PolicyVariant, t: str, seed: int, rate: float) -> dict:

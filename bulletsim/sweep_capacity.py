@@ -129,6 +129,32 @@ def ratio_table(cap: pd.DataFrame, rel_tol: float) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def length_needed(cap: pd.DataFrame, spec: Any) -> tuple[int, list[str]]:
+    """Requests per point that the checks of `capacity_warnings` ask for, and why.
+
+    The largest of: `requests_needed` where an interval is wider than +-MAX_HALF_WIDTH_REL,
+    `n_for_drain` where the drain is too large a share, and twice the current n where a
+    run at capacity completed too little of the offered rate or its queue still grew (a
+    longer run shows whether it settles). `spec.num_requests` when nothing asks for more.
+    All are estimates (see `intervals`, `steady_state`).
+    """
+    n, why = spec.num_requests, []
+    for r in cap.itertuples(index=False):
+        if not (r.capacity_req_s > 0) or r.zero_load_attainment < spec.target_attainment:
+            continue
+        name = f"{r.label} on {r.trace}"
+        if r.half_width_rel > MAX_HALF_WIDTH_REL and r.requests_needed > spec.num_requests:
+            why.append(f"{name}: interval +-{100 * r.half_width_rel:.1f}%")
+            n = max(n, int(r.requests_needed))
+        if r.min_completed_share < MIN_COMPLETED_SHARE or r.queue_growing_at_capacity:
+            why.append(f"{name}: not in steady state at capacity")
+            n = max(n, 2 * spec.num_requests)
+        if r.n_for_drain > spec.num_requests:
+            why.append(f"{name}: drain too large a share")
+            n = max(n, int(r.n_for_drain))
+    return n, why
+
+
 def capacity_warnings(cap: pd.DataFrame, spec: Any) -> list[str]:
     """One line per problem a reader must know before trusting a capacity."""
     out = []

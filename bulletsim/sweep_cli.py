@@ -1,4 +1,8 @@
-"""`bulletsim sweep`: policies x traces x rates in parallel, capacities, tables and plots."""
+"""`bulletsim sweep`: policies x traces x rates in parallel, capacities, tables and plots.
+
+Past ~300 lines because of the command's ~25 typer options; the work is in sweep.py,
+sweep_capacity.py and sweep_report.py.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from typing import Annotated
 import typer
 
 Opt = typer.Option
+# --auto-length re-runs a sweep at most this many times in all (each round is a whole sweep)
+AUTO_LENGTH_ROUNDS = 3
 
 
 def _rates(text: str) -> tuple[float, ...]:
@@ -108,6 +114,16 @@ def sweep(
         str | None,
         Opt(help="Ray cluster to use (auto, HOST:PORT, ray://HOST:PORT); default: start one."),
     ] = None,
+    auto_length: Annotated[
+        bool,
+        Opt(
+            "--auto-length/--no-auto-length",
+            help="When a capacity interval is wider than +-10% or a run at capacity is not "
+            "in steady state, run the sweep again with the -n the checks ask for (up to "
+            "--max-requests; each round costs a whole sweep).",
+        ),
+    ] = False,
+    max_requests: Annotated[int, Opt(help="Largest -n that --auto-length may use.")] = 40000,
     timeline: Annotated[
         bool,
         Opt(
@@ -178,7 +194,9 @@ def sweep(
             raise ValueError(f"--target: an attainment in (0, 1], got {target}")
         if not 0 < rel_tol < 1:
             raise ValueError(f"--rel-tol: in (0, 1), got {rel_tol}")
-        check_run_size(num_requests * spec.workers, None, None)
+        if auto_length and max_requests < num_requests:
+            raise ValueError(f"--max-requests {max_requests} is below -n {num_requests}")
+        check_run_size((max_requests if auto_length else num_requests) * spec.workers, None, None)
         out_dir = _out_dir(spec, out)
     except USER_ERRORS as e:
         fail(str(e))
@@ -187,7 +205,13 @@ def sweep(
                              ray_address)  # fmt: skip
         with pool:
             failed = run_and_write(
-                spec, out_dir, timeline=timeline, plots=plots, quiet=quiet, executor=pool
+                spec,
+                out_dir,
+                timeline=timeline,
+                plots=plots,
+                quiet=quiet,
+                executor=pool,
+                max_requests=max_requests if auto_length else None,
             )
     except USER_ERRORS as e:
         fail(str(e))
@@ -277,11 +301,21 @@ def _print_transfer_note(base: dict) -> None:
 
 
 def run_and_write(
-    spec, out_dir: Path, *, timeline: bool, plots: bool, quiet: bool, executor=None
+    spec,
+    out_dir: Path,
+    *,
+    timeline: bool,
+    plots: bool,
+    quiet: bool,
+    executor=None,
+    max_requests: int | None = None,
 ) -> str:
     """Run the sweep, write files (and the timeline run, plots), print the capacity table.
 
-    Everything is written into a staged folder that replaces `out_dir` at the end
+    With `max_requests`, a sweep whose checks ask for longer runs (`length_needed`) is run
+    again with that many requests per point (at most `max_requests`), until they ask for no
+    more, the cap is reached, or three rounds ran; the files are the last round's and say
+    so. Everything is written into a staged folder that replaces `out_dir` at the end
     (`outdir.staged_dir`), so files of an earlier sweep never mix with this one's.
     Returns `failure_summary` of the points ('' when all ran); with failures the timeline
     run and plots are skipped.
@@ -289,13 +323,33 @@ def run_and_write(
     from bulletsim.outdir import staged_dir
     from bulletsim.progress import progress
     from bulletsim.sweep import run_sweep
+    from bulletsim.sweep_capacity import length_needed
     from bulletsim.sweep_report import write_sweep
 
-    with progress("sweep", quiet) as tick:
-        points, cap = run_sweep(spec, progress=tick, executor=executor)
-    failed = failure_summary(points)
+    notes: list[str] = []
+    for round_ in range(1, AUTO_LENGTH_ROUNDS + 1):
+        with progress("sweep", quiet) as tick:
+            points, cap = run_sweep(spec, progress=tick, executor=executor)
+        failed = failure_summary(points)
+        if max_requests is None or failed:
+            break
+        need, why = length_needed(cap, spec)
+        if need <= spec.num_requests:
+            break
+        if spec.num_requests >= max_requests or round_ == AUTO_LENGTH_ROUNDS:
+            notes.append(
+                f"--auto-length stopped at -n {spec.num_requests}: the checks ask for -n "
+                f"{need} (at most --max-requests {max_requests} and {AUTO_LENGTH_ROUNDS} "
+                "sweeps)"
+            )
+            break
+        n = min(need, max_requests)
+        note = f"--auto-length: -n {spec.num_requests} -> {n} ({'; '.join(why)})"
+        typer.echo(note, err=True)
+        notes.append(note)
+        spec = dataclasses.replace(spec, num_requests=n)
     with staged_dir(out_dir, "sweep") as tmp:
-        md = write_sweep(tmp, spec, points, cap)
+        md = write_sweep(tmp, spec, points, cap, tuple(notes))
         if timeline and not failed:
             write_timeline(spec, cap, tmp)
         if plots and not failed:

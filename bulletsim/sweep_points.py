@@ -17,7 +17,8 @@ from bulletsim.steady_state import steady_state
 
 POINT_COLUMNS = (
     "label", "policy", "trace", "seed", "rate_req_s", "kind", "num_requests",
-    "offered_rate_req_s", "stopped_early", "slo_attainment", "ttft_attainment",
+    "offered_rate_req_s", "stopped_early", "arrived_share_at_stop", "slo_attainment",
+    "ttft_attainment",
     "tpot_attainment", "goodput_req_s", "throughput_req_s", "throughput_steady_req_s",
     "offered_steady_req_s", "completed_share", "queue_growing", "drain_share", "n_for_drain",
     "steady", "output_throughput_tok_s", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms",
@@ -75,7 +76,8 @@ def run_point(spec: Any, v: Any, trace: str, seed: int, rate: float) -> dict:
 
     With `spec.early_stop`, a run whose misses already put attainment below the target stops
     there: `stopped_early` is True, `slo_attainment` holds the upper bound it could still
-    reach (below the target) and the latency columns are NaN.
+    reach (below the target), `arrived_share_at_stop` the share of its requests that had
+    arrived by then, and the latency columns are NaN.
     """
     from bulletsim.config import load_config
     from bulletsim.simulate import simulate
@@ -105,6 +107,7 @@ def run_point(spec: Any, v: Any, trace: str, seed: int, rate: float) -> dict:
     )  # fmt: skip
     if row["stopped_early"]:
         row["slo_attainment"] = s["slo_attainment_upper_bound"]
+        row["arrived_share_at_stop"] = np.searchsorted(arrivals, s["stopped_at_s"], "right") / n
         return row
     row.update(
         {

@@ -106,12 +106,17 @@ def capacity_markdown(
     return "\n".join(lines)
 
 
-def write_sweep(out: Path, spec: SweepSpec, points: pd.DataFrame, cap: pd.DataFrame) -> str:
-    """Write the sweep's files; returns the capacity markdown (also in capacity.md)."""
+def write_sweep(
+    out: Path, spec: SweepSpec, points: pd.DataFrame, cap: pd.DataFrame, notes: tuple = ()
+) -> str:
+    """Write the sweep's files; returns the capacity markdown (also in capacity.md).
+
+    `notes` (e.g. how `--auto-length` lengthened the runs) go first among the warnings.
+    """
     from bulletsim.sweep_capacity import capacity_warnings, ratio_table
 
     out.mkdir(parents=True, exist_ok=True)
-    warnings = capacity_warnings(cap, spec) if len(cap) else []
+    warnings = [*notes, *(capacity_warnings(cap, spec) if len(cap) else [])]
     md = capacity_markdown(cap, spec, points, warnings) if len(cap) else ""
     # What was computed, not how: the files are the same for any executor and worker count.
     what = {k: v for k, v in dataclasses.asdict(spec).items() if k != "workers"}

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bulletsim.capacity import CapacitySearch, find_capacity
+from bulletsim.capacity import CapacitySearch, find_capacity, round_rate
 from bulletsim.sweep import PolicyVariant, SweepSpec, run_sweep
+from bulletsim.sweep_capacity import per_seed
 
 
 @pytest.mark.parametrize("start", [0.5, 4.0, 100.0])
@@ -89,6 +90,12 @@ def test_sweep_is_deterministic_across_worker_counts():
         assert r.capacity_per_seed == ";".join(f"{c:.6g}" for c in caps)
         assert r.capacity_req_s == pytest.approx(sum(caps) / 2)
         assert r.capacity_lo < r.capacity_req_s < r.capacity_hi
+    # a later seed of the second policy starts where the first policy's seeds say: its first
+    # seed's capacity times the first policy's seed-4 / seed-3 capacity ratio
+    (ref0, ref4), (own0, _) = (per_seed(row) for _, row in c1.iterrows())
+    start = round_rate(own0 * ref4 / ref0)
+    second = p1[(p1.label == "chunked-1024") & (p1.seed == 4)]
+    assert (second.rate_req_s == start).any(), (start, list(second.rate_req_s))
 
 
 def test_sweep_cli_writes_tables_plots_and_timeline(tmp_path):
@@ -132,3 +139,55 @@ def test_interpolating_search_needs_fewer_runs_on_a_smooth_curve():
         assert 7.3 / 1.01 <= s.capacity_req_s <= 7.3 and s.hi / s.lo - 1 <= 0.01
         runs[interp] = len(s.evaluated) - len(grid)
     assert runs[True] < runs[False]
+
+
+def test_stopped_runs_estimates_and_a_known_slope_save_runs():
+    # attainment falls linearly in log rate through 90% at 7.3 req/s; runs below 90% are
+    # "stopped early": NaN, with an estimate of what they would have reached
+    slope = -0.5
+
+    def f(r):
+        return 0.9 + slope * math.log(r / 7.3)
+
+    def runs(with_estimates: bool, with_slope: bool) -> int:
+        s = CapacitySearch(start_req_s=7.0, factor=1.05, expand=True, rel_tol=0.01,
+                           interpolate=True, slope=slope if with_slope else None)  # fmt: skip
+        while (rate := s.propose()) is not None:
+            a = f(rate)
+            if a >= 0.9:
+                s.record(rate, a)
+            else:
+                s.record(rate, math.nan, a if with_estimates else math.nan)
+        assert 7.3 / 1.01 <= s.capacity_req_s <= 7.3 and s.hi / s.lo - 1 <= 0.01
+        return len(s.evaluated)
+
+    plain, estimated, guided = runs(False, False), runs(True, False), runs(True, True)
+    assert estimated < plain and guided < plain
+    assert guided <= 3  # the start, the predicted crossing, one step to close
+
+
+def test_local_slope_fits_the_points_near_capacity():
+    s = CapacitySearch(rel_tol=0.01)
+    for r in (6.0, 7.0, 7.2, 7.4, 8.0, 30.0):  # 30 req/s: far, left out
+        s.record(r, 0.9 - 0.5 * math.log(r / 7.3) if r < 30 else 0.0)
+    assert s.local_slope() == pytest.approx(-0.5)
+
+
+def test_auto_length_reruns_with_the_n_the_checks_ask_for(tmp_path):
+    from bulletsim.cli import app
+    from bulletsim.sweep_report import load_sweep
+
+    out = tmp_path / "sw"
+    args = ["sweep", "--policy", "chunked-2048", "--trace", "sharegpt", "--rates", "4,8",
+            "-n", "30", "--latency", "roofline", "--rel-tol", "0.2", "--seeds", "0,1",
+            "--workers", "1", "--out", str(out), "-q", "--no-plots", "--no-timeline",
+            "--auto-length", "--max-requests", "80"]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    warnings = (out / "warnings.txt").read_text().splitlines()
+    assert warnings[0].startswith("--auto-length: -n 30 -> ")
+    final = load_sweep(out)["spec"]["num_requests"]
+    assert 30 < final <= 80 and f"{final} requests per point" in res.output
+    assert set(load_sweep(out)["points"]["num_requests"]) == {final}
+    bad = CliRunner().invoke(app, [*args[:-2], "--max-requests", "10"])
+    assert bad.exit_code == 2 and "--max-requests 10 is below -n 30" in bad.output
