@@ -87,10 +87,12 @@ def report(j: pd.DataFrame) -> str:
         parts += ["\n## The same, where both ran the same kernel\n", _md(same)]
     steps = j[j["kind"] == "step"][["key", "num_sms", "time_s_green", "time_s_libsmctrl", "ratio"]]
     if len(steps):
+        steps = steps.astype({"num_sms": int})
         parts += ["\n## Whole steps (ms)\n", _md(_ms(steps).set_index("key"))]
     co = j[j["kind"] == "corun"]
     if len(co) and "slowdown_green" in co:
         c = co[["key", "num_sms", "slowdown_green", "slowdown_libsmctrl", "ratio"]].round(3)
+        c = c.astype({"num_sms": int}).set_index("key")
         parts += ["\n## Co-runs: slowdown beside the other lane (time / alone)\n", _md(c)]
     return "\n".join(parts) + "\n"
 
