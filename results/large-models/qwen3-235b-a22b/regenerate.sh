@@ -1,7 +1,7 @@
 #!/bin/sh
 # Issue 13, Qwen3-235B-A22B on 8 GPUs (helper "moe"): from the device round's samples to the
 # tables. Usage, from the repository root:  sh results/large-models/qwen3-235b-a22b/regenerate.sh
-# Needs the device samples in results/large-models/qwen3-235b-a22b/device-r2/ (committed), the
+# Needs the device samples in results/large-models/qwen3-235b-a22b/device-r3/ (committed), the
 # measured NCCL table bulletsim/data/collectives/h200__nccl-2gpu.json (issue 13 part 1) and the
 # real traces in ../shared/traces (or TRACES=DIR). CPU only; ~25 min on 2 quiet cores.
 set -eu
@@ -12,7 +12,7 @@ COLL=""
 [ -f "$NCCL" ] && COLL="--collectives $NCCL"
 # 1. per-GPU profiles (TP 8, EP 8) fitted on the H200 samples (uniform routing), checked on the
 #    held-back zipf:0.6 samples, the all-reduce attached, H20 derived; installed
-python -m calibrate.moe_fit "$D/device-r2" --out "$D" --install $COLL
+python -m calibrate.moe_fit "$D/device-r3" --out "$D" --install $COLL
 # 2. capacity under the paper's large-model criterion (mean E2E / output tokens), 8 x H20;
 #    Bullet's TPOT target set to the same limit (as for the 70B rows)
 for run in qwen3-235b-a22b:profile:100 qwen3-235b-a22b:profile:200 \
