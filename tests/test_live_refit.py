@@ -41,6 +41,7 @@ TRUE = {
 }
 GAPS = {"batch": 1.2e-3, "window": 0.3e-3, "graph": 0.6e-3}
 PER_SEQ = {"batch": 8e-6, "window": 0.0, "graph": 6e-6}
+PER_TOKEN = {"batch": 0.2e-6, "window": 0.0, "graph": 0.0}
 
 
 def true_profile(base: dict) -> dict:
@@ -52,7 +53,8 @@ def true_profile(base: dict) -> dict:
     for k in ("floor", "mem_per_share", "compute_per_share"):
         d["srm"]["contention"][k] = TRUE[k]
     d["host"] = {"launch_s": TRUE["launch_s"], "eager_fixed_s": TRUE["eager_fixed_s"],
-                 "gap_s": GAPS, "gap_per_seq_s": PER_SEQ}  # fmt: skip
+                 "gap_s": GAPS, "gap_per_seq_s": PER_SEQ,
+                 "gap_per_token_s": PER_TOKEN}  # fmt: skip
     return d
 
 
@@ -107,6 +109,7 @@ def test_the_refit_recovers_known_terms_from_synthetic_live_runs(base, runs):
         # waits for an arrival shorter than BACK_TO_BACK_S look like long host gaps
         assert new["host"]["gap_s"][k] == pytest.approx(v, rel=0.02), k
         assert new["host"]["gap_per_seq_s"][k] == pytest.approx(PER_SEQ[k], abs=1e-6), k
+        assert new["host"]["gap_per_token_s"][k] == pytest.approx(PER_TOKEN[k], abs=2e-8), k
     after = {(r["phase"], r["sms"]): r["median_abs_pct"] for r in report["residuals_after"]}
     assert max(after.values()) < 0.2
     assert new["meta"]["live_refit"]["runs"] == [str(r) for r in runs]

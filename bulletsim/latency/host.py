@@ -9,7 +9,9 @@ mixed, or a prefill layer window) launches every kernel from Python, so on the d
 decode step replayed as a CUDA graph is one launch: its span is the GPU time. Between two
 back-to-back launches of a lane the host also commits the finished step and prepares the next
 one (batch metadata, attention plan, copies); the engine measured no overlap of that with the
-GPU, so a lane waits gap_s[kind] + gap_per_seq_s[kind] * (sequences in the launch), where kind is
+GPU, so a lane waits gap_s[kind] + gap_per_seq_s[kind] * (sequences in the launch) +
+gap_per_token_s[kind] * (prefill tokens in the launch: batch metadata grows with them), where
+kind is
 
     "batch"   an eager launch that starts a batch (a full step or a first layer window)
     "window"  a later layer window of the same batch (nothing to prepare)
@@ -43,12 +45,13 @@ class HostParams:
     kernels_per_layer: int = KERNELS_PER_LAYER
     gap_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(GAP_KINDS, 0.0))
     gap_per_seq_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(GAP_KINDS, 0.0))
+    gap_per_token_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(GAP_KINDS, 0.0))
     source: dict = field(default_factory=dict)  # which live runs, fitted how, residuals
 
     def __post_init__(self) -> None:
         if min(self.launch_s, self.eager_fixed_s) < 0 or self.kernels_per_layer < 0:
             raise ValueError("host launch_s, eager_fixed_s and kernels_per_layer must be >= 0")
-        for gaps in (self.gap_s, self.gap_per_seq_s):
+        for gaps in (self.gap_s, self.gap_per_seq_s, self.gap_per_token_s):
             bad = set(gaps) - set(GAP_KINDS)
             if bad:
                 raise ValueError(f"unknown host gap kinds {sorted(bad)}; valid: {list(GAP_KINDS)}")
@@ -64,13 +67,18 @@ class HostParams:
         """Host seconds to enqueue an eager launch of `num_layers` layers."""
         return self.eager_fixed_s + self.layer_launch_s * num_layers
 
-    def gap(self, kind: str, num_seqs: int = 0) -> float:
-        """Host seconds before a launch of `kind` over `num_seqs` sequences."""
-        return self.gap_s.get(kind, 0.0) + self.gap_per_seq_s.get(kind, 0.0) * num_seqs
+    def gap(self, kind: str, num_seqs: int = 0, prefill_tokens: int = 0) -> float:
+        """Host seconds before a launch of `kind` over `num_seqs` sequences, `prefill_tokens`
+        of them new prompt tokens."""
+        return (
+            self.gap_s.get(kind, 0.0)
+            + self.gap_per_seq_s.get(kind, 0.0) * num_seqs
+            + self.gap_per_token_s.get(kind, 0.0) * prefill_tokens
+        )
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for key in ("gap_s", "gap_per_seq_s"):
+        for key in ("gap_s", "gap_per_seq_s", "gap_per_token_s"):
             d[key] = {k: float(getattr(self, key).get(k, 0.0)) for k in GAP_KINDS}
         return d
 

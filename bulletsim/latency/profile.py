@@ -429,7 +429,8 @@ class ProfileLatency(ContendedPredict):
         if self.host is None:
             return 0.0
         kind = gap_kind(shape.prefill_tokens, first_layer)
-        return self.host.gap(kind, shape.decode_tokens + shape.num_prefill_seqs)
+        seqs = shape.decode_tokens + shape.num_prefill_seqs
+        return self.host.gap(kind, seqs, shape.prefill_tokens)
 
     def time_split_s(self, shape: WorkShape, num_sms: int) -> tuple[float, float]:
         """(memory-bound, compute-bound) seconds of `shape`'s kernels on `num_sms` SMs alone,

@@ -102,6 +102,7 @@ class Priced:
     starts: np.ndarray  # device start times (s) of the launches
     ends: np.ndarray
     seqs: np.ndarray  # sequences in the launch (decode tokens + prefill chunks)
+    tokens: np.ndarray  # new prompt tokens in the launch
     first_layer: np.ndarray
     exact: np.ndarray  # bool: the shape was recorded or replayed exactly
     host_s: np.ndarray  # CPU seconds the loop spent on the iteration (measured; NaN if absent)
@@ -208,6 +209,7 @@ def price_run(pl: ProfileLatency, run_dir: str | Path) -> Priced:
         starts=it["start_s"].to_numpy(np.float64),
         ends=it["end_s"].to_numpy(np.float64),
         seqs=a[:, 13],
+        tokens=it["prefill_tokens"].to_numpy(np.float64),
         first_layer=np.array([w.first_layer for w in work], dtype=np.int64),
         exact=np.array([w.exact for w in work], dtype=bool),
         host_s=_host_s(run_dir, it),
@@ -383,6 +385,7 @@ def back_to_back_gaps(p: Priced, busy_s: float = OTHER_LAUNCH_S) -> pd.DataFrame
             "start": p.starts,
             "end": p.ends,
             "seqs": p.seqs,
+            "tokens": p.tokens,
             "graph": p.graph,
             "first": p.first_layer,
         }  # fmt: skip
@@ -392,7 +395,14 @@ def back_to_back_gaps(p: Priced, busy_s: float = OTHER_LAUNCH_S) -> pd.DataFrame
     gap = df["start"].to_numpy()[1:] - df["end"].to_numpy()[:-1]
     nxt = df.iloc[1:]
     kind = np.where(nxt["graph"], "graph", np.where(nxt["first"] > 0, "window", "batch"))
-    out = pd.DataFrame({"kind": kind, "gap_s": gap, "seqs": nxt["seqs"].to_numpy()})
+    out = pd.DataFrame(
+        {
+            "kind": kind,
+            "gap_s": gap,
+            "seqs": nxt["seqs"].to_numpy(),
+            "tokens": nxt["tokens"].to_numpy(),
+        }  # fmt: skip
+    )
     keep = same & (gap >= 0) & (gap < BACK_TO_BACK_S)
     lo, hi = df["end"].to_numpy()[:-1], df["start"].to_numpy()[1:]
     for r in np.unique(run):
@@ -409,30 +419,35 @@ def back_to_back_gaps(p: Priced, busy_s: float = OTHER_LAUNCH_S) -> pd.DataFrame
     return out[keep].reset_index(drop=True)
 
 
-def fit_gaps(p: Priced, min_samples: int = 20) -> tuple[dict, dict, dict]:
-    """(fixed s, per-sequence s, samples) of the host gap per launch kind: robust linear fit
-    (soft-L1, 0.2 ms scale) of back-to-back gaps on the launch's sequence count; kinds with
-    fewer than `min_samples` gaps get 0 (not seen)."""
+def fit_gaps(p: Priced, min_samples: int = 20) -> tuple[dict, dict, dict, dict]:
+    """(fixed s, per-sequence s, per-prefill-token s, samples) of the host gap per launch
+    kind: robust linear fit (soft-L1, 0.2 ms scale) of back-to-back gaps on the launch's
+    sequence and prompt-token counts (the token term only for batch starts, the launches
+    that stage prompts); kinds with fewer than `min_samples` gaps get 0 (not seen)."""
     from scipy.optimize import least_squares
 
     gaps = back_to_back_gaps(p)
-    fixed, per_seq, counts = {}, {}, {}
+    fixed, per_seq, per_token, counts = {}, {}, {}, {}
     for kind in GAP_KINDS:
         g = gaps[gaps["kind"] == kind]
         counts[kind] = len(g)
+        fixed[kind] = per_seq[kind] = per_token[kind] = 0.0
         if len(g) < min_samples:
-            fixed[kind] = per_seq[kind] = 0.0
             continue
-        y, x = g["gap_s"].to_numpy() * 1e3, g["seqs"].to_numpy(np.float64)
+        y = g["gap_s"].to_numpy() * 1e3
+        x, t = g["seqs"].to_numpy(np.float64), g["tokens"].to_numpy(np.float64)
+        if kind != "batch" or not t.any():
+            t = np.zeros_like(t)
         sol = least_squares(
-            lambda c, x=x, y=y: c[0] + c[1] * x - y,
-            [float(np.median(y)), 0.0],
-            bounds=([0.0, 0.0], [BACK_TO_BACK_S * 1e3, 1.0]),
+            lambda c, x=x, t=t, y=y: c[0] + c[1] * x + c[2] * t - y,
+            [float(np.median(y)), 0.0, 0.0],
+            bounds=([0.0, 0.0, 0.0], [BACK_TO_BACK_S * 1e3, 1.0, 0.1]),
             loss="soft_l1",
             f_scale=0.2,
         )
         fixed[kind], per_seq[kind] = float(sol.x[0] * 1e-3), float(sol.x[1] * 1e-3)
-    return fixed, per_seq, counts
+        per_token[kind] = float(sol.x[2] * 1e-3)
+    return fixed, per_seq, per_token, counts
 
 
 def error_table(p: Priced, model_s: np.ndarray) -> list[dict]:
@@ -468,7 +483,7 @@ def refit_profile(doc: dict, run_dirs: list[str | Path]) -> tuple[dict, dict]:
     bounds, host_line = host_launch_bounds(p, kpl)
     fitted, names = fit_terms(p, start, gs, kpl, L, bounds)
     after_s = model_time(fitted, p, gs, kpl, L)
-    fixed, per_seq, counts = fit_gaps(p)
+    fixed, per_seq, per_token, counts = fit_gaps(p)
     runs = [str(d) for d in run_dirs]
     report = {
         "runs": runs,
@@ -503,6 +518,7 @@ def refit_profile(doc: dict, run_dirs: list[str | Path]) -> tuple[dict, dict]:
         "kernels_per_layer": kpl,
         "gap_s": fixed,
         "gap_per_seq_s": per_seq,
+        "gap_per_token_s": per_token,
         "source": {"live_runs": runs, "method": report["method"]},
     }
     new["meta"] = dict(new["meta"]) | {"live_refit": report}
@@ -524,8 +540,9 @@ def repriced(doc: dict, run_dir: str | Path) -> pd.DataFrame:
         gaps = back_to_back_gaps(p)
         for kind, g in gaps.groupby("kind"):
             fixed, per = host["gap_s"].get(kind, 0.0), host["gap_per_seq_s"].get(kind, 0.0)
-            live = g["gap_s"].to_numpy()
-            e = ((fixed + per * g["seqs"].to_numpy()) / np.maximum(live, 1e-9) - 1.0) * 100.0
+            tok = (host.get("gap_per_token_s") or {}).get(kind, 0.0)
+            model = fixed + per * g["seqs"].to_numpy() + tok * g["tokens"].to_numpy()
+            e = (model / np.maximum(g["gap_s"].to_numpy(), 1e-9) - 1.0) * 100.0
             rows.append({"phase": f"gap {kind}", "sms": "-", "n": len(e),
                          "median_abs_pct": round(float(np.median(np.abs(e))), 2),
                          "p90_abs_pct": round(float(np.percentile(np.abs(e), 90)), 2),

@@ -85,7 +85,8 @@ def _print_report(report: dict, doc: dict) -> None:
     con.print(t)
     h = doc["host"]
     gaps = ", ".join(
-        f"{k} {1e3 * h['gap_s'][k]:.2f} ms + {1e6 * h['gap_per_seq_s'][k]:.1f} us/seq "
+        f"{k} {1e3 * h['gap_s'][k]:.2f} ms + {1e6 * h['gap_per_seq_s'][k]:.1f} us/seq + "
+        f"{1e9 * h['gap_per_token_s'][k]:.0f} ns/prompt token "
         f"({report['gap_samples'][k]} gaps)"
         for k in h["gap_s"]
     )
