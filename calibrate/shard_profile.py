@@ -33,8 +33,9 @@ def attach(doc: dict, table: dict, interconnect_ratio: float = 1.0, note: str | 
     out = copy.deepcopy(doc)
     sec = section_for(table, tp, interconnect_ratio, note)
     out.setdefault("collectives", {})["allreduce"] = sec
-    limits = doc["meta"].get("kernel_restrictions") or {}
-    limited = {k: v for k, v in limits.items() if v not in ("all", "auto")}
+    from bulletsim.latency.factory import kernel_limits
+
+    limited = kernel_limits(doc["meta"])
     note = f"; kernels limited to {limited}" if limited else ""
     out["meta"]["parts"] = {
         "layer_kernels": f"{doc['meta']['kind']} (one GPU at the TP-{tp} shard shapes{note})",

@@ -83,8 +83,7 @@ def tp_parts_line(doc: dict, gpu: str, model: ModelSpec) -> str:
         f"heads, intermediate {model.intermediate_size // model.tp}, "
         f"vocab {model.vocab_size // model.tp} per GPU)"
     )
-    limits = meta.get("kernel_restrictions") or {}
-    limited = {k: v for k, v in limits.items() if v not in ("all", "auto")}
+    limited = kernel_limits(meta)
     if limited:
         kernels += f" (kernels limited to {limited})"
     ar = doc.get("collectives", {}).get("allreduce")
@@ -98,3 +97,16 @@ def tp_parts_line(doc: dict, gpu: str, model: ModelSpec) -> str:
             f"H200s: {ar.get('transfer', 'ring transfer')}"
         )
     return f"tp={model.tp} shard profile {gpu}/{model.name}: {kernels} {shard}; {ar_text}"
+
+
+def kernel_limits(meta: dict) -> dict:
+    """The kernel restrictions a calibration ran under (`meta.kernel_restrictions`), less
+    the entries that restrict nothing ("all", "auto", every GEMM path)."""
+    from bulletsim.gpu.selection import GEMM_PATHS
+
+    limits = meta.get("kernel_restrictions") or {}
+    return {
+        k: v
+        for k, v in limits.items()
+        if v not in ("all", "auto") and not (isinstance(v, list) and set(v) >= set(GEMM_PATHS))
+    }
