@@ -244,3 +244,15 @@ def test_shard_shape_transfer_reproduces_the_target_shard_of_the_same_roofline(s
         assert got.predict(shape, n) == pytest.approx(want.predict(shape, n), rel=0.05)
     with pytest.raises(ValueError, match="measured shard"):
         derive_tp(doc8, 2)
+
+
+def test_kernel_limits_name_only_real_restrictions():
+    from bulletsim.gpu.selection import GEMM_PATHS
+    from bulletsim.latency.factory import ALL_GEMM_PATHS, kernel_limits
+
+    assert set(GEMM_PATHS) == ALL_GEMM_PATHS
+    meta = {"kernel_restrictions": {"gemm_paths": list(GEMM_PATHS), "decode_backend": "auto"}}
+    assert kernel_limits(meta) == {}
+    meta["kernel_restrictions"]["gemm_paths"] = ["cublas"]
+    assert kernel_limits(meta) == {"gemm_paths": ["cublas"]}
+    assert kernel_limits({"kernel_restrictions": None}) == {}

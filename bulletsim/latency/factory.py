@@ -6,6 +6,10 @@ from bulletsim.hardware import GPUSpec
 from bulletsim.latency.base import LatencyModel
 from bulletsim.models import ModelSpec
 
+# The calibrator's GEMM paths (bulletsim.gpu.selection.GEMM_PATHS, not imported: latency code
+# stays clear of engine code; tests/test_collectives.py checks the two agree).
+ALL_GEMM_PATHS = frozenset({"cublas", "cublaslt-sm-target", "triton-persistent"})
+
 
 def build_latency(kind: str, gpu: GPUSpec, model: ModelSpec) -> LatencyModel:
     """`auto`: the profile for (gpu, model, tp) if one is installed, else the analytic
@@ -102,11 +106,9 @@ def tp_parts_line(doc: dict, gpu: str, model: ModelSpec) -> str:
 def kernel_limits(meta: dict) -> dict:
     """The kernel restrictions a calibration ran under (`meta.kernel_restrictions`), less
     the entries that restrict nothing ("all", "auto", every GEMM path)."""
-    from bulletsim.gpu.selection import GEMM_PATHS
-
     limits = meta.get("kernel_restrictions") or {}
     return {
         k: v
         for k, v in limits.items()
-        if v not in ("all", "auto") and not (isinstance(v, list) and set(v) >= set(GEMM_PATHS))
+        if v not in ("all", "auto") and not (isinstance(v, list) and set(v) >= ALL_GEMM_PATHS)
     }
