@@ -3,7 +3,10 @@
 EXPERIMENTAL: not one of `selection.GEMM_PATHS`, so neither the calibrator nor the live
 engine runs it; `benchmarks/live_h200.py` times a decode step with it to show how far the
 small-N decode GEMMs (qkv, o, down) are from the bandwidth the attention reaches (R1: the
-cuBLASLt kernels moved those weights at 3.26 TB/s against 4.0 for the attention).
+cuBLASLt kernels moved those weights at 3.26 TB/s against 4.0 for the attention). Measured
+on the H200 (R4, results/live-h200/NOTES.md) it does not help: alone 0.42-2.35 TB/s, in the
+decode graph 9.06 ms against 8.98 ms with the profile's kernels. Kept as that measurement's
+code; a better skinny kernel would start from it.
 
 With 64 rows a tile of 64 x BLOCK_N output columns has too few tiles to fill 132 SMs when N
 is 4096-6144 (32-96 tiles); splitting K over `split_k` programs per tile gives every SM work.
