@@ -316,3 +316,14 @@ def test_moe_fit_pipeline_on_synthetic_samples(tmp_path):
     for op in ("gate_up", "down"):
         assert check["rerouted"][op]["median_pct"] < check["as_measured"][op]["median_pct"]
     assert check["skew_ratio_error"]["n"] > 0 and check["skew_ratio_error"]["median_pct"] < 5
+
+
+def test_installed_qwen3_profiles_say_what_each_gpu_holds():
+    from bulletsim.latency.factory import build_latency, transfer_note
+
+    h20 = get_gpu("h20")
+    for model, experts in ((QWEN, "128 experts x 192"), (QWEN_EP, "16 experts x 1536")):
+        lat = build_latency("auto", h20, model)
+        assert lat.name == f"profile:h20/{model.name} (derived)"
+        note = transfer_note("auto", h20, model)
+        assert experts in note and "derived" in note and "all-reduce" in note

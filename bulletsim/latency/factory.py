@@ -82,10 +82,15 @@ def tp_parts_line(doc: dict, gpu: str, model: ModelSpec) -> str:
         kernels = f"layer kernels derived from {src.upper()} TP-{measured_tp} shard measurements"
         if measured_tp != model.tp:
             kernels += f" (shape transfer to TP-{model.tp}, then the GPU transfer)"
+    mlp = f"intermediate {model.intermediate_size // model.tp}"
+    if model.is_moe:  # the experts one GPU holds (TP: every expert's slice; EP: whole experts)
+        mlp = (
+            f"{model.num_experts // model.ep} experts x "
+            f"{model.moe_intermediate_size // model.moe_shards} ({model.moe_routing} routing)"
+        )
     shard = (
         f"(hidden {model.hidden_size}, {model.q_heads_per_gpu} q / {model.kv_heads_per_gpu} kv "
-        f"heads, intermediate {model.intermediate_size // model.tp}, "
-        f"vocab {model.vocab_size // model.tp} per GPU)"
+        f"heads, {mlp}, vocab {model.vocab_size // model.tp} per GPU)"
     )
     limited = kernel_limits(meta)
     if limited:
