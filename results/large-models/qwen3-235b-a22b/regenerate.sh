@@ -16,7 +16,8 @@ python -m calibrate.moe_fit "$D/device-r3" --out "$D" --install $COLL
 # 2. capacity under the paper's large-model criterion (mean E2E / output tokens), 8 x H20;
 #    Bullet's TPOT target set to the same limit (as for the 70B rows)
 for run in qwen3-235b-a22b:profile:100 qwen3-235b-a22b:profile:200 \
-           qwen3-235b-a22b-ep8:profile:100 qwen3-235b-a22b:roofline:100 \
+           qwen3-235b-a22b-ep8:profile:100 qwen3-235b-a22b-ep8:profile:200 \
+           qwen3-235b-a22b:roofline:100 \
            qwen3-235b-a22b:roofline:200; do
   m=${run%%:*}; rest=${run#*:}; lat=${rest%%:*}; slo=${rest##*:}
   python -m bulletsim.norm_latency --gpu h20 --model "$m" --tp 8 --latency "$lat" \
