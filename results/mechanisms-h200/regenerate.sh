@@ -5,8 +5,9 @@
 # chunked-2048 runs once (it has no SM partitions). Needs ../shared/traces (not in the repo).
 set -eu
 cd "$(dirname "$0")/../.."
+traces=$(realpath ../shared/traces)
 common=(--trace sharegpt --trace splitwise-code --trace arxiv --rates 4,8,12,16,24,32,40,48
-  -n 5000 --gpu h200 --model llama-3.1-8b --latency profile --traces-dir ../shared/traces
+  -n 5000 --gpu h200 --model llama-3.1-8b --latency profile --traces-dir "$traces"
   --set chunked.max_running_requests=1024 --rel-tol 0.01 --workers 1 --no-timeline --no-plots -q)
 bulletsim sweep --policy bullet --policy chunked-2048 --mechanism green "${common[@]}" \
   --out results/mechanisms-h200/sweep-green
@@ -14,3 +15,13 @@ for m in libsmctrl mps none; do
   bulletsim sweep --policy bullet --mechanism $m "${common[@]}" --out results/mechanisms-h200/sweep-$m
 done
 python results/mechanisms-h200/capacity_table.py results/mechanisms-h200
+# The same with the libsmctrl-measured profile as the latency model, from a copy of the tree
+# whose H200 profile is replaced (results/h200's "previous profile" column was made this way).
+tree=$(mktemp -d)
+git archive HEAD | tar x -C "$tree"
+cp results/mechanisms-h200/profile-libsmctrl/h200__llama-3.1-8b.libsmctrl.json \
+  "$tree/bulletsim/data/profiles/h200__llama-3.1-8b.json"
+(cd "$tree" && PYTHONPATH=$tree python -m bulletsim.cli sweep --policy bullet \
+  --policy chunked-2048 --mechanism libsmctrl "${common[@]}" --out sweep-own)
+rm -rf results/mechanisms-h200/sweep-libsmctrl-own-profile
+cp -r "$tree/sweep-own" results/mechanisms-h200/sweep-libsmctrl-own-profile && rm -rf "$tree"
