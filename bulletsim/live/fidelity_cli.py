@@ -27,6 +27,11 @@ def report_live_runs(
 
     con = Console()
     rows = []
+    if table is not None:
+        try:
+            _check_table_path(table)
+        except USER_ERRORS as e:
+            fail(str(e))
     try:
         plan, decide = _plan(run_dirs, profile, held_out)
         if policy_profile is not None:
@@ -105,3 +110,28 @@ def _print_run(f, con: Console) -> None:
         t.add_row(r.phase, r.sms, str(r.n), f"{r.median_abs_pct:.1f}",
                   f"{r.p90_abs_pct:.1f}", f"{r.median_pct:+.1f}")  # fmt: skip
     con.print(t)
+
+
+TABLE_HEAD = "| workload | policy | rate (req/s) |"
+
+
+def _check_table_path(table: Path) -> None:
+    """Refuse, before any simulation, a --table this tool may not write: a folder, a file in a
+    missing folder, or an existing file that is not a fidelity table it wrote (never overwrite
+    what bulletsim did not write). Raises ValueError naming the problem."""
+    if table.is_dir():
+        raise ValueError(
+            f"--table {table}: is a folder; give a file name, e.g. {table}/fidelity.md"
+        )
+    if not table.parent.is_dir():
+        raise ValueError(f"--table {table}: folder {table.parent} does not exist")
+    if table.exists():
+        try:
+            head = table.read_text(errors="replace")[: len(TABLE_HEAD)]
+        except OSError as e:
+            raise ValueError(f"--table {table}: cannot be read ({e.strerror})") from None
+        if head != TABLE_HEAD:
+            raise ValueError(
+                f"--table {table}: exists and is not a fidelity table bulletsim wrote; "
+                "choose a new file name"
+            )

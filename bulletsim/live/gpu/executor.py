@@ -73,6 +73,11 @@ class GpuExecutor:
     # -- setup (before the run clock starts) -------------------------------------------------
     def begin(self, ctx: PolicyContext, lanes: tuple[str, ...]) -> None:
         t0 = time.perf_counter()
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"--executor gpu needs a CUDA GPU, and torch {torch.__version__} sees none "
+                "(CPU-only build or no device); use --executor fake to run without one"
+            )
         torch.cuda.init()
         props = torch.cuda.get_device_properties(0)
         self.total = props.multi_processor_count

@@ -1,0 +1,40 @@
+"""`bulletsim fidelity --table` never overwrites a file it did not write, and refuses a folder,
+before any simulation (new-user findings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bulletsim.live.fidelity_cli import TABLE_HEAD, _check_table_path
+
+
+def test_foreign_file_is_refused_and_kept(tmp_path: Path) -> None:
+    f = tmp_path / "mine.json"
+    f.write_text("mine\n")
+    with pytest.raises(ValueError, match="not a fidelity table bulletsim wrote"):
+        _check_table_path(f)
+    assert f.read_text() == "mine\n"
+
+
+def test_folder_and_missing_parent_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="is a folder"):
+        _check_table_path(tmp_path)
+    with pytest.raises(ValueError, match="does not exist"):
+        _check_table_path(tmp_path / "nope" / "t.md")
+
+
+def test_own_table_and_new_file_are_accepted(tmp_path: Path) -> None:
+    own = tmp_path / "fidelity.md"
+    own.write_text(TABLE_HEAD + " live thr |\n")
+    _check_table_path(own)
+    _check_table_path(tmp_path / "new.md")
+
+
+def test_committed_tables_start_with_the_head() -> None:
+    root = Path(__file__).resolve().parents[1] / "results" / "live-h200"
+    tables = sorted(root.glob("fidelity*.md"))
+    assert tables
+    for t in tables:
+        assert t.read_text().startswith(TABLE_HEAD), t
