@@ -25,6 +25,24 @@ def _fail(msg: str) -> None:
     raise typer.Exit(2)
 
 
+def _require_gpu(libsmctrl: str | None, needs_libsmctrl: bool) -> None:
+    """Fail in one line (exit 2) unless torch sees a CUDA GPU and, when `needs_libsmctrl`,
+    the libsmctrl library (`libsmctrl` path or LIBSMCTRL_PATH) can be found."""
+    if needs_libsmctrl:
+        from bulletsim.gpu.libsmctrl import LibsmctrlUnavailable, find_libsmctrl
+
+        try:
+            find_libsmctrl(libsmctrl)
+        except LibsmctrlUnavailable as e:
+            _fail(str(e))
+    try:
+        import torch
+    except ImportError:
+        _fail(GPU_HINT)
+    if not torch.cuda.is_available():
+        _fail(GPU_HINT)
+
+
 @contextlib.contextmanager
 def _progress(total: int):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -147,19 +165,7 @@ def calibrate(
             )
     except ValueError as e:
         _fail(str(e))
-    if mechanism == "libsmctrl":
-        from bulletsim.gpu.libsmctrl import LibsmctrlUnavailable, find_libsmctrl
-
-        try:
-            find_libsmctrl(libsmctrl)
-        except LibsmctrlUnavailable as e:
-            _fail(str(e))
-    try:
-        import torch
-    except ImportError:
-        _fail(GPU_HINT)
-    if not torch.cuda.is_available():
-        _fail(GPU_HINT)
+    _require_gpu(libsmctrl, mechanism == "libsmctrl")
     from calibrate.pipeline import finish
     from calibrate.run import run_calibration
 
@@ -272,18 +278,7 @@ def calibrate_selftest(
     """Prove with the %smid probe that masked kernels run exactly on their TPCs (GPU)."""
     if mechanism not in SELF_TESTS:
         _fail(f"no self-test for {mechanism!r}; valid: {', '.join(SELF_TESTS)}")
-    from bulletsim.gpu.libsmctrl import LibsmctrlUnavailable, find_libsmctrl
-
-    try:
-        find_libsmctrl(libsmctrl)
-    except LibsmctrlUnavailable as e:
-        _fail(str(e))
-    try:
-        import torch
-    except ImportError:
-        _fail(GPU_HINT)
-    if not torch.cuda.is_available():
-        _fail(GPU_HINT)
+    _require_gpu(libsmctrl, True)
     from calibrate.libsmctrl_check import main as check_main
 
     argv = ["selftest", "graph", "--watchdog-s", str(watchdog_s)]
