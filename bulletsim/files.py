@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -19,3 +20,19 @@ def require_file(path: str | Path, what: str) -> Path:
     if p.exists():
         raise ValueError(f"{what} {p} is not a regular file")
     raise FileNotFoundError(f"{what} not found: {p}")
+
+
+def require_writable_file(
+    path: Path, flag: str, wrote_it: Callable[[Path], bool], written_by: str, example: str
+) -> Path:
+    """`path` if the tool may write a file there: not a folder, in an existing folder, and
+    either new or a file `wrote_it` recognises as the tool's own (never overwrite what the
+    tool did not write). Raises ValueError naming `flag`; `written_by` says which output it
+    must be to be replaced, `example` a file name to suggest for a folder."""
+    if path.is_dir():
+        raise ValueError(f"{flag} {path} is a folder; give a file name, e.g. {path / example}")
+    if path.exists() and not wrote_it(path):
+        raise ValueError(f"{flag} {path} exists and is not {written_by}; choose a new file name")
+    if not path.parent.is_dir():
+        raise ValueError(f"{flag} {path}: folder {path.parent} does not exist")
+    return path

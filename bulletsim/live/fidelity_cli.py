@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bulletsim.files import require_writable_file
+
 
 def report_live_runs(
     run_dirs: list[Path],
@@ -117,21 +119,14 @@ TABLE_HEAD = "| workload | policy | rate (req/s) |"
 
 def _check_table_path(table: Path) -> None:
     """Refuse, before any simulation, a --table this tool may not write: a folder, a file in a
-    missing folder, or an existing file that is not a fidelity table it wrote (never overwrite
-    what bulletsim did not write). Raises ValueError naming the problem."""
-    if table.is_dir():
-        raise ValueError(
-            f"--table {table}: is a folder; give a file name, e.g. {table}/fidelity.md"
-        )
-    if not table.parent.is_dir():
-        raise ValueError(f"--table {table}: folder {table.parent} does not exist")
-    if table.exists():
-        try:
-            head = table.read_text(errors="replace")[: len(TABLE_HEAD)]
-        except OSError as e:
-            raise ValueError(f"--table {table}: cannot be read ({e.strerror})") from None
-        if head != TABLE_HEAD:
-            raise ValueError(
-                f"--table {table}: exists and is not a fidelity table bulletsim wrote; "
-                "choose a new file name"
-            )
+    missing folder, or an existing file that is not a fidelity table it wrote. ValueError."""
+    require_writable_file(
+        table, "--table", _is_fidelity_table, "a fidelity table bulletsim wrote", "fidelity.md"
+    )
+
+
+def _is_fidelity_table(path: Path) -> bool:
+    try:
+        return path.read_text(errors="replace").startswith(TABLE_HEAD)
+    except OSError:
+        return False

@@ -10,29 +10,26 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bulletsim.files import require_writable_file
+
 
 def check_out_file(out: Path | None) -> Path:
     """`out` if a refitted profile may be written there: a new .json file in an existing
     folder, or a profile an earlier `--from-live` wrote (replaced). ValueError otherwise."""
     if out is None:
         raise ValueError("--from-live needs --out FILE.json (where to write the profile)")
-    if out.is_dir():
-        raise ValueError(f"--out {out} is a folder; give a file name, e.g. {out / 'refit.json'}")
-    if out.suffix != ".json":
+    if out.suffix != ".json" and not out.is_dir():
         raise ValueError(f"--out {out}: a profile is a .json file")
-    if out.exists():
-        try:
-            written = "live_refit" in json.loads(out.read_text())["meta"]
-        except (ValueError, KeyError, TypeError, OSError, UnicodeDecodeError):
-            written = False
-        if not written:
-            raise ValueError(
-                f"--out {out} exists and is not a profile `calibrate --from-live` wrote; "
-                "choose a new file name"
-            )
-    if not out.parent.is_dir():
-        raise ValueError(f"--out {out}: folder {out.parent} does not exist")
-    return out
+    return require_writable_file(
+        out, "--out", _is_refit_profile, "a profile `calibrate --from-live` wrote", "refit.json"
+    )
+
+
+def _is_refit_profile(path: Path) -> bool:
+    try:
+        return "live_refit" in json.loads(path.read_text())["meta"]
+    except (ValueError, KeyError, TypeError, OSError, UnicodeDecodeError):
+        return False
 
 
 def _base_profile(run_dirs: list[Path], profile: Path | None) -> dict:
