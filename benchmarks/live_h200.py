@@ -3,7 +3,10 @@
 Parts (`--part`):
   runs       the runs of `--suite` one after another in one process (one model, one set of
              CUDA graphs), each written to `OUT/runs/<workload>-<policy>-r<rate>-n<n>/` (the
-             results of `bulletsim live`) with its wall time; `OUT/runs.json` sums them up
+             results of `bulletsim live`) with its wall time; `OUT/runs.json` sums them up.
+             Suites: smoke (n=60), splitwise, sharegpt, full (both) at 50/80/100% of
+             chunked-2048's simulated capacity; `--policies` (default chunked,bullet,pdmux,
+             the committed runs) picks the policies
   bandwidth  the decode step at batch 64 x context 2048 on the whole GPU (CUDA graph): time,
              achieved HBM bandwidth against the 4.8 TB/s datasheet and the device-copy
              bandwidth measured in the same process, a per-kernel breakdown (torch.profiler
@@ -13,6 +16,7 @@ Parts (`--part`):
 Usage (on the GPU machine; results/live-h200/NOTES.md has the exact commands):
 
     python benchmarks/live_h200.py --part runs --suite smoke --out OUT --traces-dir DIR
+    python benchmarks/live_h200.py --part runs --suite full --policies pdmux-slo --out OUT
     python benchmarks/live_h200.py --part bandwidth --out OUT
 """
 
@@ -31,18 +35,20 @@ from pathlib import Path
 # -n 500 --seeds 0 --capacity` (results/live-h200/NOTES.md, 2026-11-30)
 CAPACITY = {"splitwise": 38.05, "sharegpt": 76.11}
 LOADS = (0.5, 0.8, 1.0)
+# the policies of the committed runs (results/live-h200/runs, round R2); `--policies` picks
+# others at the same loads (pdmux-slo: results/live-h200/runs-pdmux-slo, round R1 of 12-01)
 POLICIES = ("chunked", "bullet", "pdmux")
 
 
-def suite(name: str) -> list[tuple[str, str, float, int]]:
+def suite(name: str, policies: tuple[str, ...] = POLICIES) -> list[tuple[str, str, float, int]]:
     """(workload, policy, rate req/s, requests) of a suite."""
     if name == "smoke":
-        return [("splitwise", p, 16.0, 60) for p in POLICIES]
+        return [("splitwise", p, 16.0, 60) for p in policies]
     workloads = list(CAPACITY) if name == "full" else [name]
     if any(w not in CAPACITY for w in workloads):
         raise SystemExit(f"unknown suite {name!r}; valid: smoke, full, {', '.join(CAPACITY)}")
     return [
-        (w, p, round(CAPACITY[w] * f, 1), 500) for w in workloads for f in LOADS for p in POLICIES
+        (w, p, round(CAPACITY[w] * f, 1), 500) for w in workloads for f in LOADS for p in policies
     ]
 
 
@@ -70,7 +76,8 @@ def run_suite(args) -> None:
     (out / "runs").mkdir(parents=True, exist_ok=True)
     ex, rows = None, []
     # one lane-set at a time: chunked's graphs first, then the two-lane policies share theirs
-    for workload, policy, rate, n in sorted(suite(args.suite), key=lambda r: r[1] != "chunked"):
+    runs = suite(args.suite, tuple(args.policies.split(",")))
+    for workload, policy, rate, n in sorted(runs, key=lambda r: r[1] != "chunked"):
         if args.only and f"{workload}-{policy}" not in args.only.split(","):
             continue
         cfg = config(workload, policy, rate, n, args.traces_dir, args.kv_blocks)
@@ -422,10 +429,18 @@ def main() -> None:
     ap.add_argument("--kv-blocks", type=int, default=32768)
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--only", default="", help="comma list of workload-policy to run")
+    ap.add_argument(
+        "--policies", default=",".join(POLICIES), help="comma list of policies of the suite"
+    )
     args = ap.parse_args()
     if os.environ.get("BULLETSIM_GIT_SHA"):
         print("code:", os.environ["BULLETSIM_GIT_SHA"], flush=True)
     if args.part == "runs":
+        from bulletsim.policies.registry import policy_names
+
+        bad = [p for p in args.policies.split(",") if p not in policy_names()]
+        if bad:
+            ap.error(f"unknown policies {bad}; valid: {', '.join(policy_names())}")
         run_suite(args)
     else:
         bandwidth(args)

@@ -6,7 +6,9 @@
 #                    --weights check (a 2-layer safetensors checkpoint loaded on the GPU)
 #   SUITE=full       both workloads in one process (one GPU, ~2x the wall time)
 #   SUITE=check      (R3) the --weights check and the decode benchmark only (~70 s)
-# PARTS overrides which parts run ("bandwidth runs"). Everything goes under $OUTDIR/$SUITE.
+# PARTS overrides which parts run ("bandwidth runs"), T_RUNS the runs part's timeout (s),
+# POLICIES the suite's policies (comma list; default chunked,bullet,pdmux: the committed runs).
+# Everything goes under $OUTDIR/$SUITE (with POLICIES: $OUTDIR/$SUITE-<policies>).
 set -u
 cd "$(dirname "$0")"; [ -d bulletsim ] || cd ..
 SUITE=${SUITE:-smoke}
@@ -19,12 +21,15 @@ case "$SUITE" in
   *) echo "unknown SUITE=$SUITE; valid: smoke splitwise sharegpt full check"; exit 2 ;;
 esac
 PARTS=${PARTS:-$DEF_PARTS}
+T_RUNS=${T_RUNS_OVERRIDE:-$T_RUNS}
+POLICIES=${POLICIES:-chunked,bullet,pdmux}
 OUT=${OUTDIR:-/tmp/out/engine}/$SUITE
+[ "$POLICIES" = chunked,bullet,pdmux ] || OUT=$OUT-${POLICIES//,/+}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/log.txt") 2>&1
 export PYTHONPATH=$PWD:${PYTHONPATH:-}
 [ -f GIT_SHA ] && export BULLETSIM_GIT_SHA=$(cat GIT_SHA)
-echo "engine devrun: SUITE=$SUITE PARTS=$PARTS code=${BULLETSIM_GIT_SHA:-unknown} $(date -u +%FT%TZ)"
+echo "engine devrun: SUITE=$SUITE PARTS=$PARTS POLICIES=$POLICIES code=${BULLETSIM_GIT_SHA:-unknown} $(date -u +%FT%TZ)"
 if ! python3 -c "import simpy" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --target /tmp/site-engine ../.whl/simpy-*.whl \
     && export PYTHONPATH=$PYTHONPATH:/tmp/site-engine
@@ -54,7 +59,7 @@ for part in $PARTS; do
     cat "$OUT/weights_check.txt"
   else
     timeout "$T_RUNS" python3 benchmarks/live_h200.py --part runs --suite "$SUITE" \
-      --out "$OUT" --traces-dir traces
+      --policies "$POLICIES" --out "$OUT" --traces-dir traces
     rc=$?
   fi
   status+=("$part rc=$rc $(( $(date +%s) - t0 ))s")
