@@ -114,12 +114,16 @@ class RunConfig:
 
     def model_spec(self) -> ModelSpec:
         """The model's shape: from `model_config` when given, else the built-in `model`."""
+        from bulletsim.hardware import get_gpu
         from bulletsim.hf_config import model_from_hf_config
-        from bulletsim.models import get_model
+        from bulletsim.models import check_tp, get_model
 
+        max_gpus = get_gpu(self.gpu).gpus_per_node
         if self.model_config is not None:
-            return model_from_hf_config(self.model_config, tp=self.tp or 1)
-        return get_model(self.model, tp=self.tp)
+            tp = self.tp or 1
+            spec = check_tp(model_from_hf_config(self.model_config, tp=1), max_gpus, tp)
+            return dataclasses.replace(spec, tp=tp)
+        return get_model(self.model, tp=self.tp, max_gpus=max_gpus)
 
     def validate(self) -> RunConfig:
         """Check every field, every policy section given (not only the chosen policy's),

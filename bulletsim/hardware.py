@@ -29,6 +29,9 @@ class GPUSpec:
     interconnect_bytes_s: float  # NVLink per GPU, one direction (what a ring all-reduce uses)
     source: str
     sms_per_tpc: int = 2  # libsmctrl masks whole TPCs
+    # GPUs on one NVLink/NVSwitch node: the HGX A100 / H100 / H200 and H20 baseboards hold 8
+    # (NVIDIA HGX datasheets); a tensor-parallel group does not leave the node.
+    gpus_per_node: int = 8
 
     def __post_init__(self) -> None:
         if self.num_sms < 1 or self.peak_bf16_flops <= 0 or self.mem_bw_bytes_s <= 0:

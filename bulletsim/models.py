@@ -199,8 +199,9 @@ def model_key(name: str) -> str | None:
     return key if key in MODELS else None
 
 
-def get_model(name: str, tp: int | None = None) -> ModelSpec:
-    """Look up a model by name (see `model_key`); `tp` overrides its tensor-parallel degree."""
+def get_model(name: str, tp: int | None = None, max_gpus: int = 8) -> ModelSpec:
+    """Look up a model by name (see `model_key`); `tp` overrides its tensor-parallel degree
+    (one of `valid_tps(model, max_gpus)`, else a ValueError listing them)."""
     key = model_key(name)
     if key is None:
         raise ValueError(
@@ -208,11 +209,39 @@ def get_model(name: str, tp: int | None = None) -> ModelSpec:
             "meta-llama/Llama-3.1-8B-Instruct, and llama3.1-8b)"
         )
     model = MODELS[key]
-    if tp is None or tp == model.tp:
+    if (tp is None or tp == model.tp) and model.tp <= max_gpus:
         return model
-    if tp < 1 or model.num_heads % tp:
-        valid = [d for d in range(1, model.num_heads + 1) if model.num_heads % d == 0]
-        raise ValueError(f"tp={tp} must divide {model.num_heads} heads of {key}; valid: {valid}")
-    if model.ep != 1 and tp != model.ep:
-        raise ValueError(f"{key} is expert-parallel over ep={model.ep} GPUs; tp must be {model.ep}")
-    return replace(model, tp=tp)
+    check_tp(model, max_gpus, model.tp if tp is None else tp)
+    return model if tp is None else replace(model, tp=tp)
+
+
+def valid_tps(model: ModelSpec, max_gpus: int = 8) -> list[int]:
+    """Tensor-parallel degrees `model` runs with inside one node of `max_gpus` GPUs: tp
+    divides the query heads and the MLP width (each expert's under TP experts), tp and the
+    KV heads divide one another (vLLM / SGLang replicate a KV head when tp > KV heads), and
+    an expert-parallel layout (ep > 1) needs tp == ep."""
+    out = []
+    for tp in range(1, max_gpus + 1):
+        width = model.moe_intermediate_size if model.is_moe else model.intermediate_size
+        if model.num_heads % tp or (model.num_kv_heads % tp and tp % model.num_kv_heads):
+            continue
+        if (model.ep == 1 and width % tp) or (model.ep != 1 and tp != model.ep):
+            continue
+        out.append(tp)
+    return out
+
+
+def check_tp(model: ModelSpec, max_gpus: int = 8, tp: int | None = None) -> ModelSpec:
+    """`model` if its tp (or the `tp` asked for) is in `valid_tps`; else a one-line
+    ValueError naming the rule and the valid degrees."""
+    tp = model.tp if tp is None else tp
+    valid = valid_tps(model, max_gpus)
+    if tp not in valid:
+        ep = f", be its ep={model.ep}" if model.ep != 1 else ""
+        raise ValueError(
+            f"tp={tp} is not a tensor-parallel degree of {model.name} on one node of "
+            f"{max_gpus} GPUs (it must be 1..{max_gpus}, divide {model.num_heads} query heads, "
+            f"divide or be a multiple of {model.num_kv_heads} KV heads{ep}); valid: "
+            f"{', '.join(map(str, valid))}"
+        )
+    return model

@@ -23,7 +23,6 @@ GPU-only module (torch imported inside the workers).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -31,6 +30,8 @@ import socket
 import statistics
 import time
 from pathlib import Path
+
+from calibrate.tool_cli import ToolParser, require_gpu, require_out_folder, run_tool
 
 SAFE_ENV = {  # never enable NVLink multicast on the lent machines (KINDS.md)
     "NCCL_NVLS_ENABLE": "0",
@@ -440,10 +441,12 @@ def nccl_channels(log_dir: Path) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ToolParser(prog="calibrate.collectives", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--suite", choices=sorted(SUITES), default="full")
     args = ap.parse_args()
+    require_out_folder(args.out, "--out")
+    require_gpu("calibrate.collectives", min_gpus=2)
     os.environ.update(SAFE_ENV)
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("NCCL_DEBUG", "INFO")
@@ -453,8 +456,6 @@ def main() -> None:
     import torch.multiprocessing as mp
 
     world = torch.cuda.device_count()
-    if world < 2:
-        raise SystemExit(f"needs >= 2 GPUs, {world} visible")
     t0 = time.perf_counter()
     error = None
     try:
@@ -518,4 +519,4 @@ def _summary(doc: dict) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -12,21 +12,53 @@ count. `report_md` writes the measured tables and the *derived* 4- and 8-GPU tra
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
+from bulletsim.files import require_writable_file
 from bulletsim.hardware import get_gpu
 from bulletsim.latency.collectives import AlphaBeta, busbw_gb_s, fit_alpha_beta, section_for
+from calibrate.tool_cli import ToolParser, read_json, require_out_folder, run_tool
 
 FORMAT = "bulletsim-collectives"
 
 
+# What `calibrate.collectives` writes and this fit reads (a file without them is another file).
+RUN_KEYS = ("rank0", "world", "date", "timing_method", "env", "hidden", "nccl_log")
+
+
 def table_from_run(doc: dict, gpu: str = "h200") -> dict:
-    """The measured table from a `collectives.json` (rank 0's rows: min over ranks per loop)."""
+    """The measured table from a `collectives.json` (rank 0's rows: min over ranks per loop).
+
+    Raises ValueError (one line) on a run that is not one: missing parts, a world below 2,
+    rows without bytes / SMs / a positive time, an incomplete grid."""
+    try:
+        return _table_from_run(doc, gpu)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(
+            f"collectives run is malformed ({type(e).__name__}: {e}); expected the "
+            "collectives.json that calibrate.collectives writes"
+        ) from None
+
+
+def _table_from_run(doc: dict, gpu: str) -> dict:
+    missing = [k for k in RUN_KEYS if k not in doc]
+    if missing:
+        raise ValueError(
+            f"collectives run lacks {', '.join(missing)}; expected the collectives.json that "
+            "calibrate.collectives writes"
+        )
     r0 = doc["rank0"]
     world = int(doc["world"])
+    if world < 2:
+        raise ValueError(f"collectives run has world={world}; an all-reduce needs >= 2 GPUs")
+    if not r0.get("rows"):
+        err = doc.get("error") or "no rows"
+        raise ValueError(f"collectives run measured nothing on rank 0 ({err})")
     ar = [r for r in r0["rows"] if r["op"] == "all_reduce"]
+    bad = [r for r in ar if not (r["ms"] > 0 and int(r["bytes"]) > 0 and int(r["sms"]) > 0)]
+    if bad:
+        raise ValueError(f"all-reduce row with a non-positive time, size or SM count: {bad[0]}")
     if not ar:
         raise ValueError("no all-reduce rows in this collectives run")
     sizes = sorted({int(r["bytes"]) for r in ar})
@@ -197,19 +229,44 @@ def write_json(doc: dict, path: Path) -> None:
     tmp.replace(path)
 
 
+def _is_table(path: Path) -> bool:
+    try:
+        return json.loads(path.read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _is_report(path: Path) -> bool:
+    try:
+        return path.read_text().startswith("### All-reduce, measured on ")
+    except (OSError, ValueError):
+        return False
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ToolParser(prog="calibrate.collectives_fit", description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path, help="collectives.json of a device run")
     ap.add_argument("--out", type=Path, required=True, help="measured table to write")
     ap.add_argument("--report", type=Path, help="folder for collectives.md")
     args = ap.parse_args()
-    table = table_from_run(json.loads(args.run.read_text()))
-    write_json(table, args.out)
+    out = require_writable_file(
+        args.out, "--out", _is_table, "a bulletsim-collectives table", "h200__nccl-2gpu.json"
+    )
+    report = None
     if args.report:
-        args.report.mkdir(parents=True, exist_ok=True)
-        (args.report / "collectives.md").write_text(report_md(table))
-    print(report_md(table))
+        report = require_out_folder(args.report, "--report") / "collectives.md"
+        if report.exists() and not _is_report(report):
+            raise ValueError(f"--report: {report} exists and is not a collectives report")
+    table = table_from_run(read_json(args.run, "collectives run", RUN_KEYS))
+    text = report_md(table)
+    write_json(table, out)
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        tmp = report.with_suffix(".md.tmp")
+        tmp.write_text(text)
+        tmp.replace(report)
+    print(text)
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

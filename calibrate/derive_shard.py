@@ -17,7 +17,6 @@ at the same (x, n) carries over. Used when the target shard itself was not measu
 
 from __future__ import annotations
 
-import argparse
 import copy
 
 from bulletsim.latency.ops import linear_ops
@@ -33,6 +32,7 @@ from bulletsim.latency.profile import (
 )
 from bulletsim.latency.roofline import op_time_s
 from bulletsim.models import get_model
+from calibrate.tool_cli import ToolParser, run_tool
 
 
 def derive_tp(doc: dict, tp: int) -> dict:
@@ -124,21 +124,37 @@ def derive_tp(doc: dict, tp: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ToolParser(prog="calibrate.derive_shard", description=__doc__.splitlines()[0])
     ap.add_argument("--gpu", default="h200")
     ap.add_argument("--model", default="llama-3.1-70b")
     ap.add_argument("--from-tp", type=int, required=True)
     ap.add_argument("--tp", type=int, required=True)
     a = ap.parse_args()
-    path = find_profile(a.gpu, a.model, tp=a.from_tp)
+    from bulletsim.hardware import get_gpu
+    from bulletsim.latency.profile_format import installed_tps
+
+    gpu, model = get_gpu(a.gpu).name, get_model(a.model).name
+    get_model(model, a.from_tp), get_model(model, a.tp)  # valid degrees, or the valid choices
+    if a.tp == a.from_tp:
+        raise ValueError(f"--tp {a.tp} equals --from-tp; give another degree to derive")
+    path = find_profile(gpu, model, tp=a.from_tp)
     if path is None:
-        raise SystemExit(f"no profile for {a.gpu} / {a.model} at tp={a.from_tp}")
+        have = ", ".join(map(str, installed_tps(gpu, model))) or "none"
+        raise ValueError(
+            f"no profile for {gpu} / {model} at tp={a.from_tp} in {PROFILE_DIR}; "
+            f"installed tp: {have}"
+        )
+    target = PROFILE_DIR / profile_filename(gpu, model, a.tp)
+    if target.exists() and read_profile(target)["meta"]["kind"] == "measured":
+        raise ValueError(
+            f"{target} is a measured profile; a derived one does not replace it (remove it "
+            "yourself if that is what you want)"
+        )
     doc = read_profile(path)
     doc.pop("collectives", None)
     out = derive_tp(doc, a.tp)
-    target = PROFILE_DIR / profile_filename(a.gpu, a.model, a.tp)
     print(write_profile(out, target))
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

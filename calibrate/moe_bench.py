@@ -17,11 +17,12 @@ printed beside each time. Writes moe_<part>.json under --out.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
 from pathlib import Path
+
+from calibrate.tool_cli import ToolParser, require_gpu, require_out_folder, run_tool
 
 ROUTINGS = ("uniform", "zipf:0.6")
 LAYOUTS = {"tp8": 1, "ep8": 8}
@@ -252,10 +253,12 @@ def part_model(log) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = ToolParser(prog="calibrate.moe_bench", description=__doc__.splitlines()[0])
     ap.add_argument("--part", choices=("check", "time", "model"), required=True)
-    ap.add_argument("--out", default=os.environ.get("OUTDIR", "."))
+    ap.add_argument("--out", default=os.environ.get("OUTDIR", "."), help="folder (env OUTDIR)")
     args = ap.parse_args()
+    require_out_folder(args.out, "--out")
+    require_gpu("calibrate.moe_bench")
     import torch
 
     t0 = time.perf_counter()
@@ -282,4 +285,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -17,7 +17,6 @@ GPU-only module.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 import traceback
@@ -26,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from calibrate.grids import QUICK
+from calibrate.tool_cli import ToolParser, require_gpu, require_out_folder, run_tool
 
 JOBS = {
     "tp8": "qwen3-235b-a22b",
@@ -322,7 +322,7 @@ def run_job(job: str, out: Path, layers: int, safe: bool, log) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = ToolParser(prog="calibrate.moe_calibrate", description=__doc__.splitlines()[0])
     ap.add_argument("--job", choices=tuple(JOBS), required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--layers", type=int, default=None, help="layers built (default 94; smoke 4)")
@@ -331,6 +331,12 @@ def main() -> None:
         "--stack-after", type=float, default=0, help="dump every thread's stack each S seconds"
     )
     args = ap.parse_args()
+    if args.layers is not None and not 1 <= args.layers <= 94:
+        raise ValueError(f"--layers {args.layers}: must be 1..94 (Qwen3-235B-A22B has 94)")
+    if not args.stack_after >= 0:
+        raise ValueError(f"--stack-after {args.stack_after}: must be >= 0 seconds")
+    require_out_folder(args.out, "--out")
+    require_gpu("calibrate.moe_calibrate")
     if args.stack_after > 0:  # a stall (R1) then names its Python line in the log
         import faulthandler
 
@@ -348,4 +354,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

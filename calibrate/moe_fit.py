@@ -17,20 +17,28 @@ and, with --install, copies the profiles into `bulletsim/data/profiles/`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from bulletsim.files import require_file
 from bulletsim.hardware import get_gpu
 from bulletsim.latency.profile import PROFILE_DIR, ProfileLatency, write_profile
 from bulletsim.latency.profile_format import profile_filename
 from bulletsim.models import ModelSpec, get_model
 from calibrate.fit import _err_stats, fit_profile, row_shape
 from calibrate.samples import load_samples, to_parquet
+from calibrate.tool_cli import (
+    ToolParser,
+    read_json,
+    require_folder,
+    require_out_folder,
+    run_tool,
+)
 
 LAYOUTS = {"tp8": "qwen3-235b-a22b", "ep8": "qwen3-235b-a22b-ep8"}
 SKEW = "zipf:0.6"
@@ -106,17 +114,20 @@ def routing_check(doc: dict, samples, model: ModelSpec, uniform=None) -> dict:
 def fit_layout(src: Path, out: Path, install: bool, collectives: dict | None = None) -> dict:
     """Fit one layout's profile, check it on the skewed samples, derive H20; returns the
     summary written to `<out>/fit_summary.json`."""
-    meta = json.loads((src / "uniform" / "meta.json").read_text())
+    meta = read_json(src / "uniform" / "meta.json", "samples meta", ("model", "gpu"))
     model = get_model(meta["model"])
     meta = {**meta, "tp": model.tp}
     gpu = get_gpu(meta["gpu"])
-    df = load_samples(src / "uniform" / "samples.jsonl")
-    doc = fit_profile(df, model, gpu, meta)
+    df = _samples(src / "uniform" / "samples.jsonl")
+    try:
+        doc = fit_profile(df, model, gpu, meta)
+    except (KeyError, TypeError, IndexError) as e:
+        raise ValueError(f"samples in {src / 'uniform'} cannot be fitted ({e!r})") from None
     summary: dict = {"layout": src.name, "model": model.name, "fit": doc["fit"]["summary"]}
     out.mkdir(parents=True, exist_ok=True)
     skew_file = src / "zipf" / "samples.jsonl"
     if skew_file.exists():
-        skew = load_samples(skew_file)
+        skew = _samples(skew_file)
         check = routing_check(doc, skew, model, df)
         doc["fit"]["routing_check"] = check
         summary["routing_check"] = {k: v for k, v in check.items() if k != "skew_ratio"}
@@ -141,22 +152,48 @@ def fit_layout(src: Path, out: Path, install: bool, collectives: dict | None = N
     return summary
 
 
+# Columns the fit reads of every sample (calibrate.samples writes them).
+SAMPLE_COLS = ("key", "kind", "op", "phase", "tokens", "num_sms", "time_s")
+
+
+def _samples(path: Path):
+    """A layout's samples, or a one-line error: missing, a folder, empty, wrong columns."""
+    df = load_samples(require_file(path, "samples file"))
+    if df.empty:
+        raise ValueError(f"samples file {path} holds no completed samples")
+    missing = [c for c in SAMPLE_COLS if c not in df.columns]
+    if missing:
+        raise ValueError(f"samples file {path} lacks columns {', '.join(missing)}")
+    return df
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("round_dir", type=Path)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--install", action="store_true")
+    ap = ToolParser(prog="calibrate.moe_fit", description=__doc__.splitlines()[0])
+    ap.add_argument("round_dir", type=Path, help="a MoE device round's folder (tp8/, ep8/)")
+    ap.add_argument("--out", type=Path, required=True, help="folder for <layout>/ outputs")
+    ap.add_argument("--install", action="store_true", help="copy the profiles into the package")
     ap.add_argument("--collectives", type=Path, help="measured NCCL table to attach")
     args = ap.parse_args()
-    table = json.loads(args.collectives.read_text()) if args.collectives else None
+    root = require_folder(args.round_dir, "round folder")
+    out = require_out_folder(args.out, "--out")
+    table = None
+    if args.collectives:
+        from calibrate.shard_profile import read_table
+
+        table = read_table(args.collectives)
+    found = [layout for layout in LAYOUTS if (root / layout / "uniform").is_dir()]
+    if not found:
+        raise ValueError(
+            f"no MoE samples in {root}: expected {' or '.join(f'{x}/uniform/' for x in LAYOUTS)}"
+            " with meta.json and samples.jsonl (calibrate.moe_calibrate --job tp8|ep8)"
+        )
     for layout in LAYOUTS:
-        src = args.round_dir / layout
-        if not (src / "uniform" / "meta.json").exists():
-            print(f"{layout}: no samples under {src}")
+        if layout not in found:
+            print(f"note: {layout}: no samples under {root / layout}; skipped", file=sys.stderr)
             continue
-        s = fit_layout(src, args.out / layout, args.install, table)
+        s = fit_layout(root / layout, out / layout, args.install, table)
         print(json.dumps(s, indent=1))
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -7,7 +7,6 @@ wrote under OUTDIR (moe_check.json, moe_time.json, moe_model.json, <job>/*/sampl
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 
@@ -45,5 +44,15 @@ def main(out: Path) -> None:
         print(f"samples {s.parent.relative_to(out)}: {n} (sweep {wall} s)")
 
 
+def cli() -> None:
+    from calibrate.tool_cli import ToolParser, require_folder
+
+    ap = ToolParser(prog="calibrate.moe_summary", description=__doc__.splitlines()[0])
+    ap.add_argument("outdir", type=Path, help="the round's OUTDIR")
+    main(require_folder(ap.parse_args().outdir, "OUTDIR"))
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    from calibrate.tool_cli import run_tool
+
+    run_tool(cli)

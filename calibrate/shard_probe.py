@@ -16,16 +16,16 @@ GPU-only module.
 
 from __future__ import annotations
 
-import argparse
 import faulthandler
 import json
-import sys
 import time
 from pathlib import Path
 
+from calibrate.tool_cli import ToolParser, require_gpu, require_out_folder, run_tool
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ToolParser(prog="calibrate.shard_probe", description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="llama-3.1-70b")
     ap.add_argument("--tp", type=int, default=8)
     ap.add_argument("--out", type=Path, required=True)
@@ -33,6 +33,13 @@ def main() -> None:
     ap.add_argument("--stage-s", type=float, default=25.0)
     ap.add_argument("--sms", type=int, default=8)
     a = ap.parse_args()
+    from bulletsim.models import get_model
+
+    get_model(a.model, a.tp)  # a known model and a valid degree, or the valid choices
+    if not (a.stage_s > 0 and a.sms > 0):
+        raise ValueError(f"--stage-s and --sms must be > 0, got {a.stage_s} and {a.sms}")
+    require_out_folder(a.out, "--out")
+    require_gpu("calibrate.shard_probe")
     skip = {s for s in a.skip.split(",") if s}
     a.out.mkdir(parents=True, exist_ok=True)
     doc: dict = {"skip": sorted(skip), "stages": {}, "running": None, "done": False}
@@ -133,4 +140,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

@@ -14,15 +14,36 @@ per part which is which (`meta.parts`).
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 from pathlib import Path
 
+from bulletsim.files import require_writable_file
 from bulletsim.latency.collectives import section_for
 from bulletsim.latency.profile_format import PROFILE_DIR, read_profile, write_profile
+from calibrate.tool_cli import ToolParser, read_json, run_tool
 
 COLLECTIVES_DIR = PROFILE_DIR.parent / "collectives"
+# What `section_for` reads of a measured table (`calibrate.collectives_fit` writes them).
+TABLE_KEYS = ("format", "bytes", "sms", "time_s", "alpha_beta", "source", "measured_gpus")
+
+
+def read_table(path: Path) -> dict:
+    """A measured collectives table (`calibrate.collectives_fit --out`), checked."""
+    table = read_json(path, "collectives table", TABLE_KEYS)
+    if table["format"] != "bulletsim-collectives":
+        raise ValueError(
+            f"collectives table {path} has format {table['format']!r}, not "
+            "'bulletsim-collectives' (write one with python -m calibrate.collectives_fit)"
+        )
+    return table
+
+
+def _is_profile(path: Path) -> bool:
+    try:
+        read_profile(path)
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def attach(doc: dict, table: dict, interconnect_ratio: float = 1.0, note: str | None = None):
@@ -46,18 +67,25 @@ def attach(doc: dict, table: dict, interconnect_ratio: float = 1.0, note: str | 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = ToolParser(prog="calibrate.shard_profile", description=__doc__.splitlines()[0])
     ap.add_argument("profile", type=Path, help="fitted shard profile (calibrate --tp N)")
     ap.add_argument("--collectives", type=Path, required=True, help="measured NCCL table")
     ap.add_argument("--out", type=Path, help="where to write (default: beside the input)")
     ap.add_argument("--install", action="store_true", help="also copy into the profiles dir")
     args = ap.parse_args()
-    doc = attach(read_profile(args.profile), json.loads(args.collectives.read_text()))
-    path = write_profile(doc, args.out or args.profile)
+    doc, table = read_profile(args.profile), read_table(args.collectives)
+    out = args.profile
+    if args.out is not None:
+        out = require_writable_file(args.out, "--out", _is_profile, "a profile", args.profile.name)
+    try:
+        doc = attach(doc, table)
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"collectives table {args.collectives} is malformed ({e!r})") from None
+    path = write_profile(doc, out)
     if args.install:
         write_profile(doc, PROFILE_DIR / path.name)
     print(f"{path}: {doc['meta']['parts']}")
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -64,6 +64,16 @@ CASES = [
     ("over-length-unknown", (*RUN, "--over-length", "sideways"), "over_length"),
     ("arrival-trace-no-timestamps", (*RUN, "--arrival", "trace"), "has no timestamps"),
     ("tp-not-dividing", (*RUN, "--tp", "3"), "tp=3"),
+    # tensor-parallel degrees (issue 13): beyond the 8-GPU node, zero, negative, KV heads,
+    # an expert-parallel layout, a config file's model, and sweep's --set
+    ("tp-16", (*RUN, "--model", "llama-3.1-70b", "--tp", "16"), "valid: 1, 2, 4, 8"),
+    ("tp-64", (*RUN, "--model", "llama-3.1-70b", "--tp", "64"), "one node of 8 GPUs"),
+    ("tp-0", (*RUN, "--tp", "0"), "tp=0 is not"),
+    ("tp-negative", (*RUN, "--tp", "-2"), "tp=-2 is not"),
+    ("tp-kv-heads", (*RUN, "--model", "qwen3-235b-a22b", "--tp", "6"), "4 KV heads"),
+    ("tp-ep", (*RUN, "--model", "qwen3-235b-a22b-ep8", "--tp", "4"), "ep=8); valid: 8"),
+    ("tp-hf-config", (*RUN, "--model-config", "@qwen3.json", "--tp", "16"), "valid: 1, 2, 4, 8"),
+    ("sweep-tp-16", (*SWEEP, "--set", "tp=16"), "valid: 1, 2, 4, 8"),
     # names (item 7): the valid ones are listed
     ("gpu-unknown", (*RUN, "--gpu", "b200"), "valid: a100, h100, h20, h200"),
     ("gpu-other-board", (*RUN, "--gpu", "h100-pcie"), "valid: a100"),
@@ -120,6 +130,8 @@ def make_inputs(root: Path) -> None:
         json.dumps([{"id": "a", "conversations": [{"from": "human", "value": "x " * 300}]}])
     )
     (d / "bad.toml").write_text("gpu = = 'h100'\n")
+    fixture = Path(__file__).parent / "fixtures" / "model_configs" / "qwen3-235b-a22b.json"
+    (d / "qwen3.json").write_text(fixture.read_text())
     (d / "unknown.toml").write_text("gpu = 'h100'\ncolour = 'blue'\n")
     (d / "mine" / "src").mkdir(parents=True)
     (d / "mine" / "src" / "main.py").write_text("a\n")

@@ -63,8 +63,16 @@ def test_qwen3_moe_shape():
 def test_get_model_errors():
     with pytest.raises(ValueError, match="unknown model 'gpt-5'; valid: llama-3.1-8b"):
         get_model("gpt-5")
-    with pytest.raises(ValueError, match=r"tp=3 must divide 32 heads of llama-3.1-8b; valid"):
-        get_model("llama-3.1-8b", tp=3)
+    # Every kind of bad degree names the valid ones: not dividing the heads, zero, negative,
+    # more GPUs than a node holds (8), and more than the 8-GPU node even where heads divide.
+    for tp in (3, 0, -2, 16, 32):
+        with pytest.raises(
+            ValueError, match=rf"tp={tp} is not .* llama-3.1-8b .*valid: 1, 2, 4, 8$"
+        ):
+            get_model("llama-3.1-8b", tp=tp)
+    assert get_model("llama-3.1-8b", tp=16, max_gpus=16).tp == 16  # a bigger node allows it
+    with pytest.raises(ValueError, match="valid: 1, 2, 4$"):  # a 4-GPU node
+        get_model("llama-3.1-70b", tp=8, max_gpus=4)
     assert get_model("LLaMA-3.1-8B", tp=2).tp == 2
     assert set(MODELS) == {
         "llama-3.1-8b",

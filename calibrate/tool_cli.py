@@ -1,0 +1,109 @@
+"""The front door of calibrate's `python -m calibrate.<tool>` scripts: a bad flag, a bad input
+file, a bad number or a machine without the GPU a tool needs is one line `error: ...` on
+stderr and exit code 2, never a traceback (the same rule as `bulletsim`'s commands).
+
+    def main() -> None:
+        ap = ToolParser(prog="calibrate.x", description=...)
+        ...
+    if __name__ == "__main__":
+        run_tool(main)
+
+Inputs are read with `read_json` (a file, valid JSON, an object with the keys the tool needs)
+and GPU tools call `require_gpu` before touching CUDA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import NoReturn
+
+from bulletsim.files import require_file
+
+# What a user's input can raise once a tool validates it: bad values (ValueError, which
+# json.JSONDecodeError is) and paths that are missing, folders or unreadable (OSError).
+USER_ERRORS = (ValueError, OSError)
+
+
+class ToolParser(argparse.ArgumentParser):
+    """argparse whose errors are one line (`error: <prog>: <message>`) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(f"{self.prog}: {message} (see --help)")
+
+
+def fail(msg: str) -> NoReturn:
+    """Print `error: msg` on stderr and exit with code 2."""
+    print(f"error: {msg}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def run_tool(main: Callable[[], object]) -> None:
+    """Run a tool's `main`, turning user errors into one line and exit code 2."""
+    try:
+        main()
+    except USER_ERRORS as e:
+        fail(" ".join(str(e).split()) or type(e).__name__)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def read_json(path: str | Path, what: str, keys: Iterable[str] = ()) -> dict:
+    """The JSON object in `path`; ValueError naming `what` when the path is a folder, the text
+    is not JSON or not an object, or one of `keys` is missing; FileNotFoundError when absent."""
+    p = require_file(path, what)
+    try:
+        doc = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{what} {p} is not valid JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{what} {p} holds a JSON {type(doc).__name__}, not an object")
+    missing = [k for k in keys if k not in doc]
+    if missing:
+        raise ValueError(f"{what} {p} lacks {', '.join(map(repr, missing))}; is it the right file?")
+    return doc
+
+
+def require_folder(path: str | Path, what: str) -> Path:
+    """`path` when it is an existing folder; FileNotFoundError / ValueError naming `what`."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        return p
+    if p.exists():
+        raise ValueError(f"{what} {p} is a file, not a folder")
+    raise FileNotFoundError(f"{what} not found: {p}")
+
+
+def require_out_folder(path: str | Path, flag: str) -> Path:
+    """`path` when a tool may write into it: a folder or a new path (not a file)."""
+    p = Path(path).expanduser()
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"{flag} {p} is a file; give a folder (new or existing)")
+    return p
+
+
+def require_gpu(tool: str, min_gpus: int = 1) -> None:
+    """Raise ValueError (one line) unless torch is installed and sees >= `min_gpus` CUDA GPUs.
+
+    Called before any CUDA work, so a CPU-only machine hears what the tool needs."""
+    try:
+        import torch
+    except ImportError:
+        raise ValueError(
+            f"{tool} measures on an NVIDIA GPU and needs torch with CUDA: torch is not "
+            "installed (pip install torch); the CPU-only tools are calibrate.collectives_fit, "
+            "calibrate.shard_profile, calibrate.derive_shard and calibrate.moe_fit"
+        ) from None
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"{tool} measures on an NVIDIA GPU: torch {torch.__version__} sees no CUDA GPU; "
+            "run it on a GPU machine (the CPU-only tools are calibrate.collectives_fit, "
+            "calibrate.shard_profile, calibrate.derive_shard and calibrate.moe_fit)"
+        )
+    count = torch.cuda.device_count()
+    if count < min_gpus:
+        raise ValueError(f"{tool} needs >= {min_gpus} GPUs (one process per GPU); {count} visible")
