@@ -28,11 +28,27 @@ def require_writable_file(
     """`path` if the tool may write a file there: not a folder, in an existing folder, and
     either new or a file `wrote_it` recognises as the tool's own (never overwrite what the
     tool did not write). Raises ValueError naming `flag`; `written_by` says which output it
-    must be to be replaced, `example` a file name to suggest for a folder."""
+    must be to be replaced, `example` a file name to suggest for a folder. The folder must be
+    writable (the file is written as a hidden sibling, then renamed into place)."""
     if path.is_dir():
         raise ValueError(f"{flag} {path} is a folder; give a file name, e.g. {path / example}")
     if path.exists() and not wrote_it(path):
         raise ValueError(f"{flag} {path} exists and is not {written_by}; choose a new file name")
     if not path.parent.is_dir():
-        raise ValueError(f"{flag} {path}: folder {path.parent} does not exist")
+        what = "is not a folder" if path.parent.exists() else "does not exist"
+        raise ValueError(f"{flag} {path}: {path.parent} {what}")
+    if not folder_writable(path.parent):
+        raise ValueError(f"{flag} {path}: cannot write in folder {path.parent}")
     return path
+
+
+def folder_writable(folder: Path) -> bool:
+    """Whether a file can be created in `folder` (tried: permissions alone do not tell for
+    root or a read-only mount); the probe is an anonymous file, gone when closed."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False

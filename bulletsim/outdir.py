@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bulletsim.files import folder_writable
+
 MARKER = ".bulletsim-results"
 SCHEMA = "bulletsim-results/1"
 KINDS = ("run", "sweep", "design")
@@ -85,7 +87,7 @@ def check_out_dir(out: str | Path, kind: str) -> Path:
     parent = resolved.parent
     while not parent.exists():
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    if not parent.is_dir() or not folder_writable(parent):
         raise ValueError(f"--out {out}: cannot write under {parent} (not a writable folder)")
     return path
 

@@ -169,7 +169,7 @@ def test_calibrate_from_live_writes_a_profile_fidelity_knows(base, runs, tmp_pat
         (["{run}"], "--from-live needs --out FILE.json"),
         (["{run}", "--out", "{tmp}"], "is a folder"),
         (["{run}", "--out", "{tmp}/mine.json"], "is not a profile `calibrate --from-live` wrote"),
-        (["{tmp}/nothing", "--out", "{tmp}/x.json"], "not a results directory"),
+        (["{tmp}/nothing", "--out", "{tmp}/x.json"], "does not exist"),
         (["{empty}", "--out", "{tmp}/x.json"], "has no measured iterations"),
         (["{run}", "--out", "{tmp}/x.json", "--profile", "{a100}"], "the profile is for"),
         (["{run}", "--out", "{tmp}/x.json", "--profile", "{tmp}/no.json"], "not found"),
@@ -180,7 +180,7 @@ def test_calibrate_from_live_bad_input_is_one_line_exit_2(runs, tmp_path, extra,
     empty = tmp_path / "empty"
     empty.mkdir()
     src = runs[0]
-    for name in ("config.json", "summary.json", "requests.parquet"):
+    for name in ("config.json", "summary.json", "live.json", "requests.parquet"):
         (empty / name).write_bytes((src / name).read_bytes())
     import pandas as pd
 

@@ -25,16 +25,26 @@ def report_live_runs(
     the held-out runs with it (`live.fidelity_folds`), the simulated policy predicting with
     `policy_profile` (default: `profile`, unrefitted: the live runs' own)."""
     from bulletsim.cli import USER_ERRORS, fail
+    from bulletsim.files import require_file
     from bulletsim.live.fidelity import headline, markdown_table, resimulate_live
+    from bulletsim.live.fidelity_folds import HELD_OUT
+    from bulletsim.live.rundir import check_live_runs
 
     con = Console()
     rows = []
-    if table is not None:
-        try:
+    try:  # every input and the output are checked before any simulation or fit
+        if table is not None:
             _check_table_path(table)
-        except USER_ERRORS as e:
-            fail(str(e))
-    try:
+        if held_out is not None and held_out not in HELD_OUT:
+            raise ValueError(f"--held-out {held_out}: valid: {', '.join(HELD_OUT)}")
+        if policy_profile is not None:
+            if profile is None and held_out is None:
+                raise ValueError(
+                    "--policy-profile goes with --profile or --held-out (it is the profile "
+                    "the policy predicts with beside that one)"
+                )
+            require_file(policy_profile, "--policy-profile")
+        run_dirs = check_live_runs(run_dirs)
         plan, decide = _plan(run_dirs, profile, held_out)
         if policy_profile is not None:
             decide = policy_profile
@@ -56,8 +66,12 @@ def report_live_runs(
         rows.append(headline(f) | ({"fit_on": fit_on} if fit_on else {}))
     if table is not None:
         tmp = table.with_name(f".{table.name}.tmp-{os.getpid()}")
-        tmp.write_text(markdown_table(rows))
-        tmp.replace(table)
+        try:
+            tmp.write_text(markdown_table(rows))
+            tmp.replace(table)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            fail(f"--table {table}: could not write the table ({e.strerror or e})")
         typer.echo(f"table: {table}")
 
 
@@ -93,8 +107,9 @@ def _installed_profile(run_dir: Path) -> dict:
     from bulletsim.hardware import get_gpu
     from bulletsim.latency.profile import find_profile, read_profile
     from bulletsim.live.fidelity import live_config
+    from bulletsim.live.rundir import read_json_object
 
-    cfg = live_config(__import__("json").loads((Path(run_dir) / "config.json").read_text()))
+    cfg = live_config(read_json_object(Path(run_dir) / "config.json"))
     path = find_profile(get_gpu(cfg.gpu).name, cfg.model)
     if path is None:
         raise FileNotFoundError(f"no installed profile for {cfg.gpu} / {cfg.model}; give --profile")

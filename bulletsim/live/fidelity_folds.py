@@ -8,9 +8,10 @@ the other groups, so no run is judged by a profile fitted on it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from bulletsim.live.rundir import check_live_run, read_json_object
 
 HELD_OUT = ("workload", "load")
 
@@ -23,9 +24,7 @@ class Fold:
 
 
 def _describe(run: Path) -> tuple[str, float | None]:
-    cfg = json.loads((run / "config.json").read_text())["config"]
-    if not (run / "summary.json").is_file():
-        raise FileNotFoundError(f"{run} is not a results directory: no summary.json")
+    cfg = read_json_object(check_live_run(run) / "config.json")["config"]
     return cfg["workload"]["trace"], cfg["workload"].get("rate")
 
 
@@ -35,8 +34,6 @@ def group_of(runs: list[Path], by: str) -> dict[Path, str]:
         raise ValueError(f"unknown held-out split {by!r}; valid: {', '.join(HELD_OUT)}")
     info = {}
     for r in runs:
-        if not (r / "config.json").is_file():
-            raise FileNotFoundError(f"{r} is not a results directory: no config.json")
         info[r] = _describe(r)
     if by == "workload":
         return {r: f"workload {w}" for r, (w, _) in info.items()}

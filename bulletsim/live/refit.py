@@ -31,7 +31,6 @@ residuals before and after.
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +40,7 @@ import pandas as pd
 from bulletsim.fidelity.live_shapes import IterationWork, iteration_work
 from bulletsim.latency.host import GAP_KINDS, KERNELS_PER_LAYER
 from bulletsim.latency.profile import ProfileLatency
-from bulletsim.live.rundir import SM_BINS, read_live_run
+from bulletsim.live.rundir import SM_BINS, host_times_measured, read_live_run
 from bulletsim.policies.batching import with_layers
 
 # A gap longer than this between a lane's launches had the lane waiting for work, not the host
@@ -220,11 +219,9 @@ def price_run(pl: ProfileLatency, run_dir: str | Path) -> Priced:
 def _host_s(run_dir: str | Path, it: pd.DataFrame) -> np.ndarray:
     """The loop's CPU seconds per iteration when a GPU engine measured them (live.json says
     `measured`); NaN otherwise (the fake executor's host times are its own, not a GPU host's)."""
-    live = Path(run_dir) / "live.json"
-    measured = False
-    if live.is_file() and "host_s" in it:
-        measured = bool(json.loads(live.read_text()).get("executor", {}).get("measured"))
-    return it["host_s"].to_numpy(np.float64) if measured else np.full(len(it), np.nan)
+    if "host_s" in it and host_times_measured(run_dir):
+        return it["host_s"].to_numpy(np.float64)
+    return np.full(len(it), np.nan)
 
 
 def _parts(pl, w: IterationWork, n, co_sms, total, overlap_share, each_s, last_s, tail_parts):
@@ -308,6 +305,12 @@ def fit_terms(p: Priced, start: dict, graph_saving_s: float, kernels_per_layer: 
 
     names = [k for k in TERMS if not (k in CONTENTION and int(p.co.sum()) < MIN_CO_RUN)]
     bounds = BOUNDS | (bounds or {})
+    for k in names:
+        assert bounds[k][0] <= bounds[k][1], f"{k}: lower bound {bounds[k]} above upper"
+    # a term whose bounds meet is not free: it is held there (scipy wants lower < upper)
+    held = {k: float(bounds[k][0]) for k in names if bounds[k][0] == bounds[k][1]}
+    start = dict(start) | held
+    names = [k for k in names if k not in held]
     lo = np.array([bounds[k][0] for k in names])
     hi = np.array([bounds[k][1] for k in names])
     # scaled so every unknown is O(1) for the solver
@@ -333,12 +336,18 @@ def fit_terms(p: Priced, start: dict, graph_saving_s: float, kernels_per_layer: 
 
     # max(core, host) has no gradient in the host terms while the host bound is below every
     # step and kinks where it meets it: the solver starts from host bounds that bind or not
-    # (per launch 0 / 5 / 20 us), on a smoothed max (0.5 ms) first, then on the exact one
+    # (per launch 0 / 5 / 20 us, each kept inside the term's bounds: a run's measured host
+    # time may bound it lower), on a smoothed max (0.5 ms) first, then on the exact one
+    starts = [x0]
+    if "launch_s" in names:
+        i = names.index("launch_s")
+        for launch_s in (5e-6, 20e-6):
+            x = x0.copy()
+            x[i] = np.clip(launch_s / 1e-3, lo[i] / unit[i], hi[i] / unit[i])
+            if not any(np.array_equal(x, y) for y in starts):
+                starts.append(x)
     best = None
-    for launch_s in (None, 5e-6, 20e-6):
-        x = x0.copy()
-        if launch_s is not None and "launch_s" in names:
-            x[names.index("launch_s")] = launch_s / 1e-3
+    for x in starts:
         sol = solve(solve(x, 0.5e-3).x, 0.0)
         if best is None or sol.cost < best.cost:
             best = sol
@@ -351,13 +360,27 @@ def host_launch_bounds(p: Priced, kernels_per_layer: int) -> tuple[dict, dict]:
     iteration cost it (`host_s`: deciding, preparing, enqueueing and committing) bounds what
     enqueueing alone can take. A robust line host_s = a + b * layers over eager iterations
     gives eager_fixed_s <= a and launch_s <= b / kernels_per_layer. ({}, {}) without
-    host_s or with fewer than 20 eager iterations; else (bounds, the line in ms)."""
+    host_s or with fewer than 20 eager iterations; else (bounds, the line in ms). When every
+    eager iteration ran the same number of layers L (chunked prefill: full steps only) the
+    line's two parts cannot be told apart: the robust level c bounds each alone
+    (eager_fixed_s <= c, launch_s <= c / (kernels_per_layer * L))."""
     from scipy.optimize import least_squares
 
     m = ~p.graph & np.isfinite(p.host_s)
     if m.sum() < 20:
         return {}, {}
     x, y = p.layers[m], p.host_s[m] * 1e3
+    if np.unique(x).size < 2:
+        sol = least_squares(lambda c: c[0] - y, [float(np.median(y))], bounds=([0.0], [np.inf]),
+                            loss="soft_l1", f_scale=0.5)  # fmt: skip
+        c_ms, layers = float(sol.x[0]), float(x[0])
+        bounds = {
+            "eager_fixed_s": (0.0, max(c_ms * 1e-3, 1e-7)),
+            "launch_s": (0.0, max(c_ms * 1e-3 / (kernels_per_layer * layers), 1e-9)),
+        }
+        return bounds, {"level_ms": round(c_ms, 4), "layers": int(layers),
+                        "note": "one layer count: fixed and per-layer parts each bounded by "
+                        "the whole"}  # fmt: skip
     sol = least_squares(
         lambda c: c[0] + c[1] * x - y,
         [float(np.median(y)), 0.0],

@@ -33,13 +33,14 @@ def _is_refit_profile(path: Path) -> bool:
 
 
 def _base_profile(run_dirs: list[Path], profile: Path | None) -> dict:
+    from bulletsim.files import require_file
     from bulletsim.hardware import get_gpu
     from bulletsim.latency.profile import find_profile, read_profile
-    from bulletsim.live.rundir import read_live_run
+    from bulletsim.live.rundir import read_json_object
 
     if profile is not None:
-        return read_profile(profile)
-    meta = read_live_run(run_dirs[0])[0]["config"]
+        return read_profile(require_file(profile, "latency profile"))
+    meta = read_json_object(run_dirs[0] / "config.json")["config"]
     path = find_profile(get_gpu(meta["gpu"]).name, meta["model"])
     if path is None:
         raise FileNotFoundError(
@@ -54,30 +55,42 @@ def calibrate_from_live(run_dirs: list[Path], profile: Path | None, out: Path | 
     from bulletsim.cli import USER_ERRORS, fail
     from bulletsim.latency.profile import write_profile
     from bulletsim.live.refit import refit_profile
+    from bulletsim.live.rundir import check_live_runs
 
-    try:
+    try:  # every input and the output are checked before the fit
         if not run_dirs:
             raise ValueError("--from-live needs live run directories (bulletsim live --out DIR)")
         out = check_out_file(out)
+        run_dirs = check_live_runs(run_dirs)
         doc = _base_profile(run_dirs, profile)
         new, report = refit_profile(doc, run_dirs)
     except USER_ERRORS as e:
         fail(str(e))
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}.json")
-    write_profile(new, tmp)
-    tmp.replace(out)
+    try:
+        write_profile(new, tmp)
+        tmp.replace(out)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        fail(f"--out {out}: could not write the profile ({e.strerror or e})")
     _print_report(report, new)
     typer.echo(f"profile: {out}")
 
 
 def _print_report(report: dict, doc: dict) -> None:
+    from bulletsim.live.refit import CONTENTION
+
     con = Console()
     t = Table(title=f"terms refitted on {len(report['runs'])} live runs "
               f"({report['num_iterations']} iterations)")  # fmt: skip
     for name in ("term", "before", "after"):
         t.add_column(name, justify="left" if name == "term" else "right")
     for k, v in report["terms_after"].items():
-        tag = "" if k in report["fitted"] else " (kept: no co-run iterations)"
+        tag = (
+            ""
+            if k in report["fitted"]
+            else (" (kept: no co-run iterations)" if k in CONTENTION else " (held at its bound)")
+        )
         t.add_row(k + tag, f"{report['terms_before'][k]:.4g}", f"{v:.4g}")
     con.print(t)
     h = doc["host"]

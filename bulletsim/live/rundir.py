@@ -1,4 +1,10 @@
-"""Reading a live run's results directory (what `bulletsim live` wrote)."""
+"""Reading a live run's results directory (what `bulletsim live` wrote).
+
+`check_live_runs` vets every folder a command was given before any long work (a simulation,
+a fit): that it exists, is a folder, holds every file a live run writes (`LIVE_FILES`), that
+its JSON files parse and that it is a live run, and that no folder is given twice. Each fault
+is one line naming the folder and the file.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +14,102 @@ from pathlib import Path
 import pandas as pd
 
 SM_BINS = (0, 32, 64, 96, 131, 132)  # SM-count groups of error tables (132 = whole GPU)
+# Every file `bulletsim live` writes that fidelity and the refit read (live.json: the
+# executor, and whether its host times were measured on a GPU).
+LIVE_FILES = ("config.json", "summary.json", "live.json", "requests.parquet", "iterations.parquet")
+
+
+def read_json_object(path: Path) -> dict:
+    """The JSON object in `path`; ValueError naming the file when it is not one."""
+    try:
+        data = json.loads(path.read_text())
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a JSON file (not text)") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e.msg}, line {e.lineno})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a JSON object")
+    return data
+
+
+def check_live_run(run_dir: str | Path) -> Path:
+    """`run_dir` as a Path if it is a live run's results folder; else FileNotFoundError (it does
+    not exist, or a file is missing) or ValueError (not a folder, a file that does not parse,
+    not a live run), one line naming what is wrong."""
+    d = Path(run_dir).expanduser()
+    if not d.exists():
+        raise FileNotFoundError(f"live run folder {d} does not exist")
+    if not d.is_dir():
+        raise ValueError(f"live run {d} is a file, not a folder (`bulletsim live --out DIR`)")
+    missing = [n for n in LIVE_FILES if not (d / n).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{d} is not a live run folder: no {', '.join(missing)} (`bulletsim live` writes "
+            f"{', '.join(LIVE_FILES)})"
+        )
+    summary = read_json_object(d / "summary.json")
+    if not str(summary.get("engine", "")).startswith("live:"):
+        raise ValueError(f"{d} is not a live run (its summary.json names no live engine)")
+    if not isinstance(read_json_object(d / "config.json").get("config"), dict):
+        raise ValueError(f"{d / 'config.json'} has no config section")
+    if not isinstance(read_json_object(d / "live.json").get("executor"), dict):
+        raise ValueError(f"{d / 'live.json'} has no executor section")
+    for name in ("requests.parquet", "iterations.parquet"):
+        _parquet_schema(d / name)  # the footer only: cheap, catches a truncated file
+    return d
+
+
+def check_live_runs(run_dirs: list[str | Path]) -> list[Path]:
+    """Every folder checked (`check_live_run`), before any work; ValueError for none given or
+    one given twice (it would count twice in a fit or a table)."""
+    if not run_dirs:
+        raise ValueError("no live run folders given (`bulletsim live --out DIR` writes one)")
+    out, seen = [], {}
+    for r in run_dirs:
+        d = check_live_run(r)
+        key = d.resolve()
+        if key in seen:
+            raise ValueError(f"live run {r} is given twice (also as {seen[key]})")
+        seen[key] = r
+        out.append(d)
+    return out
+
+
+def _not_parquet(path: Path, e: Exception) -> ValueError:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return ValueError(f"{path} is not a readable Parquet file ({first})")
+
+
+def _parquet_schema(path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_schema(path)
+    except (ValueError, OSError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise _not_parquet(path, e) from None
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except (ValueError, OSError) as e:
+        raise _not_parquet(path, e) from None
 
 
 def read_live_run(run_dir: str | Path) -> tuple[dict, dict, pd.DataFrame, pd.DataFrame]:
     """(config.json, summary.json, requests, iterations) of a live run; FileNotFoundError /
-    ValueError naming what is missing."""
-    d = Path(run_dir)
-    for name in ("config.json", "summary.json", "requests.parquet", "iterations.parquet"):
-        if not (d / name).is_file():
-            raise FileNotFoundError(f"{d} is not a results directory: no {name}")
-    summary = json.loads((d / "summary.json").read_text())
-    if not str(summary.get("engine", "")).startswith("live:"):
-        raise ValueError(f"{d} is not a live run (summary.json has no live engine)")
-    meta = json.loads((d / "config.json").read_text())
+    ValueError naming what is missing or unreadable (`check_live_run`)."""
+    d = check_live_run(run_dir)
     return (
-        meta,
-        summary,
-        pd.read_parquet(d / "requests.parquet"),
-        pd.read_parquet(d / "iterations.parquet"),
+        read_json_object(d / "config.json"),
+        read_json_object(d / "summary.json"),
+        _read_parquet(d / "requests.parquet"),
+        _read_parquet(d / "iterations.parquet"),
     )
+
+
+def host_times_measured(run_dir: str | Path) -> bool:
+    """Whether the run's per-iteration host times were measured by a GPU engine's loop
+    (live.json's executor says `measured`; the fake executor's are its own, not a host's)."""
+    d = check_live_run(run_dir)
+    return bool(read_json_object(d / "live.json")["executor"].get("measured"))
