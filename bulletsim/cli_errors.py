@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 import typer
@@ -14,3 +17,25 @@ USER_ERRORS = (ValueError, OSError)
 def fail(msg: str) -> NoReturn:
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(2)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse for `python -m` scripts: a bad flag is one line (`error: <prog>: <message>`)
+    and exit code 2, like the typer commands."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {self.prog}: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def run_script(main: Callable[[], object]) -> None:
+    """Run a `python -m` script's `main`; a user error (`USER_ERRORS`) is one line on stderr
+    and exit code 2, Ctrl-C exit code 130, never a traceback."""
+    try:
+        main()
+    except USER_ERRORS as e:
+        print(f"error: {' '.join(str(e).split()) or type(e).__name__}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -14,42 +14,17 @@ and GPU tools call `require_gpu` before touching CUDA.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import NoReturn
 
+from bulletsim.cli_errors import OneLineParser, run_script
 from bulletsim.files import require_file
 
-# What a user's input can raise once a tool validates it: bad values (ValueError, which
-# json.JSONDecodeError is) and paths that are missing, folders or unreadable (OSError).
-USER_ERRORS = (ValueError, OSError)
-
-
-class ToolParser(argparse.ArgumentParser):
-    """argparse whose errors are one line (`error: <prog>: <message>`) and exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        fail(f"{self.prog}: {message} (see --help)")
-
-
-def fail(msg: str) -> NoReturn:
-    """Print `error: msg` on stderr and exit with code 2."""
-    print(f"error: {msg}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-def run_tool(main: Callable[[], object]) -> None:
-    """Run a tool's `main`, turning user errors into one line and exit code 2."""
-    try:
-        main()
-    except USER_ERRORS as e:
-        fail(" ".join(str(e).split()) or type(e).__name__)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
+# One-line argparse errors and the user-error front door are bulletsim's (`python -m
+# bulletsim.norm_latency` uses them too).
+ToolParser = OneLineParser
+run_tool = run_script
 
 
 def read_json(path: str | Path, what: str, keys: Iterable[str] = ()) -> dict:
