@@ -180,7 +180,8 @@ def run(
         str | None,
         Opt(
             help="Serving policy (case-insensitive): chunked, chunked-N (chunk size N), bullet, "
-            "static-split, naive, prefill-first; see `bulletsim policies`. (default: chunked)"
+            "static-split, naive, prefill-first, pdmux, pdmux-slo; see `bulletsim policies`. "
+            "(default: chunked)"
         ),
     ] = None,
     gpu: Annotated[

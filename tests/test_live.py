@@ -139,14 +139,6 @@ def test_fidelity_rejects_a_missing_profile_file(tmp_path):
     assert r.exit_code == 2 and "latency profile not found" in r.output
 
 
-def test_the_gpu_executor_runs_bullet_on_green_contexts():
-    from bulletsim.live.cli import with_green_contexts
-
-    cfg = with_green_contexts(_cfg("bullet"))
-    assert cfg.params().mechanism == "green-ctx"
-    assert with_green_contexts(_cfg("chunked")) == _cfg("chunked")
-
-
 def test_graph_step_inputs_pad_with_the_scratch_page():
     import numpy as np
 

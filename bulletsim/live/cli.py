@@ -12,31 +12,41 @@ import typer
 EXECUTORS = ("gpu", "fake")
 
 
+# What `live` runs when not told otherwise (the simulator's `run` keeps its own defaults): the
+# GPU present (the GPU executor) or the H200 the live engine was built and measured on, and
+# green contexts, the one SM-partition mechanism the GPU engine makes (`--mechanism`).
+LIVE_GPU = "h200"
+LIVE_MECHANISM = "green"
+LIVE_MECHANISMS_GPU = ("green-ctx", "none")
+
+
 def _live(executor: str, decode_graphs: bool, weights: Path | None, cli_opts: dict) -> None:
-    from bulletsim.cli import USER_ERRORS, config_from_options, fail, run_out_dir
+    from bulletsim.cli import USER_ERRORS, fail, run_out_dir
     from bulletsim.report import print_summary
 
     if executor not in EXECUTORS:
         fail(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
     if weights is not None and executor != "gpu":
         fail(f"--weights needs --executor gpu (the {executor} executor runs no kernels)")
-    cfg = config_from_options(cli_opts)
-    if executor == "gpu" and cli_opts.get("mechanism"):
-        mech = cfg.params().mechanism
-        if mech not in ("green-ctx", "none"):  # an explicit ask is not silently replaced
-            fail(f"--mechanism {mech}: the live GPU engine partitions SMs with green contexts "
-                 "only; valid live: green, none (any with --executor fake)")  # fmt: skip
-    if executor == "gpu":
-        cfg = with_green_contexts(cfg)
+    if not decode_graphs and executor != "gpu":
+        fail(f"--no-decode-graphs needs --executor gpu (the {executor} executor runs no graphs)")
+    cfg = live_run_config(executor, cli_opts)
     if weights is not None:
         try:
             check_weights(weights, cfg)
         except USER_ERRORS as e:
             fail(str(e))
-    else:
+    elif executor == "gpu":
         typer.echo(
             "note: random bf16 weights at the model's real shapes (timing-equivalent for a "
             "dense model; token ids are meaningless); --weights DIR loads a checkpoint",
+            err=True,
+        )
+    else:
+        typer.echo(
+            "note: fake executor: no GPU, no model, no kernels; every launch takes the latency "
+            "model's predicted time on a virtual clock (the control loop's behaviour, not a "
+            "measurement)",
             err=True,
         )
     out_dir = run_out_dir(cfg, cli_opts["out"], cli_opts["no_write"], suffix="-live")
@@ -49,9 +59,10 @@ def _live(executor: str, decode_graphs: bool, weights: Path | None, cli_opts: di
         fail(str(e))
     print_summary(res.result)
     lv = res.live
+    device = "device" if executor == "gpu" else "predicted device"
     typer.echo(
         f"live ({lv['executor']['executor']}): {lv['num_iterations']} iterations, host "
-        f"{lv['host_ms_per_iteration']['mean']:.3f} ms/iteration vs device "
+        f"{lv['host_ms_per_iteration']['mean']:.3f} ms/iteration vs {device} "
         f"{lv['device_ms_per_iteration']['mean']:.3f} ms/iteration"
     )
     if out_dir is None:
@@ -65,23 +76,88 @@ def _live(executor: str, decode_graphs: bool, weights: Path | None, cli_opts: di
     typer.echo(f"results: {out_dir}")
 
 
-def with_green_contexts(cfg):
-    """The GPU executor partitions SMs with green contexts only: a policy whose mechanism is
-    libsmctrl (Bullet's default) is run with green-ctx instead, and a note says so, so that
-    its plans use the partition sizes the engine can make (the config written says green-ctx,
-    so a re-simulation plans the same way)."""
-    import dataclasses
+def live_run_config(executor: str, opts: dict):
+    """The RunConfig `live` runs for `run`'s options `opts`, with live's own defaults: the GPU
+    (not given by --gpu or the config file) is the one present for the GPU executor, else
+    `LIVE_GPU`; a policy with SM partitions and no mechanism given (--mechanism, --set, the
+    config file) uses `LIVE_MECHANISM` as `--mechanism green` would (its measured
+    re-partition cost too). The GPU executor refuses a mechanism it cannot make. The config
+    written with the run names what ran. Exits 2 with one line on bad input."""
+    from bulletsim.cli import config_from_options, fail
 
-    if getattr(cfg.params(), "mechanism", None) != "libsmctrl":
-        return cfg
-    section = {**cfg.policy_params.get(cfg.policy, {}), "mechanism": "green-ctx"}
-    typer.echo(
-        f"note: the live engine partitions SMs with green contexts; {cfg.policy}.mechanism "
-        "= green-ctx (libsmctrl is not supported live)",
-        err=True,
-    )
-    params = {**cfg.policy_params, cfg.policy: section}
-    return dataclasses.replace(cfg, policy_params=params).validate()
+    opts = dict(opts)
+    named = opts.get("gpu") is not None or _file_sets(opts.get("config"), "gpu")
+    if not named:
+        opts["gpu"] = default_gpu(executor)
+    cfg = config_from_options(opts)
+    if named and executor == "gpu":
+        check_gpu_present(cfg.gpu)
+    if opts.get("mechanism") is None and hasattr(cfg.params(), "mechanism"):
+        cfg = config_from_options(opts | {"mechanism": LIVE_MECHANISM})
+    mech = getattr(cfg.params(), "mechanism", None)
+    if executor == "gpu" and mech is not None and mech not in LIVE_MECHANISMS_GPU:
+        fail(
+            f"{cfg.policy}.mechanism = {mech}: the live GPU engine partitions SMs with green "
+            "contexts only; valid live: green, none (any with --executor fake)"
+        )
+    return cfg
+
+
+def default_gpu(executor: str) -> str:
+    """The GPU `live` runs when none is named: for the GPU executor the one torch sees
+    (device 0), when bulletsim knows it; else `LIVE_GPU`. A note says which."""
+    from bulletsim.cli import fail
+    from bulletsim.hardware import GPUS, gpu_key
+
+    name = present_gpu() if executor == "gpu" else None
+    if name is None:
+        return LIVE_GPU
+    key = gpu_key(name)
+    if key is None:
+        fail(
+            f"the GPU present ({name}) is not one bulletsim has specs for; valid --gpu: "
+            f"{', '.join(sorted(GPUS))}"
+        )
+    typer.echo(f"note: --gpu {key} (the GPU present: {name})", err=True)
+    return key
+
+
+def check_gpu_present(gpu: str) -> None:
+    """Exit 2 when the GPU executor would run on another GPU than the config names (its
+    profile, its specs and the config written would all describe a GPU that did not run)."""
+    from bulletsim.cli import fail
+    from bulletsim.hardware import gpu_key
+
+    name = present_gpu()
+    key = gpu_key(name) if name else None
+    if key is not None and key != gpu:
+        fail(
+            f"the run names GPU {gpu} (--gpu or --config), but the GPU present is {name}: "
+            f"give --gpu {key} or leave it out"
+        )
+
+
+def present_gpu() -> str | None:
+    """The name of the CUDA device the GPU executor would use, or None (no torch, no CUDA)."""
+    try:
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except (ImportError, RuntimeError, AssertionError):
+        return None
+
+
+def _file_sets(config: Path | None, key: str) -> bool:
+    """Whether the TOML config file sets the top-level `key` (False when it cannot be read:
+    reading it for the run reports that)."""
+    import tomllib
+
+    if config is None:
+        return False
+    try:
+        return key in tomllib.loads(Path(config).expanduser().read_text())
+    except (OSError, ValueError):
+        return False
 
 
 def check_weights(folder: Path, cfg) -> None:
@@ -109,6 +185,25 @@ def make_executor(name: str, cfg, *, decode_graphs: bool = True, weights_dir=Non
             "install bulletsim[gpu] on a machine with an NVIDIA GPU, or use --executor fake"
         ) from None
     return GpuExecutor(cfg, decode_graphs=decode_graphs, weights_dir=weights_dir)
+
+
+def _live_help(p: inspect.Parameter) -> inspect.Parameter:
+    """`run`'s option `p` as `live` documents it: live's own defaults and policies."""
+    from bulletsim.policies.registry import policy_names
+
+    names = [n for n in policy_names() if n != "chunked"]
+    text = {
+        "policy": "Serving policy (case-insensitive): chunked, chunked-N (chunk size N), "
+        f"{', '.join(names)}; see `bulletsim policies`. (default: chunked)",
+        "gpu": "GPU: a100, h100, h20, h200 (any case, nvidia- prefix). (default: with --executor "
+        f"gpu the GPU present, else {LIVE_GPU}; the live engine was measured on an H200)",
+        "mechanism": "How Bullet partitions SMs: green (green contexts, 8 SMs on Hopper; the "
+        "only one the GPU engine makes), none; with --executor fake also libsmctrl, mps. Sets "
+        f"bullet.mechanism and its measured re-partition cost. (default: {LIVE_MECHANISM})",
+    }.get(p.name)
+    if text is None:
+        return p
+    return p.replace(annotation=Annotated[str | None, typer.Option(help=text)])
 
 
 def register(app: typer.Typer) -> None:
@@ -151,7 +246,8 @@ def register(app: typer.Typer) -> None:
             ],
         ),
     ]
-    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in run_params] + extra
+    params = [_live_help(p).replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in run_params]
+    params += extra
 
     def live(**opts) -> None:
         _live(opts.pop("executor"), opts.pop("decode_graphs"), opts.pop("weights"), opts)
@@ -161,6 +257,6 @@ def register(app: typer.Typer) -> None:
     live.__doc__ = (
         "Serve one workload with one policy on a real GPU engine (Llama-3.1-8B shapes, random "
         "bf16 weights: timing-equivalent for a dense model) and record measured and predicted "
-        "time per iteration."
+        "time per iteration; --executor fake runs the same loop on CPU with predicted times."
     )
     app.command("live")(live)
