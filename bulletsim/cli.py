@@ -296,8 +296,7 @@ def _run_and_report(cfg, out_dir: Path | None, plots: bool, quiet: bool) -> None
             err=True,
         )
         raise typer.Exit(130) from None
-    print_summary(res, stdout_console())
-    _print_transfer_note(cfg)
+    print_summary(res, stdout_console(), provenance=_transfer_note(cfg))
     if out_dir is None:
         return
     from bulletsim.outdir import staged_dir
@@ -318,14 +317,13 @@ def _run_and_report(cfg, out_dir: Path | None, plots: bool, quiet: bool) -> None
     typer.echo(f"results: {out_dir}")
 
 
-def _print_transfer_note(cfg) -> None:
-    """A run on a derived profile says so, with the profile's estimated error (issue 9)."""
+def _transfer_note(cfg) -> str | None:
+    """Where a derived or TP shard profile's numbers come from (measured / derived parts,
+    estimated error; issues 9, 13): printed with the run's header, before its results."""
     from bulletsim.hardware import get_gpu
     from bulletsim.latency.factory import transfer_note
 
-    note = transfer_note(cfg.latency, get_gpu(cfg.gpu), cfg.model_spec())
-    if note:
-        typer.echo(note, err=True)
+    return transfer_note(cfg.latency, get_gpu(cfg.gpu), cfg.model_spec())
 
 
 @app.command()

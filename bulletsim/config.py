@@ -99,6 +99,30 @@ class KVConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MoEConfig:
+    """Mixture-of-experts settings (`--set moe.routing=zipf:0.6`; MoE models only).
+
+    `routing`: how tokens pick experts, `uniform` (every expert equally likely; the profiles
+    were measured under it) or `zipf:S[:SEED]` (expert popularity ~ 1 / rank^S, S in (0, 4];
+    `zipf:0.6` is the project's skewed reference, its busiest expert ~4x the mean load). The
+    latency model prices the busiest GPU's load under it (`bulletsim/latency/moe.py`); a
+    profile measured under uniform routing is rescaled to it (`latency/moe_profile.py`)."""
+
+    routing: str = "uniform"
+
+    def validate(self) -> str:
+        """The routing spec, normalized; ValueError naming the valid forms otherwise."""
+        from bulletsim.latency.moe import parse_routing
+
+        try:
+            parse_routing(self.routing)
+        except ValueError as e:
+            valid = "" if "valid:" in str(e) else "; valid: uniform, zipf:S, zipf:S:SEED"
+            raise ValueError(f"moe.routing={self.routing!r}: {e}{valid}") from None
+        return self.routing.strip().lower()
+
+
+@dataclass(frozen=True, slots=True)
 class RunConfig:
     policy: str = "chunked"
     gpu: str = "a100"
@@ -111,6 +135,7 @@ class RunConfig:
     kv: KVConfig = field(default_factory=KVConfig)
     policy_params: dict[str, Any] = field(default_factory=dict)  # [chunked], [bullet], ...
     model_config: str | None = None  # a Hugging Face config.json; replaces `model`'s shape
+    moe: MoEConfig = field(default_factory=MoEConfig)
 
     def model_spec(self) -> ModelSpec:
         """The model's shape: from `model_config` when given, else the built-in `model`."""
@@ -122,8 +147,19 @@ class RunConfig:
         if self.model_config is not None:
             tp = self.tp or 1
             spec = check_tp(model_from_hf_config(self.model_config, tp=1), max_gpus, tp)
-            return dataclasses.replace(spec, tp=tp)
-        return get_model(self.model, tp=self.tp, max_gpus=max_gpus)
+            spec = dataclasses.replace(spec, tp=tp)
+        else:
+            spec = get_model(self.model, tp=self.tp, max_gpus=max_gpus)
+        routing = self.moe.validate()
+        if routing == spec.moe_routing:
+            return spec
+        if not spec.is_moe:
+            raise ValueError(
+                f"moe.routing={self.moe.routing!r}: {spec.name} is a dense model (no experts); "
+                "MoE models: qwen3-235b-a22b, qwen3-235b-a22b-ep8, or a Qwen3-MoE/Mixtral "
+                "--model-config"
+            )
+        return dataclasses.replace(spec, moe_routing=routing)
 
     def validate(self) -> RunConfig:
         """Check every field, every policy section given (not only the chosen policy's),
@@ -162,6 +198,8 @@ class RunConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["policy_params"] = {self.policy: dataclasses.asdict(self.params())}
+        if self.moe == MoEConfig():  # absent when default: earlier runs keep their hash
+            del d["moe"]
         return d
 
 

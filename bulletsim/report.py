@@ -34,7 +34,21 @@ _TABLE_KEYS = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "norm_ttft_ms_per_token
 _TABLE_LABELS = ("TTFT (ms)", "TPOT (ms)", "ITL (ms)", "E2E (ms)", "norm. TTFT (ms/tok)")
 
 
-def print_summary(res: RunResult, console: Console | None = None) -> None:
+def parallelism(meta: dict) -> str:
+    """How the model is split over GPUs, as a run's header says it: `tp=8`, or for MoE
+    `tp=8 attention, ep=8 experts, uniform routing` (TP experts: `experts tp=8`)."""
+    if "ep" not in meta:
+        return f"tp={meta['tp']}"
+    experts = f"ep={meta['ep']} experts" if meta["ep"] > 1 else f"experts tp={meta['tp']}"
+    return f"tp={meta['tp']} attention, {experts}, {meta['moe_routing']} routing"
+
+
+def print_summary(
+    res: RunResult, console: Console | None = None, provenance: str | None = None
+) -> None:
+    """The run's header (policy, GPU, model and its parallelism, latency model, then
+    `provenance`: which parts of the latency model are measured and which derived),
+    workload, SLO, the metrics table and the throughput lines."""
     c = console or Console()
     m, s = res.meta, res.metrics
     for note in res.workload.notes:
@@ -48,9 +62,11 @@ def print_summary(res: RunResult, console: Console | None = None) -> None:
             "out (the rows the notes above count are among them)"
         )
     c.print(
-        f"[bold]{m['policy']}[/] on {m['gpu']} / {m['model']} (tp={m['tp']}), latency model: "
-        f"{m['latency_model']}"
+        f"[bold]{m['policy']}[/] on {m['gpu']} / {m['model']} ({parallelism(m)}), latency "
+        f"model: {m['latency_model']}"
     )
+    if provenance:
+        c.print(provenance, markup=False, highlight=False)
     c.print(f"workload {m['workload']}: {s['num_requests']} requests from {m['workload_source']}")
     c.print(f"convention: {m['convention']}")
     slo = s["slo"]

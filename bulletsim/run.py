@@ -223,6 +223,8 @@ def run_meta(run: Run) -> dict:
         "gpu": run.gpu.name,
         "model": run.model.name,
         "tp": run.model.tp,
+        # MoE layout and routing (only for MoE models: dense runs' summaries are unchanged)
+        **({"ep": run.model.ep, "moe_routing": run.model.moe_routing} if run.model.is_moe else {}),
         "latency_model": run.latency.name,
         "slo_source": run.slo_source,
         "kv_capacity_blocks": run.kv.capacity_blocks,

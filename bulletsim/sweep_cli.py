@@ -326,6 +326,7 @@ def run_and_write(
     from bulletsim.sweep_capacity import length_needed
     from bulletsim.sweep_report import write_sweep
 
+    _print_transfer_note(spec.base)  # where the latency model's numbers come from, first
     notes: list[str] = []
     for round_ in range(1, AUTO_LENGTH_ROUNDS + 1):
         with progress("sweep", quiet) as tick:
@@ -357,7 +358,6 @@ def run_and_write(
 
             plot_sweep(tmp)
     typer.echo(md)
-    _print_transfer_note(spec.base)
     return failed
 
 

@@ -180,7 +180,9 @@ def test_profile_lookup_for_tp_and_the_labels_a_run_prints(shard_doc, tmp_path, 
     assert a100.startswith("derived profile a100/llama-3.1-70b")
     assert "layer kernels derived from H200 TP-8 shard measurements" in a100
     assert "B x 0.6667" in a100
-    with pytest.raises(FileNotFoundError, match=r"at tp=4 \(installed for tp 8\)"):
+    with pytest.raises(
+        FileNotFoundError, match=r"at tp=4 \(installed for tp 8; other GPUs: a100 tp 8\)"
+    ):
         build_latency("profile", get_gpu("h200"), get_model("llama-3.1-70b", 4))
     assert build_latency("auto", get_gpu("h200"), get_model("llama-3.1-70b", 4)).name == (
         "roofline"

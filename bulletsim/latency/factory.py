@@ -20,7 +20,12 @@ def build_latency(kind: str, gpu: GPUSpec, model: ModelSpec) -> LatencyModel:
     if kind == "roofline":
         return RooflineLatency(gpu, model)
     from bulletsim.latency.profile import ProfileLatency, find_profile
-    from bulletsim.latency.profile_format import installed_tps
+    from bulletsim.latency.profile_format import (
+        PROFILE_DIR,
+        installed_for_model,
+        installed_tps,
+        profile_filename,
+    )
 
     path = find_profile(gpu.name, model.name, tp=model.tp)
     if path is not None:
@@ -28,9 +33,12 @@ def build_latency(kind: str, gpu: GPUSpec, model: ModelSpec) -> LatencyModel:
     if kind == "profile":
         tps = installed_tps(gpu.name, model.name)
         have = f"installed for tp {', '.join(map(str, tps))}" if tps else "none installed"
+        others = [f"{g} tp {t}" for g, t in installed_for_model(model.name) if g != gpu.name]
+        elsewhere = f"; other GPUs: {', '.join(others)}" if others else ""
         raise FileNotFoundError(
-            f"no calibrated profile for {gpu.name} / {model.name} at tp={model.tp} ({have}); "
-            f"run `bulletsim calibrate --tp {model.tp}` or use --latency roofline"
+            f"no calibrated profile for {gpu.name} / {model.name} at tp={model.tp} ({have}"
+            f"{elsewhere}): looked for {profile_filename(gpu.name, model.name, model.tp)} in "
+            f"{PROFILE_DIR}; run `bulletsim calibrate --tp {model.tp}` or use --latency roofline"
         )
     return RooflineLatency(gpu, model)
 
@@ -95,6 +103,15 @@ def tp_parts_line(doc: dict, gpu: str, model: ModelSpec) -> str:
     limited = kernel_limits(meta)
     if limited:
         kernels += f" (kernels limited to {limited})"
+    if model.is_moe:
+        from bulletsim.latency.moe_profile import measured_routing
+
+        measured = measured_routing(doc)
+        if measured != model.moe_routing:  # moe_profile.reroute: derived, first-order
+            kernels += (
+                f"; MoE kernels measured under {measured} routing, rescaled to "
+                f"{model.moe_routing} by the roofline's load ratio (derived; fit.routing_check)"
+            )
     ar = doc.get("collectives", {}).get("allreduce")
     if ar is None:
         ar_text = "all-reduce NOT priced (no collectives section)"

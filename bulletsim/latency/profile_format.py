@@ -67,6 +67,19 @@ def installed_tps(gpu: str, model: str, directory: Path | None = None) -> list[i
     return [tp for tp in range(1, 65) if find_profile(gpu, model, directory, tp) is not None]
 
 
+def installed_for_model(model: str, directory: Path | None = None) -> list[tuple[str, int]]:
+    """(GPU, tp) of every installed profile of `model`, sorted (`<gpu>__<model>[__tpN].json`)."""
+    model = model.strip().lower()
+    out = []
+    for p in (directory or PROFILE_DIR).glob("*.json"):
+        parts = p.stem.split("__")
+        if len(parts) >= 2 and parts[1] == model:
+            tp = parts[2][2:] if len(parts) == 3 and parts[2].startswith("tp") else "1"
+            if tp.isdigit():
+                out.append((parts[0], int(tp)))
+    return sorted(out)
+
+
 def srm_to_dict(p: SRMParams) -> dict:
     d = asdict(p)
     d["gemm_tile_mn"] = list(p.gemm_tile_mn)
