@@ -176,6 +176,8 @@ class RunConfig:
             )
         if self.tp is not None and self.tp < 1:
             raise ValueError(f"tp must be >= 1, got {self.tp}")
+        if self.seed < 0:  # numpy's generators take non-negative seeds only
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         self.workload.validate()
         self.slo.validate()
         self.kv.validate()

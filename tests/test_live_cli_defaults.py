@@ -106,6 +106,8 @@ def test_the_gpu_executor_defaults_to_the_gpu_present(monkeypatch):
         ("NVIDIA H200", ["--policy", "bullet", "--set", "bullet.mechanism=libsmctrl"],
          "bullet.mechanism = libsmctrl: the live GPU engine partitions SMs with green contexts"),
         ("NVIDIA H200", ["--policy", "bullet", "--mechanism", "mps"], "valid live: green, none"),
+        ("NVIDIA H200", ["--model", "llama-3.1-70b"], "runs dense models on one GPU (tp=1)"),
+        ("NVIDIA H200", ["--model", "qwen3-235b-a22b", "--tp", "1"], "tp=1, MoE"),
     ],
 )  # fmt: skip
 def test_the_gpu_executor_refuses_what_it_cannot_run(monkeypatch, present, args, msg):
@@ -120,3 +122,10 @@ def test_the_gpu_executor_refuses_what_it_cannot_run(monkeypatch, present, args,
 def test_no_decode_graphs_needs_the_gpu_executor():
     r = _invoke([*LIVE, "--executor", "fake", "--no-decode-graphs", "--no-write"])
     assert r.exit_code == 2 and "--no-decode-graphs needs --executor gpu" in r.output
+
+
+def test_a_negative_seed_is_one_line():
+    r = _invoke([*LIVE, "--executor", "fake", "--seed", "-1", "--no-write"])
+    assert (
+        r.exit_code == 2 and r.output.strip().splitlines()[-1] == "error: seed must be >= 0, got -1"
+    )

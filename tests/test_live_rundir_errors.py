@@ -114,6 +114,20 @@ def test_path_faults_say_what_the_path_is(good, tmp_path, no_long_work, cmd):
         (["fidelity", "{run}", "--table", "{tmp}/no/t.md"], "does not exist"),
         (["fidelity", "{run}", "--held-out", "policy"], "valid: workload, load"),
         (["fidelity", "{run}", "--policy-profile", BASE], "goes with --profile"),
+        (["fidelity", "{run}", "--gpu", "h100"], "--gpu: for --measured FILE only"),
+        (["fidelity", "{run}", "--seed", "1", "--set", "a=1"], "--seed, --set: for --measured"),
+        (
+            [
+                "fidelity",
+                "--measured",
+                "{tmp}/f.txt",
+                "--table",
+                "{tmp}/t.md",
+                "--held-out",
+                "load",
+            ],
+            "--table, --held-out: for live run directories only",
+        ),
         (
             ["fidelity", "{run}", "--profile", BASE, "--policy-profile", "{tmp}/no.json"],
             "not found",

@@ -11,7 +11,24 @@ import typer
 Opt = typer.Option
 
 
+# Options that apply to one kind of input only: giving one with the other kind is an error
+# (it would be silently ignored). A live run's config.json fixes everything --measured asks.
+LIVE_ONLY = ("table", "profile", "policy_profile", "held_out")
+MEASURED_ONLY = ("measured_format", "result_index", "gpu", "model", "model_config", "tp",
+                 "policy", "latency", "chunk_size", "variant", "max_running", "tpot_ms",
+                 "ttft_ms", "seed", "set_")  # fmt: skip
+
+
+def _given(ctx: typer.Context, names: tuple[str, ...]) -> list[str]:
+    """The options among `names` the user typed (as --flags), in order."""
+    flags = {p.name: p.opts[0] for p in ctx.command.params}
+    # by name: typer may bring its own copy of click's ParameterSource
+    typed = [n for n in names if getattr(ctx.get_parameter_source(n), "name", "") == "COMMANDLINE"]
+    return [flags[n] for n in typed]
+
+
 def fidelity(
+    ctx: typer.Context,
     run_dirs: Annotated[
         list[Path] | None,
         typer.Argument(
@@ -91,14 +108,21 @@ def fidelity(
     if run_dirs:
         if measured is not None:
             fail("give live run directories or --measured FILE, not both")
+        wrong = _given(ctx, MEASURED_ONLY)
+        if wrong:
+            fail(
+                f"{', '.join(wrong)}: for --measured FILE only (a live run's config.json fixes "
+                "them); with live runs: --table, --profile, --policy-profile, --held-out"
+            )
         from bulletsim.live.fidelity_cli import report_live_runs
 
         report_live_runs(run_dirs, table, profile, held_out, policy_profile)
         return
     if measured is None:
         fail("nothing to compare: give live run directories or --measured FILE")
-    if held_out is not None or policy_profile is not None:
-        fail("--held-out and --policy-profile need live run directories")
+    wrong = _given(ctx, LIVE_ONLY)
+    if wrong:
+        fail(f"{', '.join(wrong)}: for live run directories only, not --measured FILE")
     from bulletsim.config import load_config, merge_overrides, parse_sets
     from bulletsim.fidelity.reader import read_measured
 

@@ -94,6 +94,13 @@ def live_run_config(executor: str, opts: dict):
         check_gpu_present(cfg.gpu)
     if opts.get("mechanism") is None and hasattr(cfg.params(), "mechanism"):
         cfg = config_from_options(opts | {"mechanism": LIVE_MECHANISM})
+    spec = cfg.model_spec()
+    if executor == "gpu" and (spec.tp != 1 or spec.is_moe):
+        fail(
+            f"--model {cfg.model} (tp={spec.tp}{', MoE' if spec.is_moe else ''}): the live GPU "
+            "engine runs dense models on one GPU (tp=1), e.g. llama-3.1-8b; any with "
+            "--executor fake"
+        )
     mech = getattr(cfg.params(), "mechanism", None)
     if executor == "gpu" and mech is not None and mech not in LIVE_MECHANISMS_GPU:
         fail(
