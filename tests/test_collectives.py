@@ -258,3 +258,44 @@ def test_kernel_limits_name_only_real_restrictions():
     meta["kernel_restrictions"]["gemm_paths"] = ["cublas"]
     assert kernel_limits(meta) == {"gemm_paths": ["cublas"]}
     assert kernel_limits({"kernel_restrictions": None}) == {}
+
+
+@pytest.mark.parametrize("gpu_name, tp", [("h200", 2), ("h200", 8), ("a100", 8), ("h20", 4)])
+def test_roofline_prices_allreduce_by_the_committed_nccl_fit(gpu_name, tp):
+    """Not a fixed latency: the ring model of the committed 2-GPU table, moved to n GPUs by the
+    ring formula and to another GPU by its NVLink datasheet ratio (as the profiles' transfer)."""
+    import json
+
+    from bulletsim.latency.ops import linear_ops
+    from bulletsim.latency.roofline import NCCL_TABLE, SRMParams, op_time_s
+
+    table = json.loads(NCCL_TABLE.read_text())
+    ab = AlphaBeta(**table["alpha_beta"])
+    gpu = get_gpu(gpu_name)
+    ratio = gpu.interconnect_bytes_s / get_gpu("h200").interconnect_bytes_s
+    target = AlphaBeta(ab.alpha2_s, ab.bus_bw_bytes_s * ratio)
+    model = get_model("llama-3.1-70b", tp)
+    for tokens in (1, 64, 2048):
+        ar = [op for op in linear_ops(model, tokens) if op.op_class == "allreduce"]
+        assert len(ar) == 2
+        buffer = tokens * model.hidden_size * 2
+        want = target.time_s(buffer, tp)
+        assert op_time_s(ar[0], 132, gpu, SRMParams()) == pytest.approx(want, rel=1e-9)
+    # at the measured group (2 H200s) the fit stays near the measured whole-GPU cells
+    if (gpu_name, tp) == ("h200", 2):
+        col = table["sms"].index(max(table["sms"]))
+        errs = [
+            target.time_s(b, 2) / row[col] - 1
+            for b, row in zip(table["bytes"], table["time_s"], strict=True)
+        ]
+        assert sorted(map(abs, errs))[len(errs) // 2] < 0.10  # median 7.6% (fit report)
+
+
+def test_roofline_run_says_where_its_allreduce_comes_from():
+    from bulletsim.latency.factory import transfer_note
+
+    h200_2 = transfer_note("roofline", get_gpu("h200"), get_model("llama-3.1-70b", 2))
+    assert "fitted to NCCL measured on 2 H200s" in h200_2 and "7.38 us" in h200_2
+    a100_8 = transfer_note("roofline", get_gpu("a100"), get_model("llama-3.1-70b", 8))
+    assert "derived (ring formula, n=8, a100 NVLink)" in a100_8 and "/ 174 GB/s" in a100_8
+    assert transfer_note("roofline", get_gpu("h200"), get_model("llama-3.1-8b")) is None

@@ -48,13 +48,11 @@ def transfer_note(kind: str, gpu: GPUSpec, model: ModelSpec) -> str | None:
     kernel times come from and their estimated error) or a tensor-parallel shard profile
     (which parts are measured and which derived); None for a measured single-GPU profile
     or the roofline. Reads only the profile's metadata."""
-    if kind == "roofline":
-        return None
     from bulletsim.latency.profile import find_profile, read_profile
 
-    path = find_profile(gpu.name, model.name, tp=model.tp)
+    path = None if kind == "roofline" else find_profile(gpu.name, model.name, tp=model.tp)
     if path is None:
-        return None
+        return roofline_allreduce_line(gpu, model) if model.tp > 1 else None
     doc = read_profile(path)
     meta = doc["meta"]
     lines = []
@@ -71,6 +69,23 @@ def transfer_note(kind: str, gpu: GPUSpec, model: ModelSpec) -> str | None:
     if model.tp > 1:
         lines.append(tp_parts_line(doc, gpu.name, model))
     return "\n".join(lines) or None
+
+
+def roofline_allreduce_line(gpu: GPUSpec, model: ModelSpec) -> str:
+    """Where the roofline's all-reduce comes from, for a tp > 1 run (one line)."""
+    from bulletsim.latency.roofline import NCCL_SOURCE, SRMParams
+
+    p = SRMParams()
+    bus = gpu.interconnect_bytes_s / p.alpha["allreduce"]
+    measured = model.tp == 2 and gpu.name == "h200"
+    how = "fitted to" if measured else "derived (ring formula"
+    if not measured:
+        how += f", n={model.tp}" + ("" if gpu.name == "h200" else f", {gpu.name} NVLink") + ") from"
+    alpha2_us = 1e6 * p.allreduce_latency_s
+    return (
+        f"roofline all-reduce (2 per layer, tp={model.tp}): t = (n-1) x {alpha2_us:.2f} us + "
+        f"2(n-1)/n S / {bus / 1e9:.0f} GB/s, {how} NCCL measured on 2 H200s ({NCCL_SOURCE})"
+    )
 
 
 def tp_parts_line(doc: dict, gpu: str, model: ModelSpec) -> str:

@@ -37,6 +37,7 @@ class OpCost:
     bytes: float
     gemm_mnk: tuple[int, int, int] | None = None
     gemm_groups: int = 1  # independent GEMMs of shape gemm_mnk in one launch (MoE experts)
+    group_gpus: int = 1  # GPUs of a collective (an all-reduce's tp group); 1 for kernels
 
     @property
     def intensity(self) -> float:
@@ -140,8 +141,8 @@ def linear_ops(model: ModelSpec, num_tokens: int) -> list[OpCost]:
         # Ring all-reduce: each GPU sends (and receives) 2 (tp-1)/tp of the buffer; `bytes`
         # here is interconnect traffic, not HBM traffic. Two per layer (after O and down).
         ar_bytes = 2.0 * (model.tp - 1) / model.tp * t * h * b
-        ops.append(OpCost("allreduce", "allreduce", float(t * h), ar_bytes))
-        ops.append(OpCost("allreduce", "allreduce", float(t * h), ar_bytes))
+        ar = OpCost("allreduce", "allreduce", float(t * h), ar_bytes, group_gpus=model.tp)
+        ops.extend((ar, ar))
     return ops
 
 

@@ -7,8 +7,12 @@ Per kernel on N of N_total SMs (Bullet paper §3.2, DESIGN.md "Latency model"):
     T    = alpha[class] * max(flops / C_eff(N), bytes / D(N))
 
 GEMMs pay wave quantization: tiles of `gemm_tile_mn` run in ceil(tiles / N) waves, so only
-tiles / (waves * N) of C(N) is used. All-reduces run over NVLink at `interconnect_bytes_s` plus
-a fixed latency. A layer adds `layer_overhead_s`, a full step adds `step_overhead_s`.
+tiles / (waves * N) of C(N) is used. An all-reduce of S bytes over n GPUs is the ring model
+fitted to NCCL measured on 2 H200s (`bulletsim/data/collectives/h200__nccl-2gpu.json`,
+`latency/collectives.py`): t = (n-1) alpha_2 + 2(n-1)/n S / B, with B scaled to another GPU by
+its datasheet NVLink rate (measured-fit at n = 2 on an H200, derived elsewhere; whole-GPU
+column: a partition of < 24 SMs is slower, which only a shard profile's table carries).
+A layer adds `layer_overhead_s`, a full step adds `step_overhead_s`.
 
 `predict` is the simulator's hot path (called once per lane iteration): the token-count
 dependent part of a layer is memoized per (tokens, SMs) and attention is a few float
@@ -18,11 +22,13 @@ the same number.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from bulletsim.core import CoRunner, WorkShape
-from bulletsim.hardware import GPUSpec
+from bulletsim.hardware import GPUS, GPUSpec
 from bulletsim.latency.contention import ContendedPredict, ContentionParams, contention_factors
 from bulletsim.latency.ops import (
     OP_CLASSES,
@@ -33,6 +39,22 @@ from bulletsim.latency.ops import (
     linear_ops,
 )
 from bulletsim.models import ModelSpec
+
+# The committed NCCL table (issue 13): all-reduce on 2 H200s, 16 KB - 256 MB, and the ring
+# alpha-beta fit of its whole-GPU column (alpha_2 = 7.38 us, B = 260.7 GB/s, median error 7.6%).
+NCCL_TABLE = (
+    Path(__file__).resolve().parent.parent / "data" / "collectives" / "h200__nccl-2gpu.json"
+)
+
+
+def nccl_ring_fit() -> tuple[float, float, str]:
+    """(alpha_2 seconds, bus bandwidth B bytes/s, source) of the committed NCCL table's fit."""
+    doc = json.loads(NCCL_TABLE.read_text())
+    ab = doc["alpha_beta"]
+    return float(ab["alpha2_s"]), float(ab["bus_bw_bytes_s"]), doc["source"]
+
+
+_ALPHA2_S, _BUS_BW_BYTES_S, NCCL_SOURCE = nccl_ring_fit()
 
 # alpha = measured / roofline time, from the H200 reference numbers in DESIGN.md (a datasheet
 # lead for other GPUs until `bulletsim calibrate` measures them). The Bullet paper's mean is 1.61.
@@ -46,8 +68,9 @@ DEFAULT_ALPHA: dict[str, float] = {
     "attn_prefill": 989 / 546,  # flashinfer FA3 causal prefill, 4096 tokens: 546 TFLOP/s -> 1.81
     "attn_decode": 4.8 / 2.68,  # flashinfer paged decode, b64 x ctx 2048: 2.68 TB/s -> 1.79
     "elementwise": 4.8 / 4.24,  # device copy 4.24 TB/s read+write -> 1.13
-    # Assumption, not measured here: NCCL ring all-reduce bus bandwidth ~80% of the link rate.
-    "allreduce": 1.25,
+    # NVLink datasheet rate / the bus bandwidth NCCL's ring sustained on 2 H200s (fit of the
+    # committed table): 450 / 260.7 = 1.73; on another GPU B = its link rate / this alpha.
+    "allreduce": GPUS["h200"].interconnect_bytes_s / _BUS_BW_BYTES_S,
 }
 
 # Memo entries before a cache is dropped (~100 MB); a run touches far fewer (tokens x SMs).
@@ -68,16 +91,18 @@ class SRMParams:
     step_overhead_s: float = 0.5e-3
     # Assumption: ~8 kernels per layer x ~1.2 us of launch gap / ramp-down tail each.
     layer_overhead_s: float = 10e-6
-    # Assumption: one small all-reduce on NVLink costs ~10 us (custom one-shot kernels ~5-10,
-    # NCCL ~15-25); added per all-reduce on top of bytes / bandwidth.
-    allreduce_latency_s: float = 10e-6
+    # alpha_2: the latency of a 2-GPU all-reduce, fitted to NCCL measured on 2 H200s (7.38 us;
+    # `NCCL_TABLE`); a ring of n GPUs pays (n-1) of it. (Profiles before issue 13 stored the
+    # earlier assumption, 10 us per all-reduce whatever n; they price no all-reduce: tp 1.)
+    allreduce_latency_s: float = _ALPHA2_S
     # Output tile of a CTA: cuBLAS/CUTLASS pick 128x128 (Ampere) up to 128x256 (Hopper) for
     # large bf16 GEMMs; the smaller tile gives the finer (conservative) wave steps.
     gemm_tile_mn: tuple[int, int] = (128, 128)
     contention: ContentionParams = field(default_factory=ContentionParams)
     provenance: str = (
         "derived: H200 reference ceilings in DESIGN.md, an H200 GEMM probe (torch 2.11), "
-        "documented assumptions for overheads and all-reduce"
+        "documented assumptions for overheads; all-reduce: ring fit of NCCL measured on 2 "
+        "H200s (bulletsim/data/collectives/h200__nccl-2gpu.json)"
     )
 
     def __post_init__(self) -> None:
@@ -112,13 +137,20 @@ def op_time_split(op: OpCost, num_sms: int, gpu: GPUSpec, params: SRMParams) -> 
     """(memory-bound seconds, compute-bound seconds) of one kernel; one of the two is 0."""
     alpha = params.alpha[op.op_class]
     if op.op_class == "allreduce":
-        return alpha * op.bytes / gpu.interconnect_bytes_s + params.allreduce_latency_s, 0.0
+        return allreduce_s(op, gpu, params), 0.0
     compute, bandwidth = rates(num_sms, gpu, params)
     t_compute = op.flops / (compute * wave_efficiency(op, num_sms, params))
     t_memory = op.bytes / bandwidth
     if t_memory >= t_compute:
         return alpha * t_memory, 0.0
     return 0.0, alpha * t_compute
+
+
+def allreduce_s(op: OpCost, gpu: GPUSpec, params: SRMParams) -> float:
+    """Ring all-reduce: (n-1) alpha_2 + alpha * traffic / NVLink, where `op.bytes` is already
+    the ring's 2(n-1)/n of the buffer and n = `op.group_gpus`."""
+    latency = (op.group_gpus - 1) * params.allreduce_latency_s
+    return params.alpha["allreduce"] * op.bytes / gpu.interconnect_bytes_s + latency
 
 
 def op_time_s(op: OpCost, num_sms: int, gpu: GPUSpec, params: SRMParams) -> float:
@@ -137,8 +169,7 @@ def kernel_table(ops: list[OpCost], gpu: GPUSpec, params: SRMParams) -> tuple[tu
     for op in ops:
         alpha = params.alpha[op.op_class]
         if op.op_class == "allreduce":
-            t = alpha * op.bytes / gpu.interconnect_bytes_s + params.allreduce_latency_s
-            table.append((t,))
+            table.append((allreduce_s(op, gpu, params),))
             continue
         tiles = 0
         if op.gemm_mnk is not None:
