@@ -5,6 +5,7 @@ Map of the package (data flows top to bottom):
     workload/        trace loaders, arrivals, embedded offline models  -> RequestSpec list
     core.py          shared vocabulary: RequestSpec, Request, WorkShape, Work, CoRunner, SLO
     hardware.py      GPU specs (A100, H100, H20, H200)
+    partitioning.py  SM partition mechanisms: name -> granularity, re-partition cost + source
     hf_config.py     a model shape from a Hugging Face config.json (--model-config)
     files.py         require_file: one check for every path given where a file belongs
     models.py        model shapes (Llama-3.1-8B/70B, Qwen3-235B-A22B)

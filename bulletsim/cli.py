@@ -243,8 +243,11 @@ def run(
         str | None,
         Opt(
             help="How Bullet partitions SMs: green (green contexts, 8 SMs on Hopper), libsmctrl "
-            "(TPC masks, 2 SMs), mps (percentage caps), none; sets bullet.mechanism and its "
-            "measured re-partition cost. (default: libsmctrl, the paper's)"
+            "(TPC masks, 2 SMs), mps (percentage caps), none; = --set bullet.mechanism (the two "
+            "must agree). Its granularity and re-partition cost follow (measured on the H200, "
+            "the paper's A100 figure, or derived: the run says which). Bullet only: "
+            "static-split masks TPCs, pdmux uses green contexts. (default: libsmctrl, the "
+            "paper's)"
         ),
     ] = None,
     set_: Annotated[

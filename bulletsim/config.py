@@ -318,6 +318,11 @@ def _lower_names(data: dict, params: dict) -> None:
         for key in _POLICY_NAME_FIELDS if isinstance(section, dict) else ():
             if isinstance(section.get(key), str):
                 section[key] = section[key].strip().lower()
+        if isinstance(section, dict) and "mechanism" in section:
+            # the one alias table (`--mechanism`, `--set`, config files, live, calibrate)
+            from bulletsim.hardware import resolve_mechanism
+
+            section["mechanism"] = resolve_mechanism(section["mechanism"])
 
 
 _RUN_KEYS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name != "policy_params")

@@ -111,8 +111,21 @@ GPUS: dict[str, GPUSpec] = {
 MECHANISMS = ("libsmctrl", "green-ctx", "mps", "none")
 
 
+# The one alias table: every command (run, sweep, live, calibrate, --set, config files)
+# accepts these names for the `MECHANISMS` they stand for.
+MECHANISM_ALIASES = {"green": "green-ctx"}
+
+
+def _unknown_mechanism(name: object) -> ValueError:
+    return ValueError(
+        f"unknown SM partition mechanism {name!r}; valid: green (= green-ctx), "
+        f"{', '.join(m for m in MECHANISMS if m != 'green-ctx')}"
+    )
+
+
 def check_mechanism(mechanism: str) -> str:
-    """`mechanism` if it is one of `MECHANISMS`; ValueError naming the valid ones otherwise."""
+    """`mechanism` if it is one of `MECHANISMS` (canonical names only, as stored in configs
+    and profiles); ValueError naming the valid ones otherwise."""
     if mechanism not in MECHANISMS:
         raise ValueError(
             f"unknown SM partition mechanism {mechanism!r}; valid: {', '.join(MECHANISMS)}"
@@ -120,40 +133,16 @@ def check_mechanism(mechanism: str) -> str:
     return mechanism
 
 
-# `--mechanism` accepts the short name of green contexts too.
-MECHANISM_ALIASES = {"green": "green-ctx"}
-
-
 def resolve_mechanism(name: str) -> str:
     """A mechanism as users type it (any case; "green" = "green-ctx") -> its `MECHANISMS` name;
     ValueError listing the valid choices otherwise."""
+    if not isinstance(name, str):
+        raise _unknown_mechanism(name)
     key = name.strip().lower()
     key = MECHANISM_ALIASES.get(key, key)
     if key not in MECHANISMS:
-        raise ValueError(
-            f"unknown SM partition mechanism {name!r}; valid: green (= green-ctx), "
-            f"{', '.join(m for m in MECHANISMS if m != 'green-ctx')}"
-        )
+        raise _unknown_mechanism(name)
     return key
-
-
-# Host cost of one re-partition (microseconds), by mechanism, on the H200 (driver 580, issue
-# 16, calibrate/NOTES.md "Mechanisms"). libsmctrl: a launch preceded by a mask change took
-# 8.594 us against 7.052 us with a constant mask (median of 5 x 2000 launches, the
-# `libsmctrl_set_stream_mask_ext` ctypes call alone 1.02 us), 2026-11-30; the paper measured
-# 4.1 us on an A100. green-ctx: none by construction (the pair of every split is made up
-# front and a re-partition launches on the other pair's streams, DESIGN.md); none: no
-# partitions. mps: an MPS percentage is fixed when a context is created, so partitions are
-# contexts made up front with an SM-count execution affinity (`cuCtxCreate_v3`, 85-148 ms
-# each) and a re-partition switches context: `cuCtxSetCurrent` took 0.29-0.61 us (median of
-# 2 x 2000 switches in each of 6 MPS clients, median 0.47; round R3); a new context instead
-# took 88-228 ms.
-REPARTITION_COST_US: dict[str, float] = {
-    "libsmctrl": 1.54,
-    "green-ctx": 0.0,
-    "mps": 0.47,
-    "none": 0.0,
-}
 
 
 def partition_unit_sms(mechanism: str, gpu: GPUSpec | None, total_sms: int) -> int:

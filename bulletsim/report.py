@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from bulletsim.partitioning import Partitioning
 from bulletsim.run import RunResult
 
 
@@ -67,6 +68,8 @@ def print_summary(
     )
     if provenance:
         c.print(provenance, markup=False, highlight=False)
+    if m.get("partitioning"):
+        c.print(Partitioning(**m["partitioning"]).line(), markup=False, highlight=False)
     c.print(f"workload {m['workload']}: {s['num_requests']} requests from {m['workload_source']}")
     c.print(f"convention: {m['convention']}")
     slo = s["slo"]

@@ -29,7 +29,7 @@ from bulletsim.latency.factory import build_latency
 from bulletsim.metrics import add_request_metrics, summarize
 from bulletsim.models import ModelSpec
 from bulletsim.policies.base import Policy, PolicyContext
-from bulletsim.policies.registry import make_policy
+from bulletsim.policies.registry import make_policy, partitioning_of
 from bulletsim.records import request_frame
 from bulletsim.state import ServingState
 from bulletsim.workload import Workload, load_workload
@@ -208,10 +208,17 @@ def _result(
 
 
 def run_meta(run: Run) -> dict:
-    """What ran: policy, workload and its provenance, GPU, model, latency model, KV sizing."""
+    """What ran: policy, workload and its provenance, GPU, model, latency model, KV sizing,
+    and how the policy partitions SMs (`partitioning.Partitioning.to_dict`, None without
+    partitions): mechanism, granularity and re-partition cost with its kind and source."""
     w = run.workload
+    # a policy that resolves its own (Bullet, at bind) reports what it used
+    part = getattr(run.policy, "partitioning", None) or partitioning_of(
+        run.config.policy, run.config.params(), run.gpu, run.gpu.num_sms
+    )
     return {
         "policy": run.policy.name,
+        "partitioning": None if part is None else part.to_dict(),
         "workload": w.name,
         "workload_source": w.source,
         "convention": w.convention,

@@ -68,14 +68,9 @@ def config_from_options(o: dict):
         "chunked": chunked,
     }
     try:
-        mechanism = mechanism_sections(o.get("mechanism"))
-        overrides = merge_overrides(mechanism, overrides)
-        cfg = load_config(o["config"], merge_overrides(overrides, parse_sets(o["set_"])))
-        if mechanism and not hasattr(cfg.params(), "mechanism"):
-            raise ValueError(
-                f"--mechanism sets how {' and '.join(mechanism)} partition SMs; "
-                f"the policy {cfg.policy} has no SM partitions"
-            )
+        sets = mechanism_overrides(o.get("mechanism"), parse_sets(o["set_"]))
+        cfg = load_config(o["config"], merge_overrides(overrides, sets))
+        check_mechanism_applies(o.get("mechanism"), (cfg.policy,))
         flags = {"chunk_size": "--chunk-size", "variant": "--variant"}
         given = [flags.get(k, "--max-running") for k, v in chunked.items() if v is not None]
         if given and cfg.policy != "chunked":
@@ -90,29 +85,50 @@ def config_from_options(o: dict):
 
 
 def mechanism_sections(mechanism: str | None) -> dict:
-    """Policy sections that `--mechanism` sets ({} without it): for every policy with SM
-    partitions, its `mechanism` and, where it has one, `remask_us` = the re-partition cost
-    measured for that mechanism (`hardware.REPARTITION_COST_US`). Keys given with --set or in
-    a config file win over these. ValueError for an unknown mechanism or one not measured."""
-    import dataclasses
-
-    from bulletsim.hardware import REPARTITION_COST_US, resolve_mechanism
-    from bulletsim.policies.registry import POLICY_PARAMS
+    """Policy sections that `--mechanism` sets ({} without it): `mechanism` (canonical name,
+    `hardware.resolve_mechanism`) for every policy that takes it as a parameter. Its
+    granularity and re-partition cost follow from it at run time (`partitioning`), however
+    it was given. ValueError for an unknown mechanism."""
+    from bulletsim.hardware import resolve_mechanism
+    from bulletsim.policies.registry import POLICY_PARAMS, has_mechanism_param
 
     if mechanism is None:
         return {}
     m = resolve_mechanism(mechanism)
-    out = {}
-    for name, cls in POLICY_PARAMS.items():
-        fields = {f.name for f in dataclasses.fields(cls)}
-        if "mechanism" not in fields:
-            continue
-        out[name] = {"mechanism": m}
-        if "remask_us" in fields:
-            if m not in REPARTITION_COST_US:
-                raise ValueError(f"no measured re-partition cost for {m}; set {name}.remask_us")
-            out[name]["remask_us"] = REPARTITION_COST_US[m]
-    return out
+    return {name: {"mechanism": m} for name in POLICY_PARAMS if has_mechanism_param(name)}
+
+
+def mechanism_overrides(mechanism: str | None, sets: dict) -> dict:
+    """`--set` overrides with `--mechanism` merged in; ValueError when the two name different
+    mechanisms for one policy (aliases resolved first: `--mechanism green` and `--set
+    bullet.mechanism=green-ctx` agree). A config file's value is overridden by either."""
+    from bulletsim.config import merge_overrides
+    from bulletsim.hardware import resolve_mechanism
+
+    sections = mechanism_sections(mechanism)
+    for name, sec in sections.items():
+        section = sets.get(name)
+        given = section.get("mechanism") if isinstance(section, dict) else None
+        if given is not None and resolve_mechanism(given) != sec["mechanism"]:
+            raise ValueError(
+                f"--mechanism {mechanism} conflicts with --set {name}.mechanism={given}; "
+                "give one of them"
+            )
+    return merge_overrides(sections, sets)
+
+
+def check_mechanism_applies(mechanism: str | None, policies: tuple[str, ...]) -> None:
+    """`--mechanism` must reach one of `policies` (registered names): only a policy that takes
+    its mechanism as a parameter (Bullet) does; ValueError saying how the others share SMs."""
+    from bulletsim.policies.registry import has_mechanism_param, mechanism_note, policy_names
+
+    if mechanism is None or any(has_mechanism_param(p) for p in policies):
+        return
+    takers = [n for n in policy_names() if has_mechanism_param(n)]
+    raise ValueError(
+        f"--mechanism applies only to {' and '.join(takers)} (its SM partition mechanism is a "
+        f"parameter); {'; '.join(mechanism_note(p) for p in dict.fromkeys(policies))}"
+    )
 
 
 def run_out_dir(cfg, out: str | None, no_write: bool, suffix: str = "") -> Path | None:

@@ -135,8 +135,9 @@ def sweep(
     mechanism: Annotated[
         str | None,
         Opt(
-            help="How Bullet partitions SMs: green, libsmctrl, mps, none (sets bullet.mechanism "
-            "and its measured re-partition cost; see `bulletsim run --help`)."
+            help="How Bullet partitions SMs: green, libsmctrl, mps, none (= --set "
+            "bullet.mechanism; its granularity and re-partition cost follow, see `bulletsim "
+            "run --help`)."
         ),
     ] = None,
     set_: Annotated[
@@ -157,12 +158,12 @@ def sweep(
     from bulletsim.cli import USER_ERRORS, check_run_size, fail
     from bulletsim.config import merge_overrides, parse_sets
     from bulletsim.executors import make_executor
-    from bulletsim.run_options import mechanism_sections
+    from bulletsim.run_options import mechanism_overrides
     from bulletsim.sweep import DEFAULT_POLICIES, DEFAULT_TRACES, SweepSpec
 
     try:
         base = merge_overrides(
-            merge_overrides(mechanism_sections(mechanism), parse_sets(set_)),
+            mechanism_overrides(mechanism, parse_sets(set_)),
             {
                 "gpu": gpu, "model": model, "latency": latency,
                 "workload": {
@@ -259,16 +260,11 @@ def _out_dir(spec, out: str | None) -> Path:
 
 
 def _check_mechanism_applies(mechanism: str | None, policies: tuple[str, ...]) -> None:
-    """`--mechanism` must reach a policy of the sweep that partitions SMs."""
+    """`--mechanism` must reach a policy of the sweep that takes it (Bullet)."""
     from bulletsim.config import resolve_policy
-    from bulletsim.run_options import mechanism_sections
+    from bulletsim.run_options import check_mechanism_applies
 
-    sections = mechanism_sections(mechanism)
-    if sections and not any(resolve_policy(p.split(":")[0])[0] in sections for p in policies):
-        raise ValueError(
-            f"--mechanism sets how {' and '.join(sections)} partition SMs; none of the "
-            f"sweep's policies ({', '.join(policies)}) has SM partitions"
-        )
+    check_mechanism_applies(mechanism, tuple(resolve_policy(p.split(":")[0])[0] for p in policies))
 
 
 def _with_chunk_size(policies: tuple[str, ...], chunk_size: int) -> tuple[str, ...]:

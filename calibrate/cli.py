@@ -73,7 +73,7 @@ def calibrate(
         Opt(help="Tensor-parallel degree: measure one GPU's shard (default: the model's own)."),
     ] = None,
     mechanism: Annotated[
-        str, Opt(help="SM partitioning: green-ctx | libsmctrl | mps | none.")
+        str, Opt(help="SM partitioning: green (= green-ctx) | libsmctrl | mps | none.")
     ] = "green-ctx",
     quick: Annotated[bool, Opt("--quick", help="Short pass (~2 min of GPU time).")] = False,
     grid: Annotated[
@@ -148,13 +148,13 @@ def calibrate(
     if gpu is None:
         _fail("--gpu is required (h200, h100, a100, h20), or --from-live RUN_DIR...")
     from bulletsim.gpu.selection import check_decode_backend
-    from bulletsim.hardware import check_mechanism, get_gpu
+    from bulletsim.hardware import get_gpu, resolve_mechanism
     from bulletsim.models import get_model
     from calibrate.grids import GRIDS
 
     try:
         spec, mspec = get_gpu(gpu), get_model(model, tp)
-        check_mechanism(mechanism)
+        mechanism = resolve_mechanism(mechanism)  # the alias table run/sweep/live use
         if grid is not None and grid not in GRIDS:
             raise ValueError(f"unknown grid {grid!r}; valid: {', '.join(GRIDS)}")
         check_decode_backend(decode_backend)

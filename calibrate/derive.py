@@ -21,7 +21,13 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from bulletsim.hardware import GPUSpec, get_gpu, min_partition_sms, partition_unit_sms
+from bulletsim.hardware import (
+    GPUSpec,
+    get_gpu,
+    min_partition_sms,
+    partition_unit_sms,
+    resolve_mechanism,
+)
 from bulletsim.latency.collectives import rescale_section
 from bulletsim.latency.ops import linear_ops
 from bulletsim.latency.profile import (
@@ -63,7 +69,7 @@ def derive(doc: dict, dst: GPUSpec) -> dict:
     src_model = ProfileLatency(doc)
     src, model = src_model.gpu, src_model.model
     params = srm_from_dict(doc["srm"])
-    mechanism = {"green": "green-ctx"}.get(doc["meta"]["mechanism"], doc["meta"]["mechanism"])
+    mechanism = resolve_mechanism(doc["meta"]["mechanism"])
     pairs = map_sms(doc["grid"]["sms"], src, dst, mechanism)
     col = {n: i for i, n in enumerate(doc["grid"]["sms"])}
 

@@ -59,8 +59,8 @@ def test_one_mechanism_vocabulary():
     assert set(POLICY_MECHANISMS) == set(MECHANISMS)
     from bulletsim.gpu.pools import make_pool
 
-    with pytest.raises(ValueError, match="valid: libsmctrl, green-ctx, mps, none"):
-        make_pool("green")
+    with pytest.raises(ValueError, match=r"valid: green \(= green-ctx\), libsmctrl, mps, none"):
+        make_pool("tpc")
 
 
 @pytest.mark.parametrize(

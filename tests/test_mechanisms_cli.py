@@ -72,30 +72,26 @@ def test_run_unknown_mechanism_lists_valid():
 
 def test_run_mechanism_needs_a_partitioning_policy():
     res = runner.invoke(_sim_app(), [*RUN, "--policy", "chunked", "--mechanism", "green"], env=ENV)
-    assert res.exit_code == 2 and "the policy chunked has no SM partitions" in res.output
+    assert res.exit_code == 2
+    assert "--mechanism applies only to bullet" in res.output
+    assert "chunked runs one lane on every SM" in res.output
 
 
 def test_sweep_mechanism_needs_a_partitioning_policy():
     argv = ["sweep", "-n", "20", "--rates", "4", "--no-capacity", "--workers", "1", "-q"]
     argv += ["--policy", "chunked-2048", "--mechanism", "green"]
     res = runner.invoke(_sim_app(), argv, env=ENV)
-    assert res.exit_code == 2 and "none of the sweep's policies (chunked-2048)" in res.output
+    assert res.exit_code == 2 and "--mechanism applies only to bullet" in res.output
+    assert "chunked runs one lane on every SM" in res.output
 
 
-def test_mechanism_sets_granularity_and_measured_cost_and_set_wins():
+def test_mechanism_sets_the_name_only_and_set_of_another_key_keeps_it():
     from bulletsim.config import load_config, merge_overrides, parse_sets
-    from bulletsim.hardware import REPARTITION_COST_US
-    from bulletsim.run_options import mechanism_sections
+    from bulletsim.run_options import mechanism_overrides, mechanism_sections
 
-    sec = mechanism_sections("Green")
-    assert sec == {
-        "bullet": {"mechanism": "green-ctx", "remask_us": REPARTITION_COST_US["green-ctx"]}
-    }
-    cfg = load_config(None, merge_overrides(sec, {"policy": "bullet", "gpu": "h200"}))
-    assert cfg.params().mechanism == "green-ctx"
-    assert cfg.params().remask_us == REPARTITION_COST_US["green-ctx"]
-    mine = parse_sets(["bullet.remask_us=7.5"])
-    cfg = load_config(None, merge_overrides(merge_overrides(sec, {"policy": "bullet"}), mine))
+    assert mechanism_sections("Green") == {"bullet": {"mechanism": "green-ctx"}}
+    over = mechanism_overrides("Green", parse_sets(["bullet.remask_us=7.5"]))
+    cfg = load_config(None, merge_overrides(over, {"policy": "bullet", "gpu": "h200"}))
     assert cfg.params().remask_us == 7.5 and cfg.params().mechanism == "green-ctx"
 
 

@@ -7,7 +7,7 @@ imports none of them and none of them import each other.
 from __future__ import annotations
 
 from bulletsim.gpu.partition import FullDevicePool, PartitionPool
-from bulletsim.hardware import GPUSpec, check_mechanism
+from bulletsim.hardware import GPUSpec, resolve_mechanism
 
 
 def make_pool(
@@ -15,9 +15,10 @@ def make_pool(
 ) -> PartitionPool:
     """Build the pool for `mechanism` on `gpu` (its spec sets the green-context granularity).
 
-    Raises ValueError for an unknown mechanism (naming the valid ones); the mechanism's own
-    error (`LibsmctrlUnavailable`, RuntimeError for MPS without a daemon) when it is absent."""
-    check_mechanism(mechanism)
+    `mechanism`: any name of the one alias table (`hardware.resolve_mechanism`). Raises
+    ValueError for an unknown mechanism (naming the valid ones); the mechanism's own error
+    (`LibsmctrlUnavailable`, RuntimeError for MPS without a daemon) when it is absent."""
+    mechanism = resolve_mechanism(mechanism)
     if mechanism == "green-ctx":
         from bulletsim.gpu.green import GreenContextPool
 

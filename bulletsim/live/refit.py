@@ -132,11 +132,18 @@ def work_overheads(meta: dict) -> tuple[float, float, int]:
     the run's policy as the simulator models them: Bullet's prediction cost (a merged unit of
     windows pays one per window), its prefill-to-decode handoff, and the re-masking a launch
     pays when its lane's SMs changed (taken here as a change from the lane's previous launch)."""
+    from bulletsim.hardware import get_gpu
+    from bulletsim.partitioning import resolve_partitioning
+
     params = (meta["config"].get("policy_params") or {}).get("bullet")
     if meta["config"].get("policy") != "bullet" or not params:
         return 0.0, 0.0, 0, 0.0
+    gpu = get_gpu(meta["config"]["gpu"])  # remask_us None: the mechanism's cost, as simulated
+    remask = resolve_partitioning(
+        params.get("mechanism", "libsmctrl"), gpu, gpu.num_sms, params.get("remask_us")
+    ).remask_us
     return (params.get("predict_us", 0.0) * 1e-6, params.get("handoff_ms", 0.0) * 1e-3,
-            params.get("window_layers") or 0, params.get("remask_us", 0.0) * 1e-6)  # fmt: skip
+            params.get("window_layers") or 0, remask * 1e-6)  # fmt: skip
 
 
 def check_run_matches(pl: ProfileLatency, meta: dict, run_dir: str | Path) -> None:

@@ -25,6 +25,11 @@ def _check_common(name: str, max_prefill_tokens: int, max_running: int) -> None:
         raise ValueError(f"{name}.max_running_requests must be >= 1, got {max_running}")
 
 
+# static-split's partitions are whole TPCs, as libsmctrl masks them (fixed; `--mechanism` is
+# Bullet's parameter, and policies.registry.FIXED_MECHANISMS names this for the outputs).
+STATIC_SPLIT_MECHANISM = "libsmctrl"
+
+
 @dataclass(frozen=True, slots=True)
 class StaticSplitParams:
     """Static split: prefill_fraction of the SMs (whole TPCs) for prefill, the rest decode."""
@@ -57,7 +62,7 @@ class StaticSplit(TwoLanePolicy):
         super().bind(ctx)
         total = ctx.total_sms
         # libsmctrl masks whole TPCs; the unit comes from the GPU spec (hardware.py)
-        tpc = partition_unit_sms("libsmctrl", getattr(ctx.latency, "gpu", None), total)
+        tpc = partition_unit_sms(STATIC_SPLIT_MECHANISM, getattr(ctx.latency, "gpu", None), total)
         p = min(total - tpc, max(tpc, tpc * round(self.params.prefill_fraction * total / tpc)))
         self.num_sms = {"prefill": p, "decode": total - p}  # held even while idle: static
 

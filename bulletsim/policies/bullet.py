@@ -22,14 +22,11 @@ import math
 from dataclasses import dataclass
 
 from bulletsim.core import Work, WorkShape, co_runner
+from bulletsim.hardware import check_mechanism
+from bulletsim.partitioning import resolve_partitioning
 from bulletsim.policies.base import PolicyContext
 from bulletsim.policies.batching import can_start_prefill, reorder_head
-from bulletsim.policies.split_planner import (
-    MECHANISMS,
-    SplitPlanner,
-    granularity_sms,
-    round_to_units,
-)
+from bulletsim.policies.split_planner import SplitPlanner, round_to_units
 from bulletsim.policies.two_lane import TwoLanePolicy
 
 
@@ -40,8 +37,11 @@ class BulletParams:
     mechanism: libsmctrl (2-SM TPC masks, the paper's), green-ctx (the GPU's green-context
       granularity, 8 SMs on Hopper), mps (percentage caps in whole TPCs; a re-partition
       switches to a pre-created MPS context) or none (whole GPU per lane: temporal sharing
-      only). `--mechanism`
-      also sets remask_us to the cost measured for it (`hardware.REPARTITION_COST_US`).
+      only). `--mechanism`, `--set bullet.mechanism` and config files name it alike
+      (aliases: `hardware.MECHANISM_ALIASES`).
+    remask_us: host cost of one re-partition; None (default) = the mechanism's cost on the
+      run's GPU with its source (`partitioning.remask_cost`: measured on the H200, the
+      paper's A100 figure, or derived); a number is used as given.
     max_prefill_tokens: batch cap (the released code's fixed 1664).
     window_layers: layers per prefill window (prefill can grow between windows; it shrinks
       at once). 8 = 4 windows on 32-layer models; 4 gave the same ShareGPT capacity on the
@@ -54,7 +54,7 @@ class BulletParams:
       count that runs its window at least as fast (wave quantization); 0 = off.
     merge_windows: run windows whose boundaries come before the decode lane can decide as one
       unit (a simulation shortcut: the split could not change there; same timeline).
-    Costs (paper): handoff 0.21 ms per batch, re-masking 4.1 us, prediction 10.2 us.
+    Costs (paper): handoff 0.21 ms per batch, prediction 10.2 us.
     """
 
     mechanism: str = "libsmctrl"
@@ -67,14 +67,11 @@ class BulletParams:
     wave_search_units: int = 8
     merge_windows: bool = True
     handoff_ms: float = 0.21
-    remask_us: float = 4.1
+    remask_us: float | None = None
     predict_us: float = 10.2
 
     def __post_init__(self) -> None:
-        if self.mechanism not in MECHANISMS:
-            raise ValueError(
-                f"unknown SM partition mechanism {self.mechanism!r}; valid: {', '.join(MECHANISMS)}"
-            )
+        check_mechanism(self.mechanism)
         if self.wave_search_units < 0:
             raise ValueError(f"bullet.wave_search_units must be >= 0, got {self.wave_search_units}")
         for name in ("max_prefill_tokens", "window_layers", "max_running_requests"):
@@ -84,7 +81,7 @@ class BulletParams:
             raise ValueError(
                 f"bullet.tpot_target_frac must be in (0, 1], got {self.tpot_target_frac}"
             )
-        if min(self.handoff_ms, self.remask_us, self.predict_us) < 0:
+        if min(self.handoff_ms, self.remask_us or 0.0, self.predict_us) < 0:
             raise ValueError("bullet.handoff_ms, remask_us and predict_us must be >= 0")
 
 
@@ -107,12 +104,16 @@ class Bullet(TwoLanePolicy):
         self._window_batch: list | None = None
         self._window_memo: dict[tuple[int, int], float] = {}
         self._predict_s = p.predict_us * 1e-6
-        self._remask_s = p.remask_us * 1e-6
 
     def bind(self, ctx: PolicyContext) -> None:
         super().bind(ctx)
         self.total_sms = ctx.total_sms
-        self.unit_sms = granularity_sms(self.params.mechanism, self.total_sms, ctx.latency)
+        self.partitioning = resolve_partitioning(
+            self.params.mechanism, getattr(ctx.latency, "gpu", None), ctx.total_sms,
+            self.params.remask_us,
+        )  # fmt: skip
+        self.unit_sms = self.partitioning.unit_sms
+        self._remask_s = self.partitioning.remask_us * 1e-6
         self.temporal = self.unit_sms >= self.total_sms
         self.planner = SplitPlanner(ctx.latency, self.total_sms, self.unit_sms)
         self.tpot_target_s = ctx.slo.tpot_s * self.params.tpot_target_frac

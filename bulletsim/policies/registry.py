@@ -7,10 +7,12 @@ outside the package (a plugin, a test); it must not be called from a built-in mo
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from bulletsim.policies.ablations import (
+    STATIC_SPLIT_MECHANISM,
     NaiveConcurrency,
     NaiveParams,
     PrefillFirst,
@@ -42,6 +44,57 @@ _BUILDERS: dict[str, Callable[[Any], Policy]] = {
     "pdmux": PDMux,
     "pdmux-slo": PDMuxSLO,
 }
+
+
+# Policies with SM partitions whose mechanism their design fixes (`--mechanism` is Bullet's
+# parameter only): static-split masks whole TPCs (libsmctrl, ablations.py); pdmux and
+# pdmux-slo choose among green-context splits (SGLang's PD multiplexing, pdmux.py).
+FIXED_MECHANISMS: dict[str, str] = {
+    "static-split": STATIC_SPLIT_MECHANISM,
+    "pdmux": "green-ctx",
+    "pdmux-slo": "green-ctx",
+}
+# Policies without SM partitions: what their lanes hold instead.
+_UNPARTITIONED = {
+    "chunked": "one lane on every SM",
+    "prefill-first": "one lane on every SM",
+    "naive": "both lanes on every SM at once",
+}
+
+
+def has_mechanism_param(name: str) -> bool:
+    """True when policy `name` takes its SM partition mechanism as a parameter (Bullet)."""
+    return "mechanism" in {f.name for f in dataclasses.fields(POLICY_PARAMS[name])}
+
+
+def mechanism_of(name: str, params: Any) -> str | None:
+    """The SM partition mechanism policy `name` runs with `params`: its parameter, the one its
+    design fixes (FIXED_MECHANISMS), or None for a policy without SM partitions."""
+    if has_mechanism_param(name):
+        return params.mechanism
+    return FIXED_MECHANISMS.get(name)
+
+
+def mechanism_note(name: str) -> str:
+    """Why `--mechanism` does not apply to policy `name` (one clause)."""
+    if name in FIXED_MECHANISMS:
+        return f"{name} partitions SMs with {FIXED_MECHANISMS[name]}, fixed by its design"
+    return f"{name} runs {_UNPARTITIONED.get(name, 'without SM partitions')}"
+
+
+def partitioning_of(name: str, params: Any, gpu: Any, total_sms: int) -> Any:
+    """The `partitioning.Partitioning` policy `name` runs with on `gpu` (a GPUSpec or None),
+    or None for a policy without SM partitions."""
+    from bulletsim.partitioning import resolve_partitioning
+
+    mech = mechanism_of(name, params)
+    if mech is None:
+        return None
+    if has_mechanism_param(name):
+        return resolve_partitioning(mech, gpu, total_sms, getattr(params, "remask_us", None))
+    part = resolve_partitioning(mech, gpu, total_sms, fixed=True)
+    step, low = getattr(params, "step_sms", 0), getattr(params, "min_sms", 0)  # pdmux's own
+    return dataclasses.replace(part, unit_sms=step or part.unit_sms, min_sms=low or part.min_sms)
 
 
 def register(name: str, params_cls: type, builder: Callable[[Any], Policy]) -> None:

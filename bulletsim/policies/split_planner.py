@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 from bulletsim.core import WorkShape, co_runner
 from bulletsim.hardware import MECHANISMS as HW_MECHANISMS
-from bulletsim.hardware import partition_unit_sms
 from bulletsim.latency.base import LatencyModel
 
 # How SMs are handed out: libsmctrl masks whole TPCs (2 SMs, Bullet's mechanism); CUDA green
@@ -20,17 +19,9 @@ from bulletsim.latency.base import LatencyModel
 # reserve SMs: its measured co-run interference is in results/mechanisms-h200/, not in the
 # latency model);
 # without a mechanism a lane gets the whole GPU or nothing, so sharing is temporal only. The
-# vocabulary and the granularity come from `bulletsim.hardware` (shared with the GPU runtime).
+# vocabulary and the granularity come from `bulletsim.hardware` (shared with the GPU runtime)
+# through `bulletsim.partitioning`.
 MECHANISMS = HW_MECHANISMS
-
-
-def granularity_sms(mechanism: str, total_sms: int, latency: LatencyModel) -> int:
-    """Partition unit in SMs for `mechanism` on the GPU that `latency` describes."""
-    if mechanism not in MECHANISMS:
-        raise ValueError(
-            f"unknown SM partition mechanism {mechanism!r}; valid: {', '.join(MECHANISMS)}"
-        )
-    return partition_unit_sms(mechanism, getattr(latency, "gpu", None), total_sms)
 
 
 def round_to_units(sms: float, unit: int, total_sms: int) -> int:
