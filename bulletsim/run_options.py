@@ -117,6 +117,31 @@ def mechanism_overrides(mechanism: str | None, sets: dict) -> dict:
     return merge_overrides(sections, sets)
 
 
+def mechanism_given(o: dict) -> bool:
+    """Whether `run`'s options `o` name a mechanism anywhere: `--mechanism`, `--set
+    POLICY.mechanism` or the config file's `[POLICY] mechanism` (for a policy that takes one).
+    A command with its own default (`live`) adds it as `--mechanism` only when none is."""
+    import tomllib
+
+    from bulletsim.config import parse_sets
+    from bulletsim.policies.registry import has_mechanism_param, policy_names
+
+    if o.get("mechanism") is not None:
+        return True
+    sections = [parse_sets(o.get("set_"))]
+    if o.get("config") is not None:
+        try:
+            sections.append(tomllib.loads(Path(o["config"]).expanduser().read_text()))
+        except (OSError, ValueError):
+            pass  # loading the config for the run reports it
+    return any(
+        isinstance(sec.get(k), dict) and "mechanism" in sec[k]
+        for sec in sections
+        for k in sec
+        if isinstance(k, str) and k.lower() in policy_names() and has_mechanism_param(k.lower())
+    )
+
+
 def check_mechanism_applies(mechanism: str | None, policies: tuple[str, ...]) -> None:
     """`--mechanism` must reach one of `policies` (registered names): only a policy that takes
     its mechanism as a parameter (Bullet) does; ValueError saying how the others share SMs."""

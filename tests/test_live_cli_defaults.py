@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 
 import bulletsim.live.cli as live_cli
 from bulletsim.cli import app
-from bulletsim.hardware import REPARTITION_COST_US
 from bulletsim.policies.registry import policy_names
 
 LIVE = ["live", "-n", "12", "--rate", "10"]
@@ -48,7 +47,9 @@ def test_fake_bullet_defaults_to_h200_and_green_contexts_and_says_so(tmp_path):
     assert cfg["gpu"] == "h200"
     bullet = cfg["policy_params"]["bullet"]
     assert bullet["mechanism"] == "green-ctx"
-    assert bullet["remask_us"] == REPARTITION_COST_US["green-ctx"]  # as --mechanism green
+    assert bullet["remask_us"] is None  # the cost follows the mechanism, as --mechanism green
+    part = json.loads((tmp_path / "b" / "summary.json").read_text())["partitioning"]
+    assert (part["mechanism"], part["remask_us"]) == ("green-ctx", 0.0)
     assert "fake executor: no GPU, no model" in r.output and "weights" not in r.output
     assert "predicted device" in r.output
 
@@ -58,10 +59,13 @@ def test_fake_bullet_defaults_to_h200_and_green_contexts_and_says_so(tmp_path):
     [
         (["--mechanism", "libsmctrl"], "libsmctrl"),  # the fake emulates any mechanism
         (["--set", "bullet.mechanism=mps"], "mps"),  # --set wins over live's default
+        (["--config", "FILE"], "mps"),  # so does the config file's [bullet] mechanism
     ],
 )
 def test_an_explicit_mechanism_is_recorded_as_given(tmp_path, extra, mechanism):
     out = tmp_path / "b"
+    (tmp_path / "c.toml").write_text('[bullet]\nmechanism = "mps"\n')
+    extra = [str(tmp_path / "c.toml") if x == "FILE" else x for x in extra]
     r = _invoke([*LIVE, "--executor", "fake", "--policy", "bullet", *extra, "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert _config(out)["policy_params"]["bullet"]["mechanism"] == mechanism

@@ -84,6 +84,7 @@ def live_run_config(executor: str, opts: dict):
     re-partition cost too). The GPU executor refuses a mechanism it cannot make. The config
     written with the run names what ran. Exits 2 with one line on bad input."""
     from bulletsim.cli import config_from_options, fail
+    from bulletsim.run_options import mechanism_given
 
     opts = dict(opts)
     named = opts.get("gpu") is not None or _file_sets(opts.get("config"), "gpu")
@@ -92,7 +93,7 @@ def live_run_config(executor: str, opts: dict):
     cfg = config_from_options(opts)
     if named and executor == "gpu":
         check_gpu_present(cfg.gpu)
-    if opts.get("mechanism") is None and hasattr(cfg.params(), "mechanism"):
+    if not mechanism_given(opts) and hasattr(cfg.params(), "mechanism"):
         cfg = config_from_options(opts | {"mechanism": LIVE_MECHANISM})
     spec = cfg.model_spec()
     if executor == "gpu" and (spec.tp != 1 or spec.is_moe):
