@@ -19,7 +19,8 @@ Map of the package (data flows top to bottom):
                      (baseline), bullet.py (Bullet), two_lane.py + split_planner.py +
                      batching.py (two-lane machinery, SM planner, batch shapes), ablations.py
                      (static split, naive, prefill-first), pdmux.py + pdmux_table.py
-                     (SGLang's PD-Multiplexing, its SLO variant), registry.py (names -> params)
+                     (SGLang's PD-Multiplexing, its SLO variant), registry.py (names -> params),
+                     describe.py (what `bulletsim policies` prints)
     engine_api.py    the Engine protocol every engine keeps (simulated and live)
     engine.py        the SimPy engine (lanes as processes; the only simpy import);
                      client.py (concurrency-limited benchmark client), early_stop.py (stop a
@@ -39,7 +40,8 @@ Map of the package (data flows top to bottom):
                      per output token: the paper's large-model criterion);
                      paper_table.py (a table per workload convention beside a paper's)
     fidelity/        simulated vs measured (vLLM / SGLang benchmark results, live runs)
-    config.py        the run config: one frozen dataclass tree, TOML + overrides, validation
+    config.py        the run config: one frozen dataclass tree, TOML + overrides, validation;
+                     float_params.py (the range of every float parameter: finite, per unit)
     cli.py           `bulletsim run | live | sweep | design | traces | calibrate | policies`;
                      run_options.py (run's options -> checked config and results folder),
                      cli_errors.py (one-line errors, exit 2), progress.py (progress on

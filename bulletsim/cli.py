@@ -14,8 +14,10 @@ from typing import Annotated
 
 import typer
 
-# re-exported: the other commands (live, sweep, design, fidelity) import these from here
 from bulletsim.cli_errors import USER_ERRORS, fail  # noqa: F401
+
+# re-exported: the other commands (live, sweep, design, fidelity) import these from here
+from bulletsim.policies.registry import policy_choices
 from bulletsim.run_options import (  # noqa: F401
     check_run_size,
     config_from_options,
@@ -179,9 +181,8 @@ def run(
     policy: Annotated[
         str | None,
         Opt(
-            help="Serving policy (case-insensitive): chunked, chunked-N (chunk size N), bullet, "
-            "static-split, naive, prefill-first, pdmux, pdmux-slo; see `bulletsim policies`. "
-            "(default: chunked)"
+            help=f"Serving policy (case-insensitive): {policy_choices()}; see `bulletsim "
+            "policies`. (default: chunked)"
         ),
     ] = None,
     gpu: Annotated[
@@ -330,19 +331,23 @@ def _transfer_note(cfg) -> str | None:
 
 
 @app.command()
-def policies() -> None:
-    """List the serving policies and their parameters (TOML section = policy name)."""
-    import dataclasses
+def policies(
+    name: Annotated[
+        str | None, typer.Argument(help="One policy to show (default: every policy).")
+    ] = None,
+) -> None:
+    """List the serving policies and their parameters (TOML section = policy name): default,
+    meaning, what 0 means and the source (in brackets) of each."""
+    from bulletsim.config import resolve_policy
+    from bulletsim.policies.describe import describe
+    from bulletsim.policies.registry import policy_names
 
-    from bulletsim.policies.registry import POLICY_PARAMS, policy_names
-
-    for name in policy_names():
-        cls = POLICY_PARAMS[name]
-        first = (cls.__doc__ or "").strip().split("\n\n")[0]  # the whole first paragraph
-        typer.echo(f"{name}: {' '.join(first.split())}")
-        for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else "(computed)"
-            typer.echo(f"    {name}.{f.name} = {default!r}")
+    try:
+        names = [resolve_policy(name)[0]] if name is not None else policy_names()
+        lines = [line for n in names for line in describe(n)]
+    except USER_ERRORS as e:
+        fail(str(e))
+    typer.echo("\n".join(lines))
 
 
 def _register_optional() -> None:

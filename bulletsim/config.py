@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from bulletsim.core import SLO
 from bulletsim.files import require_file
+from bulletsim.float_params import ALLOWS_INF, check_float
 from bulletsim.policies.registry import POLICY_PARAMS, policy_names
 from bulletsim.workload.config import WorkloadConfig
 
@@ -168,7 +169,6 @@ class RunConfig:
 
         if self.policy not in policy_names():
             raise ValueError(f"unknown policy {self.policy!r}; valid: {', '.join(policy_names())}")
-        get_gpu(self.gpu)
         self.model_spec()
         if self.latency not in LATENCY_KINDS:
             raise ValueError(
@@ -181,9 +181,11 @@ class RunConfig:
         self.workload.validate()
         self.slo.validate()
         self.kv.validate()
-        for name in self.policy_params:
-            self.params(name)
-        self.params()
+        gpu = get_gpu(self.gpu)
+        for name in (*self.policy_params, self.policy):
+            params = self.params(name)
+            if hasattr(params, "check_gpu"):  # splits the GPU cannot make (pdmux)
+                params.check_gpu(gpu, gpu.num_sms)
         return self
 
     def params(self, policy: str | None = None) -> Any:
@@ -232,9 +234,11 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
 
 
 def from_dict(cls: type, data: dict, where: str = "") -> Any:
-    """Build dataclass `cls` from a dict; unknown keys and wrong types are ValueErrors."""
+    """Build dataclass `cls` from a dict; unknown keys, wrong types and floats out of range
+    (`float_params.check_float`: NaN, inf, 1e308) are ValueErrors."""
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    names = list(fields)
     kwargs = {}
     for key, value in data.items():
         path = f"{where}.{key}" if where else key
@@ -246,7 +250,13 @@ def from_dict(cls: type, data: dict, where: str = "") -> Any:
                 raise ValueError(f"{path} must be a table, got {value!r}")
             kwargs[key] = from_dict(tp, value, path)
         else:
-            kwargs[key] = _check_type(value, tp, path)
+            try:
+                kwargs[key] = _check_type(value, tp, path)
+            except ValueError as e:
+                fmt = fields[key].metadata.get("format")  # how the value is written
+                raise ValueError(f"{e}; {fmt}" if fmt else str(e)) from None
+            if isinstance(kwargs[key], float):
+                check_float(path, kwargs[key], bool(fields[key].metadata.get(ALLOWS_INF)))
     return cls(**kwargs)
 
 
@@ -347,20 +357,22 @@ def resolve_policy(name: str) -> tuple[str, dict[str, Any]]:
     )
 
 
-def parse_sets(sets: list[str] | None) -> dict:
+def parse_sets(sets: list[str] | None, option: str = "--set") -> dict:
     """`--set bullet.window_layers=4` -> {"bullet": {"window_layers": 4}} (TOML values).
 
     A bare word is a string. Raises ValueError for a missing `=`, an empty key or key part,
-    and a key set both as a table and as a value.
+    and a key set both as a table and as a value; messages name `option`, the flag used.
     """
     out: dict = {}
     for item in sets or []:
         if "=" not in item:
-            raise ValueError(f"--set expects KEY=VALUE (e.g. bullet.window_layers=4), got {item!r}")
+            raise ValueError(
+                f"{option} expects KEY=VALUE (e.g. bullet.window_layers=4), got {item!r}"
+            )
         key, raw = item.split("=", 1)
         parts = [p.strip() for p in key.strip().split(".")]
         if not all(parts):
-            raise ValueError(f"--set {item!r}: empty key; e.g. bullet.window_layers=4")
+            raise ValueError(f"{option} {item!r}: empty key; e.g. bullet.window_layers=4")
         try:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
@@ -369,11 +381,26 @@ def parse_sets(sets: list[str] | None) -> dict:
         for p in parts[:-1]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
-                raise ValueError(f"--set {item!r}: {p} was already set to a value, not a table")
+                raise ValueError(f"{option} {item!r}: {p} was already set to a value, not a table")
         if isinstance(node.get(parts[-1]), dict):
-            raise ValueError(f"--set {item!r}: {key} is a table; set one of its keys")
+            raise ValueError(f"{option} {item!r}: {key} is a table; set one of its keys")
         node[parts[-1]] = value
     return out
+
+
+def check_set_sections(sets: dict, policies: set[str] | tuple[str, ...]) -> None:
+    """A `--set SECTION.key=value` for a policy that is not run would do nothing: ValueError
+    naming the policies that are. `sets` is `parse_sets`'s output; names as in the registry."""
+    names = policy_names()
+    unused = [
+        k for k in sets if isinstance(k, str) and k.lower() in names and k.lower() not in policies
+    ]
+    if unused:
+        u = unused[0]
+        raise ValueError(
+            f"--set {u}.*: {u} is not a policy of this run ({', '.join(policies)}), so its "
+            f"parameters would do nothing; run it with --policy {u}, or drop the --set"
+        )
 
 
 def merge_overrides(base: dict, over: dict) -> dict:

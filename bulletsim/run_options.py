@@ -19,7 +19,7 @@ def config_from_options(o: dict):
     """The RunConfig that `run`'s options (a dict of them by name) describe; shared by the
     commands that take run's options (`live`). Checks everything before any work: names,
     values, conflicting flags and the memory the run would need. User errors exit with 2."""
-    from bulletsim.config import load_config, merge_overrides, parse_sets
+    from bulletsim.config import check_set_sections, load_config, merge_overrides, parse_sets
 
     chunked = {
         "chunk_size": o["chunk_size"],
@@ -68,9 +68,11 @@ def config_from_options(o: dict):
         "chunked": chunked,
     }
     try:
-        sets = mechanism_overrides(o.get("mechanism"), parse_sets(o["set_"]))
+        given_sets = parse_sets(o["set_"])
+        sets = mechanism_overrides(o.get("mechanism"), given_sets)
         cfg = load_config(o["config"], merge_overrides(overrides, sets))
         check_mechanism_applies(o.get("mechanism"), (cfg.policy,))
+        check_set_sections(given_sets, (cfg.policy,))
         flags = {"chunk_size": "--chunk-size", "variant": "--variant"}
         given = [flags.get(k, "--max-running") for k, v in chunked.items() if v is not None]
         if given and cfg.policy != "chunked":

@@ -5,12 +5,16 @@ results do not depend on the number of workers or the order points finish in. A 
 the rate grid (first seed only: the curves), the zero-load ceiling of each (policy, trace),
 and one `CapacitySearch` per (policy, trace, seed). Work is reused: the first seed's search
 starts from the grid's bracket (the grid from its top rate down to the first that passes);
-every later seed starts from the first seed's capacity with a narrow bracket
+every later seed starts from the same policy's first-seed capacity with a narrow bracket
 (`SEED_BRACKET_FACTOR`) and, as its second rate, the crossing predicted by the first seed's
 slope of attainment near capacity; overloaded runs stop as soon as their misses decide them
 (`early_stop`), and their attainment, extrapolated from when they stopped, still guides the
-interpolation (never a decision). A point's arrivals are Poisson at its rate from its seed,
-so neighbouring rates see the same requests, only closer or further apart.
+interpolation (never a decision). A policy's searches use only its own points, so its
+capacities do not depend on which other policies share the sweep or their order (they did
+before issue 17: later seeds' starts were scaled by the trace's first policy's seed ratio,
+and attainment is not monotone in rate at small n, so the start changed the result). A
+point's arrivals are Poisson at its rate from its seed, so neighbouring rates see the same
+requests, only closer or further apart.
 Past ~300 lines: the spec and the scheduler (`_Sweep`) that feeds the searches belong together.
 """
 
@@ -25,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from bulletsim.capacity import CapacitySearch, round_rate
+from bulletsim.capacity import CapacitySearch
 from bulletsim.executors import TaskFailed, Tasks, make_executor
 from bulletsim.sweep_capacity import capacity_table
 from bulletsim.sweep_points import POINT_COLUMNS, point_overrides, run_point, run_zero_load
@@ -56,10 +60,30 @@ class PolicyVariant:
         policy, params = resolve_policy(name)
         params = dict(params)
         if rest:
-            sets = parse_sets([f"{policy}.{kv}" for kv in rest.split(",")])
+            try:
+                items = [f"{policy}.{kv}" for kv in _spec_items(rest)]
+            except ValueError as e:
+                raise ValueError(f"--policy {text!r}: {e}") from None
+            sets = parse_sets(items, f"--policy {name}:")
             params.update(sets[policy])
         label = name.strip().lower() + (f":{rest}" if rest else "")
         return cls(label, policy, tuple(sorted(params.items())))
+
+
+def _spec_items(rest: str) -> list[str]:
+    """ "a=1,b=x,y" -> ["a=1", "b=x,y"]: a piece without '=' continues the previous value (a
+    list such as pdmux's manual_divisions rows); a first piece without one is an error."""
+    items: list[str] = []
+    for piece in rest.split(","):
+        if "=" in piece.split(":")[0] or not items:
+            if "=" not in piece:
+                raise ValueError(
+                    f"expects NAME:key=value,key=value (e.g. bullet:window_layers=4), got {piece!r}"
+                )
+            items.append(piece)
+        else:
+            items[-1] += "," + piece
+    return items
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +121,33 @@ class SweepSpec:
                 f"rates must be finite and > 0 req/s, got {list(self.rates)} (a burst at "
                 "t = 0 is `bulletsim run --rate inf`)"
             )
+        checked: set = set()
         for v in self.variants():  # fail fast on bad names, traces and parameters
             for t in self.traces:
-                load_config(None, point_overrides(self, v, t, 1.0, self.seeds[0]))
+                cfg = load_config(None, point_overrides(self, v, t, 1.0, self.seeds[0]))
+                _check_inputs(cfg, checked)
         return self
+
+
+def _check_inputs(cfg, checked: set) -> None:
+    """What a point reads from disk, checked once before any job (a job that fails is retried,
+    and a sweep with a failed job writes a folder): the trace's real file where `trace_file`,
+    `traces_dir` or BULLETSIM_TRACES_DIR names one (a missing folder or file is an error, as
+    in `run`) and the latency model (a missing profile)."""
+    from bulletsim.hardware import get_gpu
+    from bulletsim.latency.factory import build_latency
+    from bulletsim.workload.catalog import trace_info
+    from bulletsim.workload.resolve import find_trace_file
+
+    w = cfg.workload
+    key = ("trace", w.trace, w.trace_file, w.traces_dir)
+    if key not in checked:
+        find_trace_file(trace_info(w.trace), w.trace_file, w.traces_dir)
+        checked.add(key)
+    key = ("latency", cfg.latency, cfg.gpu, cfg.model, cfg.tp, cfg.model_config)
+    if key not in checked:
+        build_latency(cfg.latency, get_gpu(cfg.gpu), cfg.model_spec())
+        checked.add(key)
 
 
 def run_sweep(
@@ -291,9 +338,7 @@ class _Sweep:
             if first not in self.finished:
                 return None
             s0 = self.searches[first]
-            start = self._seed_start(key, s0.capacity_req_s)
-            if start is None:
-                return None
+            start = s0.capacity_req_s  # this policy's own: never another policy's result
             if start > 0:
                 s = CapacitySearch(
                     start_req_s=start, factor=SEED_BRACKET_FACTOR, expand=True,
@@ -304,21 +349,6 @@ class _Sweep:
             self.waiting[key] = []
         self.searches[key] = s
         return s
-
-    def _seed_start(self, key: tuple[str, str, int], cap0: float) -> float | None:
-        """Where a later seed's search starts: the first seed's capacity `cap0`, scaled by
-        how this seed's capacity compared with the first seed's for the trace's first policy
-        (each seed's requests weigh alike on every policy: on the paper setting the ratios
-        of three policies agreed within 1-3%); None while that policy's search runs."""
-        label, t, seed = key
-        ref = next(v.label for v, tr in self.pairs if tr == t)
-        if ref == label or not cap0 > 0 or (ref, t) in self.undefined | self.failed:
-            return cap0
-        if (ref, t, seed) not in self.finished:
-            return None
-        c0 = self.searches[(ref, t, self.first)].capacity_req_s
-        cs = self.searches[(ref, t, seed)].capacity_req_s
-        return round_rate(cap0 * cs / c0) if c0 > 0 and cs > 0 else cap0
 
     def _failed(self, key: tuple, failed: TaskFailed) -> None:
         """Keep a failed job as a points row (zero-load jobs at rate 0); stop its pair."""

@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from bulletsim.policies.registry import policy_choices
+
 Opt = typer.Option
 # --auto-length re-runs a sweep at most this many times in all (each round is a whole sweep)
 AUTO_LENGTH_ROUNDS = 3
@@ -39,8 +41,9 @@ def sweep(
     policy: Annotated[
         list[str] | None,
         Opt(
-            help="Policy variant (repeatable, case-insensitive): bullet, chunked, chunked-N "
-            "(chunk size N), static-split, naive, prefill-first, or NAME:key=value,... "
+            help=f"Policy variant (repeatable, case-insensitive): {policy_choices()}, or "
+            "NAME:key=value,... (see `bulletsim policies`; a list value such as pdmux's "
+            "manual_divisions separates its rows with ';' or '/') "
             "(default: bullet, chunked-1024, chunked-2048)",
         ),
     ] = None,
@@ -156,8 +159,8 @@ def sweep(
 ) -> None:
     """Compare policies across request rates and workloads; report each policy's capacity."""
     from bulletsim.cli import USER_ERRORS, check_run_size, fail
-    from bulletsim.config import merge_overrides, parse_sets
-    from bulletsim.executors import make_executor
+    from bulletsim.config import check_set_sections, merge_overrides, parse_sets
+    from bulletsim.executors import EXECUTORS, make_executor
     from bulletsim.run_options import mechanism_overrides
     from bulletsim.sweep import DEFAULT_POLICIES, DEFAULT_TRACES, SweepSpec
 
@@ -176,6 +179,8 @@ def sweep(
         _check_mechanism_applies(mechanism, policies)
         if chunk_size is not None:
             policies = _with_chunk_size(policies, chunk_size)
+        if executor not in EXECUTORS:
+            raise ValueError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
         if workers is not None and workers < 1:
             raise ValueError(f"--workers: must be >= 1, got {workers}")
         spec = SweepSpec(
@@ -191,6 +196,9 @@ def sweep(
             workers=workers or os.cpu_count() or 1,
             base=base,
         ).validate()
+        check_set_sections(
+            parse_sets(set_), tuple(dict.fromkeys(v.policy for v in spec.variants()))
+        )
         if not 0 < target <= 1:
             raise ValueError(f"--target: an attainment in (0, 1], got {target}")
         if not 0 < rel_tol < 1:

@@ -54,7 +54,7 @@ CASES = [
     ("alias-conflict", (*RUN, "--policy", "chunked-1024", "--chunk-size", "2048"), "conflicts"),
     ("rate-zero", (*RUN, "--rate", "0"), "rate: must be > 0"),
     ("rate-negative", (*RUN, "--rate", "-3"), "rate: must be > 0"),
-    ("rate-nan", (*RUN, "--rate", "nan"), "rate: must be > 0"),
+    ("rate-nan", (*RUN, "--rate", "nan"), "workload.rate must be a finite number"),
     ("rate-inf-with-duration", ("run", "--rate", "inf", "--duration", "10", "-q"), "give num"),
     ("n-zero", ("run", "-n", "0", "-q"), "num_requests: must be >= 1"),
     ("n-billion", ("run", "-n", "1000000000", "-q"), "GiB of memory"),
@@ -115,6 +115,61 @@ CASES = [
     ("sweep-kv", (*SWEEP, "--set", "kv.block_size=0"), "kv.block_size"),
     ("sweep-gpu", (*SWEEP, "--gpu", "b200"), "valid: a100"),
     ("traces-list-missing-dir", ("traces", "list", "--traces-dir", "@missing-dir"), "not a folder"),
+    # float parameters of every section (issue 17): NaN hung the event loop, inf / 1e308
+    # made runs of 0 req/s that exited 0
+    (
+        "pdmux-handoff-nan",
+        (*RUN, "--policy", "pdmux", "--set", "pdmux.handoff_ms=nan"),
+        "pdmux.handoff_ms must be a finite time in [0, 3.6e+06] ms (one hour), got nan",
+    ),
+    ("pdmux-handoff-inf", (*RUN, "--policy", "pdmux", "--set", "pdmux.handoff_ms=inf"), "got inf"),
+    (
+        "pdmux-handoff-1e308",
+        (*RUN, "--policy", "pdmux", "--set", "pdmux.handoff_ms=1e308"),
+        "got 1e+308",
+    ),
+    (
+        "slo-handoff-nan-other-section",
+        (*RUN, "--policy", "pdmux-slo", "--set", "pdmux-slo.handoff_ms=nan"),
+        "pdmux-slo.handoff_ms must be a finite time",
+    ),
+    ("bullet-remask-inf", (*RUN, "--set", "bullet.remask_us=inf"), "bullet.remask_us"),
+    (
+        "static-fraction-nan",
+        (*RUN, "--set", "static-split.prefill_fraction=nan"),
+        "static-split.prefill_fraction must be a finite number",
+    ),
+    ("kv-reserve-nan", (*RUN, "--set", "kv.reserve_gib=nan"), "kv.reserve_gib"),
+    ("time-scale-1e308", (*RUN, "--set", "workload.time_scale=1e308"), "workload.time_scale"),
+    ("think-nan", (*RUN, "--think-time", "nan"), "workload.think_s"),
+    ("toml-nan", (*RUN, "--policy", "pdmux", "--config", "@nan.toml"), "pdmux.handoff_ms"),
+    ("sweep-policy-nan", (*SWEEP, "--policy", "pdmux:handoff_ms=nan"), "pdmux.handoff_ms"),
+    (
+        "sweep-set-nan",
+        (*SWEEP, "--policy", "pdmux", "--set", "pdmux.handoff_ms=nan"),
+        "pdmux.handoff_ms",
+    ),
+    # sweep inputs checked before any job (issue 17): each job was tried 3 times and a
+    # results folder written
+    ("sweep-traces-dir-missing", (*SWEEP, "--traces-dir", "@missing-dir"), "is not a folder"),
+    ("sweep-traces-dir-file", (*SWEEP, "--traces-dir", "@plain.txt"), "is not a folder"),
+    (
+        "sweep-trace-file-missing",
+        (*SWEEP, "--set", "workload.trace_file='in/missing.csv'"),
+        "not found",
+    ),
+    ("sweep-executor", (*SWEEP, "--executor", "slurm"), "unknown executor 'slurm'"),
+    # a --set for a policy that does not run would do nothing
+    (
+        "set-policy-not-run",
+        (*RUN, "--policy", "pdmux", "--set", "pdmux-slo.tpot_target_frac=0.3"),
+        "pdmux-slo is not a policy of this run (pdmux)",
+    ),
+    (
+        "sweep-set-policy-not-run",
+        (*SWEEP, "--set", "pdmux.handoff_ms=1"),
+        "pdmux is not a policy of this run (bullet, chunked)",
+    ),
 ]
 
 
@@ -133,6 +188,7 @@ def make_inputs(root: Path) -> None:
     fixture = Path(__file__).parent / "fixtures" / "model_configs" / "qwen3-235b-a22b.json"
     (d / "qwen3.json").write_text(fixture.read_text())
     (d / "unknown.toml").write_text("gpu = 'h100'\ncolour = 'blue'\n")
+    (d / "nan.toml").write_text("[pdmux]\nhandoff_ms = nan\n")
     (d / "mine" / "src").mkdir(parents=True)
     (d / "mine" / "src" / "main.py").write_text("a\n")
     (d / "marked-sweep").mkdir()

@@ -7,6 +7,9 @@ times as long. Without a GPU spec the table uses Hopper's granularity (minimum 8
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import numpy as np
 import pytest
 
@@ -25,6 +28,7 @@ from bulletsim.policies.pdmux_table import (
     parse_manual_divisions,
     row_by_batch,
     row_by_threshold,
+    slo_rows,
     split_rows,
 )
 from bulletsim.policies.registry import make_policy
@@ -88,16 +92,75 @@ def test_row_by_decode_batch_size():
     assert row_by_batch(10, 8, 10) == 6  # the divisor is a parameter
     # manual rows: the last whose threshold <= bs; below every threshold: row 1
     assert [row_by_threshold(bs, [4, 8, 64]) for bs in (1, 4, 9, 64, 500)] == [1, 1, 2, 3, 3]
-    assert parse_manual_divisions("112:20:0, 96:36:32", 132) == [(112, 20, 0), (96, 36, 32)]
-    for bad in ("112:20", "a:b:c", "120:20:0"):
-        with pytest.raises(ValueError, match="manual_divisions"):
-            parse_manual_divisions(bad, 132)
+    assert parse_manual_divisions("112:20:0, 96:36:32") == [(112, 20, 0), (96, 36, 32)]
+    # ';' and '/' separate rows too (a sweep's --policy spec uses ',' between parameters)
+    assert parse_manual_divisions("112:20:0;96:36:32") == parse_manual_divisions(
+        "112:20:0/96:36:32"
+    )
+    for bad in ("112:20", "a:b:c"):
+        with pytest.raises(ValueError, match="not three integers; PREFILL:DECODE:THRESHOLD"):
+            parse_manual_divisions(bad)
+
+
+@pytest.mark.parametrize(
+    ("rows", "problem"),
+    [
+        ("-8:140:0", "prefill SMs must be >= 1, got -8"),
+        ("112:20:-1", "threshold must be >= 0, got -1"),
+        ("112:20:8,104:28:4", "threshold 4 is below the previous row's 8"),
+    ],
+)
+def test_manual_rows_name_what_is_wrong(rows, problem):
+    with pytest.raises(ValueError, match=problem) as e:
+        parse_manual_divisions(rows)
+    assert "1073741824" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("rows", "problem"),
+    [
+        ("120:20:0", r"prefill \+ decode = 140 SMs, more than the h200's 132"),
+        ("111:21:0", r"groups of 8 \+ k \* 8 SMs; prefill must be one .* e.g. 112:20:0"),
+        ("112:12:0", "decode one or the rest"),
+    ],
+)
+def test_manual_rows_must_be_green_context_splits_of_the_gpu(rows, problem):
+    params = PDMuxParams(sm_group_num=2 + len(rows.split(",")), manual_divisions=rows)
+    with pytest.raises(ValueError, match=problem):
+        params.check_gpu(get_gpu("h200"), 132)
+    PDMuxParams(sm_group_num=3, manual_divisions="104:24:0").check_gpu(get_gpu("h200"), 132)
+
+
+def test_min_sms_must_be_a_group_the_gpu_makes_and_bounds_both_sides():
+    with pytest.raises(ValueError, match="pdmux-slo.min_sms = 66: .* multiple of 8 >= 8"):
+        PDMuxSLOParams(min_sms=66).check_gpu(get_gpu("h200"), 132)
+    with pytest.raises(ValueError, match="pdmux.step_sms = 4"):
+        PDMuxParams(step_sms=4).check_gpu(get_gpu("h200"), 132)
+    # min_sms 64: the SLO variant's only split with both sides >= 64 is (64, 68)
+    pol = PDMuxSLO(PDMuxSLOParams(min_sms=64))
+    run([RequestSpec(0, 0.0, 10, 2)], pol)
+    assert pol.table == ((132, 0), (64, 68), (0, 132))
+    # min_sms 32: prefill 32..100, so the decode side is never below 32 (was 20 at (112, 20))
+    assert slo_rows(132, 32, 8)[0] == (96, 36)
+
+
+def test_slo_variant_does_not_take_mainline_table_parameters():
+    names = {f.name for f in dataclasses.fields(PDMuxSLOParams)}
+    assert not names & {"sm_group_num", "manual_divisions", "decode_bs_divisor"}
+    assert {"tpot_target_frac", "min_sms", "handoff_ms"} <= names
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, 1e308, -1.0])
+@pytest.mark.parametrize("cls", [PDMuxParams, PDMuxSLOParams])
+def test_handoff_must_be_a_finite_time(cls, value):
+    with pytest.raises(ValueError, match="handoff_ms must be a finite time in"):
+        cls(handoff_ms=value)
 
 
 def test_params_are_checked():
     with pytest.raises(ValueError, match="sm_group_num"):
         PDMuxParams(sm_group_num=2)
-    with pytest.raises(ValueError, match="2 entries"):
+    with pytest.raises(ValueError, match="2 rows"):
         PDMuxParams(sm_group_num=4, manual_divisions="112:20:0")
     with pytest.raises(ValueError, match="tpot_target_frac"):
         PDMuxSLOParams(tpot_target_frac=0.0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bulletsim.core import Work
+from bulletsim.float_params import check_float_fields
 from bulletsim.hardware import partition_unit_sms
 from bulletsim.policies.base import PolicyContext
 from bulletsim.policies.batching import decode_shape, form_batch, prefill_shape
@@ -40,6 +41,7 @@ class StaticSplitParams:
     handoff_ms: float = 0.21
 
     def __post_init__(self) -> None:
+        check_float_fields(self, "static-split")
         if not 0.0 < self.prefill_fraction < 1.0:
             raise ValueError(
                 f"static-split.prefill_fraction must be in (0, 1), got {self.prefill_fraction}"
@@ -91,6 +93,7 @@ class NaiveParams:
     handoff_ms: float = 0.21
 
     def __post_init__(self) -> None:
+        check_float_fields(self, "naive")
         _check_common("naive", self.max_prefill_tokens, self.max_running_requests)
 
 

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 
 from bulletsim.core import Work, WorkShape, co_runner
+from bulletsim.float_params import check_float_fields
 from bulletsim.hardware import check_mechanism
 from bulletsim.partitioning import resolve_partitioning
 from bulletsim.policies.base import PolicyContext
@@ -71,6 +72,7 @@ class BulletParams:
     predict_us: float = 10.2
 
     def __post_init__(self) -> None:
+        check_float_fields(self, "bullet")
         check_mechanism(self.mechanism)
         if self.wave_search_units < 0:
             raise ValueError(f"bullet.wave_search_units must be >= 0, got {self.wave_search_units}")

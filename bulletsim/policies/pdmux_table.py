@@ -46,15 +46,15 @@ def split_rows(total_sms: int, min_sms: int, step_sms: int, num_rows: int) -> li
 
 
 def slo_rows(total_sms: int, min_sms: int, step_sms: int) -> list[tuple[int, int]]:
-    """Every split at the granularity with decode >= 16 SMs and prefill >= `min_sms`,
+    """Every split at the granularity with both sides >= `min_sms` and decode >= 16 SMs,
     prefill descending: the candidates of the SLO-aware variant (not mainline SGLang)."""
-    rows = [
-        (p, total_sms - p)
-        for p in range(min_sms, total_sms - MIN_DECODE_SMS + 1, step_sms)
-        if total_sms - p >= MIN_DECODE_SMS
-    ]
+    floor = max(MIN_DECODE_SMS, min_sms)
+    rows = [(p, total_sms - p) for p in range(min_sms, total_sms - floor + 1, step_sms)]
     if not rows:
-        raise ValueError(f"pdmux-slo: no split of {total_sms} SMs at granularity {step_sms}")
+        raise ValueError(
+            f"pdmux-slo: no split of {total_sms} SMs at granularity {step_sms} leaves both "
+            f"sides >= {min_sms} SMs and decode >= {MIN_DECODE_SMS}"
+        )
     return sorted(rows, reverse=True)
 
 
@@ -63,28 +63,68 @@ def full_table(total_sms: int, middle: list[tuple[int, int]]) -> tuple[tuple[int
     return ((total_sms, 0), *middle, (0, total_sms))
 
 
-def parse_manual_divisions(text: str, total_sms: int) -> list[tuple[int, int, int]]:
+MANUAL_FORMAT = (
+    "PREFILL:DECODE:THRESHOLD rows separated by ',', ';' or '/', e.g. 112:20:0;104:28:16"
+)
+
+
+def parse_manual_divisions(text: str) -> list[tuple[int, int, int]]:
     """`"112:20:0,104:28:16"` -> [(prefill SMs, decode SMs, decode-batch threshold), ...].
 
-    The YAML key `manual_divisions` of SGLang's `--pdmux-config-path`, one row per entry.
+    The YAML key `manual_divisions` of SGLang's `--pdmux-config-path`, one row per entry;
+    rows are separated by `,`, `;` or `/`. Checks what needs no GPU (three integers, both
+    sides >= 1 SM, thresholds >= 0 and non-decreasing: a row after a higher threshold could
+    never be chosen); `check_divisions` checks the rows against the GPU.
     """
-    rows = []
-    for item in text.split(","):
-        parts = item.strip().split(":")
+    items = text.replace(";", ",").replace("/", ",").split(",")
+    rows: list[tuple[int, int, int]] = []
+    for item in (x.strip() for x in items):
         try:
-            p, d, threshold = (int(x) for x in parts)
+            p, d, threshold = (int(x) for x in item.split(":"))
         except ValueError:
             raise ValueError(
-                f"pdmux.manual_divisions entry {item.strip()!r} must be PREFILL:DECODE:THRESHOLD "
-                "(three integers), e.g. '112:20:0,104:28:16'"
+                f"pdmux.manual_divisions row {item!r} is not three integers; {MANUAL_FORMAT}"
             ) from None
-        if p < 1 or d < 1 or p + d > total_sms or threshold < 0:
-            raise ValueError(
-                f"pdmux.manual_divisions entry {item.strip()!r}: need prefill, decode >= 1, "
-                f"prefill + decode <= {total_sms} SMs and threshold >= 0"
+        wrong = [
+            f"{name} must be >= {lo}, got {v}"
+            for name, v, lo in (
+                ("prefill SMs", p, 1),
+                ("decode SMs", d, 1),
+                ("threshold", threshold, 0),
             )
+            if v < lo
+        ]
+        if rows and threshold < rows[-1][2]:
+            wrong.append(f"threshold {threshold} is below the previous row's {rows[-1][2]}")
+        if wrong:
+            raise ValueError(f"pdmux.manual_divisions row {item!r}: {'; '.join(wrong)}")
         rows.append((p, d, threshold))
     return rows
+
+
+def check_divisions(
+    rows: list[tuple[int, int, int]], total_sms: int, min_sms: int, step_sms: int, gpu: str
+) -> None:
+    """Every manual row is a split green contexts can make on `gpu` (`total_sms` SMs, groups
+    of `min_sms` + k * `step_sms`): the prefill side a group, the decode side a group or the
+    rest of the GPU (as the computed rows, e.g. (112, 20) on 132). ValueError naming the row."""
+
+    def group(n: int) -> bool:
+        return n >= min_sms and (n - min_sms) % step_sms == 0
+
+    top = min_sms + (total_sms - MIN_DECODE_SMS - min_sms) // step_sms * step_sms
+    for p, d, t in rows:
+        row = f"pdmux.manual_divisions row '{p}:{d}:{t}'"
+        if p + d > total_sms:
+            raise ValueError(
+                f"{row}: prefill + decode = {p + d} SMs, more than the {gpu}'s {total_sms}"
+            )
+        if not group(p) or not (group(d) or p + d == total_sms):
+            raise ValueError(
+                f"{row}: green contexts on the {gpu} ({total_sms} SMs) are groups of "
+                f"{min_sms} + k * {step_sms} SMs; prefill must be one and decode one or the rest "
+                f"({total_sms} - prefill), e.g. {top}:{total_sms - top}:0"
+            )
 
 
 def row_by_batch(decode_bs: int, num_groups: int, divisor: int) -> int:

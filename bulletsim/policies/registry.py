@@ -107,6 +107,13 @@ def policy_names() -> tuple[str, ...]:
     return tuple(POLICY_PARAMS)
 
 
+def policy_choices() -> str:
+    """The policy names as `--policy` takes them, for help texts: "chunked, chunked-N (chunk
+    size N), bullet, ..." (every registered policy, so a new one is listed everywhere)."""
+    rest = [n for n in POLICY_PARAMS if n != "chunked"]
+    return ", ".join(["chunked", "chunked-N (chunk size N)", *rest])
+
+
 def make_policy(name: str, params: Any = None) -> Policy:
     if name not in _BUILDERS:
         raise ValueError(f"unknown policy {name!r}; valid: {', '.join(POLICY_PARAMS)}")

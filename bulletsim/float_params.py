@@ -1,0 +1,53 @@
+"""The range every float parameter of every config section must lie in (one rule for all).
+
+A NaN parameter hangs the event loop (no comparison with it is true, so a wait never ends) and
+an infinite or huge one (1e308) makes infinite times: a run of 0 req/s that exits 0. So every
+float parameter, in any section (policy, workload, slo, kv), from TOML, `--set` or a sweep's
+`--policy NAME:key=value`, is a finite number within the bound of its unit, named by its
+suffix (STYLE.md: units in names): a time (`_ms`, `_us`: at most one hour; `_s`: at most one
+year, a trace's length) is >= 0; any other float is at most 1e9 in size. A field may take
+infinity only where its docstring gives it a meaning (`workload.rate` and `workload.cv`: every
+arrival at t = 0). Each section's own checks (e.g. a fraction in (0, 1]) come after this one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+HOUR_S = 3600.0
+YEAR_S = 365 * 24 * HOUR_S
+MAX_PLAIN = 1e9  # a float without a time unit: rates, scales, GiB, fractions
+# suffix -> (largest value, unit shown in messages); the smallest is 0 for times
+TIME_BOUNDS = {"_ms": (HOUR_S * 1e3, "ms (one hour)"), "_us": (HOUR_S * 1e6, "us (one hour)"),
+               "_s": (YEAR_S, "s (one year)")}  # fmt: skip
+ALLOWS_INF = "allow_inf"  # dataclass field metadata key: infinity has a documented meaning
+
+
+def check_float(path: str, value: float, allow_inf: bool = False) -> float:
+    """`value` if it is in range for the parameter named by `path` (e.g. "pdmux.handoff_ms"),
+    else a one-line ValueError naming the parameter, its valid range and the value."""
+    name = path.rsplit(".", 1)[-1]
+    if allow_inf and value == math.inf:
+        return value
+    for suffix, (hi, unit) in TIME_BOUNDS.items():
+        if name.endswith(suffix):
+            if not 0.0 <= value <= hi:
+                raise ValueError(f"{path} must be a finite time in [0, {hi:g}] {unit}, got {value}")
+            return value
+    if not -MAX_PLAIN <= value <= MAX_PLAIN:
+        inf = " or inf" if allow_inf else ""
+        raise ValueError(
+            f"{path} must be a finite number in [-{MAX_PLAIN:g}, {MAX_PLAIN:g}]{inf}, got {value}"
+        )
+    return value
+
+
+def check_float_fields(obj: Any, section: str) -> None:
+    """`check_float` on every float field of dataclass instance `obj` (a policy's
+    parameters built directly, not through a config file)."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, float):
+            check_float(f"{section}.{f.name}", value, bool(f.metadata.get(ALLOWS_INF)))

@@ -1,0 +1,71 @@
+"""PD-Multiplexing's parameters as a new user meets them (issue 17): `bulletsim policies`,
+help texts, a sweep's --policy spec with a list value. Bad inputs are in
+tests/test_cli_bad_inputs.py's table."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from bulletsim.cli import app
+from bulletsim.policies.describe import field_docs
+from bulletsim.policies.pdmux import PDMuxParams
+from bulletsim.policies.registry import policy_names
+from bulletsim.sweep import PolicyVariant, SweepSpec
+
+runner = CliRunner()
+ENV = {"BULLETSIM_CACHE_DIR": "/nonexistent-bulletsim-cache", "BULLETSIM_TRACES_DIR": ""}
+ROWS = "112:20:0,104:28:16,96:36:32,88:44:48,80:52:64,72:60:80"
+
+
+def test_policies_shows_sources_and_what_zero_means():
+    res = runner.invoke(app, ["policies", "pdmux"], env=ENV)
+    assert res.exit_code == 0, res.output
+    text = res.output
+    assert text.startswith("pdmux: ") and "pdmux-slo" not in text  # only the one asked for
+    assert "sources in brackets" in text and "[PDMuxConfig, 65536]" in text
+    i = text.index("pdmux.max_running_requests = 0")
+    assert "0 = SGLang's rule" in text[i : text.index("pdmux.min_sms")]
+    i = text.index("pdmux.step_sms = 0")
+    assert "0 = the GPU's" in text[i : text.index("pdmux.handoff_ms")]
+    every = runner.invoke(app, ["policies"], env=ENV).output
+    assert all(f"\n{n}: " in f"\n{every}" for n in policy_names())
+
+
+def test_policies_unknown_name_is_one_line():
+    res = runner.invoke(app, ["policies", "pdmix"], env=ENV)
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines() == [
+        "error: unknown policy 'pdmix'; valid: "
+        + ", ".join(policy_names())
+        + ", or chunked-N (chunk size N tokens)"
+    ]
+
+
+def test_field_docs_reads_inherited_and_grouped_entries():
+    docs = field_docs(PDMuxParams)
+    assert docs["min_sms"] == docs["step_sms"] and "0 = the GPU's" in docs["min_sms"]
+    assert docs["sm_group_num"].endswith("[PDMuxConfig, 8].")
+
+
+@pytest.mark.parametrize("command", ["run", "sweep", "live"])
+def test_help_lists_every_registered_policy(command):
+    res = runner.invoke(app, [command, "--help"], env={**ENV, "COLUMNS": "250"})
+    text = " ".join(re.sub(r"\x1b\[[0-9;]*m|[│╭╮╰╯─]", " ", res.output).split())
+    for name in policy_names():
+        assert re.search(rf"\b{re.escape(name)}\b", text), (command, name)
+
+
+@pytest.mark.parametrize("rows", [ROWS, ROWS.replace(",", ";"), ROWS.replace(",", "/")])
+def test_sweep_policy_spec_takes_manual_divisions(rows):
+    v = PolicyVariant.parse(f"pdmux:manual_divisions={rows},handoff_ms=0.5")
+    assert dict(v.params) == {"manual_divisions": rows, "handoff_ms": 0.5}
+    spec = SweepSpec(policies=(v.label,), base={"gpu": "h200"}, seeds=(0,), rates=(4.0,))
+    spec.validate()
+
+
+def test_sweep_policy_spec_errors_name_the_option():
+    with pytest.raises(ValueError, match=r"--policy 'pdmux:112:20:0'"):
+        PolicyVariant.parse("pdmux:112:20:0")
