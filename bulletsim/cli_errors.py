@@ -39,3 +39,13 @@ def run_script(main: Callable[[], object]) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+def given_options(ctx: typer.Context, names: tuple[str, ...]) -> list[str]:
+    """The options among `names` (parameter names) the user typed on the command line, as
+    their first --flag, in order (not defaults or environment variables): for refusing an
+    option that the chosen mode would silently ignore."""
+    flags = {p.name: p.opts[0] for p in ctx.command.params}
+    # by name: typer may bring its own copy of click's ParameterSource
+    typed = [n for n in names if getattr(ctx.get_parameter_source(n), "name", "") == "COMMANDLINE"]
+    return [flags[n] for n in typed]

@@ -62,7 +62,12 @@ def _progress(total: int):
         yield advance
 
 
+# What `--from-live` reads: every other option measures kernels and would be ignored by it.
+FROM_LIVE_OPTIONS = ("from_live", "run_dirs", "profile", "out")
+
+
 def calibrate(
+    ctx: typer.Context,
     gpu: Annotated[
         str | None,
         Opt(help="GPU to calibrate; must match the GPU found (h200, h100, a100, h20)."),
@@ -139,7 +144,16 @@ def calibrate(
     """Measure prefill/decode kernels under SM partitions on this GPU and fit a profile, or
     (--from-live) refit a profile on live runs."""
     if from_live:
+        from bulletsim.cli_errors import given_options
         from bulletsim.live.refit_cli import calibrate_from_live
+
+        others = tuple(p.name for p in ctx.command.params if p.name not in FROM_LIVE_OPTIONS)
+        wrong = given_options(ctx, others)
+        if wrong:
+            _fail(
+                f"{', '.join(wrong)}: not with --from-live (it refits on the runs' own GPU "
+                "and model); valid with it: RUN_DIR..., --profile, --out"
+            )
 
         calibrate_from_live(run_dirs or [], profile, out)
         return

@@ -133,3 +133,15 @@ def test_a_negative_seed_is_one_line():
     assert (
         r.exit_code == 2 and r.output.strip().splitlines()[-1] == "error: seed must be >= 0, got -1"
     )
+
+
+def test_an_interrupted_live_run_writes_nothing(monkeypatch, tmp_path):
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("bulletsim.live.run.live_run", interrupted)
+    out = tmp_path / "r"
+    r = _invoke([*LIVE, "--executor", "fake", "--out", str(out)])
+    assert r.exit_code == 130 and "Traceback" not in r.output
+    assert r.output.strip().splitlines()[-1] == "interrupted: live run stopped; nothing was written"
+    assert not out.exists()

@@ -115,6 +115,19 @@ def test_path_faults_say_what_the_path_is(good, tmp_path, no_long_work, cmd):
         (["fidelity", "{run}", "--held-out", "policy"], "valid: workload, load"),
         (["fidelity", "{run}", "--policy-profile", BASE], "goes with --profile"),
         (["fidelity", "{run}", "--gpu", "h100"], "--gpu: for --measured FILE only"),
+        (
+            [
+                "calibrate",
+                "--from-live",
+                "{run}",
+                "--gpu",
+                "h100",
+                "--quick",
+                "--out",
+                "{tmp}/x.json",
+            ],
+            "--gpu, --quick: not with --from-live",
+        ),
         (["fidelity", "{run}", "--seed", "1", "--set", "a=1"], "--seed, --set: for --measured"),
         (
             [

@@ -19,14 +19,6 @@ MEASURED_ONLY = ("measured_format", "result_index", "gpu", "model", "model_confi
                  "ttft_ms", "seed", "set_")  # fmt: skip
 
 
-def _given(ctx: typer.Context, names: tuple[str, ...]) -> list[str]:
-    """The options among `names` the user typed (as --flags), in order."""
-    flags = {p.name: p.opts[0] for p in ctx.command.params}
-    # by name: typer may bring its own copy of click's ParameterSource
-    typed = [n for n in names if getattr(ctx.get_parameter_source(n), "name", "") == "COMMANDLINE"]
-    return [flags[n] for n in typed]
-
-
 def fidelity(
     ctx: typer.Context,
     run_dirs: Annotated[
@@ -104,11 +96,12 @@ def fidelity(
     """Re-simulate the requests of a measured benchmark run (--measured FILE) or of live runs
     (RUN_DIR...) and compare, metric by metric."""
     from bulletsim.cli import USER_ERRORS, fail
+    from bulletsim.cli_errors import given_options
 
     if run_dirs:
         if measured is not None:
             fail("give live run directories or --measured FILE, not both")
-        wrong = _given(ctx, MEASURED_ONLY)
+        wrong = given_options(ctx, MEASURED_ONLY)
         if wrong:
             fail(
                 f"{', '.join(wrong)}: for --measured FILE only (a live run's config.json fixes "
@@ -120,7 +113,7 @@ def fidelity(
         return
     if measured is None:
         fail("nothing to compare: give live run directories or --measured FILE")
-    wrong = _given(ctx, LIVE_ONLY)
+    wrong = given_options(ctx, LIVE_ONLY)
     if wrong:
         fail(f"{', '.join(wrong)}: for live run directories only, not --measured FILE")
     from bulletsim.config import load_config, merge_overrides, parse_sets

@@ -57,6 +57,9 @@ def _live(executor: str, decode_graphs: bool, weights: Path | None, cli_opts: di
         res = live_run(cfg, ex)
     except USER_ERRORS as e:
         fail(str(e))
+    except KeyboardInterrupt:
+        typer.echo("interrupted: live run stopped; nothing was written", err=True)
+        raise typer.Exit(130) from None
     print_summary(res.result)
     lv = res.live
     device = "device" if executor == "gpu" else "predicted device"
@@ -73,6 +76,9 @@ def _live(executor: str, decode_graphs: bool, weights: Path | None, cli_opts: di
         write_results(res.result, out_dir, extra_json={"live.json": res.live})
     except USER_ERRORS as e:
         fail(str(e))
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted while writing: {out_dir} left as it was", err=True)
+        raise typer.Exit(130) from None
     typer.echo(f"results: {out_dir}")
 
 
