@@ -39,6 +39,7 @@ Map (GPU-only modules import torch; the rest run anywhere):
     mechanisms_device_run.sh  device call for issue 16 (masks / calib / mps stages)
     gpu_names.py    CUDA device name -> bulletsim GPU key
     tool_cli.py     the `python -m calibrate.<tool>` front door: one-line errors, exit 2, GPU check
+    own_files.py    an output file's provenance marker (replace only the tool's own), atomic writes
     __main__.py     `python -m calibrate` (the same commands without the bulletsim CLI)
 
 The GPU runtime it measures (partitions, model forward, kernels, attention backends, graphs,

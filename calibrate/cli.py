@@ -161,6 +161,7 @@ def calibrate(
         _fail("run directories and --profile go with --from-live")
     if gpu is None:
         _fail("--gpu is required (h200, h100, a100, h20), or --from-live RUN_DIR...")
+    _check_watchdog(watchdog_s)
     from bulletsim.gpu.selection import check_decode_backend
     from bulletsim.hardware import get_gpu, resolve_mechanism
     from bulletsim.models import get_model
@@ -292,13 +293,31 @@ def calibrate_selftest(
     """Prove with the %smid probe that masked kernels run exactly on their TPCs (GPU)."""
     if mechanism not in SELF_TESTS:
         _fail(f"no self-test for {mechanism!r}; valid: {', '.join(SELF_TESTS)}")
-    _require_gpu(libsmctrl, True)
+    _check_watchdog(watchdog_s)
     from calibrate.libsmctrl_check import main as check_main
+    from calibrate.libsmctrl_check import parse_args
 
     argv = ["selftest", "graph", "--watchdog-s", str(watchdog_s)]
     argv += ["--libsmctrl", libsmctrl] if libsmctrl else []
     argv += ["--out", str(out)] if out else []
-    raise typer.Exit(check_main(argv))
+    try:
+        parse_args(argv)  # --out: a folder, holding no file of the user's by our names
+    except (ValueError, OSError) as e:
+        _fail(str(e))
+    _require_gpu(libsmctrl, True)
+    try:
+        rc = check_main(argv)
+    except (ValueError, OSError) as e:
+        _fail(str(e))
+    raise typer.Exit(rc)
+
+
+def _check_watchdog(watchdog_s: float | None) -> None:
+    """--watchdog-s must be a positive, finite number of seconds (checked before the GPU)."""
+    import math
+
+    if watchdog_s is not None and not (math.isfinite(watchdog_s) and watchdog_s > 0):
+        _fail(f"--watchdog-s {watchdog_s}: give a positive, finite number of seconds (e.g. 20)")
 
 
 def register(app: typer.Typer) -> None:

@@ -26,6 +26,16 @@ import sys
 import time
 from pathlib import Path
 
+from calibrate.own_files import check_outputs, is_own_json, write_json_atomic
+from calibrate.tool_cli import (
+    ToolParser,
+    positive_seconds,
+    require_gpu,
+    require_libsmctrl,
+    require_out_folder,
+    run_tool,
+)
+
 
 def mask_of(enabled_tpcs: set[int], total_tpcs: int) -> int:
     """Disabled-TPC bitmask allowing exactly `enabled_tpcs`."""
@@ -306,17 +316,39 @@ def summary_lines(part: str, doc: dict) -> list[str]:
     return [f"remask: {json.dumps(doc)}"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+TOOL = "calibrate.libsmctrl_check"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The checked arguments; ValueError (one line) for a bad --out or a file there that this
+    tool did not write. Nothing touches the GPU here."""
+    ap = ToolParser(prog=TOOL, description=__doc__.split("\n")[0])
     ap.add_argument("parts", nargs="+", choices=sorted(PARTS))
     ap.add_argument("--libsmctrl", default=None, help="libsmctrl.so (else $LIBSMCTRL_PATH)")
     ap.add_argument("--out", type=Path, default=None, help="write <part>.json here")
-    ap.add_argument("--watchdog-s", type=float, default=20.0)
+    ap.add_argument("--watchdog-s", type=positive_seconds, default=20.0)
     a = ap.parse_args(argv)
+    if a.out is not None:
+        a.out = require_out_folder(a.out, "--out")
+        check_outputs(a.out, {f"{p}.json": own_json for p in a.parts}, TOOL)
+    return a
+
+
+def own_json(path: Path) -> bool:
+    return is_own_json(path, TOOL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the parts; 0 when all ran (and the self-test passed), 1 when it failed, 2 when the
+    library cannot mask streams on this driver. Bad input and a machine without a GPU or
+    libsmctrl raise ValueError (one line, exit 2 through `run_tool`)."""
+    a = parse_args(argv)
+    lib_path = require_libsmctrl(a.libsmctrl)
+    require_gpu(TOOL)
     from bulletsim.gpu.libsmctrl import LibsmctrlUnavailable
 
     try:
-        c = Ctx(a.libsmctrl, a.watchdog_s)
+        c = Ctx(lib_path, a.watchdog_s)
     except LibsmctrlUnavailable as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -326,8 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         doc["driver_version"] = c.lib.driver_version
         doc["libsmctrl_manifest"] = c.lib.manifest
         if a.out:
-            a.out.mkdir(parents=True, exist_ok=True)
-            (a.out / f"{part}.json").write_text(json.dumps(doc, indent=1) + "\n")
+            write_json_atomic(a.out / f"{part}.json", TOOL, doc)
         print("\n".join(summary_lines(part, doc)), flush=True)
         if part == "selftest" and not doc["passed"]:
             rc = 1
@@ -335,4 +366,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(lambda: sys.exit(main()))

@@ -23,6 +23,24 @@ import sys
 import time
 from pathlib import Path
 
+from calibrate.own_files import (
+    check_outputs,
+    is_own_json,
+    is_own_jsonl,
+    jsonl_header,
+    write_json_atomic,
+)
+from calibrate.tool_cli import (
+    ToolParser,
+    non_negative_int,
+    positive_seconds,
+    require_gpu,
+    require_libsmctrl,
+    require_out_folder,
+    require_triton,
+    run_tool,
+)
+
 # (op, M, N, K): y[M, N] = x[M, K] @ w[N, K]^T, Llama-3.1-8B shapes
 SHAPES = (
     ("qkv", 2048, 6144, 4096),
@@ -68,6 +86,8 @@ def read_log(path: Path) -> tuple[dict[str, dict], set[str]]:
                 rec = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if not isinstance(rec, dict) or "key" not in rec:
+                continue  # the provenance header
             if rec.get("status") == "pending":
                 pending.add(rec["key"])
             else:
@@ -174,24 +194,61 @@ def summarize(log: Path, tpcs: tuple[int, ...]) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--libsmctrl", default=None)
+TOOL = "calibrate.masked_gemm"
+
+
+def _tpc_list(text: str) -> tuple[int, ...]:
+    try:
+        tpcs = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        tpcs = ()
+    if not tpcs or min(tpcs) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give TPC counts >= 1, comma-separated, e.g. 1,2,4,8,16,33,66"
+        )
+    return tpcs
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Checked arguments; ValueError (one line) for a bad --out or a file there this tool did
+    not write."""
+    ap = ToolParser(prog=TOOL, description=__doc__.split("\n")[0])
+    ap.add_argument("--libsmctrl", default=None, help="libsmctrl.so (else $LIBSMCTRL_PATH)")
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--tpcs", default=",".join(map(str, DEFAULT_TPCS)))
-    ap.add_argument("--watchdog-s", type=float, default=10.0)
-    ap.add_argument("--max-restarts", type=int, default=6)
+    ap.add_argument("--tpcs", type=_tpc_list, default=DEFAULT_TPCS)
+    ap.add_argument("--watchdog-s", type=positive_seconds, default=10.0)
+    ap.add_argument("--max-restarts", type=non_negative_int, default=6)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
-    tpcs = tuple(int(t) for t in a.tpcs.split(","))
-    a.out.mkdir(parents=True, exist_ok=True)
+    a.out = require_out_folder(a.out, "--out")
+    check_outputs(
+        a.out,
+        {
+            "masked_gemm.json": lambda p: is_own_json(p, TOOL),
+            "masked_gemm.jsonl": lambda p: is_own_jsonl(p, TOOL),
+        },
+        TOOL,
+    )
+    return a
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the cases in restarted workers; 0 when the last worker finished, 1 otherwise.
+    Bad input and a machine without a GPU, libsmctrl or triton raise ValueError first."""
+    a = parse_args(argv)
+    tpcs = a.tpcs
     log = a.out / "masked_gemm.jsonl"
     if a.worker:
         return worker(a.libsmctrl, log, tpcs, a.watchdog_s)
+    a.libsmctrl = require_libsmctrl(a.libsmctrl)
+    require_gpu(TOOL)
+    require_triton(TOOL)
+    a.out.mkdir(parents=True, exist_ok=True)
+    if not log.exists():
+        log.write_text(jsonl_header(TOOL))
     cmd = [sys.executable, "-m", "calibrate.masked_gemm", "--worker", "--out", str(a.out)]
-    cmd += ["--tpcs", a.tpcs, "--watchdog-s", str(a.watchdog_s)]
-    if a.libsmctrl:
-        cmd += ["--libsmctrl", a.libsmctrl]
+    cmd += ["--tpcs", ",".join(map(str, tpcs)), "--watchdog-s", str(a.watchdog_s)]
+    cmd += ["--libsmctrl", a.libsmctrl]
     rcs = []
     for _ in range(a.max_restarts + 1):
         rc = subprocess.call(cmd)
@@ -199,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         if rc != 3:  # 3 = the watchdog fired: start again past the hung case
             break
     doc = {"worker_exit_codes": rcs, **summarize(log, tpcs)}
-    (a.out / "masked_gemm.json").write_text(json.dumps(doc, indent=1) + "\n")
+    write_json_atomic(a.out / "masked_gemm.json", TOOL, doc)
     print(
         f"masked GEMMs: {doc['measured']}/{doc['cases']} measured, hung {doc['hung']}, "
         f"wrong {doc['wrong_results']}, worker exits {rcs}"
@@ -212,4 +269,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(lambda: sys.exit(main()))

@@ -12,13 +12,21 @@ default to the installed H200 profile's (`bulletsim/data/profiles/*.samples.parq
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import pandas as pd
 
+from bulletsim.files import require_file
+from calibrate.own_files import (
+    check_outputs,
+    csv_with_header,
+    is_own_text,
+    marker_line,
+    write_text_atomic,
+)
 from calibrate.samples import load_samples
+from calibrate.tool_cli import ToolParser, require_out_folder, run_tool
 
 GREEN_DEFAULT = (
     Path(__file__).resolve().parent.parent
@@ -27,10 +35,43 @@ GREEN_DEFAULT = (
 OPS = ("qkv", "o", "gate_up", "down", "attn_prefill", "attn_decode", "layer")
 
 
-def _load(path: Path) -> pd.DataFrame:
-    df = pd.read_parquet(path) if path.suffix == ".parquet" else load_samples(path)
-    if "status" in df:
-        df = df[df["status"].fillna("ok") == "ok"]
+COLUMNS = ("key", "kind", "phase", "op", "num_sms", "tokens", "time_s", "mechanism")
+TOOL = "calibrate.mechanism_compare"
+PER_POINT_HEADER = "key,kind,phase,op,num_sms,tokens,time_s_libsmctrl"
+
+
+def read_samples(path: Path, what: str, mechanism: str) -> pd.DataFrame:
+    """A calibration's completed samples of `mechanism` (the value of its `mechanism` column,
+    as `bulletsim calibrate --mechanism` writes it). ValueError / FileNotFoundError naming
+    `what` for a missing file, a folder, another kind of file, no samples, or samples of
+    another mechanism (joining those would compare a mechanism with itself)."""
+    p = require_file(path, what)
+    if p.suffix not in (".jsonl", ".parquet"):
+        raise ValueError(
+            f"{what} {p} is not a samples file; valid: a calibration's samples.jsonl or "
+            "samples.parquet"
+        )
+    try:
+        df = load_samples(p)
+    except (ValueError, KeyError, OSError) as e:  # ArrowInvalid is a ValueError
+        if isinstance(e, KeyError) and str(e) == "'key'":
+            df = pd.DataFrame()
+        else:
+            raise ValueError(f"{what} {p} is not a readable samples file ({e})") from None
+    missing = [c for c in COLUMNS if c not in df]
+    if missing:
+        raise ValueError(
+            f"{what} {p} holds no calibration samples (no {', '.join(missing)} column); give "
+            "the samples.jsonl or samples.parquet that `bulletsim calibrate` wrote"
+        )
+    if df.empty:
+        raise ValueError(f"{what} {p} holds no completed samples")
+    found = sorted({str(m) for m in df["mechanism"].dropna()})
+    if found != [mechanism]:
+        raise ValueError(
+            f"{what} {p} holds samples of mechanism {', '.join(found) or 'none'}, not "
+            f"{mechanism}; give the samples of a `bulletsim calibrate --mechanism {mechanism}` run"
+        )
     return df
 
 
@@ -105,27 +146,41 @@ def _ms(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args(argv: list[str] | None = None):
+    ap = ToolParser(prog=TOOL, description=__doc__.split("\n")[0])
     ap.add_argument("libsmctrl", type=Path, help="samples.jsonl/.parquet of a libsmctrl run")
     ap.add_argument("--green", type=Path, default=GREEN_DEFAULT)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True, help="folder for compare.md, per_point.csv")
     a = ap.parse_args(argv)
-    for p in (a.libsmctrl, a.green):
-        if not p.is_file():
-            print(f"error: samples file not found: {p}", file=sys.stderr)
-            return 2
-    j = join(_load(a.libsmctrl), _load(a.green))
+    a.out = require_out_folder(a.out, "--out")
+    check_outputs(
+        a.out,
+        {
+            "compare.md": lambda p: is_own_text(p, TOOL),
+            "per_point.csv": csv_with_header(PER_POINT_HEADER),
+        },
+        TOOL,
+    )
+    return a
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the comparison; bad input raises ValueError / FileNotFoundError (one line, exit 2
+    through `run_tool`) before anything is written."""
+    a = parse_args(argv)
+    lib = read_samples(a.libsmctrl, "libsmctrl samples", "libsmctrl")
+    green = read_samples(a.green, "--green samples", "green-ctx")
+    j = join(lib, green)
     if j.empty:
-        print("error: the two sample sets share no measurement point", file=sys.stderr)
-        return 2
-    a.out.mkdir(parents=True, exist_ok=True)
-    j.to_csv(a.out / "per_point.csv", index=False, float_format="%.6g")
+        raise ValueError(
+            f"{a.libsmctrl} and {a.green} share no measurement point (same op, shape and SMs)"
+        )
     text = report(j)
-    (a.out / "compare.md").write_text(text)
+    write_text_atomic(a.out / "per_point.csv", j.to_csv(index=False, float_format="%.6g"))
+    write_text_atomic(a.out / "compare.md", f"{marker_line(TOOL)}\n{text}")
     print(text)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(lambda: sys.exit(main()))

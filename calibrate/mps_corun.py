@@ -17,12 +17,31 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bulletsim.gpu.mps import CONTROL
+from calibrate.own_files import (
+    check_outputs,
+    is_own_json,
+    is_own_text,
+    marker_line,
+    write_json_atomic,
+)
+from calibrate.tool_cli import (
+    ToolParser,
+    positive_int,
+    positive_seconds,
+    require_gpu,
+    require_libsmctrl,
+    require_out_folder,
+    run_tool,
+)
 
 # name, uses MPS, per role: (active-thread percentage or None, libsmctrl "first:count" or None)
 CONFIGS = {
@@ -48,21 +67,24 @@ def _signal(path: Path, text: str) -> None:
 def run_config(name: str, daemon, a, log) -> dict:
     uses_mps, roles = CONFIGS[name]
     sync = Path(tempfile.mkdtemp(prefix=f"mpsco-{name}-"))
-    procs = {}
-    for role, (pct, tpcs) in roles.items():
-        env = daemon.client_env() if uses_mps else dict(os.environ)
-        if not uses_mps:  # a client without the pipe variable would look in /tmp/nvidia-mps
-            env.pop("CUDA_MPS_PIPE_DIRECTORY", None)
-        if pct is not None:
-            env["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"] = str(pct)
-        cmd = [sys.executable, "-m", "calibrate.mps_worker", "--role", role, "--sync", str(sync)]
-        cmd += ["--duration-s", str(a.duration_s), "--layers", str(a.layers)]
-        if tpcs:
-            cmd += ["--tpcs", tpcs] + (["--libsmctrl", a.libsmctrl] if a.libsmctrl else [])
-        procs[role] = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-        if a.mps_dir:  # for the shell's EXIT trap: kill these by pid if we die
-            with open(Path(a.mps_dir) / "workers.pids", "a") as f:
-                f.write(f"{procs[role].pid}\n")
+    procs: dict[str, subprocess.Popen] = {}
+
+    def start() -> None:
+        for role, (pct, tpcs) in roles.items():
+            env = daemon.client_env() if uses_mps else dict(os.environ)
+            if not uses_mps:  # a client without the pipe variable would look in /tmp/nvidia-mps
+                env.pop("CUDA_MPS_PIPE_DIRECTORY", None)
+            if pct is not None:
+                env["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"] = str(pct)
+            cmd = [sys.executable, "-m", "calibrate.mps_worker", "--role", role]
+            cmd += ["--sync", str(sync), "--duration-s", str(a.duration_s)]
+            cmd += ["--layers", str(a.layers)]
+            if tpcs:
+                cmd += ["--tpcs", tpcs] + (["--libsmctrl", a.libsmctrl] if a.libsmctrl else [])
+            procs[role] = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+            if a.mps_dir:  # for the shell's EXIT trap: kill these by pid if we die
+                with open(Path(a.mps_dir) / "workers.pids", "a") as f:
+                    f.write(f"{procs[role].pid}\n")
 
     def wait(path: Path) -> dict:
         deadline = time.monotonic() + a.timeout_s
@@ -77,6 +99,7 @@ def run_config(name: str, daemon, a, log) -> dict:
 
     out: dict = {"config": name, "mps": uses_mps, "roles": {}}
     try:
+        start()
         ready = {r: wait(sync / f"ready_{r}") for r in roles}
         phases: dict[str, dict] = {r: {} for r in roles}
         for phase, who in PHASES:
@@ -118,7 +141,7 @@ def run_config(name: str, daemon, a, log) -> dict:
                 "phases": phases[r],
             }
         out["status"] = "ok"
-    except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError) as e:
+    except (RuntimeError, OSError, subprocess.TimeoutExpired, json.JSONDecodeError) as e:
         out["status"] = f"failed: {e}"
     finally:
         for p in procs.values():
@@ -127,6 +150,7 @@ def run_config(name: str, daemon, a, log) -> dict:
                 p.wait()
         if a.mps_dir:  # all reaped: no stale pid may be killed later
             (Path(a.mps_dir) / "workers.pids").write_text("")
+        shutil.rmtree(sync, ignore_errors=True)  # our own mkdtemp folder
     return out
 
 
@@ -149,30 +173,69 @@ def table_lines(results: list[dict]) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    from bulletsim.gpu.mps import MpsDaemon, MpsUnavailable
+TOOL = "calibrate.mps_corun"
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Checked arguments (configs, numbers, --out and the files there, --mps-dir); ValueError
+    (one line) otherwise. Nothing is started here."""
+    ap = ToolParser(prog=TOOL, description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--suite", choices=sorted(SUITES), default="table")
     ap.add_argument("--configs", default=None, help="comma list overriding --suite")
     ap.add_argument("--libsmctrl", default=os.environ.get("LIBSMCTRL_PATH"))
-    ap.add_argument("--duration-s", type=float, default=2.0)
-    ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--timeout-s", type=float, default=60.0)
+    ap.add_argument("--duration-s", type=positive_seconds, default=2.0)
+    ap.add_argument("--layers", type=positive_int, default=4)
+    ap.add_argument("--timeout-s", type=positive_seconds, default=60.0)
     ap.add_argument("--mps-dir", default=None, help="folder for the daemon's pipe/ and log/")
     a = ap.parse_args(argv)
+    a.names = [n.strip() for n in a.configs.split(",")] if a.configs else list(SUITES[a.suite])
+    bad = [n for n in a.names if n not in CONFIGS]
+    if bad or not a.names:
+        raise ValueError(f"--configs: unknown {bad or a.configs!r}; valid: {', '.join(CONFIGS)}")
+    a.out = require_out_folder(a.out, "--out")
+    check_outputs(
+        a.out,
+        {
+            "mps_corun.json": lambda p: is_own_json(p, TOOL),
+            "workers.log": lambda p: is_own_text(p, TOOL),
+        },
+        TOOL,
+    )
+    if a.mps_dir is not None:
+        a.mps_dir = str(require_out_folder(a.mps_dir, "--mps-dir"))
+    return a
+
+
+def check_machine(a: argparse.Namespace) -> None:
+    """ValueError (one line) unless this machine can run the chosen configurations: a GPU,
+    libsmctrl for the masked ones, the MPS control binary for the MPS ones."""
+    if any(tpcs for n in a.names for _, tpcs in CONFIGS[n][1].values()):
+        a.libsmctrl = require_libsmctrl(a.libsmctrl)
+    require_gpu(TOOL)
+    mps = [n for n in a.names if CONFIGS[n][0]]
+    if mps and shutil.which(CONTROL) is None:
+        raise ValueError(
+            f"configurations {', '.join(mps)} need the MPS daemon, and {CONTROL} is not on PATH "
+            "(NVIDIA driver utilities); valid without it: --configs no-mps"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bulletsim.gpu.mps import MpsDaemon, MpsUnavailable
+
+    a = parse_args(argv)
+    check_machine(a)
+    names = a.names
     # `timeout` sends SIGTERM: unwind (kill the workers, quit the daemon) instead of dying.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    names = a.configs.split(",") if a.configs else list(SUITES[a.suite])
-    bad = [n for n in names if n not in CONFIGS]
-    if bad:
-        print(f"error: unknown config {bad}; valid: {', '.join(CONFIGS)}", file=sys.stderr)
-        return 2
     a.out.mkdir(parents=True, exist_ok=True)
     results: list[dict] = []
     doc: dict = {"suite": a.suite, "configs": names, "duration_s": a.duration_s, "layers": a.layers}
-    with open(a.out / "workers.log", "ab") as log:
+    log_path = a.out / "workers.log"
+    if not log_path.exists():
+        log_path.write_text(marker_line(TOOL) + "\n")
+    with open(log_path, "ab") as log:
         for n in [n for n in names if not CONFIGS[n][0]]:  # before any daemon exists
             results.append(run_config(n, None, a, log))
         mps_names = [n for n in names if CONFIGS[n][0]]
@@ -192,10 +255,10 @@ def main(argv: list[str] | None = None) -> int:
                 doc["daemon"] = {"error": str(e)}
                 results += [{"config": n, "status": f"failed: {e}"} for n in mps_names]
     doc["results"] = results
-    (a.out / "mps_corun.json").write_text(json.dumps(doc, indent=1) + "\n")
+    write_json_atomic(a.out / "mps_corun.json", TOOL, doc)
     print("\n".join(table_lines(results)))
     return 0 if all(r.get("status") == "ok" for r in results) else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(lambda: sys.exit(main()))

@@ -27,6 +27,16 @@ import sys
 import time
 from pathlib import Path
 
+from calibrate.tool_cli import (
+    ToolParser,
+    positive_int,
+    positive_seconds,
+    require_folder,
+    require_gpu,
+    require_libsmctrl,
+    run_tool,
+)
+
 T_LAUNCH = time.time()
 
 
@@ -156,16 +166,31 @@ def affinity_context(sms: int, switches: int = 2000) -> dict:
     }
 
 
+def _tpc_range(text: str) -> str:
+    """argparse type of --tpcs: FIRST:COUNT, FIRST >= 0, COUNT >= 1."""
+    try:
+        first, count = (int(v) for v in text.split(":"))
+    except ValueError:
+        first, count = -1, 0
+    if first < 0 or count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give FIRST:COUNT TPCs, e.g. 0:16")
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = ToolParser(prog="calibrate.mps_worker", description=__doc__.split("\n")[0])
     ap.add_argument("--role", choices=("prefill", "decode"), required=True)
     ap.add_argument("--sync", type=Path, required=True)
-    ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--duration-s", type=float, default=2.0)
-    ap.add_argument("--tpcs", default=None, help="FIRST:COUNT: libsmctrl mask of the stream")
+    ap.add_argument("--layers", type=positive_int, default=4)
+    ap.add_argument("--duration-s", type=positive_seconds, default=2.0)
+    ap.add_argument("--tpcs", type=_tpc_range, default=None, help="FIRST:COUNT libsmctrl mask")
     ap.add_argument("--libsmctrl", default=None)
-    ap.add_argument("--timeout-s", type=float, default=120.0)
+    ap.add_argument("--timeout-s", type=positive_seconds, default=120.0)
     a = ap.parse_args(argv)
+    require_folder(a.sync, "--sync folder")
+    if a.tpcs:
+        a.libsmctrl = require_libsmctrl(a.libsmctrl)
+    require_gpu("calibrate.mps_worker")
     t0 = time.time()
     import torch
 
@@ -257,4 +282,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(lambda: sys.exit(main()))

@@ -14,7 +14,9 @@ and GPU tools call `require_gpu` before touching CUDA.
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -71,14 +73,73 @@ def require_gpu(tool: str, min_gpus: int = 1) -> None:
         raise ValueError(
             f"{tool} measures on an NVIDIA GPU and needs torch with CUDA: torch is not "
             "installed (pip install torch); the CPU-only tools are calibrate.collectives_fit, "
-            "calibrate.shard_profile, calibrate.derive_shard and calibrate.moe_fit"
+            "calibrate.shard_profile, calibrate.derive_shard, calibrate.moe_fit and "
+            "calibrate.mechanism_compare"
         ) from None
     if not torch.cuda.is_available():
         raise ValueError(
             f"{tool} measures on an NVIDIA GPU: torch {torch.__version__} sees no CUDA GPU; "
             "run it on a GPU machine (the CPU-only tools are calibrate.collectives_fit, "
-            "calibrate.shard_profile, calibrate.derive_shard and calibrate.moe_fit)"
+            "calibrate.shard_profile, calibrate.derive_shard, calibrate.moe_fit and "
+            "calibrate.mechanism_compare)"
         )
     count = torch.cuda.device_count()
     if count < min_gpus:
         raise ValueError(f"{tool} needs >= {min_gpus} GPUs (one process per GPU); {count} visible")
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type for a duration: a finite number > 0 (not 0, negative, nan or inf)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a positive, finite number of seconds (e.g. 10)"
+        )
+    return v
+
+
+def positive_int(text: str) -> int:
+    """argparse type for a count >= 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 1")
+    return v
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type for a count >= 0."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 0")
+    return v
+
+
+def require_libsmctrl(path: str | None) -> str:
+    """The user-built libsmctrl.so (`path`, else $LIBSMCTRL_PATH) as a string; ValueError
+    (one line: not configured, not found, a folder) before any GPU work."""
+    from bulletsim.gpu.libsmctrl import LibsmctrlUnavailable, find_libsmctrl
+
+    try:
+        return str(find_libsmctrl(path))
+    except LibsmctrlUnavailable as e:
+        raise ValueError(str(e)) from None
+
+
+def require_triton(tool: str) -> None:
+    """ValueError unless triton imports (the persistent matmul path is a Triton kernel)."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        raise ValueError(
+            f"{tool} times the persistent Triton matmul and needs triton: it is not installed "
+            "(pip install triton; it ships with CUDA builds of torch)"
+        ) from None

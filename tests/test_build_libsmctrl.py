@@ -57,11 +57,11 @@ def toolchain(tmp_path: Path) -> dict:
     bindir.mkdir()
     nvcc = bindir / "nvcc"
     nvcc.write_text(
-        "#!/bin/sh\n"
+        "#!/bin/bash\n"
         'if [ "$1" = --version ]; then echo "Cuda compilation tools, release 13.0, V13.0.88";'
-        " exit 0; fi\n"
-        'args=""; for a in "$@"; do [ "$a" = -Xcompiler ] && continue; args="$args $a"; done\n'
-        f"exec {CC} $args\n"
+        " exit 0; fi\n"  # every argument kept whole: paths with spaces must survive
+        'args=(); for a in "$@"; do [ "$a" = -Xcompiler ] || args+=("$a"); done\n'
+        f'exec {CC} "${{args[@]}}"\n'
     )
     nvcc.chmod(0o755)
     return {**os.environ, "NVCC": str(nvcc), "CUDA_HOME": str(home)}
@@ -140,3 +140,85 @@ def test_build_writes_only_the_output(checkout, toolchain, tmp_path):
     assert (out / "libsmctrl.so").is_file()
     # a rebuild over our own output is allowed (the manifest marks it ours)
     assert run(str(checkout), "--out", str(out), env=toolchain).returncode == 0
+
+
+# -- issue 16, new-user findings: user files, CUDA_HOME, --out, clean-up, the printed export --
+@pytest.mark.parametrize(
+    "name, text, needle",
+    [
+        ("build.log", "my own notes\n", "build.log exists and was not written by this script"),
+        ("libsmctrl.json", '{"mine": 1}\n', "libsmctrl.json exists and was not built by this"),
+        ("libsmctrl.json", '{"built_by": "me"}\n', "libsmctrl.json exists and was not built"),
+    ],
+)
+def test_users_files_in_out_are_never_replaced(checkout, toolchain, tmp_path, name, text, needle):
+    out = tmp_path / "u1"
+    out.mkdir()
+    (out / name).write_text(text)
+    before = snapshot(out)
+    one_line_error(run(str(checkout), "--out", str(out), env=toolchain), needle)
+    assert snapshot(out) == before
+
+
+@needs_cc
+def test_a_library_swapped_in_after_our_build_is_not_ours(checkout, toolchain, tmp_path):
+    out = tmp_path / "out"
+    assert run(str(checkout), "--out", str(out), env=toolchain).returncode == 0
+    assert (out / "build.log").read_text().startswith("# bulletsim native/build_libsmctrl.sh\n")
+    (out / "libsmctrl.so").write_bytes(b"the user's own build")
+    r = run(str(checkout), "--out", str(out), env=toolchain)
+    one_line_error(r, "libsmctrl.so exists and was not built by this script")
+    assert (out / "libsmctrl.so").read_bytes() == b"the user's own build"
+
+
+@pytest.mark.parametrize("args", [["--out="], ["--out", ""]], ids=["equals", "separate"])
+def test_empty_out_is_an_error(checkout, toolchain, args):
+    one_line_error(run(str(checkout), *args, env=toolchain), "--out is empty")
+
+
+@pytest.mark.parametrize(
+    "home, needle",
+    [("/nonexistent-cuda-home", "does not exist"), ("@empty", "has no include/cuda.h")],
+)
+def test_a_bad_cuda_home_is_an_error_not_a_fallback(checkout, toolchain, tmp_path, home, needle):
+    if home == "@empty":
+        home = str(tmp_path / "empty-home")
+        Path(home).mkdir()
+    env = {**toolchain, "CUDA_HOME": home}
+    out = tmp_path / "new" / "deeper"
+    one_line_error(run(str(checkout), "--out", str(out), env=env), f"CUDA_HOME={home} {needle}")
+    assert not (tmp_path / "new").exists()  # nothing created before the checks pass
+
+
+@needs_cc
+def test_spaces_and_quotes_build_and_the_export_line_is_quoted(checkout, toolchain, tmp_path):
+    spaced = tmp_path / "cu da"
+    shutil.copytree(toolchain["CUDA_HOME"], spaced)
+    out = tmp_path / "o u't"
+    r = run(str(checkout), "--out", str(out), env={**toolchain, "CUDA_HOME": str(spaced)})
+    assert r.returncode == 0, r.stderr + r.stdout
+    man = json.loads((out / "libsmctrl.json").read_text())
+    assert man["cuda_home"] == str(spaced) and str(spaced / "lib64" / "stubs") in man["link"]
+    line = next(x for x in r.stdout.splitlines() if "export LIBSMCTRL_PATH=" in x)
+    cmd = line.split("use it: ", 1)[1] + '; printf %s "$LIBSMCTRL_PATH"'
+    got = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True).stdout
+    assert got == str(out / "libsmctrl.so")
+
+
+@needs_cc
+def test_a_failed_build_removes_only_the_folders_it_created(checkout, toolchain, tmp_path):
+    (checkout / "libsmctrl.c").write_text(
+        (checkout / "libsmctrl.c").read_text() + "\nthis is not C;\n"
+    )
+    keep = tmp_path / "existing"
+    keep.mkdir()
+    out = keep / "new" / "out"
+    r = run(str(checkout), "--out", str(out), env=toolchain)
+    one_line_error(r, "failed; see")
+    # the compile log stays (the message points to it); nothing else was written
+    assert sorted(p.name for p in out.iterdir()) == ["build.log"]
+    # a failure before the compiler runs leaves nothing behind, not even the folders
+    env = {**toolchain, "NVCC": str(tmp_path / "no-nvcc")}
+    out2 = keep / "other" / "out"
+    one_line_error(run(str(checkout), "--out", str(out2), env=env), "nvcc not found")
+    assert sorted(p.name for p in keep.iterdir()) == ["new"]

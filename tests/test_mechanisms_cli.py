@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -113,10 +114,12 @@ def test_compare_joins_equal_points_only(tmp_path):
     )
     co = j[j["kind"] == "corun"]
     assert ((co["slowdown_libsmctrl"] / co["slowdown_green"]).round(6) == 2.0).all()
+    lib["mechanism"] = "libsmctrl"  # the tool refuses green samples given as libsmctrl's
     lib.to_parquet(tmp_path / "lib.parquet")
     assert main([str(tmp_path / "lib.parquet"), "--out", str(tmp_path / "o")]) == 0
     assert "| decode | attn_decode |" in (tmp_path / "o" / "compare.md").read_text()
-    assert main([str(tmp_path / "missing.parquet"), "--out", str(tmp_path / "o")]) == 2
+    with pytest.raises(FileNotFoundError, match="libsmctrl samples not found"):
+        main([str(tmp_path / "missing.parquet"), "--out", str(tmp_path / "o")])
 
 
 def test_live_gpu_refuses_a_mechanism_it_cannot_make():

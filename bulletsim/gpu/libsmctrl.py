@@ -95,6 +95,12 @@ def find_libsmctrl(path: str | os.PathLike | None = None) -> Path:
             "`bash native/build_libsmctrl.sh YOUR_CHECKOUT`)"
         )
     p = Path(chosen).expanduser()
+    if p.is_dir():
+        hint = " (give the libsmctrl.so inside it)" if (p / "libsmctrl.so").is_file() else ""
+        raise LibsmctrlUnavailable(
+            f"libsmctrl library {p} is a folder, not a file{hint}; pass the path of your "
+            "user-built libsmctrl.so (native/build_libsmctrl.sh prints it)"
+        )
     if not p.is_file():
         raise LibsmctrlUnavailable(f"libsmctrl library not found at {p}")
     return p

@@ -45,11 +45,12 @@ CONTROL = "nvidia-cuda-mps-control"
 class MpsDaemon:
     """An MPS control daemon of our own: `with MpsDaemon() as d: subprocess.run(..., env=d.env())`.
 
-    Pipe and log folders are fresh under `base` (default: a new /tmp/bulletsim-mps-* folder),
-    so a system daemon is never touched. On leaving (normally, on an exception or on
-    KeyboardInterrupt) `quit` is sent and awaited for `quit_timeout_s`; `log_tail()` returns
-    the control log. Shell scripts should still add `trap 'echo quit | CUDA_MPS_PIPE_DIRECTORY=...
-    nvidia-cuda-mps-control' EXIT` around the Python process, for a kill -9."""
+    Pipe and log folders are fresh under `base` (default: a new /tmp/bulletsim-mps-* folder,
+    removed again on leaving), so a system daemon is never touched. On leaving (normally, on
+    an exception, on KeyboardInterrupt or when the daemon never came up) `quit` is sent and
+    awaited for `quit_timeout_s`; `log_tail()` returns the control log. Shell scripts should
+    still add `trap 'echo quit | CUDA_MPS_PIPE_DIRECTORY=... nvidia-cuda-mps-control' EXIT`
+    around the Python process, for a kill -9."""
 
     def __init__(
         self,
@@ -59,10 +60,14 @@ class MpsDaemon:
     ) -> None:
         if shutil.which(CONTROL) is None:
             raise MpsUnavailable(f"{CONTROL} not found on PATH (NVIDIA driver utilities)")
+        # A folder we make is ours to remove when the daemon is left (`close`); a `base`
+        # given by the caller is theirs (a shell trap may still read its log afterwards).
+        self.owns_base = not base
         self.base = Path(base) if base else Path(tempfile.mkdtemp(prefix="bulletsim-mps-"))
         self.pipe_dir, self.log_dir = self.base / "pipe", self.base / "log"
         self.start_timeout_s, self.quit_timeout_s = start_timeout_s, quit_timeout_s
         self.started = False
+        self._final_log: str | None = None
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """Environment of the control command (and the daemon it starts)."""
@@ -145,18 +150,33 @@ class MpsDaemon:
         return state not in ("Z", "X")
 
     def log_tail(self, lines: int = 20) -> str:
+        """The control log's last `lines` (after `close`, as it was when the daemon quit)."""
+        if self._final_log is not None:
+            return "\n".join(self._final_log.splitlines()[-lines:])
         f = self.log_dir / "control.log"
-        return "\n".join(f.read_text().splitlines()[-lines:]) if f.exists() else ""
+        try:
+            return "\n".join(f.read_text().splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def close(self) -> str:
+        """`quit`, keep the control log's tail, and remove the folder if we made it."""
+        reply = self.quit()
+        if self._final_log is None:
+            self._final_log = self.log_tail(200)
+        if self.owns_base:
+            shutil.rmtree(self.base, ignore_errors=True)
+        return reply
 
     def __enter__(self) -> MpsDaemon:
         try:
             return self.start()
         except BaseException:
-            self.quit()
+            self.close()
             raise
 
     def __exit__(self, *exc) -> None:
-        self.quit()
+        self.close()
 
 
 class MpsPool(PartitionPool):
