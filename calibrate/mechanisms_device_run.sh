@@ -1,7 +1,8 @@
 #!/bin/bash
 # Device run of the mechanism comparison (issue 16): libsmctrl TPC masks and MPS beside green
 # contexts. Run from a copy of the repository whose parent holds the user's libsmctrl checkout
-# (../.libsmctrl-src) and, for the calibration, ../.whl + ../.ficache (see calibrate/NOTES.md):
+# (../.libsmctrl-src, or LIBSMCTRL_SRC=PATH) and, for the calibration, ../.whl + ../.ficache
+# (see calibrate/NOTES.md); `--help` prints the stages and variables:
 #   bash calibrate/mechanisms_device_run.sh STAGE...     (OUTDIR=... for the results)
 # Stages (each part in its own `timeout`ed process; a hang or failure moves on to the next):
 #   masks   build libsmctrl, %smid self-test, CUDA graph under a mask, re-mask cost (~20 s)
@@ -12,6 +13,26 @@
 #           mps-rerun: percentage + mask, and mask only, again (<= 45 s)
 # MPS stages need the GPU alone. The MPS daemon is always sent `quit` (trap on EXIT).
 set -u
+STAGES="masks gemm calib mps mps-table mps-rerun"
+usage() {
+  cat <<USAGE
+usage: bash calibrate/mechanisms_device_run.sh STAGE...   (from the repository root, on the GPU)
+stages: masks | gemm | calib | mps | mps-table | mps-rerun  (see the header of this script)
+environment:
+  OUTDIR         where results and logs go (default /tmp/out/smctrl)
+  LIBSMCTRL_SRC  your libsmctrl checkout, built once into /tmp/smctrl-libsmctrl
+                 (default ../.libsmctrl-src, beside the repository)
+  GEMM_S, CALIB_S  time limits of the gemm and calib stages, seconds
+USAGE
+}
+[ $# -gt 0 ] || { usage >&2; exit 2; }
+for stage in "$@"; do  # every argument checked before anything is built or started
+  case $stage in
+    -h|--help) usage; exit 0 ;;
+    masks|gemm|calib|mps|mps-table|mps-rerun) ;;
+    *) echo "error: unknown stage '$stage'; valid: $STAGES (or --help)" >&2; exit 2 ;;
+  esac
+done
 OUTDIR=${OUTDIR:-/tmp/out/smctrl}
 mkdir -p "$OUTDIR"
 exec > >(tee -a "$OUTDIR/log.txt") 2>&1
@@ -43,12 +64,15 @@ part() {  # part NAME SECONDS CMD...: run CMD under timeout, log its exit code
   stamp "end $name (exit $rc)"
 }
 
-mps_guard() {
+mps_guard() {  # once per run: one folder for every MPS stage, removed on exit
+  [ -n "${MPSDIR:-}" ] && return
   MPSDIR=$(mktemp -d /tmp/bulletsim-mps-XXXXXX)
-  # On any exit: kill the workers the controller started (by pid), then quit the daemon.
+  # On any exit: kill the workers the controller started (by pid), quit the daemon, keep its
+  # log, remove the folder.
   trap 'for p in $(cat "$MPSDIR/workers.pids" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
     echo quit | CUDA_MPS_PIPE_DIRECTORY=$MPSDIR/pipe CUDA_MPS_LOG_DIRECTORY=$MPSDIR/log \
-    timeout 15 nvidia-cuda-mps-control >/dev/null 2>&1; cp -r "$MPSDIR/log" "$OUTDIR/mps_log" 2>/dev/null' EXIT
+    timeout 15 nvidia-cuda-mps-control >/dev/null 2>&1
+    cp -r "$MPSDIR/log" "$OUTDIR/mps_log" 2>/dev/null; rm -rf "$MPSDIR"' EXIT
 }
 
 setup
@@ -90,7 +114,6 @@ for stage in "$@"; do
       part "$stage" $secs python3 -m calibrate.mps_corun --out "$OUTDIR/$stage" "${sel[@]}" \
         --duration-s $dur --timeout-s 30 --mps-dir "$MPSDIR"
       ;;
-    *) echo "unknown stage $stage; valid: masks gemm calib mps mps-table mps-rerun" ;;
   esac
 done
 stamp "summary"

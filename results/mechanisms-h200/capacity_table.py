@@ -27,10 +27,22 @@ def seeds(row) -> list[float]:
 
 
 def table(root: Path) -> str:
+    if not root.is_dir():
+        raise ValueError(f"{root} is not a folder; give the folder holding the sweep-* folders")
     sweeps = {m: root / f"sweep-{m}" / "capacity.csv" for m in MECHANISMS}
     caps = {m: pd.read_csv(p) for m, p in sweeps.items() if p.is_file()}
+    if not caps:
+        raise ValueError(
+            f"{root} holds no sweep-<mechanism>/capacity.csv (mechanisms: "
+            f"{', '.join(MECHANISMS)}); run results/mechanisms-h200/regenerate.sh first"
+        )
     base = pd.concat(caps.values())
+    missing = [c for c in ("trace", "label", "capacity_per_seed") if c not in base]
+    if missing:
+        raise ValueError(f"the capacity.csv files under {root} lack {', '.join(missing)}")
     base = base[base["label"] == "chunked-2048"].drop_duplicates("trace").set_index("trace")
+    if base.empty:
+        raise ValueError(f"no chunked-2048 row in the capacity.csv files under {root} (the ref)")
     lines = [
         "| workload | mechanism | Bullet capacity (req/s) | vs chunked-2048 (paired) |",
         "|---|---|---:|---:|",
@@ -52,5 +64,13 @@ def table(root: Path) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
+def main() -> None:
+    if len(sys.argv) > 2:
+        raise ValueError("usage: capacity_table.py [RESULTS_FOLDER] (one folder at most)")
     print(table(Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent)))
+
+
+if __name__ == "__main__":
+    from bulletsim.cli_errors import run_script
+
+    run_script(main)
