@@ -294,11 +294,8 @@ def _run_and_report(cfg, out_dir: Path | None, plots: bool, quiet: bool) -> None
     except USER_ERRORS as e:
         fail(str(e))
     except KeyboardInterrupt:
-        typer.echo(
-            f"interrupted: simulation stopped ({done['n']}/{done['total']} requests finished); "
-            "nothing was written",
-            err=True,
-        )
+        typer.echo(f"interrupted: {_stopped_at(done['n'], done['total'])}; nothing was written",
+                   err=True)  # fmt: skip
         raise typer.Exit(130) from None
     print_summary(res, stdout_console(), provenance=_transfer_note(cfg))
     if out_dir is None:
@@ -319,6 +316,16 @@ def _run_and_report(cfg, out_dir: Path | None, plots: bool, quiet: bool) -> None
         typer.echo(f"interrupted while writing: {out_dir} left as it was", err=True)
         raise typer.Exit(130) from None
     typer.echo(f"results: {out_dir}")
+
+
+def _stopped_at(n: int, total: int) -> str:
+    """Where an interrupted run was: before simulating, during it, or after every request
+    finished (collecting and checking the results, which is when 200/200 was reported)."""
+    if not total:
+        return "stopped before the simulation started (building the workload and model)"
+    if n >= total:
+        return f"all {total} requests had finished; stopped while collecting the results"
+    return f"simulation stopped with {n}/{total} requests finished"
 
 
 def _transfer_note(cfg) -> str | None:

@@ -7,7 +7,8 @@ axis). A folder is only written into when it is new, empty or a design this tool
 (it holds `design.json`).
 
 Summary per axis value, over every (GPU, model, SLO set, trace, policy) row with that value:
-the mean, min and max capacity (each row's capacity is its mean over seeds); the policy
+how many rows have a capacity (a row whose jobs failed has none and is counted apart), the
+mean, min and max capacity (each row's capacity is its mean over seeds); the policy
 with the highest capacity in most of the contexts (GPU, model, SLO set, trace) that have the
 value, with how many it won (a tie for the highest wins none); and the geometric mean of the
 Bullet variants' capacity gain over the best baseline (the sweep's `gain`, paired by seed).
@@ -69,7 +70,10 @@ def axis_summary(cap: pd.DataFrame) -> pd.DataFrame:
             gains = gains[gains > 0]
             rows.append(
                 {
-                    "axis": axis, "value": value, "rows": len(g),
+                    # rows with a capacity; a failed cell (NaN) is counted apart, never in
+                    # the mean, min and max
+                    "axis": axis, "value": value, "rows": len(caps),
+                    "rows_without_capacity": len(g) - len(caps),
                     "capacity_mean_req_s": caps.mean() if len(caps) else math.nan,
                     "capacity_min_req_s": caps.min() if len(caps) else math.nan,
                     "capacity_max_req_s": caps.max() if len(caps) else math.nan,
@@ -113,8 +117,11 @@ def summary_markdown(design: DesignSpec, cells: list[Cell], axes: pd.DataFrame) 
             won = f"{r.contexts_won}/{r.contexts}"
             best_s = won if axis == "policy" else f"{r.best_policy or '-'} ({won})"
             gain = "-" if math.isnan(r.bullet_gain_geomean) else f"{r.bullet_gain_geomean:.2f}x"
+            rows = f"{r.rows}" + (
+                f" (+{r.rows_without_capacity} failed)" if r.rows_without_capacity else ""
+            )
             lines.append(
-                f"| {r.value} | {r.rows} | {_num(r.capacity_mean_req_s)} | "
+                f"| {r.value} | {rows} | {_num(r.capacity_mean_req_s)} | "
                 f"{_num(r.capacity_min_req_s)} | {_num(r.capacity_max_req_s)} | {best_s} | "
                 f"{gain} |"
             )

@@ -144,7 +144,7 @@ def length_needed(cap: pd.DataFrame, spec: Any) -> tuple[int, list[str]]:
             continue
         name = f"{r.label} on {r.trace}"
         if r.half_width_rel > MAX_HALF_WIDTH_REL and r.requests_needed > spec.num_requests:
-            why.append(f"{name}: interval +-{100 * r.half_width_rel:.1f}%")
+            why.append(f"{name}: interval +-{_pct_above(r.half_width_rel, MAX_HALF_WIDTH_REL)}%")
             n = max(n, int(r.requests_needed))
         if r.min_completed_share < MIN_COMPLETED_SHARE or r.queue_growing_at_capacity:
             why.append(f"{name}: not in steady state at capacity")
@@ -177,8 +177,10 @@ def capacity_warnings(cap: pd.DataFrame, spec: Any) -> list[str]:
             continue
         if r.half_width_rel > MAX_HALF_WIDTH_REL:
             out.append(
-                f"{name}: capacity interval +-{100 * r.half_width_rel:.1f}% is wider than "
-                f"+-{100 * MAX_HALF_WIDTH_REL:g}%; about -n {r.requests_needed} "
+                f"{name}: capacity interval [{r.capacity_lo:.2f}, {r.capacity_hi:.2f}] req/s "
+                f"= +-{_pct_above(r.half_width_rel, MAX_HALF_WIDTH_REL)}% of "
+                f"{r.capacity_req_s:.2f}, wider than +-{100 * MAX_HALF_WIDTH_REL:g}%; about "
+                f"-n {r.requests_needed} "
                 f"(or {r.seeds_needed} seeds) would narrow it to that (estimate)"
             )
         if not r.steady_at_capacity:
@@ -196,3 +198,13 @@ def capacity_warnings(cap: pd.DataFrame, spec: Any) -> list[str]:
                 f"({'; '.join(why) or 'too few requests'}); do not trust this capacity"
             )
     return out
+
+
+def _pct_above(x: float, limit: float) -> str:
+    """`x` as a percentage with the fewest decimals (up to 4) that show it above `limit`
+    (10.03 is "10.03", not a "10.0" that reads as equal to a 10% limit)."""
+    for digits in range(1, 5):
+        text = f"{100 * x:.{digits}f}"
+        if float(text) > 100 * limit:
+            return text
+    return f"{100 * x:.4f}"

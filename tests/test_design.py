@@ -121,3 +121,15 @@ def test_design_cli_files_do_not_depend_on_workers(tmp_path):
     res = CliRunner().invoke(app, ["design", str(f), "--out", str(foreign)])
     assert res.exit_code == 2 and "did not write" in res.output
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+
+
+def test_axis_summary_counts_a_failed_row_apart():
+    # pdmux failed on h200 (no capacity): its row is not a capacity, min = max = a100's
+    cap = pd.DataFrame(
+        [{"gpu": g, "model": "m", "slo_set": "paper", "trace": "t", "label": "pdmux",
+          "capacity_req_s": c, "gain": math.nan} for g, c in (("a100", 5.0), ("h200", math.nan))]
+    )  # fmt: skip
+    ax = axis_summary(cap).set_index(["axis", "value"])
+    row = ax.loc[("policy", "pdmux")]
+    assert (row["rows"], row["rows_without_capacity"]) == (1, 1)
+    assert row["capacity_min_req_s"] == row["capacity_max_req_s"] == 5.0

@@ -69,3 +69,40 @@ def test_sweep_policy_spec_takes_manual_divisions(rows):
 def test_sweep_policy_spec_errors_name_the_option():
     with pytest.raises(ValueError, match=r"--policy 'pdmux:112:20:0'"):
         PolicyVariant.parse("pdmux:112:20:0")
+
+
+def test_interval_warning_shows_a_width_above_the_limit():
+    from bulletsim.sweep_capacity import _pct_above
+
+    # the roofline sweep's warning read "+-10% is wider than +-10%"
+    assert _pct_above(0.10004, 0.10) == "10.004"
+    assert _pct_above(0.1003, 0.10) == "10.03"
+    assert _pct_above(0.1234, 0.10) == "12.3"
+
+
+def _interrupt_after(n: int, total: int):
+    def fake(cfg, progress=None, **kw):
+        if progress is not None and total:
+            progress(n, total)
+        raise KeyboardInterrupt
+
+    return fake
+
+
+@pytest.mark.parametrize(
+    ("n", "total", "said"),
+    [
+        (200, 200, "all 200 requests had finished; stopped while collecting the results"),
+        (50, 200, "simulation stopped with 50/200 requests finished"),
+        (0, 0, "stopped before the simulation started (building the workload and model)"),
+    ],
+)
+def test_interrupted_run_says_where_it_stopped(monkeypatch, tmp_path, n, total, said):
+    import bulletsim.simulate
+
+    monkeypatch.setattr(bulletsim.simulate, "simulate", _interrupt_after(n, total))
+    res = runner.invoke(app, ["run", "-n", "20", "--trace", "alpaca", "--out",
+                              str(tmp_path / "r")], env=ENV)  # fmt: skip
+    assert res.exit_code == 130
+    assert f"interrupted: {said}; nothing was written" in res.output
+    assert not (tmp_path / "r").exists()

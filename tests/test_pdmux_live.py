@@ -46,3 +46,37 @@ def test_live_loop_reproduces_the_simulator_exactly(policy):
     assert live.metrics == sim.metrics
     both = set(live.iterations["num_sms"]) - {132}
     assert both, "the lanes never shared the GPU"
+
+
+def test_green_lane_rule_is_the_gpu_engines():
+    from bulletsim.live.green_lanes import green_lane_sms
+
+    # PDMux's rows on 132 SMs as the GPU engine runs them: decode rounded up to a group of
+    # 8, prefill the remainder of that split (4 SMs less than SGLang's table)
+    got = {(p, d): (green_lane_sms("prefill", p, 132)[0], green_lane_sms("decode", d, 132)[0])
+           for p, d in ((112, 20), (104, 28), (72, 60))}  # fmt: skip
+    assert got == {(112, 20): (108, 24), (104, 28): (100, 32), (72, 60): (68, 64)}
+    assert green_lane_sms("decode", 132, 132) == (132, "full-decode")
+    assert green_lane_sms("decode", 4, 132) == (8, "g8")
+    assert green_lane_sms("prefill", 130, 132) == (124, "r8")  # the smallest split is 8
+    assert green_lane_sms("decode", 127, 132) == (120, "g120")  # splits stop at 120
+
+
+def test_fake_executor_records_the_partitions_a_gpu_run_would():
+    from bulletsim.live.cli import make_executor
+
+    cfg = load_config(
+        None,
+        {"policy": "pdmux", "gpu": "h200",
+         "workload": {"trace": "splitwise", "num_requests": 60, "rate": 20.0}},
+    )  # fmt: skip
+    ex = make_executor("fake", cfg)
+    assert ex.green
+    it = live_run(cfg, ex, latency=LAT).result.iterations
+    decode = set(it[it["lane"] == "decode"]["num_sms"]) - {132}
+    prefill = set(it[it["lane"] == "prefill"]["num_sms"]) - {132}
+    assert decode and prefill, "the lanes never shared the GPU"
+    assert all(d % 8 == 0 for d in decode) and 20 not in decode  # SGLang's 20 runs as 24
+    assert all((132 - p) % 8 == 0 for p in prefill) and 112 not in prefill
+    chunked = load_config(None, {"policy": "chunked", "gpu": "h200"})
+    assert not make_executor("fake", chunked).green

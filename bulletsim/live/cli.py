@@ -185,12 +185,21 @@ def check_weights(folder: Path, cfg) -> None:
     check_checkpoint(folder, spec)
 
 
+def uses_green_contexts(cfg) -> bool:
+    """Whether the GPU engine would run `cfg`'s policy on green-context pairs: Bullet with
+    mechanism green-ctx, PDMux always (its `partition_mechanism`, as SGLang's)."""
+    params = cfg.params()
+    mechanism = getattr(params, "mechanism", None) or getattr(params, "partition_mechanism", None)
+    return mechanism == "green-ctx"
+
+
 def make_executor(name: str, cfg, *, decode_graphs: bool = True, weights_dir=None):
     """The executor called `name` for `cfg` (the GPU one imports torch here, not before)."""
     if name == "fake":
         from bulletsim.live.fake import FakeExecutor
 
-        return FakeExecutor()
+        # partitions as the GPU engine makes them wherever it would make green contexts
+        return FakeExecutor(green=uses_green_contexts(cfg))
     try:
         from bulletsim.live.gpu.executor import GpuExecutor
     except ImportError as e:

@@ -14,15 +14,19 @@ from __future__ import annotations
 
 from bulletsim.latency.base import host_launch_fn, launch_gap_fn
 from bulletsim.live.executor import Launch
+from bulletsim.live.green_lanes import green_lane_sms
 from bulletsim.policies.base import PolicyContext
 
 
 class FakeExecutor:
     name = "fake"
 
-    def __init__(self, granularity_sms: int | None = None) -> None:
-        # None: a lane gets exactly the SMs the policy asked for
+    def __init__(self, granularity_sms: int | None = None, green: bool = False) -> None:
+        # green: two lanes get the green-context partitions the GPU engine would make
+        # (`green_lanes.green_lane_sms`, the GPU engine's own rule); else granularity_sms
+        # rounds down to whole units; neither: exactly the SMs the policy asked for
         self.granularity_sms = granularity_sms
+        self.green = green
         self.clock_s = 0.0
         self.total_sms = 0
         self.num_launches = 0
@@ -40,6 +44,8 @@ class FakeExecutor:
         return self.clock_s
 
     def physical_sms(self, lane: str, num_sms: int) -> int:
+        if self.green and lane != "main":
+            return green_lane_sms(lane, num_sms, self.total_sms)[0]
         g = self.granularity_sms
         if g is None or num_sms >= self.total_sms:
             return num_sms
@@ -71,5 +77,6 @@ class FakeExecutor:
             "measured": False,
             "note": "kernels replaced by timers taking the latency model's prediction",
             "granularity_sms": self.granularity_sms,
+            "partitions": "green contexts as the GPU engine makes them" if self.green else None,
             "num_launches": self.num_launches,
         }

@@ -28,8 +28,9 @@ from bulletsim.live.gpu.batches import (
     graph_step_inputs,
 )
 from bulletsim.live.gpu.graphs import DecodeGraphs
-from bulletsim.live.gpu.lanes import GRANULE, LANES, LanePartitions
+from bulletsim.live.gpu.lanes import LANES, LanePartitions
 from bulletsim.live.gpu.model import LiveModel
+from bulletsim.live.green_lanes import GRANULE
 from bulletsim.live.pages import PageTable
 from bulletsim.models import get_model
 from bulletsim.policies.base import PolicyContext

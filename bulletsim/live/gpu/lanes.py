@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import torch
 
-GRANULE = 8  # green-context SM granularity on Hopper (DESIGN.md)
-# cuBLAS GEMMs of a decode step (8 rows) failed with CUBLAS_STATUS_EXECUTION_FAILED on split
-# remainders (4 and 12 SMs) on the H200 (2026-11-30 smoke runs), while the calibrator ran them
-# on groups: decode takes groups, prefill remainders, and splits stop at 120 (>= 12 SMs).
-MIN_REMAINDER_SMS = 12
+from bulletsim.live.green_lanes import green_lane_sms, max_split
+
 LANES = ("main", "prefill", "decode")  # single-lane policies use "main"
 
 
 class LanePartitions:
     def __init__(self, total_sms: int) -> None:
         self.total = total_sms
-        self.max_split = (total_sms - MIN_REMAINDER_SMS) // GRANULE * GRANULE
+        self.max_split = max_split(total_sms)
         self.full_streams = {lane: torch.cuda.Stream() for lane in LANES}
         self.pool = None
 
@@ -40,14 +37,12 @@ class LanePartitions:
         """(stream, physical SMs, key) for a launch of `sms` SMs on `lane`."""
         if self.pool is None or sms >= self.total:
             return self.full_streams[lane], self.total, f"full-{lane}"
-        top, g = self.max_split, GRANULE
+        n, key = green_lane_sms(lane, sms, self.total)  # the rule the fake executor uses too
         if lane == "decode":
-            n = min(top, -(-sms // g) * g)
             group, _ = self.pool.pair(n)
-            return group.stream, group.num_sms, f"g{n}"
-        s = min(top, max(g, -(-(self.total - sms) // g) * g))
-        _, rest = self.pool.pair(s)
-        return rest.stream, rest.num_sms, f"r{s}"
+            return group.stream, group.num_sms, key
+        _, rest = self.pool.pair(self.total - n)
+        return rest.stream, rest.num_sms, key
 
     def partitions(self, lane: str) -> list[tuple[str, object, int]]:
         """Every distinct (key, stream, SMs) a launch on `lane` can get."""
