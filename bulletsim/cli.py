@@ -325,7 +325,7 @@ def _stopped_at(n: int, total: int) -> str:
         return "stopped before the simulation started (building the workload and model)"
     if n >= total:
         return f"all {total} requests had finished; stopped while collecting the results"
-    return f"simulation stopped with {n}/{total} requests finished"
+    return f"simulation stopped ({n}/{total} requests finished)"
 
 
 def _transfer_note(cfg) -> str | None:

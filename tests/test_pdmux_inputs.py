@@ -93,7 +93,7 @@ def _interrupt_after(n: int, total: int):
     ("n", "total", "said"),
     [
         (200, 200, "all 200 requests had finished; stopped while collecting the results"),
-        (50, 200, "simulation stopped with 50/200 requests finished"),
+        (50, 200, "simulation stopped (50/200 requests finished)"),
         (0, 0, "stopped before the simulation started (building the workload and model)"),
     ],
 )
