@@ -203,7 +203,16 @@ def run(
         str | None,
         Opt(
             help="Latency model: auto (calibrated profile if installed, else roofline), "
-            "roofline, profile. (default: auto)"
+            "roofline, profile. The installed profile measured under the policy's SM partition "
+            "mechanism is used when there is one, else the green-context one (the run names "
+            "it and warns when they differ). (default: auto)"
+        ),
+    ] = None,
+    profile: Annotated[
+        Path | None,
+        Opt(
+            help="Latency-profile file to price the run by, instead of the installed one (e.g. "
+            "results/mechanisms-h200/profile-libsmctrl/h200__llama-3.1-8b.libsmctrl.json)."
         ),
     ] = None,
     seed: Annotated[
@@ -334,7 +343,9 @@ def _transfer_note(cfg) -> str | None:
     from bulletsim.hardware import get_gpu
     from bulletsim.latency.factory import transfer_note
 
-    return transfer_note(cfg.latency, get_gpu(cfg.gpu), cfg.model_spec())
+    return transfer_note(
+        cfg.latency, get_gpu(cfg.gpu), cfg.model_spec(), cfg.partition_mechanism(), cfg.profile
+    )
 
 
 @app.command()

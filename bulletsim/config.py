@@ -136,6 +136,7 @@ class RunConfig:
     kv: KVConfig = field(default_factory=KVConfig)
     policy_params: dict[str, Any] = field(default_factory=dict)  # [chunked], [bullet], ...
     model_config: str | None = None  # a Hugging Face config.json; replaces `model`'s shape
+    profile: str | None = None  # a latency-profile file; replaces the installed one (--profile)
     moe: MoEConfig = field(default_factory=MoEConfig)
 
     def model_spec(self) -> ModelSpec:
@@ -174,6 +175,11 @@ class RunConfig:
             raise ValueError(
                 f"unknown latency model {self.latency!r}; valid: {', '.join(LATENCY_KINDS)}"
             )
+        if self.profile is not None and self.latency == "roofline":
+            raise ValueError(
+                "profile (--profile FILE) prices the run by that profile; it does not go with "
+                "latency roofline (use auto or profile)"
+            )
         if self.tp is not None and self.tp < 1:
             raise ValueError(f"tp must be >= 1, got {self.tp}")
         if self.seed < 0:  # numpy's generators take non-negative seeds only
@@ -187,6 +193,13 @@ class RunConfig:
             if hasattr(params, "check_gpu"):  # splits the GPU cannot make (pdmux)
                 params.check_gpu(gpu, gpu.num_sms)
         return self
+
+    def partition_mechanism(self) -> str | None:
+        """The chosen policy's SM partition mechanism (its parameter, or the one its design
+        fixes); None for a policy without SM partitions."""
+        from bulletsim.policies.registry import mechanism_of
+
+        return mechanism_of(self.policy, self.params())
 
     def params(self, policy: str | None = None) -> Any:
         """A policy's parameter dataclass (default: the chosen one), built from its section."""

@@ -202,7 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     from bulletsim.hardware import get_gpu
     from bulletsim.latency.factory import build_latency
 
-    build_latency(cfg.latency, get_gpu(cfg.gpu), cfg.model_spec())  # a missing profile
+    gpu, mech = get_gpu(cfg.gpu), cfg.partition_mechanism()
+    build_latency(cfg.latency, gpu, cfg.model_spec(), mech, cfg.profile)  # a missing profile
     caps: dict[str, list[float]] = {}
     brackets: dict[str, list[str]] = {}
     points: list[dict] = []

@@ -70,6 +70,8 @@ def print_summary(
         c.print(provenance, markup=False, highlight=False)
     if m.get("partitioning"):
         c.print(Partitioning(**m["partitioning"]).line(), markup=False, highlight=False)
+    if m.get("mechanism_caveat"):
+        c.print(m["mechanism_caveat"], style="yellow", markup=False, highlight=False)
     c.print(f"workload {m['workload']}: {s['num_requests']} requests from {m['workload_source']}")
     c.print(f"convention: {m['convention']}")
     slo = s["slo"]

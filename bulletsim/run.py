@@ -28,6 +28,7 @@ from bulletsim.latency.base import LatencyModel
 from bulletsim.latency.factory import build_latency
 from bulletsim.metrics import add_request_metrics, summarize
 from bulletsim.models import ModelSpec
+from bulletsim.partitioning import mechanism_caveat
 from bulletsim.policies.base import Policy, PolicyContext
 from bulletsim.policies.registry import make_policy, partitioning_of
 from bulletsim.records import request_frame
@@ -99,7 +100,7 @@ def build_run(
     if not workload.requests:
         raise ValueError(f"workload {workload.name!r} has no requests after filtering")
     if latency is None:
-        latency = build_latency(cfg.latency, gpu, model)
+        latency = build_latency(cfg.latency, gpu, model, cfg.partition_mechanism(), cfg.profile)
     slo, slo_source = cfg.slo.resolve(workload.name)
     kv = KVCache(_kv_blocks(cfg, gpu, model), cfg.kv.block_size)
     _check_fits(workload, kv)
@@ -210,15 +211,19 @@ def _result(
 def run_meta(run: Run) -> dict:
     """What ran: policy, workload and its provenance, GPU, model, latency model, KV sizing,
     and how the policy partitions SMs (`partitioning.Partitioning.to_dict`, None without
-    partitions): mechanism, granularity and re-partition cost with its kind and source."""
+    partitions): mechanism, granularity and re-partition cost with its kind and source; the
+    mechanism the latency profile was measured under and a caveat when the two differ."""
     w = run.workload
     # a policy that resolves its own (Bullet, at bind) reports what it used
     part = getattr(run.policy, "partitioning", None) or partitioning_of(
         run.config.policy, run.config.params(), run.gpu, run.gpu.num_sms
     )
+    profile_mech = getattr(run.latency, "mechanism", None)  # None: not a profile
     return {
         "policy": run.policy.name,
         "partitioning": None if part is None else part.to_dict(),
+        "profile_mechanism": profile_mech,
+        "mechanism_caveat": mechanism_caveat(part and part.mechanism, profile_mech),
         "workload": w.name,
         "workload_source": w.source,
         "convention": w.convention,

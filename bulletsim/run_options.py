@@ -34,6 +34,7 @@ def config_from_options(o: dict):
         "latency": o["latency"],
         "seed": o["seed"],
         "model_config": str(o["model_config"]) if o.get("model_config") else None,
+        "profile": str(Path(o["profile"]).expanduser().resolve()) if o.get("profile") else None,
         "workload": {
             "trace": o["trace"],
             "trace_file": str(o["trace_file"]) if o["trace_file"] else None,

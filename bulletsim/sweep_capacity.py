@@ -18,6 +18,7 @@ import pandas as pd
 
 from bulletsim.intervals import mean_interval, ratio_interval, requests_needed, seeds_needed
 from bulletsim.steady_state import MIN_COMPLETED_SHARE
+from bulletsim.sweep_points import MECHANISM_COLUMNS
 
 MAX_HALF_WIDTH_REL = 0.10  # the issue's "+-10%": an interval wider than that is flagged
 AT_CAPACITY = (
@@ -37,6 +38,7 @@ def capacity_table(
     rows = []
     for v, t in pairs:
         row: dict[str, Any] = {"label": v.label, "trace": t}
+        row.update(_mechanism(points, v.label, t))
         z = zero[(zero["label"] == v.label) & (zero["trace"] == t)] if len(zero) else zero
         for col in ("zero_load_attainment", "zero_load_lo", "zero_load_hi"):
             row[col] = float(z[col].iloc[0]) if len(z) else math.nan
@@ -70,6 +72,22 @@ def capacity_table(
     if len(cap):
         cap = _add_gain(cap, spec.rel_tol)
     return cap
+
+
+def _mechanism(points: pd.DataFrame, label: str, trace: str) -> dict:
+    """`policy` (as runs name it, mechanism included) and MECHANISM_COLUMNS of a (label,
+    trace): the same at every point of it."""
+    mine = points[(points["label"] == label) & (points["trace"] == trace)]
+    mine = (
+        mine[mine["error"].map(lambda e: not (isinstance(e, str) and e))]
+        if "error" in mine
+        else mine
+    )
+    cols = ("policy", *MECHANISM_COLUMNS)
+    if not len(mine):
+        return dict.fromkeys(cols, "")
+    first = mine.iloc[0]
+    return {c: first[c] if c in mine else "" for c in cols}
 
 
 def _at_capacity(points: pd.DataFrame, label: str, trace: str, caps: dict) -> pd.DataFrame:

@@ -143,6 +143,14 @@ def sweep(
             "run --help`)."
         ),
     ] = None,
+    profile: Annotated[
+        Path | None,
+        Opt(
+            help="Latency-profile file for every point (e.g. results/mechanisms-h200/"
+            "profile-libsmctrl/h200__llama-3.1-8b.libsmctrl.json); default: the installed "
+            "profile of each policy's mechanism, else the green-context one."
+        ),
+    ] = None,
     set_: Annotated[
         list[str] | None,
         Opt("--set", help="Any config key for every point, e.g. --set kv.block_size=32."),
@@ -169,6 +177,7 @@ def sweep(
             mechanism_overrides(mechanism, parse_sets(set_)),
             {
                 "gpu": gpu, "model": model, "latency": latency,
+                "profile": str(profile.expanduser().resolve()) if profile else None,
                 "workload": {
                     "traces_dir": str(traces_dir) if traces_dir else None,
                     "convention": convention,
@@ -299,7 +308,7 @@ def _print_transfer_note(base: dict) -> None:
     from bulletsim.latency.factory import transfer_note
 
     cfg = load_config(None, base)
-    note = transfer_note(cfg.latency, get_gpu(cfg.gpu), cfg.model_spec())
+    note = transfer_note(cfg.latency, get_gpu(cfg.gpu), cfg.model_spec(), profile=cfg.profile)
     if note:
         typer.echo(note, err=True)
 

@@ -23,8 +23,12 @@ POINT_COLUMNS = (
     "offered_steady_req_s", "completed_share", "queue_growing", "drain_share", "n_for_drain",
     "steady", "output_throughput_tok_s", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms",
     "tpot_p50_ms", "tpot_p90_ms", "tpot_p99_ms", "num_preemptions", "gpu", "model",
-    "latency_model", "workload_source", "slo", "convention", "error",
+    "latency_model", "mechanism", "remask_us", "remask_kind", "profile_mechanism",
+    "mechanism_caveat", "workload_source", "slo", "convention", "error",
 )  # fmt: skip
+# How the point's policy partitioned SMs and what its profile was measured under (run_meta)
+MECHANISM_COLUMNS = ("mechanism", "remask_us", "remask_kind", "profile_mechanism",
+                     "mechanism_caveat")  # fmt: skip
 
 # The zero-load ceiling: this many requests of the point's workload, each run alone (spaced
 # ZERO_LOAD_GAP_S apart, far beyond any request's latency), with outputs cut to
@@ -71,6 +75,18 @@ def _slo_dict(slo) -> dict:
     }
 
 
+def mechanism_fields(summary: dict) -> dict:
+    """MECHANISM_COLUMNS of a run's summary ('' where the policy has no SM partitions)."""
+    part = summary.get("partitioning") or {}
+    return {
+        "mechanism": part.get("mechanism", ""),
+        "remask_us": part.get("remask_us", math.nan),
+        "remask_kind": part.get("remask_kind", ""),
+        "profile_mechanism": summary.get("profile_mechanism") or "",
+        "mechanism_caveat": summary.get("mechanism_caveat") or "",
+    }
+
+
 def run_point(spec: Any, v: Any, trace: str, seed: int, rate: float) -> dict:
     """Simulate one point and flatten it into a row of POINT_COLUMNS (without `kind`, `error`).
 
@@ -95,6 +111,7 @@ def run_point(spec: Any, v: Any, trace: str, seed: int, rate: float) -> dict:
             "rate_req_s": rate, "num_requests": n,
             "offered_rate_req_s": (n - 1) / (arrivals[-1] - arrivals[0]) if n > 1 else math.nan,
             "gpu": s["gpu"], "model": s["model"], "latency_model": s["latency_model"],
+            **mechanism_fields(s),
             "workload_source": s["workload_source"], "slo": slo_text(_slo_dict(res.slo)),
             "tpot_slo_ms": 1e3 * res.slo.tpot_s,
             "ttft_slo_ms": math.nan if res.slo.ttft_s is None else 1e3 * res.slo.ttft_s,

@@ -60,6 +60,23 @@ def sweep_context(spec: SweepSpec, points: pd.DataFrame) -> list[str]:
     return lines
 
 
+def policy_label(r) -> str:
+    """A capacity row's policy as tables show it: the label, and the SM partition mechanism
+    of a policy with partitions (`bullet (libsmctrl)`; labels alone say `bullet` for all)."""
+    mech = getattr(r, "mechanism", "")
+    return f"{r.label} ({mech})" if isinstance(mech, str) and mech else r.label
+
+
+def mechanism_caveats(points: pd.DataFrame) -> list[str]:
+    """One warning per policy label whose runs were priced by a profile measured under
+    another mechanism (`partitioning.mechanism_caveat`)."""
+    if "mechanism_caveat" not in points:
+        return []
+    rows = points[points["mechanism_caveat"].map(lambda x: isinstance(x, str) and x != "")]
+    pairs = dict.fromkeys(zip(rows["label"], rows["mechanism_caveat"], strict=True))
+    return [f"{label}: {caveat}" for label, caveat in pairs]
+
+
 def capacity_markdown(
     cap: pd.DataFrame, spec: SweepSpec, points: pd.DataFrame, warnings: list[str]
 ) -> str:
@@ -94,7 +111,7 @@ def capacity_markdown(
                 100 * r.zero_load_attainment, 100 * r.zero_load_lo, 100 * r.zero_load_hi, 1
             )
             lines.append(
-                f"| {r.label} | {capacity if defined else 'undefined'} | {gain} | {zero} | "
+                f"| {policy_label(r)} | {capacity if defined else 'undefined'} | {gain} | {zero} | "
                 f"{_fmt(r.offered_rate_req_s_at_capacity)} | "
                 f"{_fmt(r.throughput_steady_req_s_at_capacity)} | "
                 f"{_fmt(r.ttft_p90_ms_at_capacity, 0)} | {_fmt(r.tpot_p90_ms_at_capacity, 0)} | "
@@ -116,7 +133,11 @@ def write_sweep(
     from bulletsim.sweep_capacity import capacity_warnings, ratio_table
 
     out.mkdir(parents=True, exist_ok=True)
-    warnings = [*notes, *(capacity_warnings(cap, spec) if len(cap) else [])]
+    warnings = [
+        *notes,
+        *mechanism_caveats(points),
+        *(capacity_warnings(cap, spec) if len(cap) else []),
+    ]
     md = capacity_markdown(cap, spec, points, warnings) if len(cap) else ""
     # What was computed, not how: the files are the same for any executor and worker count.
     what = {k: v for k, v in dataclasses.asdict(spec).items() if k != "workers"}

@@ -178,6 +178,12 @@ def calibrate(
             raise ValueError(
                 f"unknown prefill backend {prefill_backend!r}; valid: auto, flashinfer, sdpa"
             )
+        if install:  # a profile of another mechanism is never replaced: say so before the GPU
+            from bulletsim.latency.profile import PROFILE_DIR, profile_filename
+            from calibrate.pipeline import check_install
+
+            name = profile_filename(spec.name, mspec.name, mspec.tp, mechanism)
+            check_install(PROFILE_DIR / name, mechanism)
     except ValueError as e:
         _fail(str(e))
     _require_gpu(libsmctrl, mechanism == "libsmctrl")

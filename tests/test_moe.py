@@ -324,6 +324,6 @@ def test_installed_qwen3_profiles_say_what_each_gpu_holds():
     h20 = get_gpu("h20")
     for model, experts in ((QWEN, "128 experts x 192"), (QWEN_EP, "16 experts x 1536")):
         lat = build_latency("auto", h20, model)
-        assert lat.name == f"profile:h20/{model.name} (derived)"
+        assert lat.name == f"profile:h20/{model.name} (derived, green-ctx)"
         note = transfer_note("auto", h20, model)
         assert experts in note and "derived" in note and "all-reduce" in note

@@ -133,7 +133,7 @@ def test_committed_profiles(gpu):
     assert pl.total_sms == get_gpu(gpu).num_sms
     kind = pl.meta["kind"]
     assert kind == ("measured" if gpu == "h200" else "derived")
-    assert pl.name.endswith(f"({kind})")
+    assert pl.name.endswith(f"({kind}, green-ctx)")
     if kind == "derived":
         assert pl.meta["derived_from"]["gpu"] == "h200"
     # sanity: more SMs never make a whole step much slower; windows scale with layers

@@ -124,7 +124,7 @@ def test_sweep_cli_writes_tables_plots_and_timeline(tmp_path):
     sw = load_sweep(out)
     assert list(sw["capacity"]["label"]) == ["bullet", "chunked-2048"]
     md = (out / "capacity.md").read_text()
-    assert "| bullet |" in md
+    assert "| bullet (libsmctrl) |" in md and "| chunked-2048 |" in md  # the mechanism shown
     # the context a reader needs: GPU, model, latency model, workload source, SLO, n, seeds
     for text in ("GPU a100", "model llama-3.1-8b", "latency model roofline", "40 requests",
                  "seeds 0,1", "TTFT <= 3 ms/token, TPOT <= 150 ms", "sharegpt: "):  # fmt: skip

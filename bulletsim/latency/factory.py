@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bulletsim.hardware import GPUSpec
 from bulletsim.latency.base import LatencyModel
 from bulletsim.models import ModelSpec
@@ -11,15 +13,51 @@ from bulletsim.models import ModelSpec
 ALL_GEMM_PATHS = frozenset({"cublas", "cublaslt-sm-target", "triton-persistent"})
 
 
-def build_latency(kind: str, gpu: GPUSpec, model: ModelSpec) -> LatencyModel:
-    """`auto`: the profile for (gpu, model, tp) if one is installed, else the analytic
-    roofline; `profile`: that profile or a FileNotFoundError naming the installed tp
-    degrees; `roofline`: the analytic model."""
+def select_profile(
+    kind: str,
+    gpu: GPUSpec,
+    model: ModelSpec,
+    mechanism: str | None = None,
+    profile: str | Path | None = None,
+) -> Path | None:
+    """The profile file a run uses (None: the roofline, or no profile installed).
+
+    `profile`: that file (FileNotFoundError when missing; ValueError with `kind` roofline).
+    Else, unless `kind` is roofline, the installed profile of (gpu, model, tp) measured under
+    `mechanism` (the policy's SM partition mechanism) when one is installed, else the
+    default (green-context) one; the run names the profile's mechanism and a caveat says
+    when it differs (`partitioning.mechanism_caveat`)."""
+    from bulletsim.files import require_file
+    from bulletsim.latency.profile import find_profile
+
+    if profile is not None:
+        assert kind != "roofline", "RunConfig.validate refuses a profile with the roofline"
+        return require_file(Path(profile).expanduser(), "profile")
+    if kind == "roofline":
+        return None
+    if mechanism not in (None, "none"):
+        path = find_profile(gpu.name, model.name, tp=model.tp, mechanism=mechanism)
+        if path is not None:
+            return path
+    return find_profile(gpu.name, model.name, tp=model.tp)
+
+
+def build_latency(
+    kind: str,
+    gpu: GPUSpec,
+    model: ModelSpec,
+    mechanism: str | None = None,
+    profile: str | Path | None = None,
+) -> LatencyModel:
+    """`auto`: the profile `select_profile` finds, else the analytic roofline; `profile`:
+    that profile or a FileNotFoundError naming the installed tp degrees; `roofline`: the
+    analytic model. `mechanism`, `profile`: see `select_profile`."""
     from bulletsim.latency.roofline import RooflineLatency
 
+    path = select_profile(kind, gpu, model, mechanism, profile)
     if kind == "roofline":
         return RooflineLatency(gpu, model)
-    from bulletsim.latency.profile import ProfileLatency, find_profile
+    from bulletsim.latency.profile import ProfileLatency
     from bulletsim.latency.profile_format import (
         PROFILE_DIR,
         installed_for_model,
@@ -27,7 +65,6 @@ def build_latency(kind: str, gpu: GPUSpec, model: ModelSpec) -> LatencyModel:
         profile_filename,
     )
 
-    path = find_profile(gpu.name, model.name, tp=model.tp)
     if path is not None:
         return ProfileLatency.load(path, gpu, model)
     if kind == "profile":
@@ -43,14 +80,20 @@ def build_latency(kind: str, gpu: GPUSpec, model: ModelSpec) -> LatencyModel:
     return RooflineLatency(gpu, model)
 
 
-def transfer_note(kind: str, gpu: GPUSpec, model: ModelSpec) -> str | None:
+def transfer_note(
+    kind: str,
+    gpu: GPUSpec,
+    model: ModelSpec,
+    mechanism: str | None = None,
+    profile: str | Path | None = None,
+) -> str | None:
     """The lines to print with a run whose latency model is a *derived* profile (where its
     kernel times come from and their estimated error) or a tensor-parallel shard profile
     (which parts are measured and which derived); None for a measured single-GPU profile
-    or the roofline. Reads only the profile's metadata."""
-    from bulletsim.latency.profile import find_profile, read_profile
+    or the roofline. Reads only the profile's metadata (`select_profile`'s file)."""
+    from bulletsim.latency.profile import read_profile
 
-    path = None if kind == "roofline" else find_profile(gpu.name, model.name, tp=model.tp)
+    path = select_profile(kind, gpu, model, mechanism, profile)
     if path is None:
         return roofline_allreduce_line(gpu, model) if model.tp > 1 else None
     doc = read_profile(path)

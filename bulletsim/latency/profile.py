@@ -32,6 +32,7 @@ from bulletsim.latency.profile_format import (
     find_profile,
     gpu_from_dict,
     profile_filename,
+    profile_mechanism,
     read_profile,
     srm_from_dict,
     srm_to_dict,
@@ -80,7 +81,8 @@ class ProfileLatency(ContendedPredict):
         # A MoE profile measured under one routing predicts the model's (moe_profile.py).
         doc = reroute(doc, self.model, self.gpu, self.params)
         self.doc, self.meta = doc, doc["meta"]
-        self.name = f"profile:{self.gpu.name}/{self.model.name} ({meta['kind']})"
+        self.mechanism = profile_mechanism(doc)  # what its partitions were measured under
+        self.name = f"profile:{self.gpu.name}/{self.model.name} ({meta['kind']}, {self.mechanism})"
         if "live_refit" in meta:
             self.name += f" refitted on {len(meta['live_refit'].get('runs', []))} live runs"
         self.num_layers = self.model.num_layers
@@ -465,6 +467,7 @@ class ProfileLatency(ContendedPredict):
             "gpu": self.gpu.name,
             "model": self.model.name,
             "profile_kind": self.meta["kind"],
+            "mechanism": self.mechanism,
             "tp": self.model.tp,
             "allreduce": None
             if self.allreduce is None

@@ -23,7 +23,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 from bulletsim.files import require_file
-from bulletsim.hardware import GPUSpec, get_gpu
+from bulletsim.hardware import GPUSpec, get_gpu, resolve_mechanism
 from bulletsim.latency.contention import ContentionParams
 from bulletsim.latency.host import host_from_dict
 from bulletsim.latency.roofline import SRMParams
@@ -45,21 +45,43 @@ REQUIRED_META = (
 )
 
 
-def profile_filename(gpu: str, model: str, tp: int = 1) -> str:
+# A profile's identity is (GPU, model, tp, SM partition mechanism): green contexts (what the
+# calibrator and the live engine use by default) keep the plain name, any other mechanism's
+# profile is installed beside it, never over it.
+DEFAULT_MECHANISM = "green-ctx"
+
+
+def profile_filename(gpu: str, model: str, tp: int = 1, mechanism: str = DEFAULT_MECHANISM) -> str:
     """`<gpu>__<model>.json`; a tensor-parallel shard profile (one GPU of a TP group, with
-    the group's all-reduces) is `<gpu>__<model>__tp<tp>.json`."""
-    return f"{gpu}__{model}.json" if tp == 1 else f"{gpu}__{model}__tp{tp}.json"
+    the group's all-reduces) is `<gpu>__<model>__tp<tp>.json`; a profile measured under a
+    mechanism other than green contexts adds it: `<gpu>__<model>[__tp<tp>].<mechanism>.json`
+    (`mechanism` any alias, `hardware.resolve_mechanism`)."""
+    base = f"{gpu}__{model}" if tp == 1 else f"{gpu}__{model}__tp{tp}"
+    m = resolve_mechanism(mechanism)
+    return f"{base}.json" if m == DEFAULT_MECHANISM else f"{base}.{m}.json"
 
 
-def find_profile(gpu: str, model: str, directory: Path | None = None, tp: int = 1) -> Path | None:
-    """Path of the installed profile for (gpu, model, tp), or None. Names are
+def find_profile(
+    gpu: str,
+    model: str,
+    directory: Path | None = None,
+    tp: int = 1,
+    mechanism: str = DEFAULT_MECHANISM,
+) -> Path | None:
+    """Path of the installed profile for (gpu, model, tp, mechanism), or None. Names are
     case-insensitive and GPU aliases resolve ("H200-SXM" -> h200)."""
     try:
         gpu_name = get_gpu(gpu).name
     except ValueError:
         gpu_name = gpu.strip().lower()
-    path = (directory or PROFILE_DIR) / profile_filename(gpu_name, model.strip().lower(), tp)
+    name = profile_filename(gpu_name, model.strip().lower(), tp, mechanism)
+    path = (directory or PROFILE_DIR) / name
     return path if path.is_file() else None
+
+
+def profile_mechanism(doc: dict) -> str:
+    """The SM partition mechanism a profile was measured under (canonical name)."""
+    return resolve_mechanism(doc["meta"]["mechanism"])
 
 
 def installed_tps(gpu: str, model: str, directory: Path | None = None) -> list[int]:

@@ -96,7 +96,7 @@ class Bullet(TwoLanePolicy):
             max_running_requests=p.max_running_requests,
             handoff_s=p.handoff_ms / 1e3,
         )
-        self.name = "bullet" if p.mechanism == "libsmctrl" else f"bullet-{p.mechanism}"
+        self.name = f"bullet-{p.mechanism}"  # outputs name the mechanism, default included
         self.decisions = {"shrink-decode": 0, "shrink-prefill": 0, "balanced": 0}
         self.last_lane = "decode"
         self._token_time: dict[int, float] = {}

@@ -25,14 +25,10 @@ for m in libsmctrl mps none; do
   bulletsim sweep --policy bullet --mechanism $m "${common[@]}" --out results/mechanisms-h200/sweep-$m
 done
 python results/mechanisms-h200/capacity_table.py results/mechanisms-h200
-# The same with the libsmctrl-measured profile as the latency model, from a copy of the tree
-# whose H200 profile is replaced (results/h200's "previous profile" column was made this way).
-tree=$(mktemp -d)
-trap 'rm -rf "$tree"' EXIT
-git archive HEAD | tar x -C "$tree"
-cp results/mechanisms-h200/profile-libsmctrl/h200__llama-3.1-8b.libsmctrl.json \
-  "$tree/bulletsim/data/profiles/h200__llama-3.1-8b.json"
-(cd "$tree" && PYTHONPATH=$tree python -m bulletsim.cli sweep --policy bullet \
-  --policy chunked-2048 --mechanism libsmctrl "${common[@]}" --out sweep-own)
-rm -rf results/mechanisms-h200/sweep-libsmctrl-own-profile
-cp -r "$tree/sweep-own" results/mechanisms-h200/sweep-libsmctrl-own-profile
+# The same with the libsmctrl-measured profile as the latency model (--profile: both policies
+# are priced by it). The committed sweep-libsmctrl-own-profile/ was made before --profile
+# existed, from a copy of the tree whose H200 profile was replaced by this file; a run with
+# --profile and one from such a tree gave identical summaries (chunked-2048, sharegpt, n=300).
+bulletsim sweep --policy bullet --policy chunked-2048 --mechanism libsmctrl "${common[@]}" \
+  --profile results/mechanisms-h200/profile-libsmctrl/h200__llama-3.1-8b.libsmctrl.json \
+  --out results/mechanisms-h200/sweep-libsmctrl-own-profile
