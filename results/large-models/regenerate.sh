@@ -45,3 +45,5 @@ for gs in a100:200 h100:100; do
     --traces-dir "$TRACES" -n 2000 --seeds 0,1,2 --lo 0.5 --hi 64 --rel-tol 0.05 \
     --set slo.tpot_ms=$slo --out "$D/normlat-$g-tp8"
 done
+# 5. roofline vs the measured TP-8 profile on H200: the same steps and workload, both models
+PYTHONPATH=. python "$D/roofline_vs_profile.py" "$TRACES" "$D/roofline-vs-profile.md"
