@@ -187,10 +187,10 @@ def check_weights(folder: Path, cfg) -> None:
 
 def uses_green_contexts(cfg) -> bool:
     """Whether the GPU engine would run `cfg`'s policy on green-context pairs: Bullet with
-    mechanism green-ctx, PDMux always (its `partition_mechanism`, as SGLang's)."""
-    params = cfg.params()
-    mechanism = getattr(params, "mechanism", None) or getattr(params, "partition_mechanism", None)
-    return mechanism == "green-ctx"
+    mechanism green-ctx, PDMux always (`policies.registry.mechanism_of`)."""
+    from bulletsim.policies.registry import mechanism_of
+
+    return mechanism_of(cfg.policy, cfg.params()) == "green-ctx"
 
 
 def make_executor(name: str, cfg, *, decode_graphs: bool = True, weights_dir=None):

@@ -33,7 +33,13 @@ STATIC_SPLIT_MECHANISM = "libsmctrl"
 
 @dataclass(frozen=True, slots=True)
 class StaticSplitParams:
-    """Static split: prefill_fraction of the SMs (whole TPCs) for prefill, the rest decode."""
+    """Static split: prefill_fraction of the SMs (whole TPCs) for prefill, the rest decode.
+
+    prefill_fraction: share of the SMs held by prefill, rounded to whole TPCs, in (0, 1).
+    max_prefill_tokens: batch cap (Bullet's released code's 1664, for a like comparison).
+    max_running_requests: requests in decode at most (Bullet's 1024).
+    handoff_ms: cost of handing a finished batch to decode (Bullet paper's 0.21 ms).
+    """
 
     prefill_fraction: float = 0.5
     max_prefill_tokens: int = 1664
@@ -86,7 +92,10 @@ class StaticSplit(TwoLanePolicy):
 
 @dataclass(frozen=True, slots=True)
 class NaiveParams:
-    """Naive concurrency: both lanes on all SMs at once, contending (no partitioning)."""
+    """Naive concurrency: both lanes on all SMs at once, contending (no partitioning).
+
+    max_prefill_tokens, max_running_requests, handoff_ms: as static-split's (Bullet's values).
+    """
 
     max_prefill_tokens: int = 1664
     max_running_requests: int = 1024
@@ -122,6 +131,7 @@ class PrefillFirstParams:
     """Prefill-first without chunking: a whole-prompt batch runs alone when one can form.
 
     max_prefill_tokens: batch cap (SGLang's --max-prefill-tokens default, 16384).
+    max_running_requests: requests in decode at most (Bullet's 1024, for a like comparison).
     """
 
     max_prefill_tokens: int = 16384

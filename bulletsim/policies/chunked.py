@@ -20,6 +20,7 @@ class ChunkedParams:
     can be formed; decode runs only when no prefill waits (SGLang's default).
 
     chunk_size: per-iteration token budget (the Bullet paper compares 1024 and 2048).
+    variant: mixed or prefill-first (above).
     max_running_requests: vLLM's max_num_seqs default (256).
     """
 

@@ -67,7 +67,6 @@ class PDMuxEngineParams:
     """
 
     section: ClassVar[str] = "pdmux"
-    partition_mechanism: ClassVar[str] = "green-ctx"  # SGLang's PDMux: green contexts only
     split_forward_token_budget: int = 65536
     max_prefill_tokens: int = 16384
     max_running_requests: int = 0
