@@ -10,6 +10,7 @@ Map (GPU-only modules import torch; the rest run anywhere):
     grids.py        standard, --quick, mechanisms (libsmctrl vs green), TP-shard grids
     samples.py      resumable JSONL sample store, parquet
     fit.py          SRM fit (scipy), measured grid, held-out errors
+    gemm_faults.py  GEMM samples timed on a wrongly chosen kernel (a rule; the fit drops them)
     pipeline.py     samples -> profile -> report (+ install)
     report.py       calibration report (markdown + plots)
     derive.py       derived profiles for other GPUs (datasheet transfer)

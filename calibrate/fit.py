@@ -30,6 +30,7 @@ from bulletsim.latency.ops import attention_ops, head_ops, linear_ops
 from bulletsim.latency.profile import FORMAT, LINEAR_OPS, VERSION, ProfileLatency, srm_to_dict
 from bulletsim.latency.roofline import SRMParams, op_time_s
 from bulletsim.models import ModelSpec
+from calibrate.gemm_faults import SLOWER_FACTOR, fault_records, kernel_choice_faults
 
 FIT_CLASSES = ("gemm", "attn_prefill", "attn_decode", "elementwise")
 TILES = ((128, 128), (128, 256), (64, 128))
@@ -254,7 +255,13 @@ def fit_graph_saving(df: pd.DataFrame, pl: ProfileLatency) -> dict:
 
 
 def fit_profile(df: pd.DataFrame, model: ModelSpec, gpu: GPUSpec, meta: dict) -> dict:
-    """Samples -> profile document (meta + SRM params + grid + fit report)."""
+    """Samples -> profile document (meta + SRM params + grid + fit report).
+
+    GEMM samples timed on a kernel that the selection's noisy race picked wrongly
+    (`calibrate.gemm_faults`) are dropped before anything is fitted and listed in
+    `fit.kernel_choice_faults`."""
+    faults = kernel_choice_faults(df, str(meta.get("mechanism", "")), gpu.num_sms)
+    df = df.drop(index=faults.index)
     train = df[(df["split"] == "train") & (df["kind"] == "op")].copy()
     if train.empty:
         raise ValueError("no training samples: the sweep measured nothing usable")
@@ -300,6 +307,12 @@ def fit_profile(df: pd.DataFrame, model: ModelSpec, gpu: GPUSpec, meta: dict) ->
         "contention_fit": cont_fit,
         "step_rows": ev["step_rows"],
         "nonmonotonic": nonmonotonic_points(train),
+        "kernel_choice_faults": {
+            "rule": "a qkv/o/gate_up/down sample is dropped when the same op, phase and SM "
+            "count ran more rows on another kernel that was a candidate at its size, more "
+            f"than {SLOWER_FACTOR}x faster (calibrate/gemm_faults.py)",
+            "dropped": fault_records(faults),
+        },
         "corun": [
             {
                 k: _plain(r[k])

@@ -198,6 +198,19 @@ def write_report(doc: dict, df: pd.DataFrame, out: Path) -> Path:
             f"- {p['op']} T={p['tokens']}: {p['sms_from']} -> {p['sms_to']} SMs, "
             f"+{p['slower_pct']}%"
         )
+    faults = fit.get("kernel_choice_faults", {}).get("dropped", [])
+    lines += [
+        "",
+        f"Kernel-choice faults dropped before the fit ({len(faults)}; rule: "
+        f"{fit.get('kernel_choice_faults', {}).get('rule', '-')}):",
+        "",
+    ]
+    for f in faults:
+        b = f["faster_larger"]
+        lines.append(
+            f"- {f['phase']} {f['op']} {f['rows']} rows on {f['num_sms']} SMs: {f['kernel']} "
+            f"{f['time_us']} us, while {b['rows']} rows ran on {b['kernel']} in {b['time_us']} us"
+        )
     lines += ["", "![report](report.png)", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))

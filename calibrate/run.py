@@ -17,12 +17,12 @@ import torch
 
 from bulletsim.hardware import GPUSpec, get_gpu
 from bulletsim.models import get_model
+from calibrate.gemm_faults import MASK_MIN_ROWS
 from calibrate.gpu_names import gpu_key_from_device_name
 from calibrate.grids import GRIDS
 from calibrate.samples import SampleStore
 
 MASK_HANGING_PATHS = ("cublaslt-sm-target",)
-MASK_MIN_ROWS = {"cublas": 128}
 GRID_FLAGS = {"standard": "", "quick": " --quick"}
 # A masked sample longer than this is a hang (the slowest sample of the mechanisms grid,
 # kernel selection and Triton compiles included, took a few seconds in round R3).
