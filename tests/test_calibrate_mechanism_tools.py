@@ -251,3 +251,14 @@ def test_corun_removes_its_sync_folder_when_the_workers_fail(tmp_path, monkeypat
         out = mps_corun.run_config("no-mps", None, a, log)
     assert out["status"].startswith("failed: no-mps: no ready_prefill (exited")
     assert list(private_tmp.iterdir()) == []
+
+
+def test_calibrate_watchdog_is_checked_before_the_gpu(monkeypatch):
+    from typer.testing import CliRunner
+
+    from tests.test_mechanisms_cli import _app
+
+    monkeypatch.delenv("LIBSMCTRL_PATH", raising=False)
+    argv = ["calibrate", "--gpu", "h200", "--mechanism", "libsmctrl", "--watchdog-s", "nan"]
+    res = CliRunner().invoke(_app(), argv)
+    assert res.exit_code == 2 and "--watchdog-s nan: give a positive" in res.output
