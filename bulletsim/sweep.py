@@ -121,7 +121,7 @@ class SweepSpec:
                 f"rates must be finite and > 0 req/s, got {list(self.rates)} (a burst at "
                 "t = 0 is `bulletsim run --rate inf`)"
             )
-        checked: set = set()
+        checked: dict = {}
         for v in self.variants():  # fail fast on bad names, traces and parameters
             for t in self.traces:
                 cfg = load_config(None, point_overrides(self, v, t, 1.0, self.seeds[0]))
@@ -129,25 +129,23 @@ class SweepSpec:
         return self
 
 
-def _check_inputs(cfg, checked: set) -> None:
-    """What a point reads from disk, checked once before any job (a job that fails is retried,
-    and a sweep with a failed job writes a folder): the trace's real file where `trace_file`,
-    `traces_dir` or BULLETSIM_TRACES_DIR names one (a missing folder or file is an error, as
-    in `run`) and the latency model (a missing profile)."""
+def _check_inputs(cfg, checked: dict) -> None:
+    """What a point builds before simulating, built once before any job (a job that fails is
+    retried, and a sweep with a failed job writes a folder): the workload from the trace's real
+    file (a missing folder or file, a file that does not parse, a request that never fits the
+    KV cache), the latency model (a missing profile) and the policy, as `run` builds them."""
     from bulletsim.hardware import get_gpu
     from bulletsim.latency.factory import build_latency
-    from bulletsim.workload.catalog import trace_info
-    from bulletsim.workload.resolve import find_trace_file
+    from bulletsim.run import build_run
 
-    w = cfg.workload
-    key = ("trace", w.trace, w.trace_file, w.traces_dir)
+    key = (cfg.latency, cfg.gpu, cfg.model, cfg.tp, cfg.model_config,
+           cfg.partition_mechanism(), cfg.profile)  # fmt: skip
     if key not in checked:
-        find_trace_file(trace_info(w.trace), w.trace_file, w.traces_dir)
-        checked.add(key)
-    key = ("latency", cfg.latency, cfg.gpu, cfg.model, cfg.tp, cfg.model_config)
-    if key not in checked:
-        build_latency(cfg.latency, get_gpu(cfg.gpu), cfg.model_spec())
-        checked.add(key)
+        checked[key] = build_latency(
+            cfg.latency, get_gpu(cfg.gpu), cfg.model_spec(), cfg.partition_mechanism(),
+            cfg.profile,
+        )  # fmt: skip
+    build_run(cfg, latency=checked[key])
 
 
 def run_sweep(

@@ -159,6 +159,11 @@ CASES = [
         "not found",
     ),
     ("sweep-executor", (*SWEEP, "--executor", "slurm"), "unknown executor 'slurm'"),
+    (
+        "sweep-trace-file-corrupt",
+        (*SWEEP, "--set", "workload.trace_file='in/conv.json'", "--trace", "splitwise-code"),
+        "conv.json",
+    ),
     # a --set for a policy that does not run would do nothing
     (
         "set-policy-not-run",

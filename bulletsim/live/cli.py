@@ -212,12 +212,11 @@ def make_executor(name: str, cfg, *, decode_graphs: bool = True, weights_dir=Non
 
 def _live_help(p: inspect.Parameter) -> inspect.Parameter:
     """`run`'s option `p` as `live` documents it: live's own defaults and policies."""
-    from bulletsim.policies.registry import policy_names
+    from bulletsim.policies.registry import policy_choices
 
-    names = [n for n in policy_names() if n != "chunked"]
     text = {
-        "policy": "Serving policy (case-insensitive): chunked, chunked-N (chunk size N), "
-        f"{', '.join(names)}; see `bulletsim policies`. (default: chunked)",
+        "policy": f"Serving policy (case-insensitive): {policy_choices()}; see `bulletsim "
+        "policies`. (default: chunked)",
         "gpu": "GPU: a100, h100, h20, h200 (any case, nvidia- prefix). (default: with --executor "
         f"gpu the GPU present, else {LIVE_GPU}; the live engine was measured on an H200)",
         "mechanism": "How Bullet partitions SMs: green (green contexts, 8 SMs on Hopper; the "
