@@ -164,7 +164,7 @@ def part_step(args, out: Path) -> None:  # noqa: PLR0915 - one linear experiment
                 "capture_s": time.perf_counter() - t1,
                 "note": note,
             }  # fmt: skip
-            if args.profile and not args.tiny:
+            if args.profile and not args.tiny and name in ("reference", "combined"):
                 from live_h200 import profile_breakdown
 
                 try:
@@ -205,6 +205,26 @@ def part_step(args, out: Path) -> None:  # noqa: PLR0915 - one linear experiment
         run_variant("skinny-all4", fa2, {op: launch[op][b] for op, b in sk.items() if b}, str(sk))
         small = {op: launch[op][b] for op, b in sk.items() if b and op != "gate_up"}
         run_variant("skinny-qkv-o-down", fa2, small, str(sk))
+    # programmatic dependent launch: the small kernels, then also the skinny GEMMs
+    try:
+        from bulletsim.gpu import pdl_kernels
+
+        pdl_ns = pdl_kernels.kernels_module()
+    except Exception as e:  # noqa: BLE001 - no PDL in this Triton: reported, skipped
+        pdl_ns = None
+        res["variants"]["pdl-small-kernels"] = {"error": repr(e)[:300], "attention": "-"}
+    if pdl_ns is not None:
+        plain = m.kernels
+        m.kernels = pdl_ns
+        try:
+            run_variant("pdl-small-kernels", fa2, None, "add+RMSNorm, SiLU*mul, RoPE+KV with PDL")
+            pdl_gemm = {op: pdl_kernels.SkinnyGemmPdl(*_tiling(b)) for op, b in sk.items() if b}
+            if pdl_gemm:
+                run_variant("pdl-small+skinny-pdl", fa2, pdl_gemm, f"PDL skinny {sk}")
+                small = {op: g for op, g in pdl_gemm.items() if op != "gate_up"}
+                run_variant("pdl-small+skinny-pdl-qkv-o-down", fa2, small, f"PDL skinny {sk}")
+        finally:
+            m.kernels = plain
     variants = {v["name"]: v for v in _attn_variants()}
     ok = {n: r for n, r in attn_res.get("variants", {}).items() if "ms_per_step" in r}
     tried = ["tc-fa2-p16-nosplit", "tc-fa3-p16"]
@@ -227,8 +247,18 @@ def part_step(args, out: Path) -> None:  # noqa: PLR0915 - one linear experiment
     ]
     best_g = min(gem, key=lambda n: res["variants"][n]["step_ms"]) if gem else "reference"
     if best_attn and best_g != "reference":
+        pdl = best_g.startswith("pdl")
         gm = _gemm_of(best_g, launch, best, sk)
-        run_variant("combined", variants[best_attn], gm, f"{best_g} + attention {best_attn}")
+        if best_g.startswith("pdl-small+skinny"):
+            gm = {op: pdl_kernels.SkinnyGemmPdl(*_tiling(b)) for op, b in sk.items() if b}
+            if best_g.endswith("qkv-o-down"):
+                gm.pop("gate_up", None)
+        plain = m.kernels
+        m.kernels = pdl_ns if pdl else plain
+        try:
+            run_variant("combined", variants[best_attn], gm, f"{best_g} + attention {best_attn}")
+        finally:
+            m.kernels = plain
     ok_rows = {n: r for n, r in res["variants"].items() if "step_ms" in r}
     if ok_rows:
         res["best"] = min(ok_rows, key=lambda n: ok_rows[n]["step_ms"])
@@ -246,6 +276,14 @@ def _gemm_of(name: str, launch: dict, best: dict, sk: dict) -> dict | None:
     if name == "skinny-qkv-o-down":
         return {op: launch[op][b] for op, b in sk.items() if b and op != "gate_up"}
     return None
+
+
+def _tiling(name: str) -> tuple[int, int, int, int, int]:
+    """(block_n, block_k, split, stages, warps) of a `SkinnyGemm.name`."""
+    parts = dict(
+        (p.rstrip("0123456789"), int(p[len(p.rstrip("0123456789")) :])) for p in name.split("-")[1:]
+    )
+    return parts["n"], parts["k"], parts["s"], parts["st"], parts["w"]
 
 
 def _attn_variants():

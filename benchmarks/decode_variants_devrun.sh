@@ -25,10 +25,10 @@ for part in $PARTS; do
   case "$part" in
     selfcheck)  # the step part on tiny shapes (2 layers, batch 8, context 64): every GEMM path
       # and attention wrapper kind the real parts use, checked against the reference step
-      run selfcheck 30 --part step --tiny --out "$OUT/tiny" ;;
+      run selfcheck 35 --part step --tiny --out "$OUT/tiny" ;;
     gemm) run gemm 45 --part gemm --out "$OUT" ;;
     attn) run attn 30 --part attn --out "$OUT" ;;
-    step) run step 60 --part step --profile --out "$OUT" ;;
+    step) run step 70 --part step --profile --out "$OUT" ;;
     timing) run timing 20 --part timing --out "$OUT" ;;
     *) echo "unknown part $part; valid: selfcheck gemm attn step timing" ;;
   esac
