@@ -110,17 +110,19 @@ def part_step(args, out: Path) -> None:  # noqa: PLR0915 - one linear experiment
             wrappers[var["name"]] = wr
         return wrappers[var["name"]]
 
+    pdl_state = {"on": False}  # the small kernels with PDL (the engine's graphs: decode_pdl)
+
     def body(wr, shim):
         def attn(i, q, k_cache, v_cache, o):
             wr.run(q, (k_cache, v_cache), out=o)
 
-        base = m.gemm
+        base, pdl = m.gemm, pdl_state["on"]
         m.gemm = shim or base
         try:
             m.embed_into(acts, m.last_token.index_select(0, slots))
             for i in range(m.num_layers):
-                m.layer(i, acts, positions, kv_slots, attn)
-            m.head(acts, None, slots)
+                m.layer(i, acts, positions, kv_slots, attn, pdl=pdl)
+            m.head(acts, None, slots, pdl=pdl)
         finally:
             m.gemm = base
 
@@ -206,28 +208,32 @@ def part_step(args, out: Path) -> None:  # noqa: PLR0915 - one linear experiment
         small = {op: launch[op][b] for op, b in sk.items() if b and op != "gate_up"}
         run_variant("skinny-qkv-o-down", fa2, small, str(sk))
     # programmatic dependent launch: the small kernels, then also the skinny GEMMs
+    res["decode_pdl_available"] = m.decode_pdl
+    pdl_ok = False
     try:
         from bulletsim.gpu import pdl_kernels
 
-        pdl_ns = pdl_kernels.kernels_module()
+        pdl_ok = m.decode_pdl
     except Exception as e:  # noqa: BLE001 - no PDL in this Triton: reported, skipped
-        pdl_ns = None
         res["variants"]["pdl-small-kernels"] = {"error": repr(e)[:300], "attention": "-"}
-    if pdl_ns is not None:
-        plain = m.kernels
-        m.kernels = pdl_ns
+    if pdl_ok:
+        pdl_state["on"] = True
         try:
-            run_variant("pdl-small-kernels", fa2, None, "add+RMSNorm, SiLU*mul, RoPE+KV with PDL")
+            run_variant("pdl-small-kernels", fa2, None, "the engine's decode_pdl")
+            lt = {op: launch[op]["cublaslt-preferred"] for op in ("qkv", "o", "gate_up", "down")}
+            run_variant("pdl-small+lt-preferred", fa2, lt, "PDL small kernels, Lt plain mm")
             pdl_gemm = {op: pdl_kernels.SkinnyGemmPdl(*_tiling(b)) for op, b in sk.items() if b}
             if pdl_gemm:
                 run_variant("pdl-small+skinny-pdl", fa2, pdl_gemm, f"PDL skinny {sk}")
                 small = {op: g for op, g in pdl_gemm.items() if op != "gate_up"}
                 run_variant("pdl-small+skinny-pdl-qkv-o-down", fa2, small, f"PDL skinny {sk}")
+                small["gate_up"] = launch["gate_up"]["cublaslt-preferred"]
+                run_variant("pdl-small+skinny-pdl+lt-gate_up", fa2, small, f"PDL skinny {sk}")
         finally:
-            m.kernels = plain
+            pdl_state["on"] = False
     variants = {v["name"]: v for v in _attn_variants()}
     ok = {n: r for n, r in attn_res.get("variants", {}).items() if "ms_per_step" in r}
-    tried = ["tc-fa2-p16-nosplit", "tc-fa3-p16"]
+    tried = ["tc-fa2-p16-nosplit"]
     if ok:
         p16 = [n for n in ok if variants.get(n, {}).get("page") == 16]
         tried += sorted(p16, key=lambda n: ok[n]["ms_per_step"])[:2]
@@ -247,18 +253,20 @@ def part_step(args, out: Path) -> None:  # noqa: PLR0915 - one linear experiment
     ]
     best_g = min(gem, key=lambda n: res["variants"][n]["step_ms"]) if gem else "reference"
     if best_attn and best_g != "reference":
-        pdl = best_g.startswith("pdl")
         gm = _gemm_of(best_g, launch, best, sk)
         if best_g.startswith("pdl-small+skinny"):
             gm = {op: pdl_kernels.SkinnyGemmPdl(*_tiling(b)) for op, b in sk.items() if b}
-            if best_g.endswith("qkv-o-down"):
+            if not best_g.endswith("pdl"):
                 gm.pop("gate_up", None)
-        plain = m.kernels
-        m.kernels = pdl_ns if pdl else plain
+            if best_g.endswith("lt-gate_up"):
+                gm["gate_up"] = launch["gate_up"]["cublaslt-preferred"]
+        elif best_g == "pdl-small+lt-preferred":
+            gm = {op: launch[op]["cublaslt-preferred"] for op in ("qkv", "o", "gate_up", "down")}
+        pdl_state["on"] = best_g.startswith("pdl")
         try:
             run_variant("combined", variants[best_attn], gm, f"{best_g} + attention {best_attn}")
         finally:
-            m.kernels = plain
+            pdl_state["on"] = False
     ok_rows = {n: r for n, r in res["variants"].items() if "step_ms" in r}
     if ok_rows:
         res["best"] = min(ok_rows, key=lambda n: ok_rows[n]["step_ms"])

@@ -189,18 +189,16 @@ def attn_variants(tiny: bool) -> list[dict]:
     v = [
         dict(name="tc-fa2-p16", tc=True, backend="fa2", page=16),
         dict(name="tc-fa2-p16-nosplit", tc=True, backend="fa2", page=16, disable_split_kv=True),
-        dict(name="tc-fa2-p16-fix32", tc=True, backend="fa2", page=16, fixed_split_size=32),
-        dict(name="tc-fa2-p16-fix64", tc=True, backend="fa2", page=16, fixed_split_size=64),
-        dict(name="tc-fa3-p16", tc=True, backend="fa3", page=16),
-        dict(name="tc-fa3-p16-nosplit", tc=True, backend="fa3", page=16, disable_split_kv=True),
         dict(name="cc-p16", tc=False, backend="auto", page=16),
         dict(name="cc-p16-nosplit", tc=False, backend="auto", page=16, disable_split_kv=True),
         dict(name="tc-fa2-p32", tc=True, backend="fa2", page=32),
         dict(name="tc-fa2-p64", tc=True, backend="fa2", page=64),
-        dict(name="tc-fa3-p64", tc=True, backend="fa3", page=64),
         dict(name="cc-p64", tc=False, backend="auto", page=64),
     ]
-    return v[:5] if tiny else v
+    # R1 (results/live-h200/NOTES.md): fixed_split_size cannot be planned for a CUDA graph
+    # in flashinfer 0.6.7; fa3 through the decode wrapper did not finish within the part's
+    # timeout (JIT or hang), so neither is tried any more
+    return v[:3] if tiny else v
 
 
 class AttnRig:
@@ -351,7 +349,8 @@ def part_timing(args, out: Path) -> None:
     sh = shapes(spec)
     stream = torch.cuda.Stream()
     sv = Saver(out, "timing")
-    sv.res = {"method": "each timer 5 times on the same GEMM (whole GPU, cuBLAS)", "cases": []}
+    sv.res = {"method": "each timer 5 times, round robin, on the same GEMM (whole GPU, cuBLAS)"}
+    sv.res["cases"] = []
     for op in ("qkv", "gate_up", "down"):
         n, k = sh[op]
         w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
@@ -369,13 +368,49 @@ def part_timing(args, out: Path) -> None:
                 "moe_bench._median_ms(20)": lambda: moe_median(fn, stream),
                 "timing.median_ms(20)": lambda: median_ms(fn, stream, 20, warmup=3),
             }
-            for name, t in timers.items():
-                vals = [t() for _ in range(5)]
-                row[name] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
+            vals: dict[str, list[float]] = {name: [] for name in timers}
+            for _ in range(5):  # round robin: clock drift under load hits every timer alike
+                for name, t in timers.items():
+                    vals[name].append(t())
+            for name, v in vals.items():
+                row[name] = {"median": statistics.median(v), "min": min(v), "max": max(v)}
             sv.res["cases"].append(row)
             med = {k: round(v["median"], 4) for k, v in row.items() if isinstance(v, dict)}
             print(op, rows, med, flush=True)
             sv.save()
+
+
+def part_check(args, out: Path) -> None:
+    """tests/test_live_gpu.py's PDL check (the small kernels with and without programmatic
+    dependent launch in a CUDA graph give the same bits), run without pytest if it is
+    missing on the device."""
+    import types
+
+    import torch
+
+    from bulletsim.gpu import kernels as kn
+
+    if "pytest" not in sys.modules:
+        try:
+            import pytest  # noqa: F401
+        except ImportError:
+            stub = types.ModuleType("pytest")
+            stub.mark = types.SimpleNamespace(gpu=None)
+            stub.fixture = lambda f: f
+            sys.modules["pytest"] = stub
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from test_live_gpu import _pdl_chain
+
+    sv = Saver(out, "check")
+    sv.res = {"pdl_available": kn.pdl_available()}
+    if sv.res["pdl_available"]:
+        a, b = _pdl_chain(torch, False), _pdl_chain(torch, True)
+        sv.res["pdl_bit_equal"] = all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+        sv.res["max_abs_diff"] = max(
+            float((x.float() - y.float()).abs().max()) for x, y in zip(a, b, strict=True)
+        )
+    sv.save()
+    print("check:", sv.res, flush=True)
 
 
 def _on(stream, fn):
@@ -387,7 +422,7 @@ def _on(stream, fn):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--part", required=True, choices=("timing", "gemm", "attn", "step"))
+    ap.add_argument("--part", required=True, choices=("check", "timing", "gemm", "attn", "step"))
     ap.add_argument("--out", required=True)
     ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--profile", action="store_true", help="step: torch.profiler breakdown")
@@ -399,7 +434,8 @@ def main() -> None:
 
         part_step(args, out)
     else:
-        {"timing": part_timing, "gemm": part_gemm, "attn": part_attn}[args.part](args, out)
+        parts = {"check": part_check, "timing": part_timing, "gemm": part_gemm, "attn": part_attn}
+        parts[args.part](args, out)
 
 
 if __name__ == "__main__":

@@ -407,6 +407,19 @@ def bandwidth(args) -> None:
     save()
     m.use_choices(profile_table)
     m.set_num_sms(ex.total)
+    res["graph"]["decode_pdl"] = m.decode_pdl
+    if m.decode_pdl:  # what programmatic dependent launch of the small kernels saved
+        m.decode_pdl = False
+        try:
+            gr = g.capture_bucket(batch, stream)
+            res["decode_pdl_off"] = entry(_median_replay_ms(gr, stream, args.reps))
+            res["decode_pdl_off"]["note"] = "the same step, small kernels without PDL"
+            del gr
+        except Exception as e:  # noqa: BLE001
+            res["decode_pdl_off"] = {"error": repr(e)}
+        m.decode_pdl = True
+        print("decode pdl off:", json.dumps(res["decode_pdl_off"]), flush=True)
+    save()
     if m.fused_rope_store:  # what fusing RoPE + KV write + dense q saved
         m.fused_rope_store = False
         try:

@@ -59,3 +59,56 @@ def test_a_checkpoint_is_loaded_in_the_engine_layout(torch, tmp_path):
     assert torch.equal(m.embed.cpu(), t["model.embed_tokens.weight"])
     assert torch.equal(m.base.lm_head.cpu(), t["lm_head.weight"])
     assert m.weights.startswith("checkpoint")
+
+
+def _pdl_chain(torch, pdl: bool) -> list:
+    """GEMM -> add+RMSNorm -> GEMM -> RoPE+KV write -> GEMM -> SiLU*mul in a CUDA graph
+    (each small kernel right after the GEMM that writes its input), replayed 3 times."""
+    from bulletsim.gpu import kernels as kn
+
+    g = torch.Generator(device="cuda").manual_seed(0)
+
+    def r(*shape):
+        return torch.randn(*shape, device="cuda", dtype=torch.bfloat16, generator=g)
+
+    def e(*shape):
+        return torch.zeros(*shape, device="cuda", dtype=torch.bfloat16)
+
+    t, h, qh, kvh, d = 24, 256, 4, 1, 64
+    w1, w2, wqkv, norm, x_in = r(2 * h, h), r(h, h), r((qh + 2 * kvh) * d, h), r(h), r(t, h)
+    cos, sin = kn.rope_cache(64, d)
+    pos, slots = torch.arange(t, device="cuda"), torch.randperm(t, device="cuda")
+    x, res, hbuf, gu, act = e(t, h), e(t, h), e(t, h), e(t, 2 * h), e(t, h)
+    qkv, q, kc, vc = e(t, wqkv.shape[0]), e(t, qh, d), e(t, kvh, d), e(t, kvh, d)
+
+    def step():
+        torch.mm(x_in, w2.t(), out=x)
+        kn.add_rmsnorm(x, res, norm, hbuf, pdl=pdl)
+        torch.mm(hbuf, wqkv.t(), out=qkv)
+        kn.rope_store(qkv, pos, slots, cos, sin, q, kc, vc, qh, kvh, d, pdl=pdl)
+        torch.mm(hbuf, w1.t(), out=gu)
+        kn.silu_mul(gu, act, pdl=pdl)
+
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):
+        step()
+    s.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=s):
+        step()
+    res.zero_()
+    for _ in range(3):
+        graph.replay()
+    torch.cuda.synchronize()
+    return [b.clone() for b in (x, res, hbuf, q, kc, vc, act)]
+
+
+def test_small_kernels_with_pdl_give_the_same_bits_in_a_graph(torch):
+    """add+RMSNorm, RoPE+KV write and SiLU*mul launched with programmatic dependent launch
+    (as in the decode graphs): the same outputs, bit for bit, as without PDL."""
+    from bulletsim.gpu import kernels as kn
+
+    if not kn.pdl_available():
+        pytest.skip("no programmatic dependent launch here")
+    for a, b in zip(_pdl_chain(torch, False), _pdl_chain(torch, True), strict=True):
+        assert torch.equal(a, b)

@@ -13,11 +13,27 @@ import torch
 import triton
 import triton.language as tl
 
+try:  # programmatic dependent launch (Triton >= 3.3; Hopper and later)
+    from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
+except ImportError:  # pragma: no cover - older Triton: kernels run without PDL
+    gdc_launch_dependents = gdc_wait = None
+
 
 @triton.jit
 def _add_rmsnorm_kernel(
-    x_ptr, res_ptr, w_ptr, out_ptr, H, eps, HAS_RES: tl.constexpr, BLOCK: tl.constexpr
+    x_ptr,
+    res_ptr,
+    w_ptr,
+    out_ptr,
+    H,
+    eps,
+    HAS_RES: tl.constexpr,
+    BLOCK: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):
+    if PDL:  # see `pdl_available`: the next kernel may launch now; wait for the previous
+        gdc_launch_dependents()
+        gdc_wait()
     row = tl.program_id(0).to(tl.int64)
     offs = tl.arange(0, BLOCK)
     mask = offs < H
@@ -37,8 +53,10 @@ def add_rmsnorm(
     weight: torch.Tensor,
     out: torch.Tensor,
     eps: float = 1e-5,
+    pdl: bool = False,
 ) -> torch.Tensor:
-    """out = rmsnorm(x + residual) * weight; residual <- x + residual (when given)."""
+    """out = rmsnorm(x + residual) * weight; residual <- x + residual (when given).
+    `pdl`: launched with programmatic dependent launch (`pdl_available`)."""
     t, h = x.shape
     _add_rmsnorm_kernel[(t,)](
         x,
@@ -49,13 +67,18 @@ def add_rmsnorm(
         eps,
         HAS_RES=residual is not None,
         BLOCK=triton.next_power_of_2(h),
+        PDL=pdl,
         num_warps=8,
+        launch_pdl=pdl,
     )
     return out
 
 
 @triton.jit
-def _silu_mul_kernel(gu_ptr, out_ptr, inter, BLOCK: tl.constexpr):
+def _silu_mul_kernel(gu_ptr, out_ptr, inter, BLOCK: tl.constexpr, PDL: tl.constexpr = False):
+    if PDL:
+        gdc_launch_dependents()
+        gdc_wait()
     row = tl.program_id(0).to(tl.int64)
     offs = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < inter
@@ -65,13 +88,30 @@ def _silu_mul_kernel(gu_ptr, out_ptr, inter, BLOCK: tl.constexpr):
     tl.store(out_ptr + row * inter + offs, y.to(out_ptr.dtype.element_ty), mask=mask)
 
 
-def silu_mul(gate_up: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """out = silu(gate) * up, with gate_up = [gate | up] along the last dimension."""
+def silu_mul(gate_up: torch.Tensor, out: torch.Tensor, pdl: bool = False) -> torch.Tensor:
+    """out = silu(gate) * up, with gate_up = [gate | up] along the last dimension; `pdl` as
+    in `add_rmsnorm`."""
     t, two_i = gate_up.shape
     i = two_i // 2
     block = 1024
-    _silu_mul_kernel[(t, triton.cdiv(i, block))](gate_up, out, i, BLOCK=block, num_warps=4)
+    _silu_mul_kernel[(t, triton.cdiv(i, block))](
+        gate_up, out, i, BLOCK=block, PDL=pdl, num_warps=4, launch_pdl=pdl
+    )
     return out
+
+
+def pdl_available() -> bool:
+    """Whether the small kernels can run with programmatic dependent launch (PDL): Triton
+    has `gdc_wait` and the GPU is Hopper or later (compute capability >= 9).
+
+    With PDL a kernel may be scheduled before the previous kernel on its stream finished
+    (`launch_pdl`); these kernels first let their own successor launch
+    (`gdc_launch_dependents`) and then wait until the previous kernel's writes are visible
+    (`gdc_wait`) before reading anything, so the result is the same and only the launch
+    latency between kernels is hidden (CUDA programming guide, "Programmatic Dependent
+    Launch and Synchronization"). A kernel launched without PDL after one of them waits
+    for it to finish as usual."""
+    return gdc_wait is not None and torch.cuda.get_device_capability()[0] >= 9
 
 
 @triton.jit
@@ -127,7 +167,11 @@ def _rope_store_kernel(
     QH: tl.constexpr,
     KVH: tl.constexpr,
     D: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):
+    if PDL:
+        gdc_launch_dependents()
+        gdc_wait()
     row = tl.program_id(0).to(tl.int64)
     head = tl.program_id(1)
     half = tl.arange(0, D // 2)
@@ -162,11 +206,13 @@ def rope_store(
     num_q_heads: int,
     num_kv_heads: int,
     head_dim: int,
+    pdl: bool = False,
 ) -> None:
     """One kernel for what follows the QKV GEMM: RoPE on q into the dense `q_out`
     [T, QH, D], RoPE on k into `k_cache`, v copied into `v_cache`, both at flat slot
     `kv_slots[t]` (caches viewed as [slots, KVH, D], contiguous). Replaces rope_ + two
-    index_copy_ + the copy that makes q dense (four launches, q and k read twice)."""
+    index_copy_ + the copy that makes q dense (four launches, q and k read twice). `pdl` as in
+    `add_rmsnorm`."""
     _rope_store_kernel[(qkv.shape[0], num_q_heads + num_kv_heads)](
         qkv,
         positions,
@@ -180,7 +226,9 @@ def rope_store(
         QH=num_q_heads,
         KVH=num_kv_heads,
         D=head_dim,
+        PDL=pdl,
         num_warps=1,
+        launch_pdl=pdl,
     )
 
 

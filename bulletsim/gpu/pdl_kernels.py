@@ -1,126 +1,23 @@
-"""EXPERIMENTAL: the decode step's small Triton kernels launched with programmatic dependent
-launch (PDL), and the split-K skinny GEMM with an L2 prefetch of its weights before the wait.
+"""EXPERIMENTAL: the split-K skinny GEMM launched with programmatic dependent launch (PDL),
+prefetching the first slices of its weights into L2 before it waits for the previous kernel.
 
 With PDL (`launch_pdl=True`; Hopper) a kernel may be scheduled before the previous kernel on
 the stream has finished; it must execute `griddepcontrol.wait` (`gdc_wait`) before it reads
-anything the previous kernel wrote. Each kernel here calls `gdc_launch_dependents` first (the
-next PDL kernel may start at once) and `gdc_wait` before its first dependent load, so a chain
-of them hides the launch latency between kernels; the GEMM also prefetches the first slices
-of its weights (which no earlier kernel writes) into L2 before waiting. Same arithmetic as
-`kernels.add_rmsnorm` / `silu_mul` / `rope_store` and `skinny_gemm.SkinnyGemm`. Not run by
-the engine; `benchmarks/decode_variants.py` times a decode step with it. GPU-only module.
+anything the previous kernel wrote (`kernels.pdl_available`). Weights are written by no
+kernel, so their prefetch may start earlier. Same arithmetic as `skinny_gemm.SkinnyGemm`.
+Not one of `selection.GEMM_PATHS` (no profile prices it; alone it is slower than cuBLAS, its
+gain shows only in a chain of PDL kernels), so the engine does not run it;
+`benchmarks/decode_variants.py` times a decode step with it. GPU-only module.
 """
 
 from __future__ import annotations
-
-import types
 
 import torch
 import triton
 import triton.language as tl
 from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
-from bulletsim.gpu import kernels as base
 from bulletsim.gpu.skinny_gemm import SkinnyGemm
-
-
-@triton.jit
-def _add_rmsnorm_pdl(x_ptr, res_ptr, w_ptr, out_ptr, H, eps, BLOCK: tl.constexpr):
-    gdc_launch_dependents()
-    row = tl.program_id(0).to(tl.int64)
-    offs = tl.arange(0, BLOCK)
-    mask = offs < H
-    w = tl.load(w_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    gdc_wait()
-    x = tl.load(x_ptr + row * H + offs, mask=mask, other=0.0).to(tl.float32)
-    x += tl.load(res_ptr + row * H + offs, mask=mask, other=0.0).to(tl.float32)
-    tl.store(res_ptr + row * H + offs, x.to(res_ptr.dtype.element_ty), mask=mask)
-    var = tl.sum(x * x, axis=0) / H
-    y = x * tl.rsqrt(var + eps) * w
-    tl.store(out_ptr + row * H + offs, y.to(out_ptr.dtype.element_ty), mask=mask)
-
-
-def add_rmsnorm(x, residual, weight, out, eps: float = 1e-5):
-    if residual is None:
-        return base.add_rmsnorm(x, residual, weight, out, eps)
-    t, h = x.shape
-    _add_rmsnorm_pdl[(t,)](
-        x, residual, weight, out, h, eps,
-        BLOCK=triton.next_power_of_2(h), num_warps=8, launch_pdl=True,
-    )  # fmt: skip
-    return out
-
-
-@triton.jit
-def _silu_mul_pdl(gu_ptr, out_ptr, inter, BLOCK: tl.constexpr):
-    gdc_launch_dependents()
-    row = tl.program_id(0).to(tl.int64)
-    offs = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < inter
-    gdc_wait()
-    g = tl.load(gu_ptr + row * 2 * inter + offs, mask=mask, other=0.0).to(tl.float32)
-    u = tl.load(gu_ptr + row * 2 * inter + inter + offs, mask=mask, other=0.0).to(tl.float32)
-    y = g / (1.0 + tl.exp(-g)) * u
-    tl.store(out_ptr + row * inter + offs, y.to(out_ptr.dtype.element_ty), mask=mask)
-
-
-def silu_mul(gate_up, out):
-    t, two_i = gate_up.shape
-    i = two_i // 2
-    block = 1024
-    _silu_mul_pdl[(t, triton.cdiv(i, block))](
-        gate_up, out, i, BLOCK=block, num_warps=4, launch_pdl=True
-    )
-    return out
-
-
-@triton.jit
-def _rope_store_pdl(
-    qkv_ptr, pos_ptr, slot_ptr, cos_ptr, sin_ptr, q_out_ptr, k_cache_ptr, v_cache_ptr,
-    row_stride, QH: tl.constexpr, KVH: tl.constexpr, D: tl.constexpr,
-):  # fmt: skip
-    gdc_launch_dependents()
-    row = tl.program_id(0).to(tl.int64)
-    head = tl.program_id(1)
-    half = tl.arange(0, D // 2)
-    pos = tl.load(pos_ptr + row).to(tl.int64)
-    c = tl.load(cos_ptr + pos * (D // 2) + half)
-    s = tl.load(sin_ptr + pos * (D // 2) + half)
-    gdc_wait()
-    src = qkv_ptr + row * row_stride + head * D
-    x1 = tl.load(src + half).to(tl.float32)
-    x2 = tl.load(src + D // 2 + half).to(tl.float32)
-    y1 = (x1 * c - x2 * s).to(q_out_ptr.dtype.element_ty)
-    y2 = (x2 * c + x1 * s).to(q_out_ptr.dtype.element_ty)
-    if head < QH:
-        dst = q_out_ptr + (row * QH + head) * D
-        tl.store(dst + half, y1)
-        tl.store(dst + D // 2 + half, y2)
-    else:
-        kv = head - QH
-        slot = tl.load(slot_ptr + row).to(tl.int64)
-        dst = k_cache_ptr + (slot * KVH + kv) * D
-        tl.store(dst + half, y1)
-        tl.store(dst + D // 2 + half, y2)
-        vsrc = qkv_ptr + row * row_stride + (QH + KVH + kv) * D
-        vdst = v_cache_ptr + (slot * KVH + kv) * D
-        tl.store(vdst + half, tl.load(vsrc + half))
-        tl.store(vdst + D // 2 + half, tl.load(vsrc + D // 2 + half))
-
-
-def rope_store(qkv, positions, kv_slots, cos, sin, q_out, k_cache, v_cache, qh, kvh, d):
-    _rope_store_pdl[(qkv.shape[0], qh + kvh)](
-        qkv, positions, kv_slots, cos, sin, q_out, k_cache, v_cache, qkv.stride(0),
-        QH=qh, KVH=kvh, D=d, num_warps=1, launch_pdl=True,
-    )  # fmt: skip
-
-
-def kernels_module():
-    """A stand-in for `bulletsim.gpu.kernels` in `LiveModel` (its `kernels` attribute) with
-    the PDL versions of the three small kernels of a decode layer."""
-    ns = types.SimpleNamespace(**{k: getattr(base, k) for k in dir(base) if not k.startswith("__")})
-    ns.add_rmsnorm, ns.silu_mul, ns.rope_store = add_rmsnorm, silu_mul, rope_store
-    return ns
 
 
 @triton.jit

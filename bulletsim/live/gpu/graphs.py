@@ -9,7 +9,10 @@ the scratch slot of `PageTable`. GEMMs: the profile's choice for (op, bucket row
 partition), captured with the partition's SM target. Attention: flashinfer's tensor-core
 decode (SGLang's choice for bf16 with a GQA group >= 4; on 16-64 SM partitions it ran
 2.3-2.7x faster than the CUDA-core kernel, DESIGN.md), which JIT-compiles the same fa2
-module as the paged prefill.
+module as the paged prefill. The small Triton kernels (add + RMSNorm, RoPE + KV write,
+SiLU*mul) run with programmatic dependent launch in the graphs where the GPU and Triton have
+it (`LiveModel.decode_pdl`): their launch overlaps the previous kernel's tail; kernel times
+are unchanged, only the gaps between kernels shrink (results/live-h200/NOTES.md).
 """
 
 from __future__ import annotations
@@ -68,8 +71,8 @@ class DecodeGraphs:
 
         m.embed_into(acts, m.last_token.index_select(0, slots))
         for i in range(m.num_layers):
-            m.layer(i, acts, positions, kv_slots, attn)
-        m.head(acts, None, slots)
+            m.layer(i, acts, positions, kv_slots, attn, pdl=m.decode_pdl)
+        m.head(acts, None, slots, pdl=m.decode_pdl)
 
     def capture(self, key: str, stream, scratch_slot: int, num_sms: int) -> None:
         """Capture every bucket's step on `stream` (one partition of `num_sms` SMs: the GEMM

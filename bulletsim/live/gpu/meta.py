@@ -65,6 +65,13 @@ def describe_executor(ex) -> dict:
         if ex.model.fused_rope_store
         else "Triton add+RMSNorm, SiLU*mul, RoPE; KV write by index_copy_ (fused kernel "
         "disagreed with the unfused path at start-up)",
+        "decode_graph_pdl": (
+            "add+RMSNorm, RoPE+KV write, SiLU*mul launched with programmatic dependent launch "
+            "in decode graphs (kernel times unchanged; the gaps the profile prices as graph "
+            "decode's per-layer overhead shrink)"
+            if ex.model.decode_pdl
+            else "off (Triton without gdc_wait or a GPU before Hopper)"
+        ),
         "decode_graph_buckets": list(BUCKETS) if ex.graphs is not None else [],
         "num_graphs": len(ex.graphs.graphs) if ex.graphs is not None else 0,
         "graph_capture_s": ex.graphs.capture_s if ex.graphs is not None else 0.0,

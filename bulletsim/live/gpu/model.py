@@ -85,6 +85,8 @@ class LiveModel:
         self.last_token = torch.zeros(num_slots, device="cuda", dtype=torch.int64)
         self.kernels = kernels
         self.fused_rope_store = self._fused_matches_unfused()
+        # decode graphs launch the small kernels with programmatic dependent launch
+        self.decode_pdl = kernels.pdl_available()
 
     def paged_heads(self) -> tuple[int, int, int, int]:
         """(query heads, KV heads, head dim, page size): what flashinfer's paged plans take
@@ -124,22 +126,25 @@ class LiveModel:
         torch.index_select(self.embed, 0, ids, out=a.x)
         a.res.zero_()
 
-    def layer(self, i: int, a: Acts, positions, kv_slots, attn) -> None:
+    def layer(self, i: int, a: Acts, positions, kv_slots, attn, pdl: bool = False) -> None:
         """One decoder layer over the batch; `attn(i, q, k_cache, v_cache, out)` runs its
-        attention (flashinfer paged prefill or decode) on dense q [t, QH, D]."""
+        attention (flashinfer paged prefill or decode) on dense q [t, QH, D]. `pdl`: the
+        small kernels with programmatic dependent launch (`kernels.pdl_available`)."""
         kn, w, gemm = self.kernels, self.layers[i], self.gemm
         t = a.x.shape[0]
-        kn.add_rmsnorm(a.x, a.res, w.norm1, a.h)
+        kn.add_rmsnorm(a.x, a.res, w.norm1, a.h, pdl=pdl)
         gemm.run("qkv", a.h, w.wqkv, a.qkv)
-        q = self._rope_store(i, a, positions, kv_slots)
+        q = self._rope_store(i, a, positions, kv_slots, pdl=pdl)
         attn(i, q, self.k[i], self.v[i], a.attn_out.view(t, self.qh, self.d))
         gemm.run("o", a.attn_out, w.wo, a.x)
-        kn.add_rmsnorm(a.x, a.res, w.norm2, a.h)
+        kn.add_rmsnorm(a.x, a.res, w.norm2, a.h, pdl=pdl)
         gemm.run("gate_up", a.h, w.wgu, a.gu)
-        kn.silu_mul(a.gu, a.act)
+        kn.silu_mul(a.gu, a.act, pdl=pdl)
         gemm.run("down", a.act, w.wd, a.x)
 
-    def _rope_store(self, i: int, a: Acts, positions, kv_slots, fused: bool | None = None):
+    def _rope_store(
+        self, i: int, a: Acts, positions, kv_slots, fused: bool | None = None, pdl: bool = False
+    ):
         t, qd, kvd = a.x.shape[0], self.q_dim, self.kv_dim
         kc = self.k[i].view(-1, self.kvh, self.d)
         vc = self.v[i].view(-1, self.kvh, self.d)
@@ -148,7 +153,7 @@ class LiveModel:
         if fused:
             self.kernels.rope_store(
                 a.qkv, positions, kv_slots, self.base.cos, self.base.sin, q, kc, vc,
-                self.qh, self.kvh, self.d,
+                self.qh, self.kvh, self.d, pdl=pdl,
             )  # fmt: skip
             return q
         self.kernels.rope_(
@@ -181,10 +186,10 @@ class LiveModel:
         close = all(torch.allclose(x, y, rtol=1e-2, atol=1e-2) for x, y in ((q0, q1), (k0, k1)))
         return close and torch.equal(v0, v1)
 
-    def head(self, a: Acts, logit_rows, logit_slots) -> None:
+    def head(self, a: Acts, logit_rows, logit_slots, pdl: bool = False) -> None:
         """Final norm, lm_head on the rows that emit a token, greedy argmax into last_token.
-        `logit_rows` None = every row."""
-        self.kernels.add_rmsnorm(a.x, a.res, self.base.final_norm, a.h)
+        `logit_rows` None = every row; `pdl` as in `layer`."""
+        self.kernels.add_rmsnorm(a.x, a.res, self.base.final_norm, a.h, pdl=pdl)
         rows = a.h if logit_rows is None else a.h.index_select(0, logit_rows)
         lm = self.base.lm_head
         logits = torch.empty(rows.shape[0], lm.shape[0], device="cuda", dtype=torch.bfloat16)
