@@ -4,7 +4,7 @@ Issue 10's target: a decode step at >= 80% of the 4.8 TB/s HBM datasheet (<= 8.3
 the 32.20 GB it moves). Parts (`--part`, one process each; `--tiny` = a self-check on small
 shapes that runs every code path in seconds):
   timing  the side task: `gemm._median_ms` and `calibrate.moe_bench._median_ms` against
-          `timing.median_ms` (time_kernels) on the same GEMMs, repeated to show the noise
+          `timing.time_kernels` (one kernel, a spin first) on the same GEMMs, round robin
   gemm    every decode GEMM at M=64 alone: 32 launches (one per layer's weights) captured
           in one CUDA graph, per path (cuBLAS, cuBLASLt through addmm, cuBLASLt through
           torch's preferred-BLAS switch, the one-launch split-K Triton `SkinnyGemm` tilings)
@@ -342,8 +342,16 @@ def part_timing(args, out: Path) -> None:
     import torch
 
     from bulletsim.gpu.gemm import _median_ms as gemm_median
-    from bulletsim.gpu.timing import median_ms
+    from bulletsim.gpu.timing import time_kernels
     from calibrate.moe_bench import _median_ms as moe_median
+
+    def median_ms(fn, stream, reps: int, warmup: int = 1, spin_us: float = 20.0) -> float:
+        """The candidate replacement: `time_kernels` with one kernel (a spin first)."""
+        with torch.cuda.stream(stream):
+            for _ in range(warmup):
+                fn()
+        times = time_kernels([("fn", fn)], stream, reps, spin_us=spin_us)
+        return statistics.median(times.per_op["fn"])
 
     spec = model_spec(args.tiny)
     sh = shapes(spec)
@@ -364,9 +372,9 @@ def part_timing(args, out: Path) -> None:
             row = {"op": op, "rows": rows}
             timers = {
                 "gemm._median_ms(3)": lambda: _on(stream, lambda: gemm_median(fn, 3)),
-                "timing.median_ms(3)": lambda: median_ms(fn, stream, 3),
+                "time_kernels(3)": lambda: median_ms(fn, stream, 3),
                 "moe_bench._median_ms(20)": lambda: moe_median(fn, stream),
-                "timing.median_ms(20)": lambda: median_ms(fn, stream, 20, warmup=3),
+                "time_kernels(20)": lambda: median_ms(fn, stream, 20, warmup=3),
             }
             vals: dict[str, list[float]] = {name: [] for name in timers}
             for _ in range(5):  # round robin: clock drift under load hits every timer alike

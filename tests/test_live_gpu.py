@@ -77,7 +77,8 @@ def _pdl_chain(torch, pdl: bool) -> list:
     t, h, qh, kvh, d = 24, 256, 4, 1, 64
     w1, w2, wqkv, norm, x_in = r(2 * h, h), r(h, h), r((qh + 2 * kvh) * d, h), r(h), r(t, h)
     cos, sin = kn.rope_cache(64, d)
-    pos, slots = torch.arange(t, device="cuda"), torch.randperm(t, device="cuda")
+    pos = torch.arange(t, device="cuda")
+    slots = torch.randperm(t, device="cuda", generator=g)  # the same slots in both chains
     x, res, hbuf, gu, act = e(t, h), e(t, h), e(t, h), e(t, 2 * h), e(t, h)
     qkv, q, kc, vc = e(t, wqkv.shape[0]), e(t, qh, d), e(t, kvh, d), e(t, kvh, d)
 

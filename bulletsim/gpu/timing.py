@@ -85,17 +85,6 @@ def time_kernels(
     return out
 
 
-def median_ms(fn, stream, reps: int, warmup: int = 1, spin_us: float = 20.0) -> float:
-    """Median milliseconds of `reps` calls of `fn` on `stream` after `warmup` calls:
-    `time_kernels` with one kernel (events around each call, a `spin_us` spin first so the
-    launch does not count). The one timer of GEMM selection and the MoE bench."""
-    with torch.cuda.stream(stream):
-        for _ in range(warmup):
-            fn()
-    times = time_kernels([("fn", fn)], stream, reps, spin_us=spin_us)
-    return statistics.median(times.per_op["fn"])
-
-
 def time_graph(graph, stream, reps: int, spin_us: float = 20.0) -> list[float]:
     """Milliseconds of each of `reps` back-to-back replays of a captured CUDA graph."""
     return enqueue_graph(graph, stream, reps, spin_us).durations_ms()
