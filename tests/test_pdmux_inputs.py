@@ -106,3 +106,17 @@ def test_interrupted_run_says_where_it_stopped(monkeypatch, tmp_path, n, total, 
     assert res.exit_code == 130
     assert f"interrupted: {said}; nothing was written" in res.output
     assert not (tmp_path / "r").exists()
+
+
+def test_live_configs_written_before_issue_17_still_load():
+    from bulletsim.config import load_config
+    from bulletsim.live.fidelity import live_config
+
+    cfg = load_config(None, {"policy": "pdmux-slo", "gpu": "h200"})
+    meta = {"config": cfg.to_dict()}
+    old = {"sm_group_num": 8, "manual_divisions": "", "decode_bs_divisor": 36}
+    meta["config"]["policy_params"]["pdmux-slo"].update(old)  # what pdmux-slo runs recorded
+    assert live_config(meta).params() == cfg.params()
+    meta["config"]["policy_params"]["pdmux-slo"]["sm_group_num"] = 4  # not a no-op: refused
+    with pytest.raises(ValueError, match="pdmux-slo.sm_group_num"):
+        live_config(meta)

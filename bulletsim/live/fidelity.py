@@ -46,8 +46,17 @@ def live_config(meta: dict):
     if wl.get("arrival") != "gamma":  # results written before cv became gamma-only
         wl.pop("cv", None)
     params = data.pop("policy_params", {}) or {}
+    slo = params.get("pdmux-slo")
+    if isinstance(slo, dict):  # written before issue 17: mainline's table keys, at defaults
+        params = {**params, "pdmux-slo": {
+            k: v for k, v in slo.items() if _MAINLINE_ONLY.get(k, object()) != v}}  # fmt: skip
     data.update(params)
     return load_config(None, data)
+
+
+# pdmux-slo's config.json listed these mainline table parameters (with no effect at these
+# values) until issue 17 removed them from its parameters
+_MAINLINE_ONLY = {"sm_group_num": 8, "manual_divisions": "", "decode_bs_divisor": 36}
 
 
 def resimulate_live(
