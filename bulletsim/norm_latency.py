@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
                 caps.setdefault(p, []).append(cap)
                 brackets.setdefault(p, []).append(bracket)
                 points += pts
-    write(a, caps, points, base, brackets)
+    write(a, caps, points, base, brackets, tp=cfg.model_spec().tp)
 
 
 def _atomic(path: Path, text: str) -> None:
@@ -232,7 +232,11 @@ def _atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def write(a, caps: dict, points: list[dict], base: dict, brackets: dict | None = None) -> None:
+def write(
+    a, caps: dict, points: list[dict], base: dict, brackets: dict | None = None, tp=None
+) -> None:
+    """points.csv, capacity.csv, capacity.md into `a.out` (each atomically); `tp` is the
+    degree the runs used (the model's default when --tp was not given)."""
     check_out(a.out)
     a.out.mkdir(parents=True, exist_ok=True)
     pts = pd.DataFrame(points).sort_values(["policy", "seed", "rate_req_s"])
@@ -242,7 +246,8 @@ def write(a, caps: dict, points: list[dict], base: dict, brackets: dict | None =
     lat = sorted(set(pts["latency_model"]))
     lines = [
         f"Capacity at mean normalized latency (E2E / output tokens) <= {a.slo_ms:g} ms/token, "
-        f"{a.gpu} / {a.model} tp={a.tp}, {a.trace}, {a.num_requests} requests per point, "
+        f"{a.gpu} / {a.model} tp={a.tp if tp is None else tp}, {a.trace}, "
+        f"{a.num_requests} requests per point, "
         f"seeds {a.seeds}, bisection to {a.rel_tol:.0%}; latency model {', '.join(lat)}.",
         "",
         "| policy | capacity (req/s) | 95% interval | Bullet / best other |",

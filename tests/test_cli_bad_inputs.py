@@ -74,6 +74,11 @@ CASES = [
     ("tp-ep", (*RUN, "--model", "qwen3-235b-a22b-ep8", "--tp", "4"), "ep=8); valid: 8"),
     ("tp-hf-config", (*RUN, "--model-config", "@qwen3.json", "--tp", "16"), "valid: 1, 2, 4, 8"),
     ("sweep-tp-16", (*SWEEP, "--set", "tp=16"), "valid: 1, 2, 4, 8"),
+    (
+        "tp-weights-too-big",
+        (*RUN, "--model", "llama-3.1-70b", "--tp", "1", "--gpu", "h200"),
+        "tp that fit on h200: 2, 4, 8",
+    ),
     # names (item 7): the valid ones are listed
     ("gpu-unknown", (*RUN, "--gpu", "b200"), "valid: a100, h100, h20, h200"),
     ("gpu-other-board", (*RUN, "--gpu", "h100-pcie"), "valid: a100"),

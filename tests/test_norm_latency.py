@@ -61,6 +61,7 @@ def test_the_tables_say_above_hi_for_a_system_still_within_the_limit(tmp_path, c
         + ["--workers", "1", "--out", str(out)]
     )
     md = (out / "capacity.md").read_text()
+    assert "h200 / llama-3.1-8b tp=1, sharegpt" in md  # the degree used, not "None"
     assert "| chunked | > 0.1 (not bracketed: > hi for 1/1 seeds; raise --hi 0.1)" in md
     assert "| 0.10 |" not in md
     assert "chunked,,,," in (out / "capacity.csv").read_text()
