@@ -116,6 +116,13 @@ class SweepSpec:
             raise ValueError(f"seeds must be distinct and at least one, got {list(self.seeds)}")
         if not self.rates:
             raise ValueError("rates: give at least one rate, e.g. --rates 2,4,8")
+        if not 0 < self.target_attainment <= 1:  # NaN-safe, as every check here
+            raise ValueError(
+                f"target_attainment (--target): an attainment in (0, 1], got "
+                f"{self.target_attainment}"
+            )
+        if not 0 < self.rel_tol < 1:
+            raise ValueError(f"rel_tol (--rel-tol): in (0, 1), got {self.rel_tol}")
         if any(not 0 < r < math.inf for r in self.rates):
             raise ValueError(
                 f"rates must be finite and > 0 req/s, got {list(self.rates)} (a burst at "

@@ -164,6 +164,9 @@ CASES = [
         "not found",
     ),
     ("sweep-executor", (*SWEEP, "--executor", "slurm"), "unknown executor 'slurm'"),
+    ("sweep-rel-tol-nan", (*SWEEP, "--rel-tol", "nan"), "rel_tol (--rel-tol): in (0, 1), got nan"),
+    ("sweep-target-nan", (*SWEEP, "--target", "nan"), "got nan"),
+    ("design-rel-tol-nan", ("design", "@nan-design.toml"), "rel_tol (--rel-tol): in (0, 1)"),
     (
         "sweep-trace-file-corrupt",
         (*SWEEP, "--set", "workload.trace_file='in/conv.json'", "--trace", "splitwise-code"),
@@ -199,6 +202,10 @@ def make_inputs(root: Path) -> None:
     (d / "qwen3.json").write_text(fixture.read_text())
     (d / "unknown.toml").write_text("gpu = 'h100'\ncolour = 'blue'\n")
     (d / "nan.toml").write_text("[pdmux]\nhandoff_ms = nan\n")
+    (d / "nan-design.toml").write_text(
+        "[sweep]\nrates = [4.0]\nnum_requests = 20\nseeds = [0]\nrel_tol = nan\n"
+        "[grid]\npolicy = ['chunked']\n"
+    )
     (d / "mine" / "src").mkdir(parents=True)
     (d / "mine" / "src" / "main.py").write_text("a\n")
     (d / "marked-sweep").mkdir()
