@@ -5,6 +5,8 @@ measured / derived provenance comes before the results."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -108,3 +110,13 @@ def test_dense_tp_run_prints_provenance_before_the_results(tmp_path):
     derived = out.index("derived profile a100/llama-3.1-70b")
     parts = out.index("tp=8 shard profile a100/llama-3.1-70b")
     assert derived < parts < out.index("TTFT (ms)") < out.index("results:")
+
+
+def test_fidelity_names_the_layout_and_its_provenance_before_the_comparison():
+    measured = str(Path(__file__).parent / "fixtures" / "measured" / "vllm_bench_serve.json")
+    argv = ["fidelity", "--measured", measured, "--gpu", "h200", "--model", "qwen3-235b-a22b-ep8"]
+    res = runner.invoke(app, argv, env=ENV)
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert "(tp=8 attention, ep=8 experts, uniform routing)" in out
+    assert out.index("tp=8 shard profile h200/qwen3-235b-a22b-ep8") < out.index("┃ metric")

@@ -142,6 +142,7 @@ def fidelity(
     except USER_ERRORS as e:
         fail(str(e))
     from bulletsim.fidelity.report import print_comparison
+    from bulletsim.report import parallelism
 
     if model_note:
         typer.echo(f"note: {model_note}")
@@ -151,8 +152,16 @@ def fidelity(
     typer.echo(
         f"{run.tool} result {measured}: {len(run.requests)} completed requests "
         f"({run.num_failed} left out), measured over {run.duration_s:.3f} s; simulated "
-        f"{s['policy']} on {s['gpu']} / {s['model']} (tp={s['tp']}), latency {s['latency_model']}"
+        f"{s['policy']} on {s['gpu']} / {s['model']} ({parallelism(s)}), latency "
+        f"{s['latency_model']}"
     )
+    from bulletsim.hardware import get_gpu
+    from bulletsim.latency.factory import transfer_note
+
+    # which parts of the latency model are measured and which derived, before the comparison
+    provenance = transfer_note(cfg.latency, get_gpu(cfg.gpu), cfg.model_spec())
+    if provenance:
+        typer.echo(provenance)
     slo = s["slo"]
     ttft = (f"TTFT <= {slo['ttft_ms']:g} ms" if slo["ttft_ms"] is not None
             else f"TTFT <= {slo['norm_ttft_ms_per_token']:g} ms/token")  # fmt: skip
