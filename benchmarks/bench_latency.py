@@ -1,4 +1,5 @@
-"""Microseconds per `RooflineLatency.predict` call on a simulator-like stream of shapes.
+"""Microseconds per `RooflineLatency.predict` and `ProfileLatency.predict` (the measured H200
+profile) call on a simulator-like stream of shapes.
 
 A script, not a test: `python benchmarks/bench_latency.py` (with the package installed, or
 `PYTHONPATH=.` from the repository root). The simulator budget is ~0.5 s for
@@ -13,6 +14,8 @@ import numpy as np
 
 from bulletsim.core import CoRunner, WorkShape
 from bulletsim.hardware import get_gpu
+from bulletsim.latency.profile import ProfileLatency
+from bulletsim.latency.profile_format import read_profile
 from bulletsim.latency.roofline import RooflineLatency
 from bulletsim.models import get_model
 
@@ -54,6 +57,25 @@ def shapes(rng: np.random.Generator, n: int) -> list[WorkShape]:
     return out
 
 
+def bench_profile(n: int = 20_000) -> None:
+    """The measured H200 profile's predict (was a timed unit test: < 50 us per call)."""
+    from pathlib import Path
+
+    import bulletsim
+
+    path = Path(bulletsim.__file__).parent / "data" / "profiles" / "h200__llama-3.1-8b.json"
+    model = ProfileLatency(read_profile(path))
+    rng = np.random.default_rng(0)
+    work = shapes(rng, n)
+    for label, co_runner in (("alone", None), ("co-run", CoRunner("decode", 68))):
+        for rep in ("cold", "warm"):
+            t0 = time.perf_counter()
+            for shape in work:
+                model.predict(shape, 64, co_runner)
+            dt = time.perf_counter() - t0
+            print(f"h200  profile (measured)   {label:6} {rep}: {dt / n * 1e6:5.2f} us/predict")
+
+
 def bench(model_name: str, gpu_name: str, n: int = 20_000) -> None:
     model = RooflineLatency(get_gpu(gpu_name), get_model(model_name))
     rng = np.random.default_rng(0)
@@ -76,3 +98,4 @@ def bench(model_name: str, gpu_name: str, n: int = 20_000) -> None:
 if __name__ == "__main__":
     for model_name in ("llama-3.1-8b", "qwen3-235b-a22b"):
         bench(model_name, "h200")
+    bench_profile()
