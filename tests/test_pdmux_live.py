@@ -80,3 +80,42 @@ def test_fake_executor_records_the_partitions_a_gpu_run_would():
     assert all((132 - p) % 8 == 0 for p in prefill) and 112 not in prefill
     chunked = load_config(None, {"policy": "chunked", "gpu": "h200"})
     assert not make_executor("fake", chunked).green
+
+
+def test_the_committed_pdmux_slo_live_runs_reproduce_their_table():
+    # results/live-h200/pdmux-slo/fidelity.md: a committed pdmux-slo run on the H200,
+    # re-simulated with the profile it predicted with, gives its table line to the printed
+    # digit; live, the policy chose only the (112, 20) split (README: run as 108 / 24 SMs).
+    from pathlib import Path
+
+    from bulletsim.live.fidelity import headline, markdown_table, resimulate_live
+
+    root = Path(__file__).resolve().parents[1] / "results" / "live-h200"
+    run = root / "runs-pdmux-slo" / "splitwise-pdmux-slo-r19-n500"
+    f = resimulate_live(run, profile=root / "profile-r2-run-time.json")
+    line = markdown_table([headline(f)]).splitlines()[-1]
+    assert line in (root / "pdmux-slo" / "fidelity.md").read_text().splitlines()
+    it = pd.read_parquet(run / "iterations.parquet")
+    both = it[it.num_sms < 132]
+    assert set(both.policy_sms) == {20, 112}
+    pairs = set(zip(both.lane, both.num_sms, strict=True))
+    assert pairs == {("decode", 24), ("prefill", 108)}
+
+
+def test_pdmux_slo_runs_written_with_mainlines_table_keys_still_load():
+    # runs made before pdmux-slo stopped listing sm_group_num / decode_bs_divisor /
+    # manual_divisions (it ignored the first two, used the third only when set)
+    import json
+    from pathlib import Path
+
+    from bulletsim.live.fidelity import live_config
+
+    root = Path(__file__).resolve().parents[1] / "results" / "live-h200" / "runs-pdmux-slo"
+    meta = json.loads((root / "sharegpt-pdmux-slo-r38.1-n500" / "config.json").read_text())
+    assert "sm_group_num" in meta["config"]["policy_params"]["pdmux-slo"]
+    cfg = live_config(meta)
+    assert cfg.policy == "pdmux-slo"
+    assert cfg.policy_params["pdmux-slo"]["tpot_target_frac"] == 0.9
+    meta["config"]["policy_params"]["pdmux-slo"]["manual_divisions"] = "112:20:0"
+    with pytest.raises(ValueError, match="manual_divisions"):
+        live_config(meta)

@@ -3,6 +3,8 @@
 # ~5-15 min on 2 cores). Run from anywhere: `sh results/live-h200/regenerate.sh`.
 set -e
 cd "$(dirname "$0")"
+# the logs are rich tables: a fixed width keeps them byte-identical whatever the terminal
+export COLUMNS=1000
 fidelity_set() {  # runs folder, profile the runs predicted (and their policies decided) with, output folder
     R=$1 P=$2 O=$3
     bulletsim fidelity $R/* --profile $P --table $O/fidelity.md > $O/fidelity.log
@@ -16,3 +18,9 @@ fidelity_set runs profile-r2-run-time.json .
 # the first session's runs, and against the profile re-measured after them
 fidelity_set runs-first profile-at-run-time.json first
 bulletsim fidelity runs-first/* --profile profile-r2-run-time.json --table first/fidelity-newest-profile.md > first/fidelity-newest-profile.log
+# pdmux-slo's six live runs (round R1 of 2026-12-01, code 798a7e0; runs-pdmux-slo/): with the
+# profile they ran with, and with the profile refitted on the 18 runs of runs/ (chunked-2048,
+# Bullet, pdmux: a policy the refit never saw); the tables above stay on those 18 runs
+bulletsim fidelity runs-pdmux-slo/* --profile profile-r2-run-time.json --table pdmux-slo/fidelity.md > pdmux-slo/fidelity.log
+bulletsim calibrate --from-live runs/* --profile profile-r2-run-time.json --out pdmux-slo/refit-r2-runs.json > pdmux-slo/refit-r2-runs.log
+bulletsim fidelity runs-pdmux-slo/* --profile pdmux-slo/refit-r2-runs.json --policy-profile profile-r2-run-time.json --table pdmux-slo/fidelity-refit-r2-runs.md > pdmux-slo/fidelity-refit-r2-runs.log
