@@ -91,31 +91,50 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
     df.to_parquet(path, index=False, engine="pyarrow", compression="zstd")
 
 
+TABLE_FILES = ("requests.parquet", "iterations.parquet", "sm_timeline.parquet")
+
+
 def write_run_files(
-    res: RunResult, folder: Path, extra_json: dict[str, dict] | None = None
+    res: RunResult,
+    folder: Path,
+    extra_json: dict[str, dict] | None = None,
+    digests_in: str | None = None,
 ) -> None:
     """The run's files into `folder` (a staged folder from `outdir.staged_dir`).
 
-    `extra_json` adds files (name -> content), e.g. a live run's `live.json`."""
+    `extra_json` adds files (name -> content), e.g. a live run's `live.json`; `digests_in`
+    names one of them that also records `files`: the sha256 of each table written, so a
+    reader can tell a table of another run copied into the folder."""
+    import hashlib
+
     dump_json(run_metadata(res), folder / "config.json")
     _write_parquet(res.requests, folder / "requests.parquet")
     _write_parquet(res.iterations, folder / "iterations.parquet")
     _write_parquet(res.sm_log, folder / "sm_timeline.parquet")
-    for name, obj in (extra_json or {}).items():
+    extra = dict(extra_json or {})
+    if digests_in is not None:
+        extra[digests_in] = dict(extra[digests_in]) | {
+            "files": {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in TABLE_FILES}
+        }
+    for name, obj in extra.items():
         dump_json(obj, folder / name)
     dump_json(res.summary, folder / "summary.json")  # last: its presence marks completeness
 
 
 def write_results(
-    res: RunResult, out_dir: str | Path, extra_json: dict[str, dict] | None = None
+    res: RunResult,
+    out_dir: str | Path,
+    extra_json: dict[str, dict] | None = None,
+    digests_in: str | None = None,
 ) -> Path:
-    """Write a run's folder atomically (see `outdir.staged_dir`).
+    """Write a run's folder atomically (see `outdir.staged_dir`); `extra_json`, `digests_in`:
+    as `write_run_files`.
 
     Raises ValueError, touching nothing, when `out_dir` is a file or a folder bulletsim did
     not write; an earlier run's folder (marker `.bulletsim-results`) is replaced whole.
     """
     with staged_dir(out_dir, "run") as tmp:
-        write_run_files(res, tmp, extra_json)
+        write_run_files(res, tmp, extra_json, digests_in)
     return Path(out_dir)
 
 

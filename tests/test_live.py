@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -115,6 +116,12 @@ def test_fidelity_command_reports_live_runs_and_rejects_other_directories(tmp_pa
     out = tmp_path / "run"
     args = ["live", "--executor", "fake", "-n", "30", "--gpu", "h200", "--out", str(out)]
     assert CliRunner().invoke(app, args).exit_code == 0
+    # the run records its tables' digests: a table of another run copied in is told apart
+    files = json.loads((out / "live.json").read_text())["files"]
+    assert (
+        files["iterations.parquet"]
+        == hashlib.sha256((out / "iterations.parquet").read_bytes()).hexdigest()
+    )
     table = tmp_path / "table.md"
     r = CliRunner().invoke(app, ["fidelity", str(out), "--table", str(table)])
     assert r.exit_code == 0, r.output

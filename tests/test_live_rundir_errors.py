@@ -27,7 +27,7 @@ def good(tmp_path_factory) -> Path:
     cfg = load_config(None, {"policy": "chunked", "gpu": "h200",
                              "workload": {"num_requests": 20, "rate": 10.0}})  # fmt: skip
     res = live_run(cfg, FakeExecutor())
-    write_results(res.result, out, extra_json={"live.json": res.live})
+    write_results(res.result, out, extra_json={"live.json": res.live}, digests_in="live.json")
     return out
 
 

@@ -73,7 +73,9 @@ def _live(executor: str, decode_graphs: bool, weights: Path | None, cli_opts: di
     from bulletsim.results import write_results
 
     try:
-        write_results(res.result, out_dir, extra_json={"live.json": res.live})
+        write_results(
+            res.result, out_dir, extra_json={"live.json": res.live}, digests_in="live.json"
+        )
     except USER_ERRORS as e:
         fail(str(e))
     except KeyboardInterrupt:

@@ -91,11 +91,15 @@ def _plan(run_dirs: list[Path], profile: Path | None, held_out: str | None) -> t
         return [(d, doc, "") for d in run_dirs], None
     from bulletsim.live.fidelity_folds import folds
     from bulletsim.live.refit import refit_profile
+    from bulletsim.live.rundir import check_refit_runs
 
+    note = check_refit_runs(run_dirs)  # before any fit: no fake runs beside GPU ones
     if doc is None:
         doc = _installed_profile(run_dirs[0])
-    plan = []
-    for fold in folds(run_dirs, held_out):
+    plan, fold_list = [], folds(run_dirs, held_out)
+    if note:
+        typer.echo(f"note: {note}")
+    for fold in fold_list:
         new, _ = refit_profile(doc, list(fold.fit))
         fit_on = f"{held_out}: the {len(fold.fit)} runs not in {fold.name}"
         plan += [(d, new, fit_on) for d in fold.judge]
@@ -127,6 +131,8 @@ def _print_run(f, con: Console) -> None:
         t.add_row(r.phase, r.sms, str(r.n), f"{r.median_abs_pct:.1f}",
                   f"{r.p90_abs_pct:.1f}", f"{r.median_pct:+.1f}")  # fmt: skip
     con.print(t)
+    if f.iterations.attrs.get("note"):
+        typer.echo(f"note: {f.iterations.attrs['note']}")
 
 
 TABLE_HEAD = "| workload | policy | rate (req/s) |"

@@ -40,7 +40,7 @@ import pandas as pd
 from bulletsim.fidelity.live_shapes import IterationWork, iteration_work
 from bulletsim.latency.host import GAP_KINDS, KERNELS_PER_LAYER
 from bulletsim.latency.profile import ProfileLatency
-from bulletsim.live.rundir import SM_BINS, host_times_measured, read_live_run
+from bulletsim.live.rundir import SM_BINS, check_refit_runs, host_times_measured, read_live_run
 from bulletsim.policies.batching import with_layers
 
 # A gap longer than this between a lane's launches had the lane waiting for work, not the host
@@ -72,6 +72,9 @@ BOUNDS = {
     "launch_s": (0.0, 1e-3),
     "eager_fixed_s": (0.0, 5e-2),
 }
+# A run whose median back-to-back gap is below this measured no host gaps (a percentage error
+# on them would be a ratio of noise; the H200 runs' medians were 0.1-2 ms)
+MIN_GAP_S = 1e-6
 MIN_CO_RUN = 50  # co-run iterations needed to fit the contention terms
 LOSS = ("soft_l1", 0.05)  # scipy least_squares loss and f_scale of the terms' fit
 
@@ -499,10 +502,13 @@ def error_table(p: Priced, model_s: np.ndarray) -> list[dict]:
 
 def refit_profile(doc: dict, run_dirs: list[str | Path]) -> tuple[dict, dict]:
     """(new profile document, report) refitted on the live runs `run_dirs` (see module doc).
-    ValueError (one line) for no runs, a run without measured iterations, or runs of another
-    GPU/model; FileNotFoundError for a folder that is not a results directory."""
+    ValueError (one line) for no runs, a run without measured iterations, runs of another
+    GPU/model, or fake-executor runs mixed with GPU runs (`rundir.check_refit_runs`; all
+    fake: the report's "note" says the fit is of predicted times); FileNotFoundError for a
+    folder that is not a results directory."""
     if not run_dirs:
         raise ValueError("no live run directories given to fit on")
+    fake_note = check_refit_runs([Path(d) for d in run_dirs])
     pl = neutral(doc)
     p = Priced.concat([price_run(pl, d) for d in run_dirs])
     gs, kpl = pl.graph_saving_s, (doc.get("host") or {}).get("kernels_per_layer")
@@ -530,7 +536,7 @@ def refit_profile(doc: dict, run_dirs: list[str | Path]) -> tuple[dict, dict]:
         "host_launch_upper_bound": host_line or "none (no host_s recorded)",
         "residuals_before": error_table(p, before_s),
         "residuals_after": error_table(p, after_s),
-    }
+    } | ({"note": fake_note} if fake_note else {})
     new = copy.deepcopy(doc)
     srm = new["srm"]
     srm["layer_overhead_s"] = fitted["layer_overhead_s"]
@@ -559,15 +565,22 @@ def repriced(doc: dict, run_dir: str | Path) -> pd.DataFrame:
     """`bulletsim fidelity`'s per-iteration error table of `run_dir` with every iteration
     priced under the profile `doc` (same columns as `live.fidelity.iteration_errors`); with
     host terms, also rows "gap <kind>" (SMs "-"): the modelled host gap against every
-    back-to-back gap the refit would fit on."""
+    back-to-back gap the refit would fit on, left out (`attrs["note"]` says why) when the
+    run's gaps are ~0 s (a fake-executor run priced without host terms)."""
     pl = neutral(doc)
     p = price_run(pl, run_dir)
     kpl = (doc.get("host") or {}).get("kernels_per_layer") or KERNELS_PER_LAYER
     t = model_time(base_terms(doc), p, pl.graph_saving_s, kpl, pl.num_layers)
     rows = error_table(p, t)
-    host = doc.get("host")
-    if host:
-        gaps = back_to_back_gaps(p)
+    host, note = doc.get("host"), ""
+    gaps = back_to_back_gaps(p) if host else None
+    if host and len(gaps) and float(gaps["gap_s"].median()) < MIN_GAP_S:
+        why = (" (the fake executor's launches follow each other with no host time)"
+               if not host_times_measured(run_dir) else "")  # fmt: skip
+        note = (f"gap rows left out: {Path(run_dir).name}'s host gaps are ~0 s (median below "
+                f"{MIN_GAP_S * 1e6:g} us){why}, so a percentage error on them means "
+                "nothing")  # fmt: skip
+    if host and not note:
         for kind, g in gaps.groupby("kind"):
             fixed, per = host["gap_s"].get(kind, 0.0), host["gap_per_seq_s"].get(kind, 0.0)
             tok = (host.get("gap_per_token_s") or {}).get(kind, 0.0)
@@ -577,4 +590,6 @@ def repriced(doc: dict, run_dir: str | Path) -> pd.DataFrame:
                          "median_abs_pct": round(float(np.median(np.abs(e))), 2),
                          "p90_abs_pct": round(float(np.percentile(np.abs(e), 90)), 2),
                          "median_pct": round(float(np.median(e)), 2)})  # fmt: skip
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out.attrs["note"] = note
+    return out

@@ -55,13 +55,14 @@ def calibrate_from_live(run_dirs: list[Path], profile: Path | None, out: Path | 
     from bulletsim.cli import USER_ERRORS, fail
     from bulletsim.latency.profile import write_profile
     from bulletsim.live.refit import refit_profile
-    from bulletsim.live.rundir import check_live_runs
+    from bulletsim.live.rundir import check_live_runs, check_refit_runs
 
     try:  # every input and the output are checked before the fit
         if not run_dirs:
             raise ValueError("--from-live needs live run directories (bulletsim live --out DIR)")
         out = check_out_file(out)
         run_dirs = check_live_runs(run_dirs)
+        check_refit_runs(run_dirs)
         doc = _base_profile(run_dirs, profile)
         new, report = refit_profile(doc, run_dirs)
     except USER_ERRORS as e:
@@ -74,6 +75,8 @@ def calibrate_from_live(run_dirs: list[Path], profile: Path | None, out: Path | 
         tmp.unlink(missing_ok=True)
         fail(f"--out {out}: could not write the profile ({e.strerror or e})")
     _print_report(report, new)
+    if "note" in report:
+        typer.echo(f"note: {report['note']}")
     typer.echo(f"profile: {out}")
 
 

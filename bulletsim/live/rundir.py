@@ -2,8 +2,9 @@
 
 `check_live_runs` vets every folder a command was given before any long work (a simulation,
 a fit): that it exists, is a folder, holds every file a live run writes (`LIVE_FILES`), that
-its JSON files parse and that it is a live run, and that no folder is given twice. Each fault
-is one line naming the folder and the file.
+its JSON files parse and that it is a live run, that its tables have the columns the
+commands read and its files come from one run (`runcheck`), and that no folder is given
+twice. Each fault is one line naming the folder and the file.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import json
 from pathlib import Path
 
 import pandas as pd
+
+from bulletsim.live.runcheck import check_one_run
 
 SM_BINS = (0, 32, 64, 96, 131, 132)  # SM-count groups of error tables (132 = whole GPU)
 # Every file `bulletsim live` writes that fidelity and the refit read (live.json: the
@@ -50,12 +53,15 @@ def check_live_run(run_dir: str | Path) -> Path:
     summary = read_json_object(d / "summary.json")
     if not str(summary.get("engine", "")).startswith("live:"):
         raise ValueError(f"{d} is not a live run (its summary.json names no live engine)")
-    if not isinstance(read_json_object(d / "config.json").get("config"), dict):
+    config = read_json_object(d / "config.json").get("config")
+    if not isinstance(config, dict):
         raise ValueError(f"{d / 'config.json'} has no config section")
-    if not isinstance(read_json_object(d / "live.json").get("executor"), dict):
+    live = read_json_object(d / "live.json")
+    if not isinstance(live.get("executor"), dict):
         raise ValueError(f"{d / 'live.json'} has no executor section")
     for name in ("requests.parquet", "iterations.parquet"):
         _parquet_schema(d / name)  # the footer only: cheap, catches a truncated file
+    check_one_run(d, summary, config, live)  # columns, and the files are of one run
     return d
 
 
@@ -113,3 +119,28 @@ def host_times_measured(run_dir: str | Path) -> bool:
     (live.json's executor says `measured`; the fake executor's are its own, not a host's)."""
     d = check_live_run(run_dir)
     return bool(read_json_object(d / "live.json")["executor"].get("measured"))
+
+
+FAKE_FIT_NOTE = (
+    "every run is from the fake executor (live.json: measured false): the fit is of the "
+    "latency model's predicted times, not of a GPU (for tests only)"
+)
+
+
+def check_refit_runs(run_dirs: list[Path]) -> str | None:
+    """Runs a refit may use together: all measured on a GPU (None) or all from the fake
+    executor (`FAKE_FIT_NOTE`, to print). ValueError, one line, when they are mixed: a fake
+    run's times are predictions and would be fitted as if measured."""
+    measured = {d: host_times_measured(d) for d in run_dirs}
+    fake = [str(d) for d, m in measured.items() if not m]
+    if not fake:
+        return None
+    if len(fake) == len(run_dirs):
+        return FAKE_FIT_NOTE
+    real = [str(d) for d, m in measured.items() if m]
+    raise ValueError(
+        f"refit refused: {', '.join(fake)} ran on the fake executor (live.json: measured "
+        f"false; its times are predictions) and {', '.join(real)} on a GPU; mixing them "
+        "fits predicted times as measured ones: give only GPU runs (or only fake runs, "
+        "e.g. for tests)"
+    )

@@ -46,6 +46,12 @@ _BUILDERS: dict[str, Callable[[Any], Policy]] = {
 }
 
 
+def lanes_of(name: str) -> tuple[str, ...] | None:
+    """The lanes policy `name` runs (e.g. ("main",) or ("prefill", "decode")); None for a
+    name not built in."""
+    return getattr(_BUILDERS.get(name), "lanes", None)
+
+
 # Policies with SM partitions whose mechanism their design fixes (`--mechanism` is Bullet's
 # parameter only): static-split masks whole TPCs (libsmctrl, ablations.py); pdmux and
 # pdmux-slo choose among green-context splits (SGLang's PD multiplexing, pdmux.py).

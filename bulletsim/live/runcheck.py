@@ -1,0 +1,137 @@
+"""Is a live run folder whole and of one run? (`rundir.check_live_run` calls these.)
+
+`check_tables` reads only the Parquet footers: every column `bulletsim fidelity` and
+`calibrate --from-live` read must be there with a numeric (or, for lanes and phases, text)
+type. `check_one_run` then checks that the files belong together: the digests `bulletsim live`
+records in live.json (`files`, sha256 of each table; runs written before it have none), the
+row counts summary.json gives, the lanes the run's policy has, and figures of summary.json
+recomputed from requests.parquet. Each fault is a ValueError, one line naming the file and
+what does not match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+# (column, kind) each command reads; kind "num" (integer or float) or "text" (string or
+# categorical). predicted_s, host_s and the exact-shape columns are optional (older runs).
+REQUEST_COLUMNS = (
+    ("id", "num"),
+    ("arrival_s", "num"),
+    ("prompt_tokens", "num"),
+    ("output_tokens", "num"),
+    ("admitted_s", "num"),
+    ("first_token_s", "num"),
+    ("finish_s", "num"),
+)
+ITERATION_COLUMNS = (
+    ("lane", "text"),
+    ("phase", "text"),
+    ("start_s", "num"),
+    ("end_s", "num"),
+    ("num_sms", "num"),
+    ("policy_sms", "num"),
+    ("co_sms", "num"),
+    ("prefill_tokens", "num"),
+    ("num_prefill_seqs", "num"),
+    ("decode_tokens", "num"),
+    ("decode_ctx_tokens", "num"),
+    ("layer_start", "num"),
+    ("layer_end", "num"),
+    ("measured_s", "num"),
+)
+TABLES = {"requests.parquet": REQUEST_COLUMNS, "iterations.parquet": ITERATION_COLUMNS}
+# summary.json's duration_s against the one requests.parquet gives: equal but for float
+# rounding when both come from the same run
+REL_TOL = 1e-9
+
+
+def _kind_ok(t, kind: str) -> bool:
+    import pyarrow as pa
+
+    if kind == "num":
+        return pa.types.is_integer(t) or pa.types.is_floating(t)
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def check_tables(d: Path) -> dict[str, int]:
+    """Rows of each table of run folder `d`; ValueError naming the file and the first missing
+    column or the column of the wrong type."""
+    import pyarrow.parquet as pq
+
+    rows = {}
+    for name, cols in TABLES.items():
+        f = pq.ParquetFile(d / name)
+        schema = f.schema_arrow
+        missing = [c for c, _ in cols if c not in schema.names]
+        if missing:
+            raise ValueError(
+                f"{d / name} has no column {', '.join(missing)} (a live run's {name} has "
+                f"{', '.join(c for c, _ in cols)})"
+            )
+        for c, kind in cols:
+            t = schema.field(c).type
+            if not _kind_ok(t, kind):
+                want = "a number" if kind == "num" else "text"
+                raise ValueError(f"{d / name}: column {c} is {t}, not {want}")
+        rows[name] = f.metadata.num_rows
+    return rows
+
+
+def file_digests(folder: Path, names: tuple[str, ...]) -> dict[str, str]:
+    """sha256 (hex) of each named file in `folder`."""
+    return {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in names}
+
+
+def check_one_run(d: Path, summary: dict, config: dict, live: dict) -> None:
+    """ValueError, one line, unless config.json, summary.json, live.json and the two tables of
+    run folder `d` come from one run (see the module doc). The tables' columns must have
+    been checked (`check_tables`)."""
+    import pandas as pd
+
+    rows = check_tables(d)
+    digests = live.get("files")
+    if isinstance(digests, dict):
+        now = file_digests(d, tuple(n for n in TABLES if n in digests))
+        for n, h in now.items():
+            if h != digests[n]:
+                raise ValueError(
+                    f"{d / n} is not the file this run wrote (its sha256 differs from the one "
+                    f"{d / 'live.json'} records): files of different runs in one folder?"
+                )
+    it = pd.read_parquet(d / "iterations.parquet", columns=["lane", "measured_s"])
+    if not len(it) or not (it["measured_s"] > 0).any():
+        raise ValueError(f"live run {d} has no measured iterations ({d / 'iterations.parquet'})")
+    for name, key in (("requests.parquet", "num_requests"), ("iterations.parquet",
+                                                            "num_iterations")):  # fmt: skip
+        want = summary.get(key)
+        if isinstance(want, int) and rows[name] != want:
+            raise ValueError(
+                f"{d / name} has {rows[name]} rows; {d / 'summary.json'} says {key} = {want}: "
+                "files of different runs in one folder?"
+            )
+    from bulletsim.policies.registry import lanes_of
+
+    lanes = lanes_of(str(config.get("policy", "")))
+    extra = sorted(set(it["lane"].astype(str)) - set(lanes or ()))
+    if lanes is not None and extra:
+        raise ValueError(
+            f"{d / 'iterations.parquet'} has lanes {', '.join(extra)}; policy "
+            f"{config.get('policy')} (config.json) has lanes {', '.join(lanes)}: files of "
+            "different runs in one folder?"
+        )
+    req = pd.read_parquet(d / "requests.parquet", columns=["arrival_s", "finish_s"])
+    want = summary.get("duration_s")
+    if len(req) and isinstance(want, float) and np.isfinite(want):
+        got = float(req["finish_s"].max() - req["arrival_s"].min())
+        if abs(got - want) > REL_TOL * max(abs(want), 1.0):
+            raise ValueError(
+                f"{d / 'requests.parquet'} spans {got:.6f} s from first arrival to last "
+                f"finish; {d / 'summary.json'} says duration_s = {want:.6f}: files of "
+                "different runs in one folder?"
+            )
