@@ -153,6 +153,14 @@ def test_lanes_of_another_policy_are_named(runs, tmp_path, no_long_work):
     _one_line_error(code, out, "has lanes main; policy bullet", "prefill, decode")
 
 
+@pytest.mark.parametrize("name", ["config.json", "summary.json"])
+def test_config_and_summary_of_different_runs_are_refused(runs, tmp_path, no_long_work, name):
+    d = _copy(runs["bullet"], tmp_path, "jsons")
+    shutil.copy(runs["chunked"] / name, d / name)
+    code, out = _invoke("fidelity", [d], tmp_path)
+    _one_line_error(code, out, "different runs", "chunked")
+
+
 @pytest.mark.parametrize("cmd", ["fidelity", "calibrate"])
 def test_no_iterations_is_said_alike_by_both(runs, tmp_path, no_long_work, cmd):
     d = _copy(runs["chunked"], tmp_path, "empty")

@@ -2,10 +2,11 @@
 
 `check_tables` reads only the Parquet footers: every column `bulletsim fidelity` and
 `calibrate --from-live` read must be there with a numeric (or, for lanes and phases, text)
-type. `check_one_run` then checks that the files belong together: the digests `bulletsim live`
-records in live.json (`files`, sha256 of each table; runs written before it have none), the
-row counts summary.json gives, the lanes the run's policy has, and figures of summary.json
-recomputed from requests.parquet. Each fault is a ValueError, one line naming the file and
+type. `check_one_run` then checks that the files belong together: the digests `bulletsim
+live` records in live.json (`files`, sha256 of each table; runs written before it have
+none), the GPU, model and policy config.json and summary.json name, the row counts
+summary.json gives, the lanes the run's policy has, and summary.json's duration recomputed
+from requests.parquet. Each fault is a ValueError, one line naming the file and
 what does not match.
 """
 
@@ -94,6 +95,16 @@ def check_one_run(d: Path, summary: dict, config: dict, live: dict) -> None:
     been checked (`check_tables`)."""
     import pandas as pd
 
+    for key in ("gpu", "model"):
+        a, b = summary.get(key), config.get(key)
+        if isinstance(a, str) and isinstance(b, str) and a.lower() != b.lower():
+            raise ValueError(f"{d / 'summary.json'} says {key} {a}; {d / 'config.json'} says "
+                             f"{b}: files of different runs in one folder?")  # fmt: skip
+    label, policy = summary.get("policy"), config.get("policy")
+    if isinstance(label, str) and isinstance(policy, str):
+        if label != policy and not label.startswith(policy + "-"):
+            raise ValueError(f"{d / 'summary.json'} is of policy {label}; {d / 'config.json'} "
+                             f"says {policy}: files of different runs in one folder?")  # fmt: skip
     rows = check_tables(d)
     digests = live.get("files")
     if isinstance(digests, dict):
