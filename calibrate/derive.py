@@ -177,12 +177,21 @@ def derive(doc: dict, dst: GPUSpec) -> dict:
     }
     ar = doc.get("collectives", {}).get("allreduce")
     if ar is not None:
-        ratio = dst.interconnect_bytes_s / src.interconnect_bytes_s
-        note = f"{dst.name} / {src.name} NVLink datasheet"
-        sec = rescale_section(ar, ratio, note, (src.num_sms, dst.num_sms))
+        sec = move_allreduce(ar, src, dst)
         out["collectives"] = {"allreduce": sec}
         meta.setdefault("parts", {})["allreduce"] = "derived: " + sec["transfer"]
     return out
+
+
+def move_allreduce(sec: dict, src: GPUSpec, dst: GPUSpec) -> dict:
+    """An all-reduce section priced on GPU `src` moved to GPU `dst`: the link bandwidth B
+    scaled by the NVLink datasheet ratio (`GPUSpec.interconnect_bytes_s`, alpha kept) and the
+    SM axis kept as the same share of the GPU (`rescale_section`); `kind: derived`, the step
+    written into `transfer`. The one GPU transfer of all-reduce tables: derived profiles
+    (`derive`) and tables attached to another GPU's profile (`calibrate.shard_profile`)."""
+    ratio = dst.interconnect_bytes_s / src.interconnect_bytes_s
+    note = f"{dst.name} / {src.name} NVLink datasheet"
+    return rescale_section(sec, ratio, note, (src.num_sms, dst.num_sms))
 
 
 def derive_to_file(

@@ -12,13 +12,16 @@ recovers. The H20 profile is derived from it (`calibrate.derive.derive`, datashe
 labelled derived). With --collectives (helper "large"'s measured 2-GPU NCCL table) the
 group's all-reduce is attached (`calibrate.shard_profile.attach`: ring transfer to 8 GPUs,
 labelled derived). Writes `<out>/<layout>/` (profile JSONs, samples parquet, fit summary)
-and, with --install, copies the profiles into `bulletsim/data/profiles/`.
+and, with --install, copies the profiles into `bulletsim/data/profiles/`. Each file carries
+the tool's provenance marker (`written_by: calibrate.moe_fit`: the JSON's / profile meta's key,
+the parquet schema's metadata); a file of those names without it, in any layout's folder or
+among the installed profiles, stops the tool before it writes anything
+(`calibrate.own_files`).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -31,7 +34,15 @@ from bulletsim.latency.profile import PROFILE_DIR, ProfileLatency, write_profile
 from bulletsim.latency.profile_format import profile_filename
 from bulletsim.models import ModelSpec, get_model
 from calibrate.fit import _err_stats, fit_profile, row_shape
-from calibrate.samples import load_samples, to_parquet
+from calibrate.own_files import (
+    check_outputs,
+    is_own_json,
+    is_own_parquet,
+    is_own_profile,
+    write_json_atomic,
+    write_parquet_atomic,
+)
+from calibrate.samples import load_samples
 from calibrate.tool_cli import (
     ToolParser,
     read_json,
@@ -42,6 +53,8 @@ from calibrate.tool_cli import (
 
 LAYOUTS = {"tp8": "qwen3-235b-a22b", "ep8": "qwen3-235b-a22b-ep8"}
 SKEW = "zipf:0.6"
+TOOL = "calibrate.moe_fit"
+FIT_GPUS = ("h200", "h20")  # the measured profile's GPU and the derived one's
 
 
 def profile_name(gpu: str, model: ModelSpec) -> str:
@@ -133,23 +146,48 @@ def fit_layout(src: Path, out: Path, install: bool, collectives: dict | None = N
         summary["routing_check"] = {k: v for k, v in check.items() if k != "skew_ratio"}
         if "skew_ratio" in check:
             summary["routing_check"]["skew_ratio_error"] = check["skew_ratio"]["ratio_error"]
-        to_parquet(skew, out / "samples_zipf.parquet")
-    to_parquet(df, out / "samples_uniform.parquet")
+        write_parquet_atomic(out / "samples_zipf.parquet", TOOL, skew)
+    write_parquet_atomic(out / "samples_uniform.parquet", TOOL, df)
     if collectives is not None:  # the group's all-reduce (measured 2-GPU table, ring transfer)
         from calibrate.shard_profile import attach
 
         doc = attach(doc, collectives)
+    doc["meta"]["written_by"] = TOOL
     path = write_profile(doc, out / profile_name(gpu.name, model))
     from calibrate.derive import derive
 
     h20 = derive(doc, get_gpu("h20"))
+    h20["meta"]["written_by"] = TOOL
     h20_path = write_profile(h20, out / profile_name("h20", model))
     summary["h20_error_estimate"] = h20["meta"].get("error_estimate", {}).get("summary_line")
     if install:
-        for p in (path, h20_path):
-            shutil.copyfile(p, PROFILE_DIR / p.name)
-    (out / "fit_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        for p, d in ((path, doc), (h20_path, h20)):
+            write_profile(d, PROFILE_DIR / p.name)
+    write_json_atomic(out / "fit_summary.json", TOOL, summary)
     return summary
+
+
+def owned_files(model: ModelSpec) -> dict:
+    """Name -> recogniser of every file `fit_layout` writes in a layout's folder."""
+    prof = {profile_name(g, model): (lambda p: is_own_profile(p, TOOL)) for g in FIT_GPUS}
+    return {
+        "fit_summary.json": lambda p: is_own_json(p, TOOL),
+        "samples_uniform.parquet": lambda p: is_own_parquet(p, TOOL),
+        "samples_zipf.parquet": lambda p: is_own_parquet(p, TOOL),
+        **prof,
+    }
+
+
+def check_targets(root: Path, out: Path, layouts: list[str], install: bool) -> None:
+    """ValueError naming the first file of a layout's folder (or, with `install`, of the
+    installed profiles) that the tool would replace but did not write."""
+    for layout in layouts:
+        model = get_model(LAYOUTS[layout])
+        check_outputs(out / layout, owned_files(model), TOOL)
+        if install:
+            profiles = {k: v for k, v in owned_files(model).items() if k.endswith("json")}
+            profiles.pop("fit_summary.json")
+            check_outputs(PROFILE_DIR, profiles, TOOL)
 
 
 # Columns the fit reads of every sample (calibrate.samples writes them).
@@ -187,6 +225,7 @@ def main() -> None:
             f"no MoE samples in {root}: expected {' or '.join(f'{x}/uniform/' for x in LAYOUTS)}"
             " with meta.json and samples.jsonl (calibrate.moe_calibrate --job tp8|ep8)"
         )
+    check_targets(root, out, found, args.install)
     for layout in LAYOUTS:
         if layout not in found:
             print(f"note: {layout}: no samples under {root / layout}; skipped", file=sys.stderr)

@@ -95,3 +95,43 @@ def is_own_jsonl(path: Path, tool: str) -> bool:
 def jsonl_header(tool: str) -> str:
     """First line of a JSON-lines log `tool` writes (readers skip it: it has no "key")."""
     return json.dumps({MARK_KEY: tool}) + "\n"
+
+
+def is_own_parquet(path: Path, tool: str) -> bool:
+    """A parquet file whose schema metadata says `written_by: tool` (`write_parquet_atomic`)."""
+    try:
+        import pyarrow.parquet as pq
+
+        meta = pq.read_schema(path).metadata or {}
+    except (OSError, ValueError, ImportError):
+        return False
+    return meta.get(MARK_KEY.encode()) == tool.encode()
+
+
+def write_parquet_atomic(path: Path, tool: str, df) -> None:
+    """`df` (a pandas DataFrame, index dropped) as zstd parquet, `written_by: tool` in the
+    schema metadata; written to a hidden sibling and renamed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), MARK_KEY.encode(): tool.encode()}
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def is_own_profile(path: Path, tool: str) -> bool:
+    """A profile JSON whose `meta.written_by` is `tool` (profiles keep their top-level keys)."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    meta = doc.get("meta") if isinstance(doc, dict) else None
+    return isinstance(meta, dict) and meta.get(MARK_KEY) == tool

@@ -8,8 +8,14 @@ The fitted profile of a shard calibration (`bulletsim calibrate --tp N`) prices 
 of one GPU only: its held-out errors compare against single-GPU samples, which have no
 all-reduce. This adds the `collectives.allreduce` section for its tp from the measured
 2-GPU NCCL table: measured when tp equals the measured group size, else the ring transfer of
-`bulletsim.latency.collectives` (labelled derived, formula stored). The profile's meta says
-per part which is which (`meta.parts`).
+`bulletsim.latency.collectives` (labelled derived, formula stored). A table measured on
+another GPU than the profile's is moved to the profile's GPU by the transfer the derived
+profiles use (`calibrate.derive.move_allreduce`: NVLink datasheet ratio, SM axis as a share
+of the GPU; labelled derived). The profile's meta says per part which is which (`meta.parts`).
+
+Output: the input file itself, or --out (a new file, or the same profile: never another
+measured/installed one); its name, when it is a profile name `<gpu>__<model>__tp<N>.json`,
+must be the profile's own. --install also writes `bulletsim/data/profiles/<that name>`.
 """
 
 from __future__ import annotations
@@ -18,8 +24,14 @@ import copy
 from pathlib import Path
 
 from bulletsim.files import require_writable_file
+from bulletsim.hardware import get_gpu
 from bulletsim.latency.collectives import section_for
-from bulletsim.latency.profile_format import PROFILE_DIR, read_profile, write_profile
+from bulletsim.latency.profile_format import (
+    PROFILE_DIR,
+    profile_filename,
+    read_profile,
+    write_profile,
+)
 from calibrate.tool_cli import ToolParser, read_json, run_tool
 
 COLLECTIVES_DIR = PROFILE_DIR.parent / "collectives"
@@ -46,13 +58,20 @@ def _is_profile(path: Path) -> bool:
         return False
 
 
-def attach(doc: dict, table: dict, interconnect_ratio: float = 1.0, note: str | None = None):
-    """A copy of profile `doc` with the all-reduce section for its tp and `meta.parts`."""
+def attach(doc: dict, table: dict) -> dict:
+    """A copy of profile `doc` with the all-reduce section for its tp and `meta.parts`; a
+    table of another GPU (`table["gpu"]`) is moved to the profile's GPU
+    (`calibrate.derive.move_allreduce`, labelled derived)."""
     tp = int(doc["meta"].get("tp", 1))
     if tp < 2:
         raise ValueError("a single-GPU profile (tp=1) has no all-reduce to attach")
     out = copy.deepcopy(doc)
-    sec = section_for(table, tp, interconnect_ratio, note)
+    sec = section_for(table, tp)
+    dst, src = get_gpu(doc["meta"]["gpu"]), get_gpu(table.get("gpu") or doc["meta"]["gpu"])
+    if src.name != dst.name:
+        from calibrate.derive import move_allreduce
+
+        sec = move_allreduce(sec, src, dst)
     out.setdefault("collectives", {})["allreduce"] = sec
     from bulletsim.latency.factory import kernel_limits
 
@@ -66,24 +85,67 @@ def attach(doc: dict, table: dict, interconnect_ratio: float = 1.0, note: str | 
     return out
 
 
+IDENTITY = ("gpu", "model", "tp", "mechanism", "kind", "date")
+
+
+def _describe(meta: dict) -> str:
+    return f"{meta.get('kind')} {meta.get('gpu')} / {meta.get('model')} tp={meta.get('tp', 1)}"
+
+
+def own_name(doc: dict) -> str:
+    """The file name the profile lookup reads for `doc` (`<gpu>__<model>__tp<N>.json`)."""
+    m = doc["meta"]
+    return profile_filename(
+        m["gpu"], m["model"], int(m.get("tp", 1)), m.get("mechanism", "green-ctx")
+    )
+
+
+def check_target(path: Path, doc: dict, flag: str) -> None:
+    """ValueError unless profile `doc` may be written to `path`: a name shaped like a profile
+    name must be `doc`'s own (another tp/GPU/model there would be read as that one), and an
+    existing profile there is replaced only by the same profile (same GPU, model, tp,
+    mechanism, kind and date: a re-run), never by another measured/installed one."""
+    name = own_name(doc)
+    if "__" in path.name and path.name != name:
+        raise ValueError(
+            f"{flag} {path}: the file name is not this profile's ({_describe(doc['meta'])}); "
+            f"the profile lookup would read it as another one; name it {name}"
+        )
+    if path.is_file() and _is_profile(path):
+        old = read_profile(path)["meta"]
+        if any(old.get(k) != doc["meta"].get(k) for k in IDENTITY):
+            raise ValueError(
+                f"{flag} {path} holds another profile ({_describe(old)}, {old.get('date')}); "
+                "it is not replaced (remove it yourself if that is what you want, or give a "
+                "new file)"
+            )
+
+
 def main() -> None:
     ap = ToolParser(prog="calibrate.shard_profile", description=__doc__.splitlines()[0])
     ap.add_argument("profile", type=Path, help="fitted shard profile (calibrate --tp N)")
     ap.add_argument("--collectives", type=Path, required=True, help="measured NCCL table")
-    ap.add_argument("--out", type=Path, help="where to write (default: beside the input)")
-    ap.add_argument("--install", action="store_true", help="also copy into the profiles dir")
+    ap.add_argument("--out", type=Path, help="file to write (default: the input profile, in place)")
+    ap.add_argument(
+        "--install",
+        action="store_true",
+        help="also write bulletsim/data/profiles/<gpu>__<model>__tp<N>.json",
+    )
     args = ap.parse_args()
     doc, table = read_profile(args.profile), read_table(args.collectives)
     out = args.profile
     if args.out is not None:
-        out = require_writable_file(args.out, "--out", _is_profile, "a profile", args.profile.name)
+        out = require_writable_file(args.out, "--out", _is_profile, "a profile", own_name(doc))
+    check_target(out, doc, "--out" if args.out is not None else "profile")
+    if args.install:
+        check_target(PROFILE_DIR / own_name(doc), doc, "--install")
     try:
         doc = attach(doc, table)
     except (KeyError, TypeError) as e:
         raise ValueError(f"collectives table {args.collectives} is malformed ({e!r})") from None
     path = write_profile(doc, out)
     if args.install:
-        write_profile(doc, PROFILE_DIR / path.name)
+        write_profile(doc, PROFILE_DIR / own_name(doc))
     print(f"{path}: {doc['meta']['parts']}")
 
 

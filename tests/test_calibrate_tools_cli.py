@@ -18,6 +18,8 @@ from bulletsim.latency.profile_format import PROFILE_DIR
 
 COLL = PROFILE_DIR.parent / "collectives" / "h200__nccl-2gpu.json"
 TP4 = PROFILE_DIR / "h200__llama-3.1-70b__tp4.json"
+TP8 = PROFILE_DIR / "h200__llama-3.1-70b__tp8.json"
+ROUND = Path(__file__).parents[1] / "results/large-models/qwen3-235b-a22b/device-r3"
 
 
 def make_inputs(d: Path) -> None:
@@ -30,6 +32,15 @@ def make_inputs(d: Path) -> None:
     (d / "user.txt").write_text("keep\n")
     (d / "p70.json").write_text(TP4.read_text())
     (d / "p8.json").write_text((PROFILE_DIR / "h200__llama-3.1-8b.json").read_text())
+    (d / "p70-8.json").write_text(TP8.read_text())
+    (d / TP4.name).write_text(TP4.read_text())  # a user's measured TP-4 profile
+    # a user's own files in the folders moe_fit writes (issue 13 fault 2)
+    (d / "mf1" / "tp8").mkdir(parents=True)
+    (d / "mf1" / "tp8" / "fit_summary.json").write_text('{"mine": 1}\n')
+    (d / "mf2" / "ep8").mkdir(parents=True)
+    (d / "mf2" / "ep8" / "samples_zipf.parquet").write_text("mine\n")
+    (d / "mf3" / "ep8").mkdir(parents=True)
+    (d / "mf3" / "ep8" / "h20__qwen3-235b-a22b-ep8__tp8.json").write_text(TP4.read_text())
     run = {"rank0": {"rows": []}, "world": 2, "date": "d", "timing_method": "t", "env": {}}
     (d / "run-empty.json").write_text(json.dumps({**run, "hidden": 8192, "nccl_log": {}}))
     row = {"op": "all_reduce", "bytes": 16384, "sms": 132, "ms": -1.0, "tokens": 1}
@@ -78,6 +89,25 @@ CASES = [
     ("sp-table-other", SP, ["@p70.json", "--collectives", "@other.json"], "lacks 'format'"),
     ("sp-table-profile", SP, ["@p70.json", "--collectives", "@p70.json"], "lacks 'bytes'"),
     ("sp-out-user", SP, ["@p70.json", "--collectives", str(COLL), "--out", "@user.txt"], "not a"),
+    # fault 1: a profile's --out names another tp/GPU/model, or holds another measured profile
+    (
+        "sp-out-name-tp",
+        SP,
+        ["@p70-8.json", "--collectives", str(COLL), "--out", f"@{TP4.name}"],
+        "name it h200__llama-3.1-70b__tp8.json",
+    ),
+    (
+        "sp-out-name-new",
+        SP,
+        ["@p70-8.json", "--collectives", str(COLL), "--out", "@h200__llama-3.1-8b__tp8.json"],
+        "is not this profile's",
+    ),
+    (
+        "sp-out-other-measured",
+        SP,
+        ["@p70-8.json", "--collectives", str(COLL), "--out", "@p70.json"],
+        "holds another profile (measured h200 / llama-3.1-70b tp=4",
+    ),
     ("ds-bad-int", DS, ["--from-tp", "4", "--tp", "x"], "invalid int value"),
     ("ds-tp-16", DS, ["--from-tp", "4", "--tp", "16"], "valid: 1, 2, 4, 8"),
     ("ds-tp-3", DS, ["--from-tp", "4", "--tp", "3"], "valid: 1, 2, 4, 8"),
@@ -94,6 +124,9 @@ CASES = [
     ("mf-meta", MF, ["@round-nometa", "--out", "@o"], "lacks 'model'"),
     ("mf-out-file", MF, ["@round-empty", "--out", "@user.txt"], "is a file; give a folder"),
     ("mf-table", MF, ["@round-empty", "--out", "@o", "--collectives", "@corrupt.json"], "JSON"),
+    ("mf-user-json", MF, [str(ROUND), "--out", "@mf1"], "fit_summary.json exists and was not"),
+    ("mf-user-parquet", MF, [str(ROUND), "--out", "@mf2"], "samples_zipf.parquet exists and"),
+    ("mf-user-profile", MF, [str(ROUND), "--out", "@mf3"], "h20__qwen3-235b-a22b-ep8__tp8.json"),
     ("ms-file", "calibrate.moe_summary", ["@user.txt"], "is a file, not a folder"),
     (
         "mc-layers",

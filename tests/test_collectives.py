@@ -299,3 +299,20 @@ def test_roofline_run_says_where_its_allreduce_comes_from():
     a100_8 = transfer_note("roofline", get_gpu("a100"), get_model("llama-3.1-70b", 8))
     assert "derived (ring formula, n=8, a100 NVLink)" in a100_8 and "/ 174 GB/s" in a100_8
     assert transfer_note("roofline", get_gpu("h200"), get_model("llama-3.1-8b")) is None
+
+
+def test_a_table_of_another_gpu_gets_the_derived_profiles_transfer(shard_doc):
+    """Issue 13 fault 6: an H200 table attached to an A100 profile is moved by the same NVLink
+    and SM-axis transfer `calibrate.derive` gives derived profiles, never attached as is."""
+    from calibrate.derive import derive
+    from calibrate.shard_profile import attach
+
+    table = table_from_run(fake_run())
+    assert table["gpu"] == "h200"
+    via_h200 = derive(attach(shard_doc, table), get_gpu("a100"))  # derived A100 profile
+    direct = attach(derive(shard_doc, get_gpu("a100")), table)  # H200 table on A100 kernels
+    sec = direct["collectives"]["allreduce"]
+    assert sec == via_h200["collectives"]["allreduce"]
+    assert sec["sms"] == [7, 26, 108] and sec["kind"] == "derived"
+    assert "B x 0.6667 (a100 / h200 NVLink datasheet)" in direct["meta"]["parts"]["allreduce"]
+    assert "SM axis x 108/132" in direct["meta"]["parts"]["allreduce"]

@@ -327,3 +327,33 @@ def test_installed_qwen3_profiles_say_what_each_gpu_holds():
         assert lat.name == f"profile:h20/{model.name} (derived, green-ctx)"
         note = transfer_note("auto", h20, model)
         assert experts in note and "derived" in note and "all-reduce" in note
+
+
+def test_committed_qwen3_fit_reproduces_and_reruns_in_place(tmp_path):
+    """Issue 13 fault 5: the documented regenerate step (moe_fit on the committed device-r3
+    samples with the committed NCCL table) gives the committed TP-8 files, byte for byte; a
+    second run into the same folder replaces only its own (marked) files."""
+    import shutil
+    from pathlib import Path
+
+    from calibrate.moe_fit import TOOL, check_targets, fit_layout
+    from calibrate.own_files import is_own_parquet
+    from calibrate.shard_profile import read_table
+
+    d = Path(__file__).parents[1] / "results/large-models/qwen3-235b-a22b"
+    table = read_table(
+        Path(__file__).parents[1] / "bulletsim/data/collectives/h200__nccl-2gpu.json"
+    )
+    src = tmp_path / "round" / "tp8"
+    shutil.copytree(d / "device-r3" / "tp8", src)
+    out = tmp_path / "out"
+    for _ in range(2):
+        check_targets(src.parent, out, ["tp8"], install=False)
+        fit_layout(src, out / "tp8", install=False, collectives=table)
+    for name in (
+        "fit_summary.json",
+        "h200__qwen3-235b-a22b__tp8.json",
+        "h20__qwen3-235b-a22b__tp8.json",
+    ):
+        assert (out / "tp8" / name).read_bytes() == (d / "tp8" / name).read_bytes(), name
+    assert is_own_parquet(out / "tp8" / "samples_uniform.parquet", TOOL)
