@@ -175,7 +175,9 @@ def run(
         Path | None,
         Opt(
             help="A Hugging Face config.json (Llama, Qwen2/3, Mistral, Mixtral, Qwen3-MoE): the "
-            "model's shape and context limit, simulated with the roofline."
+            "model's shape and context limit. Priced by the roofline unless an installed "
+            "profile of the same model name was calibrated for exactly this shape (layer count "
+            "aside); a run that skips such a profile says so."
         ),
     ] = None,
     policy: Annotated[

@@ -12,6 +12,62 @@ from bulletsim.models import ModelSpec
 # stays clear of engine code; tests/test_collectives.py checks the two agree).
 ALL_GEMM_PATHS = frozenset({"cublas", "cublaslt-sm-target", "triton-persistent"})
 
+# The ModelSpec fields a profile's kernel times depend on: a profile is used only for a model
+# whose values equal those of the registered model it was calibrated for (the layer count may
+# differ: the profile prices per layer and is rescaled).
+SHAPE_FIELDS = (
+    "hidden_size",
+    "num_heads",
+    "num_kv_heads",
+    "head_dim",
+    "intermediate_size",
+    "num_experts",
+    "experts_per_token",
+    "moe_intermediate_size",
+    "vocab_size",
+    "dtype_bytes",
+)
+
+
+def shape_mismatch(model: ModelSpec, profile_model: str | None = None) -> list[str]:
+    """`field run-value vs profile-value` for each `SHAPE_FIELDS` entry where `model` differs
+    from the registered model `profile_model` (default: the model of `model`'s name, whose
+    installed profiles a run finds by name); [] when they agree or the name is unregistered."""
+    from bulletsim.models import MODELS
+
+    ref = MODELS.get((profile_model or model.name).strip().lower())
+    if ref is None:
+        return []
+    return [
+        f"{f} {getattr(model, f)} vs {getattr(ref, f)}"
+        for f in SHAPE_FIELDS
+        if getattr(model, f) != getattr(ref, f)
+    ]
+
+
+def unmatched_profile(
+    kind: str, gpu: GPUSpec, model: ModelSpec, mechanism: str | None = None
+) -> str | None:
+    """One line when an installed profile carries the model's name but not its shape (a
+    --model-config that changes, e.g., top-k): that profile is not used; None otherwise."""
+    from bulletsim.latency.profile import find_profile
+
+    if kind == "roofline":
+        return None
+    diff = shape_mismatch(model)
+    if not diff:
+        return None
+    found = [find_profile(gpu.name, model.name, tp=model.tp)]
+    if mechanism not in (None, "none"):
+        found.append(find_profile(gpu.name, model.name, tp=model.tp, mechanism=mechanism))
+    path = next((p for p in found if p is not None), None)
+    if path is None:
+        return None
+    return (
+        f"profile {path.name} not used: it was calibrated for the registered {model.name}, whose "
+        f"shape differs from this model's ({'; '.join(diff)}); priced by the roofline"
+    )
+
 
 def select_profile(
     kind: str,
@@ -32,8 +88,24 @@ def select_profile(
 
     if profile is not None:
         assert kind != "roofline", "RunConfig.validate refuses a profile with the roofline"
-        return require_file(Path(profile).expanduser(), "profile")
+        path = require_file(Path(profile).expanduser(), "profile")
+        from bulletsim.latency.profile import read_profile
+
+        prof_model = str(read_profile(path)["meta"].get("model", ""))
+        diff = shape_mismatch(model, prof_model) if prof_model else []
+        if diff:
+            raise ValueError(
+                f"profile {path} was calibrated for {prof_model}, whose shape differs from "
+                f"{model.name}'s ({'; '.join(diff)}); use --latency roofline, or a profile of "
+                "this shape"
+            )
+        return path
     if kind == "roofline":
+        return None
+    line = unmatched_profile(kind, gpu, model, mechanism)
+    if line is not None:
+        if kind == "profile":
+            raise ValueError(line.replace("; priced by the roofline", "; use --latency roofline"))
         return None
     if mechanism not in (None, "none"):
         path = find_profile(gpu.name, model.name, tp=model.tp, mechanism=mechanism)
@@ -95,7 +167,10 @@ def transfer_note(
 
     path = select_profile(kind, gpu, model, mechanism, profile)
     if path is None:
-        return roofline_allreduce_line(gpu, model) if model.tp > 1 else None
+        lines = [unmatched_profile(kind, gpu, model, mechanism)]
+        if model.tp > 1:
+            lines.append(roofline_allreduce_line(gpu, model))
+        return "\n".join(x for x in lines if x) or None
     doc = read_profile(path)
     meta = doc["meta"]
     lines = []
