@@ -174,10 +174,13 @@ def length_needed(cap: pd.DataFrame, spec: Any) -> tuple[int, list[str]]:
 
 
 def capacity_warnings(cap: pd.DataFrame, spec: Any) -> list[str]:
-    """One line per problem a reader must know before trusting a capacity."""
+    """One line per problem a reader must know before trusting a capacity; none when the
+    sweep searched no capacity (--no-capacity: only the grid's rates ran)."""
+    if not spec.capacity:
+        return []
     out = []
     pct = f"{100 * spec.target_attainment:g}%"
-    if len(spec.seeds) < 2 and spec.capacity:
+    if len(spec.seeds) < 2:
         out.append("one seed: capacities have no interval; use --seeds 0,1,2 (or more)")
     for r in cap.itertuples(index=False):
         name = f"{r.label} on {r.trace}"

@@ -48,7 +48,11 @@ def sweep_context(spec: SweepSpec, points: pd.DataFrame) -> list[str]:
     lines = [
         f"GPU {values('gpu')}, model {values('model')}, latency model {values('latency_model')}",
         f"{spec.num_requests} requests per point, seeds {seeds}, Poisson arrivals, "
-        f"capacity to {100 * spec.rel_tol:g}% at {100 * spec.target_attainment:g}% attainment"
+        + (
+            f"capacity to {100 * spec.rel_tol:g}% at {100 * spec.target_attainment:g}% attainment"
+            if spec.capacity
+            else "capacity not searched (--no-capacity: only the grid's rates ran)"
+        )
         + ("; overloaded runs stop once they certainly miss" if spec.early_stop else ""),
     ]
     for trace, g in points.groupby("trace", sort=False):
@@ -104,6 +108,11 @@ def capacity_markdown(
         for r in g.itertuples(index=False):
             defined = not (r.zero_load_attainment < spec.target_attainment)
             capacity = _interval(r.capacity_req_s, r.capacity_lo, r.capacity_hi)
+            if not defined:
+                capacity = "undefined"
+            steady = "yes" if r.steady_at_capacity else "NO"
+            if not spec.capacity:
+                capacity, steady = "not searched", "-"
             gain = "-"
             if isinstance(r.gain_vs, str) and r.gain_vs and not math.isnan(r.gain):
                 gain = f"{_interval(r.gain, r.gain_lo, r.gain_hi)}x vs {r.gain_vs}"
@@ -111,11 +120,11 @@ def capacity_markdown(
                 100 * r.zero_load_attainment, 100 * r.zero_load_lo, 100 * r.zero_load_hi, 1
             )
             lines.append(
-                f"| {policy_label(r)} | {capacity if defined else 'undefined'} | {gain} | {zero} | "
+                f"| {policy_label(r)} | {capacity} | {gain} | {zero} | "
                 f"{_fmt(r.offered_rate_req_s_at_capacity)} | "
                 f"{_fmt(r.throughput_steady_req_s_at_capacity)} | "
                 f"{_fmt(r.ttft_p90_ms_at_capacity, 0)} | {_fmt(r.tpot_p90_ms_at_capacity, 0)} | "
-                f"{'yes' if r.steady_at_capacity else 'NO'} |"
+                f"{steady} |"
             )
         lines.append("")
     if warnings:
