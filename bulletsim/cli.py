@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from bulletsim.cli_errors import USER_ERRORS, fail  # noqa: F401
+from bulletsim.models import DEFAULT_TP_RULE
 
 # re-exported: the other commands (live, sweep, design, fidelity) import these from here
 from bulletsim.policies.registry import policy_choices
@@ -199,7 +200,7 @@ def run(
         ),
     ] = None,
     tp: Annotated[
-        int | None, Opt(help="Tensor-parallel degree. (default: the model's: 1 for 8B, 8 else)")
+        int | None, Opt(help=f"Tensor-parallel degree. (default: {DEFAULT_TP_RULE})")
     ] = None,
     latency: Annotated[
         str | None,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-import typer
+if TYPE_CHECKING:  # typer loads when first used: `python -m` scripts start without it
+    import typer
 
 # User input errors: bad names and numbers (ValueError), files that are missing, folders
 # given for files, unreadable paths (OSError). Each prints one line and exits with code 2.
@@ -15,6 +16,8 @@ USER_ERRORS = (ValueError, OSError)
 
 
 def fail(msg: str) -> NoReturn:
+    import typer
+
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(2)
 

@@ -98,6 +98,39 @@ class KVConfig:
         if self.capacity_blocks is not None and self.capacity_blocks < 1:
             raise ValueError(f"kv.capacity_blocks must be >= 1, got {self.capacity_blocks}")
 
+    def blocks_for(self, gpu: Any, model: ModelSpec) -> int:
+        """KV blocks one GPU of `model` (at its tp) holds on `gpu` (`kvcache.kv_capacity`), or
+        `capacity_blocks` when set; a one-line ValueError when the weights leave no room,
+        naming the tp degrees that fit (`models.valid_tps`), else "no tp fits"."""
+        from bulletsim.kvcache import kv_capacity
+        from bulletsim.models import valid_tps
+
+        if self.capacity_blocks is not None:
+            return self.capacity_blocks
+
+        def blocks(m: ModelSpec) -> int:
+            return kv_capacity(
+                gpu.memory_bytes,
+                m.weight_bytes_per_gpu,
+                m.kv_bytes_per_token_per_gpu,
+                block_size=self.block_size,
+                memory_fraction=self.memory_fraction,
+                reserve_bytes=int(self.reserve_gib * 1024**3),
+            ).num_blocks
+
+        try:
+            return blocks(model)
+        except ValueError as e:  # name the degrees that do fit, if any
+            fit = []
+            for tp in valid_tps(model, gpu.gpus_per_node):
+                try:
+                    blocks(dataclasses.replace(model, tp=tp))
+                    fit.append(tp)
+                except ValueError:
+                    pass
+            hint = f"tp that fit on {gpu.name}: {', '.join(map(str, fit))}" if fit else "no tp fits"
+            raise ValueError(f"{e} (tp={model.tp}; {hint})") from None
+
 
 @dataclass(frozen=True, slots=True)
 class MoEConfig:
@@ -113,12 +146,12 @@ class MoEConfig:
 
     def validate(self) -> str:
         """The routing spec, normalized; ValueError naming the valid forms otherwise."""
-        from bulletsim.latency.moe import parse_routing
+        from bulletsim.latency.moe import ROUTING_FORMS, parse_routing
 
         try:
             parse_routing(self.routing)
         except ValueError as e:
-            valid = "" if "valid:" in str(e) else "; valid: uniform, zipf:S, zipf:S:SEED"
+            valid = "" if "valid:" in str(e) else f"; valid: {ROUTING_FORMS}"
             raise ValueError(f"moe.routing={self.routing!r}: {e}{valid}") from None
         return self.routing.strip().lower()
 
@@ -143,15 +176,17 @@ class RunConfig:
         """The model's shape: from `model_config` when given, else the built-in `model`."""
         from bulletsim.hardware import get_gpu
         from bulletsim.hf_config import model_from_hf_config
-        from bulletsim.models import check_tp, get_model
+        from bulletsim.models import MODELS, check_tp, default_tp, get_model, model_key
 
-        max_gpus = get_gpu(self.gpu).gpus_per_node
+        gpu = get_gpu(self.gpu)
+        max_gpus = gpu.gpus_per_node
         if self.model_config is not None:
-            tp = self.tp or 1
-            spec = check_tp(model_from_hf_config(self.model_config, tp=1), max_gpus, tp)
-            spec = dataclasses.replace(spec, tp=tp)
+            base = model_from_hf_config(self.model_config, tp=1)
         else:
-            spec = get_model(self.model, tp=self.tp, max_gpus=max_gpus)
+            get_model(self.model)  # an unknown name: the one-line error naming the valid ones
+            base = MODELS[model_key(self.model) or self.model]
+        tp = self.tp if self.tp is not None else default_tp(base, gpu.memory_bytes, max_gpus)
+        spec = dataclasses.replace(check_tp(base, max_gpus, tp), tp=tp)
         routing = self.moe.validate()
         if routing == spec.moe_routing:
             return spec
@@ -188,6 +223,8 @@ class RunConfig:
         self.slo.validate()
         self.kv.validate()
         gpu = get_gpu(self.gpu)
+        # before any profile is looked up: a model that does not fit names the tp that fit
+        self.kv.blocks_for(gpu, self.model_spec())
         for name in (*self.policy_params, self.policy):
             params = self.params(name)
             if hasattr(params, "check_gpu"):  # splits the GPU cannot make (pdmux)

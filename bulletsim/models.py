@@ -215,6 +215,23 @@ def get_model(name: str, tp: int | None = None, max_gpus: int = 8) -> ModelSpec:
     return model if tp is None else replace(model, tp=tp)
 
 
+DEFAULT_TP_RULE = (
+    "1 when the weights take at most half of one GPU's memory, else the largest valid degree "
+    "(1 for Llama-3.1-8B, 8 for Llama-3.1-70B and Qwen3-235B-A22B)"
+)
+
+
+def default_tp(model: ModelSpec, memory_bytes: int, max_gpus: int = 8) -> int:
+    """The tensor-parallel degree a run uses when none is given (`DEFAULT_TP_RULE`): 1 when
+    `model`'s weights (`weight_bytes`) take at most half of `memory_bytes` (one GPU's memory;
+    the other half holds the KV cache) and tp 1 is valid, else the largest of `valid_tps`.
+    The built-in models' `tp` fields follow it on every GPU in `hardware` (a test checks)."""
+    valid = valid_tps(model, max_gpus) or [model.tp]
+    if 1 in valid and model.weight_bytes <= memory_bytes / 2:
+        return 1
+    return max(valid)
+
+
 def valid_tps(model: ModelSpec, max_gpus: int = 8) -> list[int]:
     """Tensor-parallel degrees `model` runs with inside one node of `max_gpus` GPUs: tp
     divides the query heads and the MLP width (each expert's under TP experts), tp and the

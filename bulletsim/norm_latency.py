@@ -27,13 +27,16 @@ import json
 import math
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
+# Only the standard library and cli_errors (itself light) load before `run_script` is in
+# charge: a Ctrl-C while pandas / scipy load is then "interrupted", exit 130, no traceback.
 from bulletsim.cli_errors import OneLineParser, run_script
-from bulletsim.intervals import mean_interval, ratio_interval
+from bulletsim.models import DEFAULT_TP_RULE
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 OUT_FILES = ("points.csv", "capacity.csv", "capacity.md")
 ABOVE, BELOW = "> hi", "< lo"  # a seed whose capacity the bracket did not hold
@@ -119,6 +122,8 @@ def capacity_table(
             row = {"policy": p, "capacity_req_s": nan, "lo": nan, "hi": nan, "seeds": seeds}
             rows.append({**row, "bracket": f"{bound} for {sum(map(bool, marks))}/{len(c)} seeds"})
             continue
+        from bulletsim.intervals import mean_interval, ratio_interval
+
         iv = mean_interval(c, rel_tol)
         row = {"policy": p, "capacity_req_s": iv.point, "lo": iv.lo, "hi": iv.hi, "seeds": c}
         if p.startswith("bullet") and best is not None:
@@ -134,7 +139,7 @@ def parse_args(argv: list[str] | None):
     ap = OneLineParser(prog="bulletsim.norm_latency", description=__doc__.splitlines()[0])
     ap.add_argument("--gpu", required=True)
     ap.add_argument("--model", required=True)
-    ap.add_argument("--tp", type=int)
+    ap.add_argument("--tp", type=int, help=f"tensor-parallel degree (default: {DEFAULT_TP_RULE})")
     ap.add_argument("--latency", default="profile")
     ap.add_argument("--slo-ms", type=float, required=True, help="mean E2E/output limit, ms")
     ap.add_argument("--policy", action="append", required=True)
@@ -207,6 +212,8 @@ def main(argv: list[str] | None = None) -> None:
     caps: dict[str, list[float]] = {}
     brackets: dict[str, list[str]] = {}
     points: list[dict] = []
+    from concurrent.futures import ProcessPoolExecutor
+
     with ProcessPoolExecutor(a.workers) as pool:
         jobs = {}
         from concurrent.futures import ThreadPoolExecutor
@@ -237,6 +244,8 @@ def write(
 ) -> None:
     """points.csv, capacity.csv, capacity.md into `a.out` (each atomically); `tp` is the
     degree the runs used (the model's default when --tp was not given)."""
+    import pandas as pd
+
     check_out(a.out)
     a.out.mkdir(parents=True, exist_ok=True)
     pts = pd.DataFrame(points).sort_values(["policy", "seed", "rate_req_s"])

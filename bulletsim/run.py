@@ -23,7 +23,7 @@ from bulletsim.engine_api import Engine
 from bulletsim.hardware import GPUSpec, get_gpu
 from bulletsim.invariants import check_run
 from bulletsim.itl import ITLSamples
-from bulletsim.kvcache import KVCache, kv_capacity
+from bulletsim.kvcache import KVCache
 from bulletsim.latency.base import LatencyModel
 from bulletsim.latency.factory import build_latency
 from bulletsim.metrics import add_request_metrics, summarize
@@ -245,37 +245,7 @@ def run_meta(run: Run) -> dict:
 
 
 def _kv_blocks(cfg: RunConfig, gpu: GPUSpec, model: ModelSpec) -> int:
-    if cfg.kv.capacity_blocks is not None:
-        if cfg.kv.capacity_blocks < 1:
-            raise ValueError(f"kv.capacity_blocks must be >= 1, got {cfg.kv.capacity_blocks}")
-        return cfg.kv.capacity_blocks
-
-    def blocks(m: ModelSpec) -> int:
-        return kv_capacity(
-            gpu.memory_bytes,
-            m.weight_bytes_per_gpu,
-            m.kv_bytes_per_token_per_gpu,
-            block_size=cfg.kv.block_size,
-            memory_fraction=cfg.kv.memory_fraction,
-            reserve_bytes=int(cfg.kv.reserve_gib * 1024**3),
-        ).num_blocks
-
-    try:
-        return blocks(model)
-    except ValueError as e:  # name the degrees that do fit, if any
-        from dataclasses import replace
-
-        from bulletsim.models import valid_tps
-
-        fit = []
-        for tp in valid_tps(model, gpu.gpus_per_node):
-            try:
-                blocks(replace(model, tp=tp))
-                fit.append(tp)
-            except ValueError:
-                pass
-        hint = f"tp that fit on {gpu.name}: {', '.join(map(str, fit))}" if fit else "no tp fits"
-        raise ValueError(f"{e} (tp={model.tp}; {hint})") from None
+    return cfg.kv.blocks_for(gpu, model)
 
 
 def _check_fits(workload: Workload, kv: KVCache) -> None:

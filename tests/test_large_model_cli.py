@@ -76,6 +76,16 @@ RUN = ("run", "--trace", "alpaca", "-n", "8", "-q", "--no-write", "--gpu", "h200
         (("--model", "qwen3-235b-a22b", "--set", "moe.routing=zipf"), "valid: uniform, zipf:S"),
         (("--model", "qwen3-235b-a22b", "--set", "moe.routing=zipf:0"), "valid: uniform"),
         (("--model", "qwen3-235b-a22b", "--set", "moe.routing=normal"), "unknown routing"),
+        # issue 13 item 9: a bad seed names moe.routing and the forms; ranges agree
+        (
+            ("--model", "qwen3-235b-a22b", "--set", "moe.routing=zipf:0.6:-1"),
+            "moe.routing='zipf:0.6:-1': zipf seed must be >= 0, got -1; valid: uniform, zipf:S, "
+            "zipf:S:SEED (S in (0, 4], SEED an integer >= 0)",
+        ),
+        (
+            ("--model", "qwen3-235b-a22b", "--set", "moe.routing=zipf:-1"),
+            "exponent must be in (0, 4], got -1; valid: uniform, zipf:S, zipf:S:SEED (S in (0, 4]",
+        ),
         (("--model", "qwen3-235b-a22b", "--set", "moe.route=uniform"), "valid: routing"),
         (("--model", "llama-3.1-8b", "--set", "moe.routing=zipf:0.6"), "dense model"),
     ],
@@ -120,3 +130,20 @@ def test_fidelity_names_the_layout_and_its_provenance_before_the_comparison():
     out = res.output
     assert "(tp=8 attention, ep=8 experts, uniform routing)" in out
     assert out.index("tp=8 shard profile h200/qwen3-235b-a22b-ep8") < out.index("┃ metric")
+
+
+def test_one_default_tp_rule_for_built_in_models_and_model_configs():
+    # issue 13 item 9: --tp's help states the rule; the registry follows it on every GPU, and
+    # a --model-config of Qwen3-235B gets tp 8 like --model qwen3-235b-a22b (was tp 1)
+    from pathlib import Path
+
+    from bulletsim.config import RunConfig
+    from bulletsim.hardware import GPUS
+    from bulletsim.models import MODELS, default_tp
+
+    for g in GPUS.values():
+        for m in MODELS.values():
+            assert default_tp(m, g.memory_bytes, g.gpus_per_node) == m.tp, (g.name, m.name)
+    fix = Path(__file__).parent / "fixtures" / "model_configs"
+    for name, tp in (("qwen3-235b-a22b.json", 8), ("llama-3.1-8b.json", 1)):
+        assert RunConfig(gpu="h20", model_config=str(fix / name)).model_spec().tp == tp

@@ -87,6 +87,12 @@ BASE = ["--gpu", "h200", "--model", "llama-3.1-8b", "--slo-ms", "100", "--policy
             "tp 8",
         ),
         (["--hi", "x"], "invalid float value"),
+        # a model that does not fit: the tp that fit, before any profile is looked up
+        (
+            ["--gpu", "h100", "--model", "llama-3.1-70b", "--tp", "1"],
+            "tp that fit on h100: 2, 4, 8",
+        ),
+        (["--set", "moe.routing=zipf:0.6:-1", "--model", "qwen3-235b-a22b"], "moe.routing="),
         (["--out", "@file"], "exists and is not a folder"),
         (["--out", "@user"], "holds mine.txt"),
     ],
@@ -106,3 +112,32 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, needle):
     assert needle in err[0], err[0]
     assert not (tmp_path / "nl").exists()
     assert (tmp_path / "user" / "mine.txt").read_text() == "keep\n"
+
+
+def test_startup_loads_no_heavy_module_before_run_script_is_in_charge():
+    # Ctrl-C while pandas / scipy load must be "interrupted" (exit 130), not a traceback:
+    # so importing the script loads neither (nor typer), and main() loads them under
+    # run_script's handler
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, bulletsim.norm_latency; "
+        "print(sorted({'pandas', 'scipy', 'typer', 'numpy'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_ctrl_c_during_startup_is_one_line_exit_130(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    argv = [sys.executable, "-m", "bulletsim.norm_latency", *BASE, "--out", str(tmp_path / "o")]
+    p = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert "Traceback" not in err and p.returncode in (130, -signal.SIGINT), err

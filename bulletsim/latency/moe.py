@@ -50,6 +50,8 @@ def row_tile(rows_per_expert: float) -> int:
     return tile
 
 
+# The routing forms a user may give (every error about a routing spec names them).
+ROUTING_FORMS = "uniform, zipf:S, zipf:S:SEED (S in (0, 4], SEED an integer >= 0)"
 _MC_TOKENS = 32768  # Monte Carlo tokens behind a skewed distribution's pick probabilities
 _MAX_DRAWS = 1024  # normal draws behind E[max over GPUs] (fixed seed: deterministic)
 
@@ -65,9 +67,13 @@ class Routing:
 
     def __post_init__(self) -> None:
         if self.kind not in ROUTING_KINDS:
-            raise ValueError(f"unknown routing {self.kind!r}; valid: uniform, zipf:S (S > 0)")
+            raise ValueError(f"unknown routing {self.kind!r}; valid: {ROUTING_FORMS}")
         if self.kind == "zipf" and not 0.0 < self.exponent <= 4.0:
-            raise ValueError(f"zipf exponent must be in (0, 4], got {self.exponent}")
+            raise ValueError(
+                f"zipf exponent must be in (0, 4], got {self.exponent:g}; valid: {ROUTING_FORMS}"
+            )
+        if self.seed < 0:  # numpy's generators take non-negative seeds only
+            raise ValueError(f"zipf seed must be >= 0, got {self.seed}; valid: {ROUTING_FORMS}")
 
     @property
     def name(self) -> str:
@@ -109,9 +115,9 @@ def parse_routing(spec: str) -> Routing:
             seed = int(parts[2]) if len(parts) == 3 else 0
             return Routing("zipf", float(parts[1]), seed)
         except ValueError as e:
-            if "exponent" in str(e):
+            if "zipf " in str(e):  # the exponent's or the seed's range
                 raise
-    raise ValueError(f"unknown routing {spec!r}; valid: uniform, zipf:S, zipf:S:SEED (S > 0)")
+    raise ValueError(f"unknown routing {spec!r}; valid: {ROUTING_FORMS}")
 
 
 @lru_cache(maxsize=64)
