@@ -18,7 +18,7 @@ import pandas as pd
 
 from bulletsim.intervals import mean_interval, ratio_interval, requests_needed, seeds_needed
 from bulletsim.steady_state import MIN_COMPLETED_SHARE
-from bulletsim.sweep_points import MECHANISM_COLUMNS
+from bulletsim.sweep_points import LAYOUT_COLUMNS, MECHANISM_COLUMNS
 
 MAX_HALF_WIDTH_REL = 0.10  # the issue's "+-10%": an interval wider than that is flagged
 AT_CAPACITY = (
@@ -75,15 +75,15 @@ def capacity_table(
 
 
 def _mechanism(points: pd.DataFrame, label: str, trace: str) -> dict:
-    """`policy` (as runs name it, mechanism included) and MECHANISM_COLUMNS of a (label,
-    trace): the same at every point of it."""
+    """`policy` (as runs name it, mechanism included), MECHANISM_COLUMNS and LAYOUT_COLUMNS
+    of a (label, trace): the same at every point of it."""
     mine = points[(points["label"] == label) & (points["trace"] == trace)]
     mine = (
         mine[mine["error"].map(lambda e: not (isinstance(e, str) and e))]
         if "error" in mine
         else mine
     )
-    cols = ("policy", *MECHANISM_COLUMNS)
+    cols = ("policy", *MECHANISM_COLUMNS, *LAYOUT_COLUMNS)
     if not len(mine):
         return dict.fromkeys(cols, "")
     first = mine.iloc[0]

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from bulletsim.models import DEFAULT_TP_RULE
 from bulletsim.policies.registry import policy_choices
 
 Opt = typer.Option
@@ -63,6 +64,10 @@ def sweep(
     ] = None,
     model: Annotated[
         str | None, Opt(help="Model, e.g. llama-3.1-8b, llama3.1-8b. (default: llama-3.1-8b)")
+    ] = None,
+    tp: Annotated[
+        int | None,
+        Opt(help=f"Tensor-parallel degree (= --set tp=N). (default: {DEFAULT_TP_RULE})"),
     ] = None,
     latency: Annotated[
         str | None, Opt(help="Latency model: auto, roofline, profile. (default: auto)")
@@ -176,7 +181,7 @@ def sweep(
         base = merge_overrides(
             mechanism_overrides(mechanism, parse_sets(set_)),
             {
-                "gpu": gpu, "model": model, "latency": latency,
+                "gpu": gpu, "model": model, "tp": tp, "latency": latency,
                 "profile": str(profile.expanduser().resolve()) if profile else None,
                 "workload": {
                     "traces_dir": str(traces_dir) if traces_dir else None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -22,13 +23,18 @@ POINT_COLUMNS = (
     "tpot_attainment", "goodput_req_s", "throughput_req_s", "throughput_steady_req_s",
     "offered_steady_req_s", "completed_share", "queue_growing", "drain_share", "n_for_drain",
     "steady", "output_throughput_tok_s", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms",
-    "tpot_p50_ms", "tpot_p90_ms", "tpot_p99_ms", "num_preemptions", "gpu", "model",
-    "latency_model", "mechanism", "remask_us", "remask_kind", "profile_mechanism",
+    "tpot_p50_ms", "tpot_p90_ms", "tpot_p99_ms", "num_preemptions", "gpu", "model", "tp",
+    "ep", "moe_routing", "latency_model", "latency_provenance", "mechanism", "remask_us",
+    "remask_kind", "profile_mechanism",
     "mechanism_caveat", "workload_source", "slo", "convention", "error",
 )  # fmt: skip
 # How the point's policy partitioned SMs and what its profile was measured under (run_meta)
 MECHANISM_COLUMNS = ("mechanism", "remask_us", "remask_kind", "profile_mechanism",
                      "mechanism_caveat")  # fmt: skip
+# The model's layout (tp, MoE ep and routing; '' for a dense model) and where the latency
+# model's numbers come from (`latency.factory.transfer_note`, the lines `run` prints: measured
+# vs derived parts; '' for a measured single-GPU profile): the same at every point of a label
+LAYOUT_COLUMNS = ("tp", "ep", "moe_routing", "latency_provenance")
 
 # The zero-load ceiling: this many requests of the point's workload, each run alone (spaced
 # ZERO_LOAD_GAP_S apart, far beyond any request's latency), with outputs cut to
@@ -87,6 +93,22 @@ def mechanism_fields(summary: dict) -> dict:
     }
 
 
+def latency_provenance(cfg: Any) -> str:
+    """`transfer_note` of `cfg` on one line (" | " between its lines); '' when it has none."""
+    from bulletsim.hardware import get_gpu
+
+    return _provenance(
+        cfg.latency, get_gpu(cfg.gpu), cfg.model_spec(), cfg.partition_mechanism(), cfg.profile
+    )
+
+
+@lru_cache(maxsize=64)
+def _provenance(kind: str, gpu: Any, model: Any, mechanism: Any, profile: Any) -> str:
+    from bulletsim.latency.factory import transfer_note
+
+    return " | ".join((transfer_note(kind, gpu, model, mechanism, profile) or "").splitlines())
+
+
 def run_point(spec: Any, v: Any, trace: str, seed: int, rate: float) -> dict:
     """Simulate one point and flatten it into a row of POINT_COLUMNS (without `kind`, `error`).
 
@@ -110,7 +132,9 @@ def run_point(spec: Any, v: Any, trace: str, seed: int, rate: float) -> dict:
             "label": v.label, "policy": s["policy"], "trace": trace, "seed": seed,
             "rate_req_s": rate, "num_requests": n,
             "offered_rate_req_s": (n - 1) / (arrivals[-1] - arrivals[0]) if n > 1 else math.nan,
-            "gpu": s["gpu"], "model": s["model"], "latency_model": s["latency_model"],
+            "gpu": s["gpu"], "model": s["model"], "tp": s["tp"], "ep": s.get("ep", ""),
+            "moe_routing": s.get("moe_routing", ""), "latency_model": s["latency_model"],
+            "latency_provenance": latency_provenance(cfg),
             **mechanism_fields(s),
             "workload_source": s["workload_source"], "slo": slo_text(_slo_dict(res.slo)),
             "tpot_slo_ms": 1e3 * res.slo.tpot_s,

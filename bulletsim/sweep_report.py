@@ -45,8 +45,15 @@ def sweep_context(spec: SweepSpec, points: pd.DataFrame) -> list[str]:
         return ", ".join(vals) if vals else "-"
 
     seeds = ",".join(str(s) for s in spec.seeds)
+    layout = ""
+    if "tp" in points:
+        layout = f" (tp={values('tp')}"
+        if values("ep") != "-":  # an MoE model: its expert layout and routing
+            layout += f", ep={values('ep')}, {values('moe_routing')} routing"
+        layout += ")"
     lines = [
-        f"GPU {values('gpu')}, model {values('model')}, latency model {values('latency_model')}",
+        f"GPU {values('gpu')}, model {values('model')}{layout}, latency model "
+        f"{values('latency_model')}",
         f"{spec.num_requests} requests per point, seeds {seeds}, Poisson arrivals, "
         + (
             f"capacity to {100 * spec.rel_tol:g}% at {100 * spec.target_attainment:g}% attainment"
@@ -55,6 +62,9 @@ def sweep_context(spec: SweepSpec, points: pd.DataFrame) -> list[str]:
         )
         + ("; overloaded runs stop once they certainly miss" if spec.early_stop else ""),
     ]
+    if "latency_provenance" in points:  # measured vs derived parts, as `run` prints them
+        lines += [f"latency provenance: {p}" for p in points["latency_provenance"].dropna().unique()
+                  if isinstance(p, str) and p]  # fmt: skip
     for trace, g in points.groupby("trace", sort=False):
         conv = values("convention", g)
         lines.append(
