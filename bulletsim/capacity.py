@@ -91,8 +91,9 @@ class CapacitySearch:
         if lo is None and hi is None:
             return self.start_req_s
         step = self.factor
-        if self.expand:
-            step = self.factor ** (2 ** max(0, len(self.evaluated) - 1))
+        if self.expand:  # factor^(2^k), capped at the whole rate range (no float overflow)
+            k = min(max(0, len(self.evaluated) - 1), 60)
+            step = math.exp(min(2.0**k * math.log(self.factor), self._log_range()))
         if (lo is None or hi is None) and self.slope is not None and len(self.evaluated) == 1:
             guess = self._guess(lo if hi is None else hi, step)
             if guess is not None:
@@ -118,6 +119,10 @@ class CapacitySearch:
             return round_rate(mid)
         return round_rate(min(max(lo * (hi / lo) ** u, lower), upper))
 
+    def _log_range(self) -> float:
+        """ln(max_req_s / min_req_s) + 1: no step of the search is ever wider than this."""
+        return math.log(max(self.max_req_s, self.min_req_s) / self.min_req_s) + 1.0
+
     def value(self, rate: float) -> float:
         """The attainment at an evaluated rate, or its estimate, or NaN."""
         a = self.evaluated[rate]
@@ -130,7 +135,8 @@ class CapacitySearch:
         if math.isnan(a) or not self.slope or self.slope >= 0:
             return None
         half = math.sqrt(1.0 + self.rel_tol)
-        ratio = math.exp((self.target - a) / self.slope)
+        x = (self.target - a) / self.slope  # clamped: a tiny slope must not overflow exp
+        ratio = math.exp(max(-self._log_range(), min(x, self._log_range())))
         ratio = ratio * half if a >= self.target else ratio / half
         if a >= self.target:
             return round_rate(rate * min(max(ratio, 1.0 + self.rel_tol), step))

@@ -43,15 +43,21 @@ LIBDIR=/tmp/smctrl-libsmctrl
 export LIBSMCTRL_PATH=$LIBDIR/libsmctrl.so
 SRC=${LIBSMCTRL_SRC:-../.libsmctrl-src}
 
-setup() {
+setup() {  # the libsmctrl stages stop here (exit 2) when the library cannot be built
+  if [ ! -f "$LIBSMCTRL_PATH" ]; then
+    if timeout 60 bash native/build_libsmctrl.sh "$SRC" --out "$LIBDIR"; then
+      stamp "libsmctrl built"
+    elif [[ " $* " =~ \ (masks|gemm|calib)\  ]]; then
+      stamp "error: libsmctrl build from $SRC failed (see above); the masks, gemm and calib" \
+        "stages need it: give your checkout as LIBSMCTRL_SRC=PATH"
+      exit 2
+    fi
+  fi
+  cp "$LIBDIR"/libsmctrl.json "$LIBDIR"/build.log "$OUTDIR/" 2>/dev/null
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,power.draw,compute_mode \
     --format=csv > "$OUTDIR/smi.txt" 2>&1
   [ -f native/build/libbulletsim_native.so ] ||
     timeout 60 make -C native > "$OUTDIR/make_native.log" 2>&1 || stamp "native probe build failed"
-  if [ ! -f "$LIBSMCTRL_PATH" ]; then
-    timeout 60 bash native/build_libsmctrl.sh "$SRC" --out "$LIBDIR" && stamp "libsmctrl built"
-  fi
-  cp "$LIBDIR"/libsmctrl.json "$LIBDIR"/build.log "$OUTDIR/" 2>/dev/null
   stamp "setup: $(tail -1 "$OUTDIR/smi.txt")"
 }
 
@@ -75,7 +81,7 @@ mps_guard() {  # once per run: one folder for every MPS stage, removed on exit
     cp -r "$MPSDIR/log" "$OUTDIR/mps_log" 2>/dev/null; rm -rf "$MPSDIR"' EXIT
 }
 
-setup
+setup "$@"
 for stage in "$@"; do
   case $stage in
     masks)

@@ -73,3 +73,16 @@ def test_capacity_table_reads_the_committed_sweeps():
     )
     assert r.returncode == 0, r.stderr
     assert "| sharegpt | (chunked-2048) | 58.69 [56.26, 61.12] | 1 |" in r.stdout
+
+
+@pytest.mark.skipif(
+    Path("/tmp/smctrl-libsmctrl/libsmctrl.so").exists(), reason="a built libsmctrl is there"
+)
+def test_device_script_stops_at_a_failed_libsmctrl_build(tmp_path):
+    env = {**os.environ, "OUTDIR": str(tmp_path / "o"), "LIBSMCTRL_SRC": str(tmp_path / "nx")}
+    r = sh(str(DEVICE), "masks", env=env)
+    assert r.returncode == 2, r.stdout + r.stderr
+    out = r.stdout + r.stderr
+    assert "error: libsmctrl build from" in out and "LIBSMCTRL_SRC=PATH" in out
+    assert "start selftest" not in out and "start " not in out  # no part ran after it
+    assert not (tmp_path / "o" / "exit_codes.txt").exists()

@@ -204,3 +204,19 @@ def test_auto_length_reruns_with_the_n_the_checks_ask_for(tmp_path):
     assert set(load_sweep(out)["points"]["num_requests"]) == {final}
     bad = CliRunner().invoke(app, [*args[:-2], "--max-requests", "10"])
     assert bad.exit_code == 2 and "--max-requests 10 is below -n 30" in bad.output
+
+
+def test_expanding_search_never_overflows_however_many_rates_it_has_seen():
+    """Issue 16: `sweep -n 60 --rates 2,4` raised OverflowError: the expanding step was
+    factor ** 2 ** (rates seen - 1), past a float's range after ~11 rates."""
+    from bulletsim.capacity import CapacitySearch
+
+    for lo_side in (True, False):
+        s = CapacitySearch(start_req_s=4.0, factor=1.2, expand=True, slope=-1e-9)
+        for i in range(40):  # all passing (hi unknown) or all failing (lo unknown)
+            s.record(1.0 + i * 0.01, 1.0 if lo_side else 0.0)
+        nxt = s.propose()
+        assert nxt is None or s.min_req_s <= nxt <= s.max_req_s
+    one = CapacitySearch(start_req_s=4.0, factor=1.2, expand=True, slope=-1e-9)
+    one.record(4.0, 1.0)  # the slope's guess from one rate: exp of a huge ratio, clamped
+    assert 4.0 < one.propose() <= 4.0 * 1.2
