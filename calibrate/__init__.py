@@ -12,6 +12,8 @@ Map (GPU-only modules import torch; the rest run anywhere):
     fit.py          SRM fit (scipy), measured grid, held-out errors
     gemm_faults.py  GEMM samples timed on a wrongly chosen kernel (a rule; the fit drops them)
     pipeline.py     samples -> profile -> report (+ install)
+    fit_inputs.py   calibrate-fit's samples / meta.json checks (before any write)
+    install.py      installing a profile: never over one silently, kept sections
     report.py       calibration report (markdown + plots)
     derive.py       derived profiles for other GPUs (datasheet transfer)
     transfer_error.py  a derived profile's error estimate (self-transfer on the source GPU)

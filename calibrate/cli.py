@@ -62,6 +62,11 @@ def _progress(total: int):
         yield advance
 
 
+REPLACE_HELP = (
+    "With --install: replace an installed profile of the same GPU, model, tp and mechanism "
+    "(sections the fit does not produce, e.g. collectives, are kept); without it, refused."
+)
+
 # What `--from-live` reads: every other option measures kernels and would be ignored by it.
 FROM_LIVE_OPTIONS = ("from_live", "run_dirs", "profile", "out")
 
@@ -106,6 +111,7 @@ def calibrate(
     install: Annotated[
         bool, Opt("--install/--no-install", help="Copy the profile into bulletsim/data/profiles.")
     ] = True,
+    replace: Annotated[bool, Opt("--replace", help=REPLACE_HELP)] = False,
     gemm_paths: Annotated[
         str | None,
         Opt(help="GEMM paths to choose from, comma-separated (default: all of them)."),
@@ -178,12 +184,14 @@ def calibrate(
             raise ValueError(
                 f"unknown prefill backend {prefill_backend!r}; valid: auto, flashinfer, sdpa"
             )
-        if install:  # a profile of another mechanism is never replaced: say so before the GPU
-            from bulletsim.latency.profile import PROFILE_DIR, profile_filename
-            from calibrate.pipeline import check_install
+        if replace and not install:
+            raise ValueError("--replace goes with --install (it replaces an installed profile)")
+        if install:  # an installed profile is never replaced silently: say so before the GPU
+            from bulletsim.latency.profile import profile_filename
+            from calibrate.pipeline import check_install, installed_path
 
             name = profile_filename(spec.name, mspec.name, mspec.tp, mechanism)
-            check_install(PROFILE_DIR / name, mechanism)
+            check_install(installed_path(name), mechanism, replace)
     except ValueError as e:
         _fail(str(e))
     _require_gpu(libsmctrl, mechanism == "libsmctrl")
@@ -194,6 +202,15 @@ def calibrate(
     tp_tag = f"__tp{mspec.tp}" if mspec.tp > 1 else ""
     suffix = "" if grid == "standard" else f"-{grid}"
     out = out or Path("results") / "calibration" / f"{spec.name}__{mspec.name}{tp_tag}{suffix}"
+    try:  # the files the fit writes at the end: refused now if they are not the tool's own
+        from bulletsim.latency.profile import profile_filename
+        from calibrate.own_files import check_outputs
+        from calibrate.pipeline import TOOL, owned_outputs
+
+        name = profile_filename(spec.name, mspec.name, mspec.tp, mechanism)
+        check_outputs(out, owned_outputs(name, True), TOOL)
+    except ValueError as e:
+        _fail(str(e))
     try:
         meta = run_calibration(
             spec.name,
@@ -214,7 +231,10 @@ def calibrate(
         )
     except (ValueError, RuntimeError) as e:
         _fail(str(e))
-    path, doc = finish(out, meta, install=install)
+    try:
+        path, doc = finish(out, meta, install=install, replace=replace, say=typer.echo)
+    except ValueError as e:
+        _fail(str(e))
     s = doc["fit"]["summary"]
     typer.echo(f"profile: {path}  (sweep {meta['sweep_wall_s']:.0f}s)")
     typer.echo(
@@ -250,14 +270,20 @@ def calibrate_fit(
     out: Annotated[
         Path | None, Opt(help="Output directory (default: the samples' directory).")
     ] = None,
-    install: Annotated[bool, Opt("--install/--no-install")] = False,
+    install: Annotated[
+        bool, Opt("--install/--no-install", help="Copy the profile into bulletsim/data/profiles.")
+    ] = False,
+    replace: Annotated[bool, Opt("--replace", help=REPLACE_HELP)] = False,
 ) -> None:
-    """Re-fit a profile from calibration samples (CPU only)."""
+    """Re-fit a profile from calibration samples (CPU only). Everything is checked before
+    anything is written; only files this tool wrote are replaced in the output folder."""
     from calibrate.pipeline import refit
 
+    if replace and not install:
+        _fail("--replace goes with --install (it replaces an installed profile)")
     meta = meta or samples.parent / "meta.json"
     try:
-        path, doc = refit(samples, meta, out or samples.parent, install)
+        path, doc = refit(samples, meta, out or samples.parent, install, replace, typer.echo)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     typer.echo(f"profile: {path}")

@@ -1,81 +1,179 @@
-"""After a sweep (CPU only): samples -> parquet -> fitted profile -> report, and installation."""
+"""After a sweep (CPU only): samples -> parquet -> fitted profile -> report, and installation.
+
+Files written into the output folder carry a provenance marker (`calibrate.own_files`): the
+profile JSON and `report.md` are stamped `calibrate.pipeline`, `report.png` and
+`samples.parquet` carry it in their metadata. `refit` (`calibrate-fit`) checks its inputs
+and that folder before it writes anything, and replaces only files it recognises as its own.
+"""
 
 from __future__ import annotations
 
 import json
-import shutil
+import os
 from pathlib import Path
 
+import pandas as pd
+
+import bulletsim.latency.profile_format as profile_format
 from bulletsim.hardware import get_gpu, resolve_mechanism
-from bulletsim.latency.profile import PROFILE_DIR, profile_filename, read_profile, write_profile
-from bulletsim.latency.profile_format import profile_mechanism
+from bulletsim.latency.profile import profile_filename, write_profile
 from bulletsim.models import get_model
+from calibrate import install as installer
 from calibrate.fit import fit_profile
-from calibrate.samples import load_samples, to_parquet
+from calibrate.fit_inputs import check_mechanism, read_meta, read_samples
+from calibrate.own_files import (
+    MARK_KEY,
+    check_outputs,
+    is_own_json,
+    is_own_text,
+    marker_line,
+    stamped,
+    write_text_atomic,
+)
+from calibrate.samples import load_samples
+
+TOOL = "calibrate.pipeline"
+PROFILE_DIR = profile_format.PROFILE_DIR  # tests point both at a copy
 
 
-def finish(out: Path, meta: dict, install: bool, report: bool = True) -> tuple[Path, dict]:
-    """Fit the samples under `out`, write the profile (and install it), plot the report.
+def check_install(dst: Path, mechanism: str, replace: bool = False) -> None:
+    """`calibrate.install.check_install` (kept here for callers)."""
+    installer.check_install(dst, mechanism, replace)
+
+
+def installed_path(profile_name: str) -> Path:
+    return PROFILE_DIR / profile_name
+
+
+def is_own_png(path: Path) -> bool:
+    try:
+        return marker_line(TOOL).encode() in path.read_bytes()
+    except OSError:
+        return False
+
+
+def is_own_parquet(path: Path) -> bool:
+    try:
+        import pyarrow.parquet as pq
+
+        meta = pq.read_schema(path).metadata or {}
+    except Exception:  # noqa: BLE001 - not a parquet file: not ours
+        return False
+    return meta.get(MARK_KEY.encode()) == TOOL.encode()
+
+
+def write_parquet(df: pd.DataFrame, path: Path) -> Path:
+    """`df` as zstd parquet stamped with this tool's marker, written atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    md = {**(table.schema.metadata or {}), MARK_KEY.encode(): TOOL.encode()}
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        pq.write_table(table.replace_schema_metadata(md), tmp, compression="zstd")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def owned_outputs(profile_name: str, with_samples: bool) -> dict:
+    """The files `finish` writes in its folder -> how each is recognised as its own."""
+    owned = {
+        profile_name: lambda p: is_own_json(p, TOOL),
+        "report.md": lambda p: is_own_text(p, TOOL),
+        "report.png": is_own_png,
+    }
+    if with_samples:
+        owned["samples.parquet"] = is_own_parquet
+    return owned
+
+
+def finish(
+    out: Path,
+    meta: dict,
+    install: bool,
+    report: bool = True,
+    replace: bool = False,
+    df: pd.DataFrame | None = None,
+    say=print,
+) -> tuple[Path, dict]:
+    """Fit the samples under `out` (or `df`), write the profile (and install it), plot the
+    report. Without `df`: a calibration run's folder (its samples.jsonl; meta.json and
+    samples.parquet written here).
 
     The profile's file name carries its mechanism (`profile_filename`): a libsmctrl profile
     installs as `<gpu>__<model>.libsmctrl.json` beside the green-context one, never over it.
-    ValueError (before the fit) when `install` would replace another mechanism's profile."""
-    (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
-    df = load_samples(out / "samples.jsonl")
-    to_parquet(df, out / "samples.parquet")
+    ValueError (before the fit) when `install` would replace an installed profile without
+    `replace`, or another mechanism's profile. `say` gets the lines naming what was installed."""
     gpu, model = get_gpu(meta["gpu"]), get_model(meta["model"], meta.get("tp", 1))
     mechanism = resolve_mechanism(meta["mechanism"])
+    name = profile_filename(gpu.name, model.name, model.tp, mechanism)
     if install:  # before any work: the fit must not end in a refusal
-        check_install(PROFILE_DIR / profile_filename(gpu.name, model.name, model.tp, mechanism),
-                      mechanism)  # fmt: skip
-    doc = fit_profile(df, model, gpu, meta)
-    path = write_profile(doc, out / profile_filename(gpu.name, model.name, model.tp, mechanism))
+        check_install(installed_path(name), mechanism, replace)
+    if df is None:
+        check_outputs(out, owned_outputs(name, True), TOOL)
+        write_text_atomic(out / "meta.json", json.dumps(meta, indent=1) + "\n")
+        df = load_samples(out / "samples.jsonl")
+        write_parquet(df, out / "samples.parquet")
+    doc = stamped(TOOL, fit_profile(df, model, gpu, meta))
+    path = write_profile(doc, out / name)
     if install:
-        dst = PROFILE_DIR / path.name
-        samples_dst = PROFILE_DIR / path.name.replace(".json", ".samples.parquet")
-        _copy_atomic(out / "samples.parquet", samples_dst)
-        _copy_atomic(path, dst)
+        for line in installer.install(doc, path, out / "samples.parquet", replace, PROFILE_DIR):
+            say(line)
     if report:
         try:
             from calibrate.report import write_report
 
-            write_report(doc, df, out)
+            write_report(doc, df, out, marker_line(TOOL))
         except Exception as e:  # noqa: BLE001 - the profile is written; a plot must not lose it
-            print(f"warning: report failed: {type(e).__name__}: {e}")
+            say(f"warning: report failed: {type(e).__name__}: {e}")
     return path, doc
 
 
-def check_install(dst: Path, mechanism: str) -> None:
-    """ValueError unless installing a profile measured under `mechanism` at `dst` replaces
-    nothing or a profile of the same mechanism: the file name carries the mechanism
-    (`profile_filename`), so a profile of another one there is an older layout's, never
-    overwritten."""
-    if not dst.is_file():
-        return
-    try:
-        theirs = profile_mechanism(read_profile(dst))
-    except ValueError as e:
-        raise ValueError(f"{dst} is not a profile this tool wrote ({e}); not replaced") from None
-    if theirs != mechanism:
-        raise ValueError(
-            f"{dst} holds a profile measured under {theirs}; a {mechanism} profile does not "
-            "replace it (install the other one under its own name, or move it first)"
-        )
+def refit(
+    samples: Path,
+    meta_path: Path,
+    out: Path,
+    install: bool,
+    replace: bool = False,
+    say=print,
+) -> tuple[Path, dict]:
+    """Redo the fit from a samples file (.jsonl or .parquet) and its meta.json into `out`.
 
-
-def _copy_atomic(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.copyfile(src, tmp)
-    tmp.replace(dst)
-
-
-def refit(samples: Path, meta_path: Path, out: Path, install: bool) -> tuple[Path, dict]:
-    """Redo the fit from a samples file (.jsonl or .parquet) and its meta.json."""
-    meta = json.loads(meta_path.read_text())
+    Everything is checked before anything is written (ValueError, one line): the inputs
+    (`calibrate.fit_inputs`), the install target, and `out` (a folder whose files by this
+    tool's names are its own; a meta.json there must equal `meta_path`'s)."""
+    df = read_samples(samples)
+    meta = read_meta(meta_path)
+    check_mechanism(df, meta, samples, meta_path)
+    gpu, model = get_gpu(meta["gpu"]), get_model(meta["model"], meta.get("tp", 1))
+    mechanism = resolve_mechanism(meta["mechanism"])
+    name = profile_filename(gpu.name, model.name, model.tp, mechanism)
+    if install:
+        check_install(installed_path(name), mechanism, replace)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder (default: the samples' folder)")
+    parquet = out / "samples.parquet"
+    copy_samples = not (parquet.exists() and parquet.resolve() == samples.resolve())
+    check_outputs(out, owned_outputs(name, copy_samples), TOOL)
+    meta_dst = out / "meta.json"
+    write_meta = True
+    if meta_dst.exists():
+        try:
+            same = json.loads(meta_dst.read_text()) == meta
+        except (OSError, ValueError):
+            same = False
+        if not same:
+            raise ValueError(
+                f"{meta_dst} exists and differs from {meta_path}; move it away or choose "
+                "another --out folder"
+            )
+        write_meta = False
     out.mkdir(parents=True, exist_ok=True)
-    if samples.resolve() != (out / "samples.jsonl").resolve():
-        df = load_samples(samples)
-        with open(out / "samples.jsonl", "w") as f:
-            for rec in df.to_dict("records"):
-                f.write(json.dumps({k: v for k, v in rec.items() if v == v}) + "\n")
-    return finish(out, meta, install)
+    if write_meta:
+        write_text_atomic(meta_dst, json.dumps(meta, indent=1) + "\n")
+    if copy_samples:
+        write_parquet(df, parquet)
+    return finish(out, meta, install, replace=replace, df=df, say=say)

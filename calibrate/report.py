@@ -4,6 +4,7 @@ predicted, residuals, co-run slowdowns). CPU only (matplotlib, Agg backend)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import matplotlib
@@ -131,13 +132,18 @@ def figure(doc: dict, df: pd.DataFrame, ops: pd.DataFrame | None = None):
     return fig
 
 
-def write_report(doc: dict, df: pd.DataFrame, out: Path) -> Path:
+def write_report(doc: dict, df: pd.DataFrame, out: Path, marker: str | None = None) -> Path:
+    """report.png and report.md in `out`, written atomically; `marker` (a provenance line,
+    `calibrate.own_files.marker_line`) opens report.md and is stored in the PNG's metadata."""
     ops = predictions(doc, df)
     fig = figure(doc, df, ops)
-    fig.savefig(out / "report.png", dpi=90)
+    png = out / ".report.png.tmp"
+    fig.savefig(png, dpi=90, format="png", metadata={"Description": marker} if marker else None)
+    os.replace(png, out / "report.png")
     plt.close(fig)
     fit = doc["fit"]
     lines = [
+        *([marker] if marker else []),
         f"# Calibration report: {doc['meta']['gpu']} / {doc['meta']['model']}",
         "",
         "```",
@@ -213,5 +219,7 @@ def write_report(doc: dict, df: pd.DataFrame, out: Path) -> Path:
         )
     lines += ["", "![report](report.png)", ""]
     path = out / "report.md"
-    path.write_text("\n".join(lines))
+    tmp = out / ".report.md.tmp"
+    tmp.write_text("\n".join(lines))
+    os.replace(tmp, path)
     return path

@@ -28,7 +28,8 @@ def test_importing_cli_does_not_import_torch():
 
 def test_calibrate_without_cuda_is_one_line_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ImportError
-    res = runner.invoke(_app(), ["calibrate", "--gpu", "h200"])
+    # --no-install: the shipped h200 profile would be refused first (test_calibrate_fit_cli)
+    res = runner.invoke(_app(), ["calibrate", "--gpu", "h200", "--no-install"])
     assert res.exit_code == 2
     assert "needs torch with CUDA" in res.output
     assert "Traceback" not in res.output

@@ -75,7 +75,9 @@ def test_a_profile_of_another_mechanism_is_never_replaced(profiles):
     legacy.write_text(json.dumps(lib))
     with pytest.raises(ValueError, match="measured under libsmctrl; a green-ctx profile does"):
         pipeline.check_install(legacy, "green-ctx")
-    pipeline.check_install(legacy, "libsmctrl")  # the same mechanism: a re-install
+    with pytest.raises(ValueError, match="is already installed .* add --replace"):
+        pipeline.check_install(legacy, "libsmctrl")  # the same mechanism: never silently
+    pipeline.check_install(legacy, "libsmctrl", replace=True)  # a re-install, asked for
     pipeline.check_install(profiles / "absent.json", "green-ctx")
 
 
