@@ -111,7 +111,7 @@ def test_the_gpu_executor_defaults_to_the_gpu_present(monkeypatch):
          "bullet.mechanism = libsmctrl: the live GPU engine partitions SMs with green contexts"),
         ("NVIDIA H200", ["--policy", "bullet", "--mechanism", "mps"], "valid live: green, none"),
         ("NVIDIA H200", ["--model", "llama-3.1-70b"], "runs dense models on one GPU (tp=1)"),
-        ("NVIDIA H200", ["--model", "qwen3-235b-a22b", "--tp", "1"], "tp=1, MoE"),
+        ("NVIDIA H200", ["--model", "qwen3-235b-a22b", "--tp", "8"], "tp=8, MoE"),
     ],
 )  # fmt: skip
 def test_the_gpu_executor_refuses_what_it_cannot_run(monkeypatch, present, args, msg):
