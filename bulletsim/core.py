@@ -7,7 +7,7 @@ metrics all speak in these types; none of them imports simpy or torch.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -112,6 +112,17 @@ def co_runner(phase: Phase, num_sms: int) -> CoRunner:
     """`CoRunner(phase, num_sms)`, one shared object per value (it is frozen): engines and
     split planning ask for the same few hundred values tens of thousands of times a run."""
     return CoRunner(phase, num_sms)
+
+
+def co_runner_beside(lane: str, running: Iterable[tuple[str, Phase, int]]) -> CoRunner | None:
+    """The co-runner of work launched now on `lane`: the other lane's running work, as
+    (lane, phase, SMs it runs on) entries of `running`; None when no other lane runs. The one
+    rule both engines price a launch by (the live loop with a launch's physical SMs, the
+    simulator with the SMs the other lane runs on or is being resized to)."""
+    for other, phase, sms in running:
+        if other != lane:
+            return co_runner(phase, sms)
+    return None
 
 
 @dataclass(frozen=True, slots=True)

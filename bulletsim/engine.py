@@ -6,10 +6,21 @@ latency model prices one, `latency.base.launch_gap_fn`), the latency model's pre
 the work's modelled overhead, and reports back. With several lanes the host is one thread: a
 lane's launch waits while the host still enqueues another lane's eager launch
 (`latency.base.host_launch_fn`). When a policy call changes a running
-lane's allocation (the resize request of `engine_api`), the lane is interrupted at once and
-the remaining fraction of its work is rescaled to the new SM count (re-partitioning on a real
-GPU applies to the next kernel launch, which comes within microseconds). The `Work` is never
-changed: the SMs it ended on and the number of resizes go into the iteration record.
+lane's allocation (the resize request of `engine_api`), what happens follows the partition
+mechanism (`partitioning.keeps_partition`):
+
+- libsmctrl, mps (the paper's model): the lane is interrupted at once and the remaining
+  fraction of its work is rescaled to the new SM count (a TPC mask or MPS context applies to
+  the next kernel launch, which comes within microseconds);
+- green-ctx (the live engine's): the running work keeps the partition it launched on until it
+  ends, as a CUDA-graph decode step or an eager window on a green-context stream does on the
+  GPU; the other lane's new work starts at once on its own partition, priced with the running
+  one as co-runner (`core.co_runner_beside`, the live loop's rule), and every launch runs on
+  the green-context partition the GPU engine would make (`live.green_lanes.launch_sms`). Lanes
+  may then hold more than the GPU together until the running step ends.
+
+The `Work` is never changed: the SMs it ended on and the number of resizes go into the
+iteration record.
 """
 
 from __future__ import annotations
@@ -19,8 +30,10 @@ from collections.abc import Callable
 
 import simpy
 
-from bulletsim.core import CoRunner, Work, co_runner
+from bulletsim.core import CoRunner, Work, co_runner_beside
 from bulletsim.latency.base import LatencyModel, host_launch_fn, launch_gap_fn
+from bulletsim.live.green_lanes import launch_sms
+from bulletsim.partitioning import keeps_partition
 from bulletsim.policies.base import Policy, PolicyContext
 from bulletsim.records import IterationLog
 
@@ -43,12 +56,16 @@ class SimEngine:
         progress_every: int = 2000,
         stop_when: Callable[[float], bool] | None = None,
         timing: LatencyModel | None = None,
+        mechanism: str | None = None,
     ) -> None:
         """`stop_when(now_s)` is asked after every iteration; True ends the run there (the
         state is left as it is, `stopped_at_s` is set and the invariants no longer apply).
         `timing`: the latency model that advances the clock, when it is not the one the policy
         predicts with (`ctx.latency`): as on a real GPU, whose times the policy only predicts
-        (re-simulating a live run whose policy predicted with another profile)."""
+        (re-simulating a live run whose policy predicted with another profile).
+        `mechanism`: the policy's SM partition mechanism (`RunConfig.partition_mechanism`;
+        None: no partitions, a running lane is rescaled at once as under libsmctrl); it
+        decides what a resize does to running work (module doc)."""
         self.policy = policy
         self.ctx = ctx
         self.state = ctx.state
@@ -67,6 +84,8 @@ class SimEngine:
         self._armed: dict[str, simpy.Event | None] = {}  # the timeout that wakes an idle lane
         self._newest_timeout: tuple[str, float, simpy.Event] | None = None
         self._host_free_s = 0.0  # when the one host thread can prepare the next launch
+        self.keeps_partition = keeps_partition(mechanism)
+        self._mechanism = mechanism
 
     def run(self) -> IterationLog:
         env = self.env = simpy.Environment()
@@ -89,12 +108,14 @@ class SimEngine:
         return self.log
 
     def _co_runner(self, lane: str) -> CoRunner | None:
-        for other, w in self._busy.items():
-            if other != lane and w is not None:
-                # the allocation, not the SMs it runs on: a resize made at this instant has
-                # already shrunk the other lane, its process just has not handled it yet
-                return co_runner(w.shape.phase, self._alloc[other])
-        return None
+        # Rescaling: the allocation, not the SMs it runs on (a resize made at this instant has
+        # already shrunk the other lane, its process just has not handled it yet). Keeping
+        # partitions: the SMs the other lane's work launched on, as the live loop prices it.
+        sms = self._running_sms if self.keeps_partition else self._alloc
+        return co_runner_beside(
+            lane,
+            ((o, w.shape.phase, sms[o]) for o, w in self._busy.items() if w is not None),
+        )
 
     def _sync_allocations(self, now_s: float) -> None:
         """Apply the policy's allocation: record changes, resize busy lanes that changed."""
@@ -104,7 +125,11 @@ class SimEngine:
             if sms != held:
                 self._alloc[lane] = sms
                 self.sm_log.append((now_s, lane, sms))
-                if self._busy[lane] is not None and self._running_sms[lane] != sms:
+                if (
+                    not self.keeps_partition
+                    and self._busy[lane] is not None
+                    and self._running_sms[lane] != sms
+                ):
                     self._procs[lane].interrupt("resize")  # applied at once: see module doc
 
     def _wake_others(self, lane: str, *, skip_no_ops: bool = False) -> None:
@@ -113,6 +138,19 @@ class SimEngine:
                 if skip_no_ops and self._wake_is_no_op(other):
                     continue
                 ev.succeed()
+
+    def _wake_earlier(self, lane: str) -> bool:
+        """Wake the idle lanes before `lane` in the policy's lane order (skipping no-op wakes);
+        True when one was woken."""
+        woken = False
+        for other in self.policy.lanes:
+            if other == lane:
+                break
+            ev = self._idle[other]
+            if ev is not None and not ev.triggered and not self._wake_is_no_op(other):
+                ev.succeed()
+                woken = True
+        return woken
 
     def _wake_is_no_op(self, lane: str) -> bool:
         """True when waking idle `lane` now would change nothing: the policy says its next_work
@@ -204,7 +242,10 @@ class SimEngine:
                 self._wake_others(lane, skip_no_ops=True)
                 wake = False
             self._busy[lane] = work
-            sms = self._running_sms[lane] = work.num_sms
+            sms = work.num_sms
+            if self.keeps_partition:
+                sms = launch_sms(self._mechanism, lane, sms, self.ctx.total_sms)
+            self._running_sms[lane] = sms
             co = self._co_runner(lane) if multi else None
             # the host prepares the launch first (0 without host terms); the iteration's
             # record starts when its kernels do, as a live engine's does
@@ -242,6 +283,10 @@ class SimEngine:
             if multi:
                 self._sync_allocations(end)
                 wake = True
+                if self.keeps_partition and self._wake_earlier(lane):
+                    # the live loop asks idle lanes in the policy's lane order after a
+                    # completion: an earlier lane launches (and is priced) first
+                    yield env.timeout(0.0)
 
     def _stuck_message(self) -> str:
         st = self.state

@@ -127,6 +127,20 @@ def resolve_partitioning(
     )
 
 
+def keeps_partition(mechanism: str | None) -> bool:
+    """Whether a launched step keeps the SMs it started on until it ends (True for green-ctx).
+
+    Green contexts (the live engine's mechanism): a decode step is one CUDA graph and an eager
+    prefill window is enqueued on one green-context stream, so a re-split reaches a running
+    lane only at its next step or window; the other lane's new work starts at once on its own
+    partition beside it (the two may hold more than the GPU until the running step ends).
+    libsmctrl and mps re-partition per kernel launch (a new TPC mask or MPS context for the
+    next kernel, within microseconds), the paper's model: the simulator shrinks a running
+    lane at once. `none` (temporal sharing) never runs two lanes at once. Any alias accepted;
+    None (no partitions): False."""
+    return mechanism is not None and resolve_mechanism(mechanism) == "green-ctx"
+
+
 # What a profile measured under one mechanism gets wrong for a run partitioned by another
 # (results/mechanisms-h200, sections 5 and 6).
 _CAVEATS: dict[tuple[str, str], str] = {

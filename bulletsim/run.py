@@ -144,14 +144,26 @@ def simulate(
     bound = None
     if stop_below_attainment is not None:
         bound = MissBound(run.state, run.slo, stop_below_attainment)
-    engine = SimEngine(run.policy, run.context, progress=tick, stop_when=bound, timing=timing)
+    mechanism = cfg.partition_mechanism()
+    engine = SimEngine(
+        run.policy,
+        run.context,
+        progress=tick,
+        stop_when=bound,
+        timing=timing,
+        mechanism=mechanism,
+    )
     engine.run()
     if engine.stopped_at_s is not None:
         assert bound is not None
         return collect_stopped(run, engine, engine.stopped_at_s, bound.upper_bound)
     if progress:
         progress(run.state.num_finished, total)
-    res = collect(run, engine)
+    overlap = None
+    if engine.keeps_partition and len(run.policy.lanes) > 1:
+        # a launch keeps its partition while the policy already shrank its lane for the other
+        overlap = max(run.policy.max_overlap_sms, run.gpu.num_sms)
+    res = collect(run, engine, max_overlap_sms=overlap)
     if timing is not None:
         res.meta["timing_model"] = timing.name
     return res

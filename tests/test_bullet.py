@@ -212,11 +212,14 @@ def test_invariants_with_the_roofline(policy):
         num_requests=300,
         kv_capacity_blocks=3000,
         total_sms=132,
-        max_overlap_sms=132 if name == "naive" else 0,
+        # green contexts: a launch keeps its partition until it ends while the other lane's
+        # new work starts beside it, so the lanes may briefly hold more than the GPU
+        max_overlap_sms=132 if name == "naive" or mech else 0,
     )
     if mech:  # green contexts on Hopper: decode takes whole 8-SM groups, prefill the rest
         dec = lane(res.iterations, "decode")["num_sms"]
         assert ((dec % 8 == 0) | (dec == 132)).all()
+        assert (res.iterations["num_rescales"] == 0).all()  # never rescaled while running
     assert s["num_requests"] == 300
 
 

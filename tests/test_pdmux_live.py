@@ -1,9 +1,11 @@
 """PD-Multiplexing on the live engine's host loop (fake executor, no GPU).
 
-PDMux re-partitions only after a drain, so no launch ever runs across a split change: with a
-latency model that ignores co-runners, the live loop must reproduce the simulator to the bit.
-(With contention the two differ where they snapshot the co-runner: the simulator prices an
-iteration beside what runs when it starts, the live loop beside what is in flight at launch.)
+PDMux re-partitions only after a drain, so no launch ever runs across a split change; on green
+contexts the simulator runs each launch on the partition the GPU engine makes and prices it
+beside what is in flight at launch, in the live loop's lane order (issue 10). With a latency
+model that ignores co-runners and with the installed profile (contention), the live loop on
+the fake executor (green partitions, as `bulletsim live` makes it) must reproduce the
+simulator to the bit.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ LAT = ConstantLatency(
 )
 
 
+@pytest.mark.parametrize("latency", [LAT, None], ids=["constant", "profile"])
 @pytest.mark.parametrize("policy", ["pdmux", "pdmux-slo"])
-def test_live_loop_reproduces_the_simulator_exactly(policy):
+def test_live_loop_reproduces_the_simulator_exactly(policy, latency):
     cfg = load_config(
         None,
         {
@@ -37,8 +40,8 @@ def test_live_loop_reproduces_the_simulator_exactly(policy):
             "workload": {"trace": "splitwise", "num_requests": 150, "rate": 20.0},
         },
     )
-    live = live_run(cfg, FakeExecutor(), latency=LAT).result
-    sim = simulate(cfg, latency=LAT)
+    live = live_run(cfg, FakeExecutor(green=True), latency=latency).result
+    sim = simulate(cfg, latency=latency)
     pd.testing.assert_frame_equal(live.requests, sim.requests)
     cols = ["lane", "start_s", "end_s", "num_sms", "prefill_tokens", "decode_tokens"]
     cols += ["layer_start", "layer_end"]

@@ -7,7 +7,10 @@ it finished on the GPU), (3) asks each idle lane for work when something changed
 a completion, a launch) and launches it without waiting, and (4) sleeps in the executor until
 a launch may have finished or the next arrival is due. There is no preemption of running
 work: a re-split reaches a running lane at its next window or step (the partition of a launch
-is fixed), which is where this engine and the simulator differ by design.
+is fixed). The simulator does the same under green contexts (`partitioning.keeps_partition`)
+and prices a launch by the same co-runner rule (`core.co_runner_beside`); under libsmctrl and
+mps it shrinks a running lane at once (the paper's per-kernel re-masking), which this loop
+does not.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from bulletsim.core import co_runner
+from bulletsim.core import co_runner_beside
 from bulletsim.live.executor import Executor, Launch
 from bulletsim.live.records import LiveIterationLog
 from bulletsim.policies.base import Policy, PolicyContext
@@ -113,10 +116,10 @@ class LiveEngine:
             self._sync_allocations(now)
         if work is None:
             return None
-        co = None
-        for other, y in in_flight.items():
-            if other != lane and y is not None:
-                co = co_runner(y.work.shape.phase, y.num_sms)
+        co = co_runner_beside(
+            lane,
+            ((o, y.work.shape.phase, y.num_sms) for o, y in in_flight.items() if y is not None),
+        )
         sms = ex.physical_sms(lane, work.num_sms)
         predicted = self.latency.predict(work.shape, sms, co) + work.overhead_s
         x = Launch(lane, work, sms, co, predicted, now)

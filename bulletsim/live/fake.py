@@ -5,16 +5,18 @@ the loop made it, as on a GPU whose host prepares each launch before its first k
 no sooner than the one host thread has enqueued the previous eager launch
 (`latency.base.host_launch_fn`), as the simulator models it.
 
-With one lane (chunked prefill) the loop then reproduces the simulator's timeline exactly;
-with two lanes it differs only where the simulator rescales a running iteration after a
-re-split (a real GPU keeps the partition a launch started on).
+With one lane (chunked prefill), and with two lanes on green contexts (`green=True`: the
+simulator keeps a launch's partition too, `partitioning.keeps_partition`), the loop then
+reproduces the simulator's timeline exactly; with two lanes under libsmctrl or mps it differs
+where the simulator rescales a running iteration after a re-split (per-kernel re-masking,
+which this loop cannot do: a launch keeps the partition it started on).
 """
 
 from __future__ import annotations
 
 from bulletsim.latency.base import host_launch_fn, launch_gap_fn
 from bulletsim.live.executor import Launch
-from bulletsim.live.green_lanes import green_lane_sms
+from bulletsim.live.green_lanes import launch_sms
 from bulletsim.policies.base import PolicyContext
 
 
@@ -23,7 +25,7 @@ class FakeExecutor:
 
     def __init__(self, granularity_sms: int | None = None, green: bool = False) -> None:
         # green: two lanes get the green-context partitions the GPU engine would make
-        # (`green_lanes.green_lane_sms`, the GPU engine's own rule); else granularity_sms
+        # (`green_lanes.launch_sms`, the GPU engine's own rule); else granularity_sms
         # rounds down to whole units; neither: exactly the SMs the policy asked for
         self.granularity_sms = granularity_sms
         self.green = green
@@ -45,7 +47,7 @@ class FakeExecutor:
 
     def physical_sms(self, lane: str, num_sms: int) -> int:
         if self.green and lane != "main":
-            return green_lane_sms(lane, num_sms, self.total_sms)[0]
+            return launch_sms("green-ctx", lane, num_sms, self.total_sms)
         g = self.granularity_sms
         if g is None or num_sms >= self.total_sms:
             return num_sms

@@ -8,10 +8,13 @@ SMs for the smallest split s (a multiple of `GRANULE`, >= `GRANULE`, <= `max_spl
 leaves no more than the policy's count, so it is the largest remainder within that count.
 A lane asking for the whole GPU gets it. E.g. on 132 SMs PDMux's (112, 20) runs as
 prefill 108 (remainder of the 24 split), decode 24; (72, 60) as 68 and 64.
+`launch_sms` applies it by mechanism (the simulator and the fake executor call it).
 Pure (no torch): the GPU module imports torch, this one must not.
 """
 
 from __future__ import annotations
+
+from bulletsim.partitioning import keeps_partition
 
 GRANULE = 8  # green-context SM granularity on Hopper (DESIGN.md)
 # cuBLAS GEMMs of a decode step (8 rows) failed with CUBLAS_STATUS_EXECUTION_FAILED on split
@@ -36,3 +39,13 @@ def green_lane_sms(lane: str, sms: int, total_sms: int) -> tuple[int, str]:
         return n, f"g{n}"
     s = min(top, max(g, -(-(total_sms - sms) // g) * g))
     return total_sms - s, f"r{s}"
+
+
+def launch_sms(mechanism: str | None, lane: str, sms: int, total_sms: int) -> int:
+    """SMs a launch asking for `sms` on `lane` physically runs on under `mechanism`: green-ctx
+    maps it to the partition the GPU engine makes (`green_lane_sms`, the engine's and the
+    fake executor's rule); single-lane work ("main") and other mechanisms
+    get what they asked for."""
+    if lane == "main" or not keeps_partition(mechanism):
+        return sms
+    return green_lane_sms(lane, sms, total_sms)[0]

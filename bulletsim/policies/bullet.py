@@ -12,8 +12,12 @@ the GPU (DESIGN.md, "Policies"):
 
 An idle lane holds no SMs, so an idle prefill hands decode the whole GPU at its next step
 and vice versa. A lane never grows while it runs; when a lane starts work that needs SMs the
-running lane holds, the running lane shrinks at once (the engine rescales its remaining
-work), as re-masking applies to the next kernel launch. So partitions never overlap.
+running lane holds, the policy shrinks the running lane's allocation at once. What that does
+to the running work is the engine's, by mechanism (`partitioning.keeps_partition`):
+libsmctrl and mps re-mask per kernel launch, so the simulator rescales the remaining work
+at once and partitions never overlap (the paper's model); on green contexts (the live
+engine's) a launched decode step or window keeps its partition until it ends and the new
+work starts beside it, as on the GPU (issue 10).
 """
 
 from __future__ import annotations
@@ -195,8 +199,9 @@ class Bullet(TwoLanePolicy):
         return overhead_s
 
     def _take(self, lane: str, work: Work) -> Work:
-        """Give `lane` the SMs `work` starts on; a running other lane shrinks at once to make
-        room (the engine resizes it at its next boundary), so partitions never overlap."""
+        """Give `lane` the SMs `work` starts on; a running other lane's allocation shrinks at
+        once to make room (the engine rescales it at once, or, on green contexts, lets it
+        finish on the partition it launched on: module doc)."""
         sms = work.num_sms
         other = "decode" if lane == "prefill" else "prefill"
         if self.busy[other] and self.num_sms[other] > self.total_sms - sms:
