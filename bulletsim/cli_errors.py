@@ -22,6 +22,12 @@ def fail(msg: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def doc_summary(doc: str | None) -> str:
+    """The first paragraph of a module docstring as one line: a script's `--help` description
+    (its first line alone can stop mid-sentence)."""
+    return " ".join((doc or "").strip().split("\n\n")[0].split())
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse for `python -m` scripts: a bad flag is one line (`error: <prog>: <message>`)
     and exit code 2, like the typer commands."""

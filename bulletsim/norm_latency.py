@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 # Only the standard library and cli_errors (itself light) load before `run_script` is in
 # charge: a Ctrl-C while pandas / scipy load is then "interrupted", exit 130, no traceback.
-from bulletsim.cli_errors import OneLineParser, run_script
+from bulletsim.cli_errors import OneLineParser, doc_summary, run_script
 from bulletsim.models import DEFAULT_TP_RULE
 
 if TYPE_CHECKING:
@@ -136,7 +136,12 @@ def capacity_table(
 def parse_args(argv: list[str] | None):
     """The command line, checked: numbers in range, names and the config resolvable (a
     one-line ValueError / FileNotFoundError naming what is valid, before any simulation)."""
-    ap = OneLineParser(prog="bulletsim.norm_latency", description=__doc__.splitlines()[0])
+    ap = OneLineParser(
+        prog="bulletsim.norm_latency",
+        description=doc_summary(__doc__),
+        epilog="Writes OUT/points.csv (every simulated point), OUT/capacity.csv and "
+        "OUT/capacity.md; the same inputs give the same files.",
+    )
     ap.add_argument("--gpu", required=True)
     ap.add_argument("--model", required=True)
     ap.add_argument("--tp", type=int, help=f"tensor-parallel degree (default: {DEFAULT_TP_RULE})")
@@ -152,7 +157,13 @@ def parse_args(argv: list[str] | None):
     ap.add_argument("--rel-tol", type=float, default=0.02)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--set", action="append", default=[], help="config key=value")
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="folder (new, or holding only these files) for points.csv, capacity.csv and "
+        "capacity.md",
+    )
     a = ap.parse_args(argv)
     if not (math.isfinite(a.slo_ms) and a.slo_ms > 0):
         raise ValueError(f"--slo-ms {a.slo_ms:g}: must be a finite number of ms > 0")

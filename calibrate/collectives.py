@@ -31,6 +31,7 @@ import statistics
 import time
 from pathlib import Path
 
+from bulletsim.cli_errors import doc_summary
 from calibrate.tool_cli import ToolParser, require_gpu, require_out_folder, run_tool
 
 SAFE_ENV = {  # never enable NVLink multicast on the lent machines (KINDS.md)
@@ -441,7 +442,7 @@ def nccl_channels(log_dir: Path) -> dict:
 
 
 def main() -> None:
-    ap = ToolParser(prog="calibrate.collectives", description=__doc__.splitlines()[0])
+    ap = ToolParser(prog="calibrate.collectives", description=doc_summary(__doc__))
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--suite", choices=sorted(SUITES), default="full")
     args = ap.parse_args()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bulletsim.cli_errors import doc_summary
 from bulletsim.files import require_writable_file
 from bulletsim.hardware import get_gpu
 from bulletsim.latency.collectives import AlphaBeta, busbw_gb_s, fit_alpha_beta, section_for
@@ -244,7 +245,7 @@ def _is_report(path: Path) -> bool:
 
 
 def main() -> None:
-    ap = ToolParser(prog="calibrate.collectives_fit", description=__doc__.splitlines()[0])
+    ap = ToolParser(prog="calibrate.collectives_fit", description=doc_summary(__doc__))
     ap.add_argument("run", type=Path, help="collectives.json of a device run")
     ap.add_argument("--out", type=Path, required=True, help="measured table to write")
     ap.add_argument("--report", type=Path, help="folder for collectives.md")

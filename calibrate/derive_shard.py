@@ -1,7 +1,9 @@
 """A TP shard profile for another tensor-parallel degree of the same model, GPU and kernels,
-derived from a measured one by the fitted SRM's shape ratio (CPU only).
+derived from an installed measured one by the fitted SRM's shape ratio, with the group's
+all-reduce attached; written to bulletsim/data/profiles/<gpu>__<model>__tp<tp>.json (CPU only).
 
     python -m calibrate.derive_shard --from-tp 4 --tp 8 [--gpu h200 --model llama-3.1-70b]
+        [--collectives bulletsim/data/collectives/h200__nccl-2gpu.json]
 
 Per grid cell (kernel k, axis value x, n SMs), with M_s / M_t the two shard shapes:
 
@@ -11,14 +13,18 @@ the GEMMs' N or K, the heads of attention and the vocabulary slice shrink by the
 the fitted SRM (alpha, knee, tile) prices that change, the measured deviation from the SRM
 at the same (x, n) carries over. Used when the target shard itself was not measured (issue
 13: the TP-8 sweep of round R3 stopped after 81 samples); the profile says so
-(`kind: derived`, `derived_from.tp`). The all-reduce section is rebuilt for the target tp by
-`calibrate.shard_profile` (ring transfer), not scaled here.
+(`kind: derived`, `derived_from.tp`). The all-reduce is not scaled from the source's: the
+measured NCCL table (--collectives) is attached for the target tp by
+`calibrate.shard_profile.attach` (ring transfer, labelled derived), so a run prices it. A
+measured profile at the target is never replaced.
 """
 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
+from bulletsim.cli_errors import doc_summary
 from bulletsim.latency.ops import linear_ops
 from bulletsim.latency.profile import (
     LINEAR_OPS,
@@ -124,11 +130,25 @@ def derive_tp(doc: dict, tp: int) -> dict:
 
 
 def main() -> None:
-    ap = ToolParser(prog="calibrate.derive_shard", description=__doc__.splitlines()[0])
-    ap.add_argument("--gpu", default="h200")
-    ap.add_argument("--model", default="llama-3.1-70b")
-    ap.add_argument("--from-tp", type=int, required=True)
-    ap.add_argument("--tp", type=int, required=True)
+    from calibrate.shard_profile import COLLECTIVES_DIR, attach, read_table
+
+    ap = ToolParser(
+        prog="calibrate.derive_shard",
+        description=doc_summary(__doc__),
+        epilog="Writes bulletsim/data/profiles/<gpu>__<model>__tp<tp>.json (the profile a "
+        "run with --tp <tp> reads); never replaces a measured profile there.",
+    )
+    ap.add_argument("--gpu", default="h200", help="GPU of the installed source (default h200)")
+    ap.add_argument("--model", default="llama-3.1-70b", help="model (default llama-3.1-70b)")
+    ap.add_argument("--from-tp", type=int, required=True, help="tp of the measured source")
+    ap.add_argument("--tp", type=int, required=True, help="tp to derive")
+    ap.add_argument(
+        "--collectives",
+        type=Path,
+        default=COLLECTIVES_DIR / "h200__nccl-2gpu.json",
+        help="measured NCCL table whose all-reduce is attached for --tp "
+        "(default: the installed 2-H200 table)",
+    )
     a = ap.parse_args()
     from bulletsim.hardware import get_gpu
     from bulletsim.latency.profile_format import installed_tps
@@ -137,6 +157,8 @@ def main() -> None:
     get_model(model, a.from_tp), get_model(model, a.tp)  # valid degrees, or the valid choices
     if a.tp == a.from_tp:
         raise ValueError(f"--tp {a.tp} equals --from-tp; give another degree to derive")
+    if a.tp < 2:
+        raise ValueError("--tp 1 is a single-GPU profile (calibrate it); derive tp >= 2")
     path = find_profile(gpu, model, tp=a.from_tp)
     if path is None:
         have = ", ".join(map(str, installed_tps(gpu, model))) or "none"
@@ -150,10 +172,15 @@ def main() -> None:
             f"{target} is a measured profile; a derived one does not replace it (remove it "
             "yourself if that is what you want)"
         )
+    table = read_table(a.collectives)
     doc = read_profile(path)
     doc.pop("collectives", None)
-    out = derive_tp(doc, a.tp)
+    try:
+        out = attach(derive_tp(doc, a.tp), table)
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"collectives table {a.collectives} is malformed ({e!r})") from None
     print(write_profile(out, target))
+    print(f"all-reduce: {out['meta']['parts']['allreduce']}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import os
 import time
 from pathlib import Path
 
-from calibrate.tool_cli import ToolParser, require_gpu, require_out_folder, run_tool
+from calibrate.tool_cli import ToolParser, doc_summary, require_gpu, require_out_folder, run_tool
 
 ROUTINGS = ("uniform", "zipf:0.6")
 LAYOUTS = {"tp8": 1, "ep8": 8}
@@ -253,7 +253,7 @@ def part_model(log) -> dict:
 
 
 def main() -> None:
-    ap = ToolParser(prog="calibrate.moe_bench", description=__doc__.splitlines()[0])
+    ap = ToolParser(prog="calibrate.moe_bench", description=doc_summary(__doc__))
     ap.add_argument("--part", choices=("check", "time", "model"), required=True)
     ap.add_argument("--out", default=os.environ.get("OUTDIR", "."), help="folder (env OUTDIR)")
     args = ap.parse_args()

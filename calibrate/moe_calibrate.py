@@ -24,6 +24,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bulletsim.cli_errors import doc_summary
 from calibrate.grids import QUICK
 from calibrate.tool_cli import ToolParser, require_gpu, require_out_folder, run_tool
 
@@ -322,7 +323,7 @@ def run_job(job: str, out: Path, layers: int, safe: bool, log) -> None:
 
 
 def main() -> None:
-    ap = ToolParser(prog="calibrate.moe_calibrate", description=__doc__.splitlines()[0])
+    ap = ToolParser(prog="calibrate.moe_calibrate", description=doc_summary(__doc__))
     ap.add_argument("--job", choices=tuple(JOBS), required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--layers", type=int, default=None, help="layers built (default 94; smoke 4)")

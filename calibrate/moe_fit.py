@@ -45,6 +45,7 @@ from calibrate.own_files import (
 from calibrate.samples import load_samples
 from calibrate.tool_cli import (
     ToolParser,
+    doc_summary,
     read_json,
     require_folder,
     require_out_folder,
@@ -206,7 +207,7 @@ def _samples(path: Path):
 
 
 def main() -> None:
-    ap = ToolParser(prog="calibrate.moe_fit", description=__doc__.splitlines()[0])
+    ap = ToolParser(prog="calibrate.moe_fit", description=doc_summary(__doc__))
     ap.add_argument("round_dir", type=Path, help="a MoE device round's folder (tp8/, ep8/)")
     ap.add_argument("--out", type=Path, required=True, help="folder for <layout>/ outputs")
     ap.add_argument("--install", action="store_true", help="copy the profiles into the package")

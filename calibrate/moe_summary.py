@@ -45,9 +45,9 @@ def main(out: Path) -> None:
 
 
 def cli() -> None:
-    from calibrate.tool_cli import ToolParser, require_folder
+    from calibrate.tool_cli import ToolParser, doc_summary, require_folder
 
-    ap = ToolParser(prog="calibrate.moe_summary", description=__doc__.splitlines()[0])
+    ap = ToolParser(prog="calibrate.moe_summary", description=doc_summary(__doc__))
     ap.add_argument("outdir", type=Path, help="the round's OUTDIR")
     main(require_folder(ap.parse_args().outdir, "OUTDIR"))
 

@@ -21,11 +21,12 @@ import json
 import time
 from pathlib import Path
 
+from bulletsim.cli_errors import doc_summary
 from calibrate.tool_cli import ToolParser, require_gpu, require_out_folder, run_tool
 
 
 def main() -> None:
-    ap = ToolParser(prog="calibrate.shard_probe", description=__doc__.splitlines()[0])
+    ap = ToolParser(prog="calibrate.shard_probe", description=doc_summary(__doc__))
     ap.add_argument("--model", default="llama-3.1-70b")
     ap.add_argument("--tp", type=int, default=8)
     ap.add_argument("--out", type=Path, required=True)

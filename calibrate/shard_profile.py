@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+from bulletsim.cli_errors import doc_summary
 from bulletsim.files import require_writable_file
 from bulletsim.hardware import get_gpu
 from bulletsim.latency.collectives import section_for
@@ -122,7 +123,7 @@ def check_target(path: Path, doc: dict, flag: str) -> None:
 
 
 def main() -> None:
-    ap = ToolParser(prog="calibrate.shard_profile", description=__doc__.splitlines()[0])
+    ap = ToolParser(prog="calibrate.shard_profile", description=doc_summary(__doc__))
     ap.add_argument("profile", type=Path, help="fitted shard profile (calibrate --tp N)")
     ap.add_argument("--collectives", type=Path, required=True, help="measured NCCL table")
     ap.add_argument("--out", type=Path, help="file to write (default: the input profile, in place)")

@@ -20,12 +20,13 @@ import math
 from collections.abc import Iterable
 from pathlib import Path
 
-from bulletsim.cli_errors import OneLineParser, run_script
+from bulletsim.cli_errors import OneLineParser, doc_summary, run_script
 from bulletsim.files import require_file
 
-# One-line argparse errors and the user-error front door are bulletsim's (`python -m
-# bulletsim.norm_latency` uses them too).
+# One-line argparse errors, the help description (doc_summary: a docstring's first paragraph)
+# and the user-error front door are bulletsim's (`python -m bulletsim.norm_latency` uses them).
 ToolParser = OneLineParser
+__all__ = ["ToolParser", "doc_summary", "run_tool"]
 run_tool = run_script
 
 

@@ -213,3 +213,84 @@ def test_collectives_needs_two_gpus(monkeypatch):
     with pytest.raises(ValueError, match=r"needs >= 2 GPUs \(one process per GPU\); 1 visible"):
         require_gpu("calibrate.collectives", min_gpus=2)
     require_gpu("calibrate.moe_bench")  # one GPU is enough for the single-GPU tools
+
+
+HELP_TOOLS = [
+    CF,
+    SP,
+    DS,
+    MF,
+    "calibrate.moe_summary",
+    "calibrate.moe_calibrate",
+    "calibrate.moe_bench",
+    "calibrate.collectives",
+    "calibrate.shard_probe",
+    "bulletsim.norm_latency",
+]
+
+
+@pytest.mark.parametrize("module", HELP_TOOLS)
+def test_help_states_the_whole_first_paragraph(module, monkeypatch, capsys):
+    """Issue 13 fault 9: --help printed the docstring's first line only, cut mid-sentence
+    ("the mean over", "GPU and kernels,"); it is the whole first paragraph now."""
+    from bulletsim.cli_errors import doc_summary
+
+    mod = importlib.import_module(module)
+    monkeypatch.setattr(sys, "argv", [module, "--help"])
+    with pytest.raises(SystemExit) as exc:
+        (getattr(mod, "cli", None) or mod.main)()
+    assert exc.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    summary = doc_summary(mod.__doc__)
+    assert summary.rstrip("`").endswith((".", ")", ".)")), summary
+    assert summary in text
+    if module in (DS, "bulletsim.norm_latency"):  # and says where it writes
+        assert ("bulletsim/data/profiles/<gpu>__<model>__tp<tp>.json" in text) or (
+            "OUT/points.csv" in text
+        ), text
+
+
+def test_derive_shard_attaches_the_target_tps_allreduce(tmp_path, monkeypatch, capsys):
+    """Issue 13 fault 9: a derived shard profile carried no all-reduce (runs printed
+    "all-reduce NOT priced"); it gets the measured table's ring transfer for its tp."""
+    import calibrate.derive_shard as ds
+    import calibrate.shard_profile  # noqa: F401  (its table default: the real data folder)
+    from bulletsim.latency import profile_format
+
+    src = PROFILE_DIR / "h200__qwen3-235b-a22b__tp8.json"
+    (tmp_path / src.name).write_bytes(src.read_bytes())
+    monkeypatch.setattr(profile_format, "PROFILE_DIR", tmp_path)
+    monkeypatch.setattr(ds, "PROFILE_DIR", tmp_path)
+    monkeypatch.setattr(
+        sys, "argv", [DS, "--model", "qwen3-235b-a22b", "--from-tp", "8", "--tp", "4"]
+    )
+    ds.main()
+    doc = json.loads((tmp_path / "h200__qwen3-235b-a22b__tp4.json").read_text())
+    sec = doc["collectives"]["allreduce"]
+    assert sec["tp"] == 4 and sec["kind"] == "derived" and "t_4(S, sms)" in sec["transfer"]
+    assert doc["meta"]["kind"] == "derived" and "allreduce" in doc["meta"]["parts"]
+    assert "all-reduce: derived" in capsys.readouterr().out
+
+
+def test_ingest_sh_says_usage_and_refuses_a_round_with_nothing_to_copy(tmp_path):
+    """Issue 13 fault 9: no args was a shell "parameter not set", a missing or empty round
+    folder exit 0 having copied nothing; now usage / one error line and exit 2."""
+    import shutil
+    import subprocess
+
+    sh = Path(__file__).parents[1] / "results/large-models/ingest.sh"
+    (tmp_path / "empty").mkdir()
+    for args, needle in (
+        ([], "usage: sh results/large-models/ingest.sh"),
+        ([str(tmp_path / "missing"), "R3"], "is not a folder"),
+        ([str(tmp_path / "empty"), "R3"], "holds no round output"),
+    ):
+        r = subprocess.run(
+            [shutil.which("sh") or "sh", str(sh), *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+        )
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and needle in lines[0], r.stderr
+    assert not (tmp_path / "results").exists()

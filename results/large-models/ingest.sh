@@ -4,9 +4,26 @@
 # run's meta.json and kernel choices, and the probe's stage times. Usage, from the repository
 # root:  sh results/large-models/ingest.sh /work/devout/R2/large [R2]
 set -eu
+usage="usage: sh results/large-models/ingest.sh ROUND_OUTPUT_DIR [ROUND_NAME, default R2]"
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then
+  echo "$usage" >&2; exit 2
+fi
 SRC=$1
 ROUND=${2:-R2}
 D=results/large-models/device
+if [ ! -d "$SRC" ]; then
+  echo "error: $SRC is not a folder (a device round's output, e.g. /work/devout/R2/large)" >&2
+  exit 2
+fi
+# what a round writes that this copies: without any of it there is nothing to ingest
+found=$(ls -d "$SRC"/coll-full/collectives.json "$SRC"/probe-tp*/probe.json "$SRC"/tp*-*.tgz \
+  "$SRC"/topo.txt "$SRC"/nvlink.txt "$SRC"/smi.txt "$SRC"/log_multi.txt "$SRC"/log_single.txt \
+  2>/dev/null | wc -l)
+if [ "$found" -eq 0 ]; then
+  echo "error: $SRC holds no round output (coll-full/collectives.json, probe-tp*/probe.json," \
+    "tp*-*.tgz or the topo/nvlink/smi/log_*.txt files); nothing copied" >&2
+  exit 2
+fi
 mkdir -p "$D"
 for f in topo.txt nvlink.txt smi.txt log_multi.txt log_single.txt; do
   [ -f "$SRC/$f" ] && cp "$SRC/$f" "$D/$ROUND-$f"
