@@ -70,6 +70,7 @@ def config_from_options(o: dict):
     }
     try:
         given_sets = parse_sets(o["set_"])
+        check_mechanism_sources(o)
         sets = mechanism_overrides(o.get("mechanism"), given_sets)
         cfg = load_config(o["config"], merge_overrides(overrides, sets))
         check_mechanism_applies(o.get("mechanism"), (cfg.policy,))
@@ -104,7 +105,8 @@ def mechanism_sections(mechanism: str | None) -> dict:
 def mechanism_overrides(mechanism: str | None, sets: dict) -> dict:
     """`--set` overrides with `--mechanism` merged in; ValueError when the two name different
     mechanisms for one policy (aliases resolved first: `--mechanism green` and `--set
-    bullet.mechanism=green-ctx` agree). A config file's value is overridden by either."""
+    bullet.mechanism=green-ctx` agree). A config file's value that disagrees with either, or
+    two `--set`s that disagree, are refused first (`check_mechanism_sources`)."""
     from bulletsim.config import merge_overrides
     from bulletsim.hardware import resolve_mechanism
 
@@ -118,6 +120,63 @@ def mechanism_overrides(mechanism: str | None, sets: dict) -> dict:
                 "give one of them"
             )
     return merge_overrides(sections, sets)
+
+
+def mechanism_sources(o: dict) -> dict[str, list[tuple[str, object]]]:
+    """Policy (one that takes a mechanism) -> [(source, value)] for each place `run`'s or
+    `sweep`'s options `o` name its mechanism: the config file's `[POLICY] mechanism`, each
+    `--set POLICY.mechanism=V` (repeats included), `--mechanism`. Values as given."""
+    import tomllib
+
+    from bulletsim.config import parse_sets
+    from bulletsim.policies.registry import has_mechanism_param, policy_names
+
+    takers = {n for n in policy_names() if has_mechanism_param(n)}
+    out: dict[str, list[tuple[str, object]]] = {}
+    if o.get("config") is not None:
+        try:
+            doc = tomllib.loads(Path(o["config"]).expanduser().read_text())
+        except (OSError, ValueError):
+            doc = {}  # loading the config for the run reports it
+        for key, sec in doc.items():
+            if isinstance(sec, dict) and "mechanism" in sec and key.lower() in takers:
+                src = f"config file {o['config']} [{key}] mechanism = {sec['mechanism']!r}"
+                out.setdefault(key.lower(), []).append((src, sec["mechanism"]))
+    for item in o.get("set_") or []:
+        try:
+            sec = parse_sets([item])
+        except ValueError:
+            continue  # reported by the run's own parse
+        for key, val in sec.items():
+            if isinstance(val, dict) and "mechanism" in val and key.lower() in takers:
+                out.setdefault(key.lower(), []).append((f"--set {item.strip()}", val["mechanism"]))
+    if o.get("mechanism") is not None:
+        for name in sorted(takers):
+            out.setdefault(name, []).append((f"--mechanism {o['mechanism']}", o["mechanism"]))
+    return out
+
+
+def check_mechanism_sources(o: dict) -> dict[str, str]:
+    """Policy -> the source that sets its mechanism; ValueError (one line) when two sources
+    name different mechanisms for one policy (aliases resolved first: `green` = `green-ctx`),
+    or one names no mechanism (the valid ones listed)."""
+    from bulletsim.hardware import resolve_mechanism
+
+    named = {}
+    for policy, given in mechanism_sources(o).items():
+        seen: dict[str, str] = {}
+        for src, value in given:
+            try:
+                seen.setdefault(resolve_mechanism(value), src)
+            except ValueError as e:
+                raise ValueError(f"{src}: {e}") from None
+        if len(seen) > 1:
+            raise ValueError(
+                f"{policy}.mechanism is given differently: {'; '.join(seen.values())}; "
+                "give one (or the same mechanism everywhere)"
+            )
+        named[policy] = " and ".join(src for src, _ in given)
+    return named
 
 
 def mechanism_given(o: dict) -> bool:

@@ -174,10 +174,11 @@ def sweep(
     from bulletsim.cli import USER_ERRORS, check_run_size, fail
     from bulletsim.config import check_set_sections, merge_overrides, parse_sets
     from bulletsim.executors import EXECUTORS, make_executor
-    from bulletsim.run_options import mechanism_overrides
+    from bulletsim.run_options import check_mechanism_sources, mechanism_overrides
     from bulletsim.sweep import DEFAULT_POLICIES, DEFAULT_TRACES, SweepSpec
 
     try:
+        check_mechanism_sources({"mechanism": mechanism, "set_": set_})
         base = merge_overrides(
             mechanism_overrides(mechanism, parse_sets(set_)),
             {

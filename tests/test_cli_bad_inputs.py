@@ -94,6 +94,8 @@ CASES = [
     ("trace-file-missing", (*RUN, "--trace-file", "@missing.csv"), "not found"),
     ("trace-file-json-for-csv", ("run", "--trace-file", "@conv.json", "-q"), "--trace sharegpt"),
     ("traces-dir-missing", (*RUN, "--traces-dir", "@missing-dir"), "is not a folder"),
+    # a folder given without the trace's file: never the embedded model (issue 16, fault 6)
+    ("traces-dir-without-file", (*RUN, "--traces-dir", "@folder"), "holds no alpaca_data"),
     ("csv-without-file", (*RUN, "--trace", "csv"), "trace_file"),
     ("config-missing", (*RUN, "--config", "@missing.toml"), "config file not found"),
     ("config-folder", (*RUN, "--config", "@folder"), "is a folder, not a file"),
@@ -157,6 +159,7 @@ CASES = [
     # sweep inputs checked before any job (issue 17): each job was tried 3 times and a
     # results folder written
     ("sweep-traces-dir-missing", (*SWEEP, "--traces-dir", "@missing-dir"), "is not a folder"),
+    ("sweep-traces-dir-without-file", (*SWEEP, "--traces-dir", "@folder"), "holds no ShareGPT"),
     ("sweep-traces-dir-file", (*SWEEP, "--traces-dir", "@plain.txt"), "is not a folder"),
     (
         "sweep-trace-file-missing",

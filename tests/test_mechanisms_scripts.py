@@ -86,3 +86,16 @@ def test_device_script_stops_at_a_failed_libsmctrl_build(tmp_path):
     assert "error: libsmctrl build from" in out and "LIBSMCTRL_SRC=PATH" in out
     assert "start selftest" not in out and "start " not in out  # no part ran after it
     assert not (tmp_path / "o" / "exit_codes.txt").exists()
+
+
+@pytest.mark.parametrize("script", ["mechanisms-h200/regenerate.sh", "paper-a100/regenerate.sh",
+                                    "large-models/regenerate.sh"])  # fmt: skip
+def test_regenerate_refuses_a_trace_folder_without_the_files(tmp_path, script):
+    """Issue 16: an empty folder regenerated committed results from the embedded models."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = {**os.environ, "TRACES": str(empty), "BULLETSIM_TRACES_DIR": ""}
+    r = sh(str(ROOT / "results" / script), *([str(empty)] if "mech" in script else []), env=env)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.strip().startswith(f"error: --traces-dir {empty} holds no ")
+    assert "sharegpt_v3_random1000.json.gz" in r.stderr and r.stderr.count("\n") == 1

@@ -84,7 +84,11 @@ def test_conflicting_mechanisms_are_refused_and_aliases_agree():
         app, [*RUN, "--mechanism", "green", "--set", "bullet.mechanism=mps"], env=ENV
     )
     assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1
-    assert "--mechanism green conflicts with --set bullet.mechanism=mps" in res.output
+    out = " ".join(res.output.split())
+    assert (
+        "bullet.mechanism is given differently: --set bullet.mechanism=mps; --mechanism "
+        "green; give one" in out
+    )
     res = runner.invoke(
         app, [*RUN, "--no-write", "--mechanism", "green", "--set", "bullet.mechanism=Green-Ctx"],
         env=ENV,
@@ -147,3 +151,47 @@ def test_calibrate_takes_the_same_names():
     assert "unknown SM partition mechanism 'tpc'; valid: green (= green-ctx)" in res.output
     res = runner.invoke(cal, ["calibrate", "--gpu", "h200", "--mechanism", "green"])
     assert "unknown SM partition mechanism" not in res.output  # on to the GPU check
+
+
+@pytest.mark.parametrize(
+    "extra, names",
+    [
+        (["--mechanism", "green"], ["[bullet] mechanism = 'libsmctrl'", "--mechanism green"]),
+        (["--set", "bullet.mechanism=mps"], ["[bullet] mechanism = 'libsmctrl'", "--set bullet"]),
+        (["--set", "bullet.mechanism=libsmctrl", "--set", "bullet.mechanism=green"],
+         ["--set bullet.mechanism=libsmctrl", "--set bullet.mechanism=green"]),
+    ],
+)  # fmt: skip
+def test_any_two_mechanism_sources_that_disagree_are_refused(tmp_path, extra, names):
+    """Issue 16: a config file's mechanism lost silently to --mechanism / --set, and of two
+    --set the last won; each source is named."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[bullet]\nmechanism = "libsmctrl"\n')
+    with_cfg = ["--config", str(cfg)] if "libsmctrl'" in names[0] else []
+    res = runner.invoke(app, [*RUN, "--no-write", *with_cfg, *extra], env=ENV)
+    out = " ".join(res.output.split())
+    assert res.exit_code == 2 and out.startswith("error: bullet.mechanism is given differently")
+    assert all(n in out for n in names), out
+    res = runner.invoke(app, [*RUN, "--no-write", "--config", str(cfg), "--mechanism",
+                              "libsmctrl"], env=ENV)  # fmt: skip
+    assert res.exit_code == 0, res.output  # the same mechanism twice: agreed
+    sweep = [
+        "sweep",
+        "-n",
+        "20",
+        "--rates",
+        "4",
+        "--no-capacity",
+        "--workers",
+        "1",
+        "-q",
+        "--set",
+        "bullet.mechanism=mps",
+        "--mechanism",
+        "green",
+        "--out",
+        str(tmp_path / "s"),
+    ]
+    res = runner.invoke(app, sweep, env=ENV)
+    assert res.exit_code == 2 and "given differently" in res.output
+    assert not (tmp_path / "s").exists()

@@ -69,7 +69,16 @@ def test_resolution_order(shared_traces_dir, tmp_path, monkeypatch):
     assert load(trace_file=explicit, traces_dir=str(a), num_requests=5).source == explicit
     assert load(traces_dir=str(a), num_requests=5).source == str(a / CONV)
     assert load(num_requests=5).source == str(b / CONV)
-    assert load(traces_dir=str(tmp_path), num_requests=5).source == str(cache / CONV)
+    assert load(num_requests=5).source == str(b / CONV)
+    # a folder given without the file: an error naming it, never the cache or embedded model
+    with pytest.raises(FileNotFoundError, match=f"traces-dir {tmp_path} holds no {CONV}"):
+        load(traces_dir=str(tmp_path), num_requests=5)
+    monkeypatch.setenv("BULLETSIM_TRACES_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=f"env BULLETSIM_TRACES_DIR {tmp_path} holds"):
+        load(num_requests=5)
+    monkeypatch.delenv("BULLETSIM_TRACES_DIR")
+    assert load(num_requests=5).source == str(cache / CONV)
+    monkeypatch.setenv("BULLETSIM_TRACES_DIR", str(b))
     (cache / CONV).unlink()
     monkeypatch.delenv("BULLETSIM_TRACES_DIR")
     w = load(num_requests=5)
@@ -82,7 +91,7 @@ def test_resolution_order(shared_traces_dir, tmp_path, monkeypatch):
 @pytest.mark.parametrize("trace", ["splitwise-code", "sharegpt", "alpaca", "arxiv-long"])
 @pytest.mark.parametrize("real", [True, False])
 def test_same_seed_same_workload(shared_traces_dir, tmp_path, trace, real):
-    where = str(shared_traces_dir if real else tmp_path)
+    where = str(shared_traces_dir) if real else None  # None: the embedded model
     kwargs = {"trace": trace, "traces_dir": where, "num_requests": 500, "arrival": "gamma"}
     a, b, c = load(1, **kwargs), load(1, **kwargs), load(2, **kwargs)
     assert a.is_embedded_default is not real
@@ -150,11 +159,11 @@ def test_over_length_is_counted_never_silent(shared_traces_dir):
 
 
 def test_embedded_over_length_and_filter(tmp_path):
-    w = load(trace="arxiv", traces_dir=str(tmp_path), num_requests=5000, max_total_tokens=4096)
+    w = load(trace="arxiv", num_requests=5000, max_total_tokens=4096)  # embedded: no file
     prompt, output = lengths(w)
     assert len(w.requests) == 5000 and (prompt + output).max() <= 4096
     assert 0 < w.num_dropped < 500  # the copula occasionally crosses the real 4K cap
-    w = load(trace="sharegpt", traces_dir=str(tmp_path), sharegpt_filter="vllm", num_requests=2000)
+    w = load(trace="sharegpt", sharegpt_filter="vllm", num_requests=2000)
     prompt, output = lengths(w)
     assert len(w.requests) == 2000 and prompt.max() <= 1023 and (prompt + output).max() <= 2046
     assert w.num_dropped > 0
@@ -173,6 +182,6 @@ def test_csv_trace(tmp_path):
 
 def test_hundred_thousand_requests_load(shared_traces_dir, tmp_path):
     # the load time itself is a benchmark figure (benchmarks/bench_load.py), not a timed test
-    for where in (shared_traces_dir, tmp_path):
-        w = load(trace="splitwise-conv", traces_dir=str(where), rate=30.0, num_requests=100_000)
+    for where in (str(shared_traces_dir), None):  # the real file, the embedded model
+        w = load(trace="splitwise-conv", traces_dir=where, rate=30.0, num_requests=100_000)
         assert len(w.requests) == 100_000

@@ -4,6 +4,7 @@ Map of the package (one noun per file):
     config.py          WorkloadConfig, the recipe, and its validation
     catalog.py         the named traces: format, files, public URLs, licences
     resolve.py         where real files are looked for (trace_file, traces_dir, cache)
+    require.py         `python -m bulletsim.workload.require DIR TRACE...` (scripts' check)
     formats.py         the trace file formats and their detection from content
     readers.py         format -> loader
     azure.py           Azure LLM inference trace CSV, 2023 (Splitwise conv/code) and 2024

@@ -38,7 +38,7 @@ def list_traces(
         if not info.files:
             typer.echo(f"{info.name:17} {info.format:12} needs --trace-file  {info.description}")
             continue
-        found = find_trace_file(info, None, traces_dir)
+        found = find_trace_file(info, None, traces_dir, strict=False)
         where = f"present {found}" if found else f"missing {first_dir / info.files[0].name}"
         fallback = "" if found or not info.embedded else f" (embedded: {info.embedded})"
         typer.echo(f"{info.name:17} {info.format:12} {where}{fallback}")

@@ -7,6 +7,8 @@ set -eu
 D=results/large-models
 DEV="$D/device"
 TRACES="${TRACES:-../shared/traces}"
+# every file the sweeps read, before anything is replaced (never the embedded models)
+PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH} python -m bulletsim.workload.require "$TRACES" sharegpt || exit 2
 # 1. measured NCCL table (2 H200s) + its report with the derived 4/8-GPU transfer
 python -m calibrate.collectives_fit "$DEV/collectives.json" \
   --out bulletsim/data/collectives/h200__nccl-2gpu.json --report "$D"

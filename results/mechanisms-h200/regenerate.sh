@@ -16,6 +16,9 @@ if [ ! -d "$traces" ]; then
   exit 2
 fi
 traces=$(realpath "$traces")
+# every file the sweeps read, before any folder is replaced (never the embedded models)
+PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} python -m bulletsim.workload.require "$traces" \
+  sharegpt splitwise-code arxiv || exit 2
 common=(--trace sharegpt --trace splitwise-code --trace arxiv --rates 4,8,12,16,24,32,40,48
   -n 5000 --gpu h200 --model llama-3.1-8b --latency profile --traces-dir "$traces"
   --set chunked.max_running_requests=1024 --rel-tol 0.01 --workers 1 --no-timeline --no-plots -q)

@@ -8,6 +8,9 @@ set -eu
 GPU="${GPU:-a100}"
 OUT="${OUT:-results/paper-a100}"
 TRACES="${TRACES:-../shared/traces}"
+# every file the sweeps read, before any folder is replaced (never the embedded models)
+PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH} python -m bulletsim.workload.require "$TRACES" \
+  sharegpt splitwise-code arxiv arxiv-long || exit 2
 COMMON="--policy bullet --policy chunked-1024 --policy chunked-2048 -n 5000 --gpu $GPU \
  --model llama-3.1-8b --latency profile --traces-dir "$TRACES" \
  --set chunked.max_running_requests=1024 --rel-tol 0.01 --seeds 0,1,2 --workers 2 -q"
