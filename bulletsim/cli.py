@@ -205,7 +205,8 @@ def run(
     latency: Annotated[
         str | None,
         Opt(
-            help="Latency model: auto (calibrated profile if installed, else roofline), "
+            help="Latency model: auto (the installed calibrated profile of this model and shape, "
+            "else roofline), "
             "roofline, profile. The installed profile measured under the policy's SM partition "
             "mechanism is used when there is one, else the green-context one (the run names "
             "it and warns when they differ). (default: auto)"

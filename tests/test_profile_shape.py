@@ -61,3 +61,14 @@ def test_cli_profile_refuses_and_auto_says_roofline(tmp_path):
     ok = CliRunner().invoke(app, base)
     assert ok.exit_code == 0, ok.output
     assert "latency model: roofline" in ok.output and "not used" in ok.output
+
+
+def test_a_profile_file_of_another_shape_is_refused():
+    from bulletsim.latency.profile import find_profile
+
+    path = find_profile("h20", "qwen3-235b-a22b", tp=8)
+    with pytest.raises(
+        ValueError, match="calibrated for qwen3-235b-a22b.*experts_per_token 2 vs 8"
+    ):
+        build_latency("auto", H20, qwen(experts_per_token=2), profile=path)
+    assert isinstance(build_latency("auto", H20, qwen(), profile=path), ProfileLatency)
