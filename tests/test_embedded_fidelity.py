@@ -22,7 +22,7 @@ N = 2000
 EMBEDDED_SEEDS = (0, 1, 2, 3)
 
 
-def _run(policy: str, trace: str, gpu: str, traces_dir: str, seed: int) -> dict:
+def _run(policy: str, trace: str, gpu: str, traces_dir: str | None, seed: int) -> dict:
     cfg = load_config(
         None,
         {"policy": policy, "gpu": gpu, "seed": seed,
@@ -32,11 +32,12 @@ def _run(policy: str, trace: str, gpu: str, traces_dir: str, seed: int) -> dict:
 
 
 @pytest.fixture
-def no_real_files(tmp_path, monkeypatch) -> str:
+def no_real_files(tmp_path, monkeypatch) -> None:
+    """No traces folder given, no env, an empty user cache: the embedded model (a given
+    folder without the file is an error, never the embedded model)."""
     monkeypatch.setenv("BULLETSIM_TRACES_DIR", "")
     monkeypatch.setenv("BULLETSIM_CACHE_DIR", str(tmp_path / "no-cache"))
-    (tmp_path / "empty").mkdir()
-    return str(tmp_path / "empty")
+    return None
 
 
 @pytest.mark.slow
