@@ -125,7 +125,9 @@ def routing_check(doc: dict, samples, model: ModelSpec, uniform=None) -> dict:
     return out
 
 
-def fit_layout(src: Path, out: Path, install: bool, collectives: dict | None = None) -> dict:
+def fit_layout(
+    src: Path, out: Path, install: bool, collectives: dict | None = None, folder: Path | None = None
+) -> dict:
     """Fit one layout's profile, check it on the skewed samples, derive H20; returns the
     summary written to `<out>/fit_summary.json`."""
     meta = read_json(src / "uniform" / "meta.json", "samples meta", ("model", "gpu"))
@@ -162,8 +164,17 @@ def fit_layout(src: Path, out: Path, install: bool, collectives: dict | None = N
     h20_path = write_profile(h20, out / profile_name("h20", model))
     summary["h20_error_estimate"] = h20["meta"].get("error_estimate", {}).get("summary_line")
     if install:
+        from calibrate.install import kept_sections
+
         for p, d in ((path, doc), (h20_path, h20)):
-            write_profile(d, PROFILE_DIR / p.name)
+            dst = (folder or PROFILE_DIR) / p.name
+            if dst.is_file():  # check_targets let it through: --replace, and the tool's own
+                old = read_json(dst, "installed profile", ("meta",))
+                d = kept_sections(d, old)
+                kept = [k for k in d if k not in doc and k not in h20]
+                print(f"replaced {dst}" + (f" (kept from it: {', '.join(kept)})" if kept else ""))
+            write_profile(d, dst)
+            print(f"installed: {dst}")
     write_json_atomic(out / "fit_summary.json", TOOL, summary)
     return summary
 
@@ -179,16 +190,33 @@ def owned_files(model: ModelSpec) -> dict:
     }
 
 
-def check_targets(root: Path, out: Path, layouts: list[str], install: bool) -> None:
+def check_targets(
+    root: Path,
+    out: Path,
+    layouts: list[str],
+    install: bool,
+    replace: bool = False,
+    folder: Path | None = None,
+) -> None:
     """ValueError naming the first file of a layout's folder (or, with `install`, of the
-    installed profiles) that the tool would replace but did not write."""
+    installed profiles) that the tool would replace but did not write; with `install`, an
+    installed profile is replaced only with `replace` (its sections the fit does not produce,
+    e.g. `collectives`, are then kept)."""
+    folder = folder or PROFILE_DIR
     for layout in layouts:
         model = get_model(LAYOUTS[layout])
         check_outputs(out / layout, owned_files(model), TOOL)
         if install:
             profiles = {k: v for k, v in owned_files(model).items() if k.endswith("json")}
             profiles.pop("fit_summary.json")
-            check_outputs(PROFILE_DIR, profiles, TOOL)
+            check_outputs(folder, profiles, TOOL)
+            there = [n for n in profiles if (folder / n).is_file()]
+            if there and not replace:
+                raise ValueError(
+                    f"{folder / there[0]} is already installed; --install does not replace it: "
+                    "add --replace (its sections the fit does not produce, e.g. collectives, "
+                    "are kept), or leave --install out"
+                )
 
 
 # Columns the fit reads of every sample (calibrate.samples writes them).
@@ -211,6 +239,11 @@ def main() -> None:
     ap.add_argument("round_dir", type=Path, help="a MoE device round's folder (tp8/, ep8/)")
     ap.add_argument("--out", type=Path, required=True, help="folder for <layout>/ outputs")
     ap.add_argument("--install", action="store_true", help="copy the profiles into the package")
+    ap.add_argument(
+        "--replace",
+        action="store_true",
+        help="with --install: replace installed profiles (keeping what the fit does not make)",
+    )
     ap.add_argument("--collectives", type=Path, help="measured NCCL table to attach")
     args = ap.parse_args()
     root = require_folder(args.round_dir, "round folder")
@@ -226,7 +259,9 @@ def main() -> None:
             f"no MoE samples in {root}: expected {' or '.join(f'{x}/uniform/' for x in LAYOUTS)}"
             " with meta.json and samples.jsonl (calibrate.moe_calibrate --job tp8|ep8)"
         )
-    check_targets(root, out, found, args.install)
+    if args.replace and not args.install:
+        raise ValueError("--replace applies only with --install")
+    check_targets(root, out, found, args.install, args.replace)
     for layout in LAYOUTS:
         if layout not in found:
             print(f"note: {layout}: no samples under {root / layout}; skipped", file=sys.stderr)

@@ -357,3 +357,34 @@ def test_committed_qwen3_fit_reproduces_and_reruns_in_place(tmp_path):
     ):
         assert (out / "tp8" / name).read_bytes() == (d / "tp8" / name).read_bytes(), name
     assert is_own_parquet(out / "tp8" / "samples_uniform.parquet", TOOL)
+
+
+def test_moe_fit_install_never_drops_an_installed_profiles_sections(tmp_path):
+    """An installed Qwen3 profile is replaced only with --replace, and then keeps what this fit
+    does not make (here: its collectives section, when no --collectives is given); a new-user
+    tester's finding: --install had dropped the all-reduce, and runs priced none."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    import pytest
+
+    from calibrate.moe_fit import TOOL, check_targets, fit_layout
+
+    d = Path(__file__).parents[1] / "results/large-models/qwen3-235b-a22b"
+    src = tmp_path / "round" / "tp8"
+    shutil.copytree(d / "device-r3" / "tp8", src)
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    name = "h200__qwen3-235b-a22b__tp8.json"
+    installed = json.loads((d / "tp8" / name).read_text())
+    assert "collectives" in installed and installed["meta"]["written_by"] == TOOL
+    (folder / name).write_text(json.dumps(installed))
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="already installed.*--replace"):
+        check_targets(src.parent, out, ["tp8"], install=True, folder=folder)
+    check_targets(src.parent, out, ["tp8"], install=True, replace=True, folder=folder)
+    fit_layout(src, out / "tp8", install=True, collectives=None, folder=folder)
+    after = json.loads((folder / name).read_text())
+    assert after["collectives"] == installed["collectives"]
+    assert "collectives" not in json.loads((out / "tp8" / name).read_text())

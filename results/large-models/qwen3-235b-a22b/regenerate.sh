@@ -12,7 +12,7 @@ COLL=""
 [ -f "$NCCL" ] && COLL="--collectives $NCCL"
 # 1. per-GPU profiles (TP 8, EP 8) fitted on the H200 samples (uniform routing), checked on the
 #    held-back zipf:0.6 samples, the all-reduce attached, H20 derived; installed
-python -m calibrate.moe_fit "$D/device-r3" --out "$D" --install $COLL
+python -m calibrate.moe_fit "$D/device-r3" --out "$D" --install --replace $COLL
 # 2. capacity under the paper's large-model criterion (mean E2E / output tokens), 8 x H20;
 #    Bullet's TPOT target set to the same limit (as for the 70B rows)
 for run in qwen3-235b-a22b:profile:100 qwen3-235b-a22b:profile:200 \
