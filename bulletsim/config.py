@@ -414,6 +414,7 @@ def parse_sets(sets: list[str] | None, option: str = "--set") -> dict:
     and a key set both as a table and as a value; messages name `option`, the flag used.
     """
     out: dict = {}
+    seen: dict[str, str] = {}  # key -> the item that set it (a repeat must agree)
     for item in sets or []:
         if "=" not in item:
             raise ValueError(
@@ -434,8 +435,33 @@ def parse_sets(sets: list[str] | None, option: str = "--set") -> dict:
                 raise ValueError(f"{option} {item!r}: {p} was already set to a value, not a table")
         if isinstance(node.get(parts[-1]), dict):
             raise ValueError(f"{option} {item!r}: {key} is a table; set one of its keys")
+        name = ".".join(parts)
+        if parts[-1] in node and node[parts[-1]] != value:
+            raise ValueError(
+                f"{name} is given differently: {option} {seen[name]}; {option} "
+                f"{item.strip()}; give it once"
+            )
+        seen[name] = item.strip()
         node[parts[-1]] = value
     return out
+
+
+def check_flags_agree_with_sets(flags: dict, sets: dict, path: str = "") -> None:
+    """ValueError (one line) when a dedicated option (`flags`: the overrides a command's
+    options make, None where not given) and `--set` (`sets`, from `parse_sets`) give one key
+    different values, e.g. `--tp 4 --set tp=2`: neither silently wins."""
+    for key, value in sets.items():
+        given = flags.get(key) if isinstance(flags, dict) else None
+        where = f"{path}{key}"
+        if isinstance(value, dict):
+            if isinstance(given, dict):
+                check_flags_agree_with_sets(given, value, f"{where}.")
+            continue
+        if given is not None and not isinstance(given, dict) and given != value:
+            raise ValueError(
+                f"{where} is given twice: by its option ({given!r}) and by --set {where}="
+                f"{value!r}; give one"
+            )
 
 
 def check_set_sections(sets: dict, policies: set[str] | tuple[str, ...]) -> None:

@@ -19,7 +19,13 @@ def config_from_options(o: dict):
     """The RunConfig that `run`'s options (a dict of them by name) describe; shared by the
     commands that take run's options (`live`). Checks everything before any work: names,
     values, conflicting flags and the memory the run would need. User errors exit with 2."""
-    from bulletsim.config import check_set_sections, load_config, merge_overrides, parse_sets
+    from bulletsim.config import (
+        check_flags_agree_with_sets,
+        check_set_sections,
+        load_config,
+        merge_overrides,
+        parse_sets,
+    )
 
     chunked = {
         "chunk_size": o["chunk_size"],
@@ -70,6 +76,7 @@ def config_from_options(o: dict):
     }
     try:
         given_sets = parse_sets(o["set_"])
+        check_flags_agree_with_sets(overrides, given_sets)
         check_mechanism_sources(o)
         sets = mechanism_overrides(o.get("mechanism"), given_sets)
         cfg = load_config(o["config"], merge_overrides(overrides, sets))

@@ -172,24 +172,28 @@ def sweep(
 ) -> None:
     """Compare policies across request rates and workloads; report each policy's capacity."""
     from bulletsim.cli import USER_ERRORS, check_run_size, fail
-    from bulletsim.config import check_set_sections, merge_overrides, parse_sets
+    from bulletsim.config import (
+        check_flags_agree_with_sets,
+        check_set_sections,
+        merge_overrides,
+        parse_sets,
+    )
     from bulletsim.executors import EXECUTORS, make_executor
     from bulletsim.run_options import check_mechanism_sources, mechanism_overrides
     from bulletsim.sweep import DEFAULT_POLICIES, DEFAULT_TRACES, SweepSpec
 
     try:
         check_mechanism_sources({"mechanism": mechanism, "set_": set_})
-        base = merge_overrides(
-            mechanism_overrides(mechanism, parse_sets(set_)),
-            {
-                "gpu": gpu, "model": model, "tp": tp, "latency": latency,
-                "profile": str(profile.expanduser().resolve()) if profile else None,
-                "workload": {
-                    "traces_dir": str(traces_dir) if traces_dir else None,
-                    "convention": convention,
-                },
+        flags = {
+            "gpu": gpu, "model": model, "tp": tp, "latency": latency,
+            "profile": str(profile.expanduser().resolve()) if profile else None,
+            "workload": {
+                "traces_dir": str(traces_dir) if traces_dir else None,
+                "convention": convention,
             },
-        )  # fmt: skip
+        }  # fmt: skip
+        check_flags_agree_with_sets(flags, parse_sets(set_))
+        base = merge_overrides(mechanism_overrides(mechanism, parse_sets(set_)), flags)
         policies = tuple(policy or DEFAULT_POLICIES)
         _check_mechanism_applies(mechanism, policies)
         if chunk_size is not None:
