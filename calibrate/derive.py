@@ -206,6 +206,19 @@ def derive_to_file(
             f"no profile for {src.name} / {m.name} at tp={m.tp} in {PROFILE_DIR}; "
             "calibrate it first"
         )
+    if out is not None and out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder (the profile is named for you)")
     doc = derive(read_profile(path), dst)
     target = (out or PROFILE_DIR) / profile_filename(dst.name, m.name, m.tp)
+    if target.exists():  # only a derived profile is re-derived in place
+        try:
+            kind = read_profile(target)["meta"].get("kind")
+        except (ValueError, KeyError, TypeError, OSError):
+            kind = None
+        if kind != "derived":
+            what = "a measured profile" if kind else "a file that is not a derived profile"
+            raise ValueError(
+                f"{target} holds {what}; a derived profile does not replace it (move it, or "
+                "give another --out folder)"
+            )
     return write_profile(doc, target)
