@@ -33,6 +33,14 @@ DEFAULT_ATTEMPTS = 3
 log = logging.getLogger(__name__)
 
 
+def _ignore_sigint() -> None:
+    """Pool workers leave Ctrl-C to the parent, which says what was kept and ends them
+    (otherwise every worker prints its own KeyboardInterrupt traceback)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @dataclass(frozen=True, slots=True)
 class TaskFailed:
     """The result of a task that raised on every attempt: the last error, on one line."""
@@ -62,7 +70,7 @@ class LocalPool(Executor):
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self._pool = ProcessPoolExecutor(max_workers=workers)
+        self._pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
         self._lock = threading.Lock()
 
     def submit(self, fn, /, *args, **kwargs):
@@ -71,7 +79,9 @@ class LocalPool(Executor):
                 return self._pool.submit(fn, *args, **kwargs)
             except BrokenExecutor:
                 self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = ProcessPoolExecutor(max_workers=self.workers)
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.workers, initializer=_ignore_sigint
+                )
                 return self._pool.submit(fn, *args, **kwargs)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:

@@ -228,6 +228,7 @@ def sweep(
         out_dir = _out_dir(spec, out)
     except USER_ERRORS as e:
         fail(str(e))
+    pool = None
     try:
         pool = make_executor(executor, workers or (0 if executor == "ray" else spec.workers),
                              ray_address)  # fmt: skip
@@ -245,11 +246,28 @@ def sweep(
         fail(str(e))
     except KeyboardInterrupt:
         typer.echo(f"interrupted: nothing written; {out_dir} left as it was", err=True)
+        _stop_workers(pool)
         raise typer.Exit(130) from None
     typer.echo(f"sweep: {out_dir}")
     if failed:
         typer.echo(f"error: {failed}", err=True)
         raise typer.Exit(1)
+
+
+def _stop_workers(pool) -> None:
+    """After Ctrl-C: cancel what is queued and end the worker processes, so the command exits
+    (a worker pool re-made after its workers took the interrupt kept the process alive)."""
+    import multiprocessing
+
+    try:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+    except Exception:  # noqa: BLE001 - best effort on the way out
+        pass
+    for child in multiprocessing.active_children():
+        child.terminate()
+    for child in multiprocessing.active_children():
+        child.join(timeout=5)
 
 
 def failure_summary(points) -> str:
