@@ -12,7 +12,6 @@ and the final normed hidden state (relative error).
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from decode_variants import (
     make_wrapper,
     model_spec,
     plan_wrapper,
+    replay_ms,
 )
 
 
@@ -39,22 +39,6 @@ class GemmShim:
         if fn is None:
             return self.base.run(op, x, w, out)
         return fn(x, w, out)
-
-
-def replay_ms(g, stream, reps: int = 20, warm: int = 3) -> float:
-    import torch
-
-    times = []
-    with torch.cuda.stream(stream):
-        for i in range(reps + warm):
-            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            s.record(stream)
-            g.replay()
-            e.record(stream)
-            e.synchronize()
-            if i >= warm:
-                times.append(s.elapsed_time(e))
-    return statistics.median(times)
 
 
 def part_step(args, out: Path) -> None:  # noqa: PLR0915 - one linear experiment

@@ -50,6 +50,14 @@ def graph_ms(fn, stream, reps: int = 10, warm: int = 2):
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g, stream=stream):
         fn()
+    return replay_ms(g, stream, reps, warm), g
+
+
+def replay_ms(g, stream, reps: int = 20, warm: int = 3) -> float:
+    """Median ms of `reps` replays of CUDA graph `g` on `stream` (events around each), after
+    `warm` replays."""
+    import torch
+
     times = []
     with torch.cuda.stream(stream):
         for i in range(reps + warm):
@@ -60,7 +68,7 @@ def graph_ms(fn, stream, reps: int = 10, warm: int = 2):
             e.synchronize()
             if i >= warm:
                 times.append(s.elapsed_time(e))
-    return statistics.median(times), g
+    return statistics.median(times)
 
 
 def shapes(spec) -> dict[str, tuple[int, int]]:
