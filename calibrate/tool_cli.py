@@ -102,26 +102,24 @@ def positive_seconds(text: str) -> float:
     return v
 
 
-def positive_int(text: str) -> int:
-    """argparse type for a count >= 1."""
+def _int_at_least(text: str, low: int) -> int:
     try:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 1")
+    if v < low:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= {low}")
     return v
+
+
+def positive_int(text: str) -> int:
+    """argparse type for a count >= 1."""
+    return _int_at_least(text, 1)
 
 
 def non_negative_int(text: str) -> int:
     """argparse type for a count >= 0."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 0")
-    return v
+    return _int_at_least(text, 0)
 
 
 def require_libsmctrl(path: str | None) -> str:
