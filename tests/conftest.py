@@ -18,3 +18,15 @@ def shared_traces_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture
+def no_long_work(monkeypatch):
+    """Any live re-simulation or refit fails the test: the live commands' input checks must
+    come before them (tests/test_live_run_consistency.py, test_live_rundir_errors.py)."""
+
+    def boom(*a, **k):
+        raise AssertionError("long work started before the inputs were checked")
+
+    monkeypatch.setattr("bulletsim.live.refit.refit_profile", boom)
+    monkeypatch.setattr("bulletsim.live.fidelity.resimulate_live", boom)

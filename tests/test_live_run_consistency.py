@@ -39,15 +39,6 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     return {p: _run(tmp / p, p) for p in ("chunked", "bullet")}
 
 
-@pytest.fixture
-def no_long_work(monkeypatch):
-    def boom(*a, **k):
-        raise AssertionError("long work started before the inputs were checked")
-
-    monkeypatch.setattr("bulletsim.live.refit.refit_profile", boom)
-    monkeypatch.setattr("bulletsim.live.fidelity.resimulate_live", boom)
-
-
 def _invoke(cmd: str, runs: list, tmp: Path, *extra: str) -> tuple[int, str]:
     runs = [str(r) for r in runs]
     if cmd == "fidelity":

@@ -31,17 +31,6 @@ def good(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture
-def no_long_work(monkeypatch):
-    """Any simulation or fit fails the test: the checks must come before them."""
-
-    def boom(*a, **k):
-        raise AssertionError("long work started before the inputs were checked")
-
-    monkeypatch.setattr("bulletsim.live.refit.refit_profile", boom)
-    monkeypatch.setattr("bulletsim.live.fidelity.resimulate_live", boom)
-
-
 def _broken(tmp: Path, good: Path, how: str) -> Path:
     """A copy of `good` broken one way (`how`: a LIVE_FILES name = that file removed; or
     corrupt-<file>)."""
