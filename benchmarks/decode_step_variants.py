@@ -216,6 +216,14 @@ def part_step(args, out: Path) -> None:  # noqa: PLR0915 - one linear experiment
         finally:
             pdl_state["on"] = False
     variants = {v["name"]: v for v in _attn_variants()}
+    if pdl_ok and "xqa-p16-pdl" in variants:  # the engine's kernels with XQA attention
+        pdl_state["on"] = True
+        try:
+            run_variant("pdl-small+xqa-pdl", variants["xqa-p16-pdl"], None, "engine + XQA")
+            lt = {op: launch[op]["cublaslt-preferred"] for op in ("qkv", "o", "gate_up", "down")}
+            run_variant("pdl-small+lt-preferred+xqa-pdl", variants["xqa-p16-pdl"], lt, "")
+        finally:
+            pdl_state["on"] = False
     ok = {n: r for n, r in attn_res.get("variants", {}).items() if "ms_per_step" in r}
     tried = ["tc-fa2-p16-nosplit"]
     if ok:

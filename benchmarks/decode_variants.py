@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -205,8 +206,14 @@ def attn_variants(tiny: bool) -> list[dict]:
     ]
     # R1 (results/live-h200/NOTES.md): fixed_split_size cannot be planned for a CUDA graph
     # in flashinfer 0.6.7; fa3 through the decode wrapper did not finish within the part's
-    # timeout (JIT or hang), so neither is tried any more
-    return v[:3] if tiny else v
+    # timeout (JIT or hang), so neither is tried any more. XQA and FA3 through the paged
+    # prefill wrapper: decode_attn_kinds (ATTN=kinds runs only them and the fa2 reference)
+    from decode_attn_kinds import variants
+
+    kinds = variants(tiny)
+    if os.environ.get("ATTN") == "kinds":
+        return [v[0], *kinds]
+    return (v[:3] if tiny else v) + kinds
 
 
 class AttnRig:
@@ -259,6 +266,10 @@ class AttnRig:
 
 
 def make_wrapper(var: dict, batch: int, num_pages: int):
+    if "kind" in var:  # XQA / FA3 paged (decode_attn_kinds)
+        from decode_attn_kinds import make
+
+        return make(var, batch, num_pages)
     import flashinfer
     import torch
 
@@ -282,6 +293,9 @@ def plan_wrapper(wr, var: dict, layout, qh: int, kvh: int, d: int) -> float:
 
     opts = {k: var[k] for k in ("disable_split_kv", "fixed_split_size") if k in var}
     t0 = time.perf_counter()
+    if "kind" in var:
+        wr.plan(layout, qh, kvh, d, var["page"])
+        return (time.perf_counter() - t0) * 1e3
     wr.plan(
         *(torch.from_numpy(a) for a in layout), qh, kvh, d, var["page"],
         q_data_type=torch.bfloat16, kv_data_type=torch.bfloat16, **opts,
