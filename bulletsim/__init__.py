@@ -18,8 +18,9 @@ Map of the package (data flows top to bottom):
     policies/        pure decision objects: base.py (the Policy protocol), chunked.py
                      (baseline), bullet.py (Bullet), two_lane.py + split_planner.py +
                      batching.py (two-lane machinery, SM planner, batch shapes), ablations.py
-                     (static split, naive, prefill-first), pdmux.py + pdmux_table.py
-                     (SGLang's PD-Multiplexing, its SLO variant), registry.py (names -> params),
+                     (static split, naive, prefill-first), pdmux.py + pdmux_params.py +
+                     pdmux_table.py (SGLang's PD-Multiplexing, its SLO variant: policy,
+                     parameters, split table), registry.py (names -> params),
                      describe.py (what `bulletsim policies` prints)
     engine_api.py    the Engine protocol every engine keeps (simulated and live)
     engine.py        the SimPy engine (lanes as processes; the only simpy import);

@@ -227,8 +227,11 @@ class RunConfig:
         self.kv.blocks_for(gpu, self.model_spec())
         for name in (*self.policy_params, self.policy):
             params = self.params(name)
+            given = frozenset(self.policy_params.get(name, {}))  # the keys the user set
             if hasattr(params, "check_gpu"):  # splits the GPU cannot make (pdmux)
-                params.check_gpu(gpu, gpu.num_sms)
+                params.check_gpu(gpu, gpu.num_sms, given)
+            if hasattr(params, "check_model"):  # layers the model does not have (bullet)
+                params.check_model(self.model_spec())
         return self
 
     def partition_mechanism(self) -> str | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from bulletsim.core import Work, WorkShape, co_runner
 from bulletsim.float_params import check_float_fields
@@ -78,6 +79,11 @@ class BulletParams:
     def __post_init__(self) -> None:
         check_float_fields(self, "bullet")
         check_mechanism(self.mechanism)
+        if self.reorder_window < 2:
+            raise ValueError(
+                f"bullet.reorder_window must be >= 2 requests (a shorter window reorders "
+                f"nothing), got {self.reorder_window}"
+            )
         if self.wave_search_units < 0:
             raise ValueError(f"bullet.wave_search_units must be >= 0, got {self.wave_search_units}")
         for name in ("max_prefill_tokens", "window_layers", "max_running_requests"):
@@ -89,6 +95,16 @@ class BulletParams:
             )
         if min(self.handoff_ms, self.remask_us or 0.0, self.predict_us) < 0:
             raise ValueError("bullet.handoff_ms, remask_us and predict_us must be >= 0")
+
+    def check_model(self, model: Any) -> None:
+        """ValueError when window_layers is more than `model` (a ModelSpec) has layers: the
+        window would silently be the whole model (`config.RunConfig.validate` calls it)."""
+        n = model.num_layers
+        if self.window_layers > n:
+            raise ValueError(
+                f"bullet.window_layers = {self.window_layers}: {model.name} has {n} layers; "
+                f"valid: 1..{n}"
+            )
 
 
 class Bullet(TwoLanePolicy):

@@ -30,15 +30,14 @@ and with the same engine (drains, ticks, one batch in flight).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
-
 from bulletsim.core import Work, co_runner
-from bulletsim.float_params import check_float_fields
 from bulletsim.policies.base import PolicyContext
+from bulletsim.policies.pdmux_params import (  # noqa: F401 - the params are imported from here too
+    PDMuxEngineParams,
+    PDMuxParams,
+    PDMuxSLOParams,
+)
 from bulletsim.policies.pdmux_table import (
-    MANUAL_FORMAT,
-    check_divisions,
     full_table,
     parse_manual_divisions,
     row_by_batch,
@@ -47,127 +46,6 @@ from bulletsim.policies.pdmux_table import (
     split_rows,
 )
 from bulletsim.policies.two_lane import TwoLanePolicy
-
-
-@dataclass(frozen=True, slots=True)
-class PDMuxEngineParams:
-    """What both PDMux variants share: SGLang's engine (defaults SGLang's, source in brackets).
-
-    split_forward_token_budget: a tick launches max(1, budget // batch tokens) prefill layers
-      [PDMuxConfig, 65536].
-    max_prefill_tokens: prefill batch cap, first request always admitted [server_args, 16384].
-    max_running_requests: 0 = SGLang's rule clamp(KV tokens / context length * 512, 2048,
-      4096) [model_runner max_num_reqs].
-    min_sms, step_sms: green-context split granularity (smallest group, step between groups);
-      0 = the GPU's (Hopper 8/8, Ampere 4/2, as SGLang's get_arch_constraints; Hopper's when
-      the latency model has no GPU). Given, they must be groups the GPU can make: min_sms at
-      least the GPU's minimum, both multiples of its step; both sides of a split get >= min_sms.
-    handoff_ms: cost of merging a finished batch into decode; SGLang merges batch metadata on
-      the CPU and shares the KV pool, so 0.
-    """
-
-    section: ClassVar[str] = "pdmux"
-    split_forward_token_budget: int = 65536
-    max_prefill_tokens: int = 16384
-    max_running_requests: int = 0
-    min_sms: int = 0
-    step_sms: int = 0
-    handoff_ms: float = 0.0
-
-    def granularity(self, gpu: Any) -> tuple[int, int, str]:
-        """(smallest group, step, GPU name) of the green-context splits on `gpu` (a GPUSpec,
-        or None: Hopper's 8/8); ValueError when min_sms / step_sms are not groups it makes."""
-        name = getattr(gpu, "name", "GPU (Hopper granularity assumed)")
-        gpu_min = getattr(gpu, "green_ctx_min_sms", 8)
-        gpu_step = getattr(gpu, "green_ctx_granularity", 8)
-        for key, value in (("min_sms", self.min_sms), ("step_sms", self.step_sms)):
-            if value and (value % gpu_step or value < gpu_min):
-                raise ValueError(
-                    f"{self.section}.{key} = {value}: green contexts on the {name} are groups of "
-                    f"{gpu_min} + k * {gpu_step} SMs; give a multiple of {gpu_step} >= "
-                    f"{gpu_min}, or 0 for the GPU's"
-                )
-        return self.min_sms or gpu_min, self.step_sms or gpu_step, name
-
-    def check_gpu(self, gpu: Any, total_sms: int) -> None:
-        """Raise ValueError when these parameters ask for splits `gpu` cannot make
-        (`config.RunConfig.validate` calls it before any run)."""
-        self.granularity(gpu)
-
-    def _check(self) -> None:
-        section = self.section
-        check_float_fields(self, section)
-        for name in ("split_forward_token_budget", "max_prefill_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{section}.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_running_requests", "min_sms", "step_sms"):
-            if getattr(self, name) < 0:
-                raise ValueError(
-                    f"{section}.{name} must be >= 0 (0 = the default), got {getattr(self, name)}"
-                )
-
-
-@dataclass(frozen=True, slots=True)
-class PDMuxParams(PDMuxEngineParams):
-    """Mainline SGLang PD-Multiplexing (`--enable-pdmux`); defaults are SGLang's, sources in
-    brackets.
-
-    Beside the engine's parameters (PDMuxEngineParams):
-
-    sm_group_num: rows of the split table incl. the two whole-GPU rows [PDMuxConfig, 8].
-    manual_divisions: rows replacing the computed middle rows, "P:D:THRESHOLD" separated by
-      ',', ';' or '/' (in a sweep's --policy spec, where ',' separates parameters, use ';' or
-      '/'); a row is chosen when the decode batch is >= its threshold (the last such row);
-      each row must be a green-context split of the GPU [PDMuxConfig].
-    decode_bs_divisor: row = clamp(bs * (G - 2) // divisor, 1, G - 2) [PDMuxConfig, 36].
-    """
-
-    sm_group_num: int = 8
-    manual_divisions: str = field(default="", metadata={"format": MANUAL_FORMAT})
-    decode_bs_divisor: int = 36
-
-    def __post_init__(self) -> None:
-        self._check()
-        if self.sm_group_num < 3:
-            raise ValueError(f"pdmux.sm_group_num must be >= 3, got {self.sm_group_num}")
-        if self.decode_bs_divisor < 1:
-            raise ValueError(f"pdmux.decode_bs_divisor must be >= 1, got {self.decode_bs_divisor}")
-        if self.manual_divisions:
-            n = len(parse_manual_divisions(self.manual_divisions))
-            if n != self.sm_group_num - 2:
-                raise ValueError(
-                    f"pdmux.manual_divisions must have sm_group_num - 2 = "
-                    f"{self.sm_group_num - 2} rows, got {n}"
-                )
-
-    def check_gpu(self, gpu: Any, total_sms: int) -> None:
-        min_sms, step, name = self.granularity(gpu)
-        if self.manual_divisions:
-            check_divisions(parse_manual_divisions(self.manual_divisions), total_sms, min_sms,
-                            step, name)  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class PDMuxSLOParams(PDMuxEngineParams):
-    """The paper/blog variant (not mainline): decode gets the fewest SMs of any split whose
-    predicted decode step, beside the prefill, is within tpot_target_frac of the TPOT SLO.
-    Its candidates are every green-context split with both sides >= min_sms and decode >= 16
-    SMs, so mainline's table parameters (sm_group_num, manual_divisions, decode_bs_divisor)
-    do not apply to it.
-
-    tpot_target_frac: the decode step's target, as a share of the TPOT SLO (the paper's
-      "just enough SMs for the SLO"; 0.9 as Bullet's, leaving room for the wait to join).
-    """
-
-    section: ClassVar[str] = "pdmux-slo"
-    tpot_target_frac: float = 0.9
-
-    def __post_init__(self) -> None:
-        self._check()
-        if not 0.0 < self.tpot_target_frac <= 1.0:
-            raise ValueError(
-                f"pdmux-slo.tpot_target_frac must be in (0, 1], got {self.tpot_target_frac}"
-            )
 
 
 def sglang_max_running(kv_tokens: int, context_tokens: int) -> int:

@@ -20,21 +20,29 @@ from __future__ import annotations
 MIN_DECODE_SMS = 16  # divide_sm's floor for the decode side of a split row
 
 
+def split_candidates(total_sms: int, min_sms: int, step_sms: int) -> list[int]:
+    """The prefill sides divide_sm picks the middle rows from, ascending: `min_sms` + k *
+    `step_sms` SMs with prefill >= half the GPU and decode >= max(16, `min_sms`)."""
+    return [
+        p
+        for p in range(min_sms, total_sms - min_sms + 1, step_sms)
+        if p >= total_sms - p and total_sms - p >= MIN_DECODE_SMS
+    ]
+
+
 def split_rows(total_sms: int, min_sms: int, step_sms: int, num_rows: int) -> list[tuple[int, int]]:
     """The middle rows of the table: (prefill SMs, decode SMs), prefill descending.
 
     Raises ValueError when no split satisfies the constraints (SGLang refuses to start then).
+    With fewer candidates than `num_rows` every candidate is a row (SGLang's divide_sm);
+    `PDMuxParams.check_gpu` refuses a given `sm_group_num` that asks for more.
     """
     if num_rows < 1 or min_sms < 1 or step_sms < 1:
         raise ValueError(
             f"pdmux: num_rows, min_sms and step_sms must be >= 1, got {num_rows}, {min_sms}, "
             f"{step_sms}"
         )
-    candidates = [
-        p
-        for p in range(min_sms, total_sms - min_sms + 1, step_sms)
-        if p >= total_sms - p and total_sms - p >= MIN_DECODE_SMS
-    ]
+    candidates = split_candidates(total_sms, min_sms, step_sms)
     if not candidates:
         raise ValueError(
             f"pdmux: no prefill-majority split of {total_sms} SMs leaves decode >= "
@@ -45,17 +53,29 @@ def split_rows(total_sms: int, min_sms: int, step_sms: int, num_rows: int) -> li
     return [(p, total_sms - p) for p in reversed(candidates)]
 
 
+def slo_candidates(total_sms: int, min_sms: int, step_sms: int) -> list[int]:
+    """The prefill sides of `slo_rows`, ascending (both sides >= `min_sms`, decode >= 16)."""
+    floor = max(MIN_DECODE_SMS, min_sms)
+    return list(range(min_sms, total_sms - floor + 1, step_sms))
+
+
 def slo_rows(total_sms: int, min_sms: int, step_sms: int) -> list[tuple[int, int]]:
     """Every split at the granularity with both sides >= `min_sms` and decode >= 16 SMs,
     prefill descending: the candidates of the SLO-aware variant (not mainline SGLang)."""
-    floor = max(MIN_DECODE_SMS, min_sms)
-    rows = [(p, total_sms - p) for p in range(min_sms, total_sms - floor + 1, step_sms)]
+    rows = [(p, total_sms - p) for p in slo_candidates(total_sms, min_sms, step_sms)]
     if not rows:
         raise ValueError(
             f"pdmux-slo: no split of {total_sms} SMs at granularity {step_sms} leaves both "
             f"sides >= {min_sms} SMs and decode >= {MIN_DECODE_SMS}"
         )
     return sorted(rows, reverse=True)
+
+
+def values_text(values: list[int]) -> str:
+    """[8, 16, 24, 32] -> "8..32 in steps of 8"; [8, 24] -> "8, 24"; [] -> "none"."""
+    if len(values) >= 3 and len({b - a for a, b in zip(values, values[1:], strict=False)}) == 1:
+        return f"{values[0]}..{values[-1]} in steps of {values[1] - values[0]}"
+    return ", ".join(map(str, values)) or "none"
 
 
 def full_table(total_sms: int, middle: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:

@@ -23,7 +23,8 @@ from bulletsim.policies.ablations import (
 from bulletsim.policies.base import Policy
 from bulletsim.policies.bullet import Bullet, BulletParams
 from bulletsim.policies.chunked import ChunkedParams, ChunkedPrefill
-from bulletsim.policies.pdmux import PDMux, PDMuxParams, PDMuxSLO, PDMuxSLOParams
+from bulletsim.policies.pdmux import PDMux, PDMuxSLO
+from bulletsim.policies.pdmux_params import PDMuxParams, PDMuxSLOParams
 
 # name -> parameter dataclass (its TOML section is [<name>])
 POLICY_PARAMS: dict[str, type] = {
