@@ -413,8 +413,8 @@ def resolve_policy(name: str) -> tuple[str, dict[str, Any]]:
 def parse_sets(sets: list[str] | None, option: str = "--set") -> dict:
     """`--set bullet.window_layers=4` -> {"bullet": {"window_layers": 4}} (TOML values).
 
-    A bare word is a string. Raises ValueError for a missing `=`, an empty key or key part,
-    and a key set both as a table and as a value; messages name `option`, the flag used.
+    A bare word is a string. Raises ValueError for a missing `=`, an empty key or key part, no
+    value, and a key set both as a table and as a value; messages name `option`, the flag used.
     """
     out: dict = {}
     seen: dict[str, str] = {}  # key -> the item that set it (a repeat must agree)
@@ -427,6 +427,11 @@ def parse_sets(sets: list[str] | None, option: str = "--set") -> dict:
         parts = [p.strip() for p in key.strip().split(".")]
         if not all(parts):
             raise ValueError(f"{option} {item!r}: empty key; e.g. bullet.window_layers=4")
+        if not raw.strip():
+            raise ValueError(
+                f"{option} {item!r}: no value after '='; e.g. bullet.window_layers=4 (an empty "
+                "string is '\"\"')"
+            )
         try:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:

@@ -26,6 +26,7 @@ def config_from_options(o: dict):
         merge_overrides,
         parse_sets,
     )
+    from bulletsim.policy_spec import check_file_sections, check_spec_agrees, parse_policy_spec
 
     chunked = {
         "chunk_size": o["chunk_size"],
@@ -76,12 +77,23 @@ def config_from_options(o: dict):
     }
     try:
         given_sets = parse_sets(o["set_"])
+        spec = None
+        if o["policy"] is not None:  # NAME or NAME:key=value,... (as sweep's --policy)
+            name, policy, params = parse_policy_spec(o["policy"])
+            if ":" in o["policy"]:  # a bare name or alias (chunked-1024) is load_config's
+                options = {**mechanism_sections(o.get("mechanism")), "chunked": chunked}
+                check_spec_agrees(o["policy"], policy, params, given_sets, options)
+                spec = (policy, params)
+            overrides["policy"] = name
         check_flags_agree_with_sets(overrides, given_sets)
         check_mechanism_sources(o)
         sets = mechanism_overrides(o.get("mechanism"), given_sets)
+        if spec is not None:
+            sets = merge_overrides(sets, {spec[0]: spec[1]})
         cfg = load_config(o["config"], merge_overrides(overrides, sets))
         check_mechanism_applies(o.get("mechanism"), (cfg.policy,))
         check_set_sections(given_sets, (cfg.policy,))
+        check_file_sections(o["config"], (cfg.policy,))
         flags = {"chunk_size": "--chunk-size", "variant": "--variant"}
         given = [flags.get(k, "--max-running") for k, v in chunked.items() if v is not None]
         if given and cfg.policy != "chunked":
@@ -132,11 +144,13 @@ def mechanism_overrides(mechanism: str | None, sets: dict) -> dict:
 def mechanism_sources(o: dict) -> dict[str, list[tuple[str, object]]]:
     """Policy (one that takes a mechanism) -> [(source, value)] for each place `run`'s or
     `sweep`'s options `o` name its mechanism: the config file's `[POLICY] mechanism`, each
-    `--set POLICY.mechanism=V` (repeats included), `--mechanism`. Values as given."""
+    `--set POLICY.mechanism=V` (repeats included), run's `--policy POLICY:mechanism=V`,
+    `--mechanism`. Values as given."""
     import tomllib
 
     from bulletsim.config import parse_sets
     from bulletsim.policies.registry import has_mechanism_param, policy_names
+    from bulletsim.policy_spec import parse_policy_spec
 
     takers = {n for n in policy_names() if has_mechanism_param(n)}
     out: dict[str, list[tuple[str, object]]] = {}
@@ -157,6 +171,13 @@ def mechanism_sources(o: dict) -> dict[str, list[tuple[str, object]]]:
         for key, val in sec.items():
             if isinstance(val, dict) and "mechanism" in val and key.lower() in takers:
                 out.setdefault(key.lower(), []).append((f"--set {item.strip()}", val["mechanism"]))
+    for text in [o["policy"]] if ":" in (o.get("policy") or "") else []:
+        try:
+            _, name, params = parse_policy_spec(text)
+        except ValueError:
+            continue  # reported by the run's own parse
+        if "mechanism" in params and name in takers:
+            out.setdefault(name, []).append((f"--policy {text}", params["mechanism"]))
     if o.get("mechanism") is not None:
         for name in sorted(takers):
             out.setdefault(name, []).append((f"--mechanism {o['mechanism']}", o["mechanism"]))
@@ -188,14 +209,15 @@ def check_mechanism_sources(o: dict) -> dict[str, str]:
 
 def mechanism_given(o: dict) -> bool:
     """Whether `run`'s options `o` name a mechanism anywhere: `--mechanism`, `--set
-    POLICY.mechanism` or the config file's `[POLICY] mechanism` (for a policy that takes one).
+    POLICY.mechanism`, `--policy POLICY:mechanism=V` or the config file's `[POLICY] mechanism`
+    (for a policy that takes one).
     A command with its own default (`live`) adds it as `--mechanism` only when none is."""
     import tomllib
 
     from bulletsim.config import parse_sets
     from bulletsim.policies.registry import has_mechanism_param, policy_names
 
-    if o.get("mechanism") is not None:
+    if o.get("mechanism") is not None or mechanism_sources({"policy": o.get("policy")}):
         return True
     sections = [parse_sets(o.get("set_"))]
     if o.get("config") is not None:

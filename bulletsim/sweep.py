@@ -53,37 +53,11 @@ class PolicyVariant:
 
     @classmethod
     def parse(cls, text: str) -> PolicyVariant:
-        """Names as `run --policy` takes them (`config.resolve_policy`), case-insensitive."""
-        from bulletsim.config import parse_sets, resolve_policy
+        """A `--policy` spec as run takes it (`policy_spec.parse_policy_spec`)."""
+        from bulletsim.policy_spec import parse_policy_spec, spec_label
 
-        name, _, rest = text.partition(":")
-        policy, params = resolve_policy(name)
-        params = dict(params)
-        if rest:
-            try:
-                items = [f"{policy}.{kv}" for kv in _spec_items(rest)]
-            except ValueError as e:
-                raise ValueError(f"--policy {text!r}: {e}") from None
-            sets = parse_sets(items, f"--policy {name}:")
-            params.update(sets[policy])
-        label = name.strip().lower() + (f":{rest}" if rest else "")
-        return cls(label, policy, tuple(sorted(params.items())))
-
-
-def _spec_items(rest: str) -> list[str]:
-    """ "a=1,b=x,y" -> ["a=1", "b=x,y"]: a piece without '=' continues the previous value (a
-    list such as pdmux's manual_divisions rows); a first piece without one is an error."""
-    items: list[str] = []
-    for piece in rest.split(","):
-        if "=" in piece.split(":")[0] or not items:
-            if "=" not in piece:
-                raise ValueError(
-                    f"expects NAME:key=value,key=value (e.g. bullet:window_layers=4), got {piece!r}"
-                )
-            items.append(piece)
-        else:
-            items[-1] += "," + piece
-    return items
+        _, policy, params = parse_policy_spec(text)
+        return cls(spec_label(text), policy, tuple(sorted(params.items())))
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +103,18 @@ class SweepSpec:
                 "t = 0 is `bulletsim run --rate inf`)"
             )
         checked: dict = {}
-        for v in self.variants():  # fail fast on bad names, traces and parameters
-            for t in self.traces:
+        seen: dict[tuple, str] = {}  # (policy, its parameters) -> the first spec that runs it
+        for v, text in zip(self.variants(), self.policies, strict=True):
+            for t in self.traces:  # fail fast on bad names, traces and parameters
                 cfg = load_config(None, point_overrides(self, v, t, 1.0, self.seeds[0]))
                 _check_inputs(cfg, checked)
+            key = (cfg.policy, cfg.params())  # spelling, option order and defaults aside
+            if key in seen:
+                raise ValueError(
+                    f"--policy {seen[key]} and --policy {text} run the same policy with the same "
+                    f"parameters ({cfg.policy}); give each policy once"
+                )
+            seen[key] = text
         return self
 
 

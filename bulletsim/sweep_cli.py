@@ -179,7 +179,12 @@ def sweep(
         parse_sets,
     )
     from bulletsim.executors import EXECUTORS, make_executor
-    from bulletsim.run_options import check_mechanism_sources, mechanism_overrides
+    from bulletsim.policy_spec import check_spec_agrees, parse_policy_spec
+    from bulletsim.run_options import (
+        check_mechanism_sources,
+        mechanism_overrides,
+        mechanism_sections,
+    )
     from bulletsim.sweep import DEFAULT_POLICIES, DEFAULT_TRACES, SweepSpec
 
     try:
@@ -195,6 +200,9 @@ def sweep(
         check_flags_agree_with_sets(flags, parse_sets(set_))
         base = merge_overrides(mechanism_overrides(mechanism, parse_sets(set_)), flags)
         policies = tuple(policy or DEFAULT_POLICIES)
+        for text in policies:  # a spec's option and --set / --mechanism must agree
+            _, name, params = parse_policy_spec(text)
+            check_spec_agrees(text, name, params, parse_sets(set_), mechanism_sections(mechanism))
         _check_mechanism_applies(mechanism, policies)
         if chunk_size is not None:
             policies = _with_chunk_size(policies, chunk_size)

@@ -30,3 +30,24 @@ def no_long_work(monkeypatch):
 
     monkeypatch.setattr("bulletsim.live.refit.refit_profile", boom)
     monkeypatch.setattr("bulletsim.live.fidelity.resimulate_live", boom)
+
+
+@pytest.fixture
+def refused():
+    """`refused(args, needle, env)`: run the bulletsim CLI with `args` and check a refusal of
+    bad input: exit code 2, exactly one line, starting "error: " and holding `needle`, no
+    traceback. Returns the line."""
+    from typer.testing import CliRunner
+
+    from bulletsim.cli import app
+
+    def check(args, needle: str, env: dict | None = None) -> str:
+        res = CliRunner().invoke(app, [str(a) for a in args], env=env)
+        lines = res.output.strip().splitlines()
+        assert res.exit_code == 2, res.output
+        assert len(lines) == 1 and lines[0].startswith("error: "), res.output
+        assert needle in lines[0], lines[0]
+        assert "Traceback" not in res.output and isinstance(res.exception, SystemExit)
+        return lines[0]
+
+    return check
