@@ -184,8 +184,8 @@ def run(
     policy: Annotated[
         str | None,
         Opt(
-            help=f"Serving policy (case-insensitive): {policy_choices()}; see `bulletsim "
-            "policies`. (default: chunked)"
+            help=f"Serving policy (case-insensitive): {policy_choices()}, or NAME:key=value,... "
+            "(its parameters, as sweep's --policy); see `bulletsim policies`. (default: chunked)"
         ),
     ] = None,
     gpu: Annotated[

@@ -107,6 +107,14 @@ class SimEngine:
             raise SimulationStuck(self._stuck_message())
         return self.log
 
+    def physical_sms(self, lane: str, num_sms: int) -> int:
+        """SMs a launch asking for `num_sms` on `lane` runs on: the green-context partition
+        the GPU engine would make (`live.green_lanes.launch_sms`) when partitions are kept,
+        else what was asked (re-masked at once)."""
+        if not self.keeps_partition:
+            return num_sms
+        return launch_sms(self._mechanism, lane, num_sms, self.ctx.total_sms)
+
     def _co_runner(self, lane: str) -> CoRunner | None:
         # Rescaling: the allocation, not the SMs it runs on (a resize made at this instant has
         # already shrunk the other lane, its process just has not handled it yet). Keeping
@@ -242,9 +250,7 @@ class SimEngine:
                 self._wake_others(lane, skip_no_ops=True)
                 wake = False
             self._busy[lane] = work
-            sms = work.num_sms
-            if self.keeps_partition:
-                sms = launch_sms(self._mechanism, lane, sms, self.ctx.total_sms)
+            sms = self.physical_sms(lane, work.num_sms)
             self._running_sms[lane] = sms
             co = self._co_runner(lane) if multi else None
             # the host prepares the launch first (0 without host terms); the iteration's

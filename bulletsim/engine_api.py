@@ -16,7 +16,9 @@ engine never changes a `Work` (it is frozen).
 
 What ran is the engine's own record, one row per lane iteration (`records.IterationLog`):
 effective SMs, number of resizes, start and end on the engine's clock (predicted seconds in
-the simulator, measured in a live engine), plus the SM timeline of allocation changes.
+the simulator, measured in a live engine), plus the SM timeline of allocation changes (the
+policy's SMs, and with `physical_sms` the partition a launch then gets:
+`records.sm_timeline_frame`).
 
 The serving state reports every admit, preempt and finish to a `StateObserver` (set with
 `ServingState.observe`), so an engine with physical KV pages can mirror `KVCache`'s block
@@ -53,8 +55,13 @@ class Engine(Protocol):
     """Runs a bound policy to completion on a clock it owns."""
 
     log: IterationLog  # one row per lane iteration: what actually ran
-    sm_log: list[tuple[float, str, int]]  # (time_s, lane, num_sms) at every allocation change
+    sm_log: list[tuple[float, str, int]]  # (time_s, lane, the policy's SMs) at every change
 
     def run(self) -> IterationLog:
         """Run until every request has finished; raise if no lane can make progress."""
+        ...
+
+    def physical_sms(self, lane: str, num_sms: int) -> int:
+        """SMs a launch on `lane` asking for `num_sms` (> 0) runs on: the partition the engine
+        makes (green contexts: `live.green_lanes`; else what was asked)."""
         ...

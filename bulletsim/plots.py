@@ -44,8 +44,9 @@ def save(fig: Figure, out_dir: Path, name: str) -> list[Path]:
 def time_weighted_sms(sm_timeline: pd.DataFrame, end_s: float) -> dict[str, float]:
     """Per lane, the SMs it held averaged over time (0 to `end_s`), not over iterations.
 
-    `sm_timeline` holds one row per allocation change (time_s, lane, num_sms); each value
-    holds until the lane's next change. Averaging iterations instead would over-weight short
+    `sm_timeline` holds one row per allocation change (`records.SM_TIMELINE_COLUMNS`); its
+    `num_sms` (the SMs launches ran on, not the policy's `policy_sms`) holds until the lane's
+    next change. Averaging iterations instead would over-weight short
     steps (a lane doing many 5 ms steps would count more than one holding SMs for 1 s).
     """
     out = {}

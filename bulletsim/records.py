@@ -1,8 +1,19 @@
-"""Per-iteration and per-request records, kept as column lists and turned into frames once."""
+"""Per-iteration and per-request records, kept as column lists and turned into frames once.
+
+`iterations.parquet` (`ITERATION_COLUMNS`): one row per lane iteration; `num_sms` is the SM
+count the work physically ran on (ended on, after `num_rescales` resizes).
+`sm_timeline.parquet` (`SM_TIMELINE_COLUMNS`): one row per allocation change of a lane:
+`time_s`, `lane`, `num_sms` (the SMs a launch at that allocation runs on, as
+`iterations.parquet` counts them) and `policy_sms` (the split the policy decided). The two
+differ only where the partition mechanism rounds: green contexts run a launch on the
+partition the GPU engine makes (`live.green_lanes`: PDMux's 112/20 on 132 SMs runs as
+108/24, and the latency model prices 108/24); libsmctrl and mps run what the policy asked.
+`requests.parquet`: `request_frame` plus `metrics.add_request_metrics`'s columns.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -10,6 +21,7 @@ import pandas as pd
 from bulletsim.core import Request, Work
 from bulletsim.state import ServingState
 
+SM_TIMELINE_COLUMNS = ("time_s", "lane", "num_sms", "policy_sms")
 ITERATION_COLUMNS = (
     "lane",
     "start_s",
@@ -89,6 +101,15 @@ def iteration_row(
         st.num_running,
         rescales,
     )
+
+
+def sm_timeline_frame(
+    sm_log: Sequence[tuple[float, str, int]], physical_sms: Callable[[str, int], int]
+) -> pd.DataFrame:
+    """`SM_TIMELINE_COLUMNS` from an engine's `sm_log` ((time_s, lane, the policy's SMs) at
+    every change) and its `physical_sms` rule (a lane with 0 SMs launches nothing: 0)."""
+    rows = [(t, lane, physical_sms(lane, n) if n > 0 else 0, n) for t, lane, n in sm_log]
+    return pd.DataFrame.from_records(rows, columns=list(SM_TIMELINE_COLUMNS))
 
 
 def request_frame(requests: Sequence[Request]) -> pd.DataFrame:

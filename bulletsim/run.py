@@ -31,11 +31,9 @@ from bulletsim.models import ModelSpec
 from bulletsim.partitioning import mechanism_caveat
 from bulletsim.policies.base import Policy, PolicyContext
 from bulletsim.policies.registry import make_policy, partitioning_of
-from bulletsim.records import request_frame
+from bulletsim.records import request_frame, sm_timeline_frame
 from bulletsim.state import ServingState
 from bulletsim.workload import Workload, load_workload
-
-SM_TIMELINE_COLUMNS = ["time_s", "lane", "num_sms"]
 
 
 @dataclass(slots=True)
@@ -73,7 +71,7 @@ class RunResult:
     slo_source: str
     requests: pd.DataFrame  # one row per request, with the metrics.add_request_metrics columns
     iterations: pd.DataFrame  # one row per lane iteration (records.ITERATION_COLUMNS)
-    sm_log: pd.DataFrame  # SM_TIMELINE_COLUMNS, one row per allocation change
+    sm_log: pd.DataFrame  # records.SM_TIMELINE_COLUMNS, one row per allocation change
     metrics: dict
     meta: dict
 
@@ -213,7 +211,7 @@ def _result(
     run: Run, engine: Engine, req: pd.DataFrame, it: pd.DataFrame, metrics: dict
 ) -> RunResult:
     """The RunResult of `run` (both the finished and the early-stopped path build it)."""
-    sm_log = pd.DataFrame(engine.sm_log, columns=SM_TIMELINE_COLUMNS)
+    sm_log = sm_timeline_frame(engine.sm_log, engine.physical_sms)
     return RunResult(
         run.config, run.workload, run.latency, run.slo, run.slo_source, req, it, sm_log,
         metrics, run_meta(run),

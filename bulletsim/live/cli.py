@@ -217,8 +217,8 @@ def _live_help(p: inspect.Parameter) -> inspect.Parameter:
     from bulletsim.policies.registry import policy_choices
 
     text = {
-        "policy": f"Serving policy (case-insensitive): {policy_choices()}; see `bulletsim "
-        "policies`. (default: chunked)",
+        "policy": f"Serving policy (case-insensitive): {policy_choices()}, or "
+        "NAME:key=value,... (its parameters); see `bulletsim policies`. (default: chunked)",
         "gpu": "GPU: a100, h100, h20, h200 (any case, nvidia- prefix). (default: with --executor "
         f"gpu the GPU present, else {LIVE_GPU}; the live engine was measured on an H200)",
         "mechanism": "How Bullet partitions SMs: green (green contexts, 8 SMs on Hopper; the "

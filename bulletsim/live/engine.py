@@ -107,6 +107,10 @@ class LiveEngine:
         self.wall_s = clock() - t_run
         return self.log
 
+    def physical_sms(self, lane: str, num_sms: int) -> int:
+        """SMs a launch asking for `num_sms` on `lane` runs on (the executor's partitions)."""
+        return self.executor.physical_sms(lane, num_sms)
+
     def _launch_next(self, lane: str, in_flight: dict[str, Launch | None]) -> Launch | None:
         ex, st = self.executor, self.state
         now = ex.now()
