@@ -42,7 +42,9 @@ Map of the package (data flows top to bottom):
                      paper_table.py (a table per workload convention beside a paper's)
     fidelity/        simulated vs measured (vLLM / SGLang benchmark results, live runs)
     config.py        the run config: one frozen dataclass tree, TOML + overrides, validation;
-                     float_params.py (the range of every float parameter: finite, per unit)
+                     float_params.py (the range of every float parameter: finite, per unit);
+                     policy_spec.py (`--policy NAME:key=value` specs, and the sources of a
+                     policy's parameters checked against each other)
     cli.py           `bulletsim run | live | sweep | design | traces | calibrate | policies`;
                      run_options.py (run's options -> checked config and results folder),
                      cli_errors.py (one-line errors, exit 2), progress.py (progress on
