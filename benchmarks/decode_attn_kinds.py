@@ -7,8 +7,7 @@ attn and step parts of `decode_variants.py` time and check them like the others:
                   int32, sequence lengths [B, 1] uint32, no host plan
   Fa3PagedDecode  flashinfer's paged prefill wrapper with the Hopper FA3 kernel and one query
                   token per request (SGLang's "fa3" attention backend runs decode this way)
-and `part_roofline`: the HBM read ceiling of this GPU (a streaming-read Triton kernel over a
-buffer 80x the L2, best of a few tilings), the denominator a decode step could at best reach.
+and `part_roofline`: the measured HBM ceilings of this GPU (`hbm_ceiling.py`).
 `python benchmarks/decode_attn_kinds.py --jit xqa16` compiles one module ahead (the JIT cache
 then serves the timed parts). GPU only.
 """
@@ -17,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -159,63 +157,14 @@ def jit(name: str) -> None:
     print(f"jit {name}: {time.perf_counter() - t0:.1f} s", flush=True)
 
 
-READ_TILINGS = ((4096, 4), (8192, 8), (16384, 8), (8192, 4))  # (elements per program, warps)
+def part_roofline(out: Path) -> dict:
+    """The measured HBM ceilings (`hbm_ceiling`: streaming read per tiling, device copy),
+    written to `OUT/roofline.json`."""
+    from hbm_ceiling import copy_tb_s, read_tb_s
 
-
-def part_roofline(out: Path, gib: int = 4, reps: int = 10) -> dict:
-    """Streaming-read bandwidth (TB/s of bytes read) of a `gib` GiB bf16 buffer, per tiling;
-    every program reads a contiguous chunk and writes one float (its sum), so the bytes
-    written are negligible. Also torch's device copy (read + write bytes) for reference."""
-    import torch
-    import triton
-    import triton.language as tl
-
-    @triton.jit
-    def read_sum(x, partial, n, BLOCK: tl.constexpr, ITERS: tl.constexpr):
-        pid = tl.program_id(0)
-        base = pid.to(tl.int64) * BLOCK * ITERS
-        acc = tl.zeros([BLOCK], dtype=tl.float32)
-        for i in range(ITERS):
-            offs = base + i * BLOCK + tl.arange(0, BLOCK)
-            acc += tl.load(x + offs, mask=offs < n, other=0.0, eviction_policy="evict_first")
-        tl.store(partial + pid, tl.sum(acc))
-
-    n = (gib << 30) // 2
-    x = torch.ones(n, dtype=torch.bfloat16, device="cuda")
-    res: dict = {"bytes_read": 2 * n, "method": __doc__ and part_roofline.__doc__, "tilings": {}}
-    for block, warps in READ_TILINGS:
-        iters = 8
-        grid = triton.cdiv(n, block * iters)
-        partial = torch.empty(grid, dtype=torch.float32, device="cuda")
-
-        def go(block=block, warps=warps, iters=iters, grid=grid, partial=partial):
-            read_sum[(grid,)](x, partial, n, BLOCK=block, ITERS=iters, num_warps=warps)
-
-        go()
-        torch.cuda.synchronize()
-        if abs(float(partial.double().sum()) - n) > 1e-3 * n:
-            raise ValueError("read kernel summed wrong")
-        times = []
-        for _ in range(reps):
-            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            s.record()
-            go()
-            e.record()
-            e.synchronize()
-            times.append(s.elapsed_time(e))
-        ms = statistics.median(times)
-        res["tilings"][f"b{block}-w{warps}"] = {"ms": ms, "tb_s": 2 * n / (ms / 1e3) / 1e12}
-    y = torch.empty_like(x)
-    times = []
-    for _ in range(reps):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        y.copy_(x)
-        e.record()
-        e.synchronize()
-        times.append(s.elapsed_time(e))
-    res["copy_tb_s_read_plus_write"] = 4 * n / (statistics.median(times) / 1e3) / 1e12
-    res["read_tb_s"] = max(t["tb_s"] for t in res["tilings"].values())
+    res = read_tb_s()
+    res["copy_tb_s_read_plus_write"] = copy_tb_s()
+    res["method"] = "hbm_ceiling.read_tb_s / copy_tb_s (4 GiB, median of 10)"
     (out / "roofline.json").write_text(json.dumps(res, indent=1) + "\n")
     print("roofline:", json.dumps(res), flush=True)
     return res

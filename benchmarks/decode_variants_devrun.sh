@@ -83,7 +83,8 @@ if "graph" in b:
     g = b["graph"]
     print(f"ENGINE decode 64x2048: {g['step_ms']:.3f} ms {g['achieved_tb_s']:.2f} TB/s = "
           f"{g['of_datasheet_4p8']:.1%} of 4.8, {g['of_measured_copy']:.1%} of copy "
-          f"{b.get('copy_tb_s', 0):.2f}; pdl={g.get('decode_pdl')}")
+          f"{b.get('copy_tb_s', 0):.2f}, {g.get('of_measured_read', 0):.1%} of read "
+          f"{b.get('read_tb_s', 0):.2f}; pdl={g.get('decode_pdl')}")
     print("  by class (ms):", {k: round(v, 3) for k, v in b.get("breakdown", {}).get("by_class_ms", {}).items()})
     for k in ("decode_pdl_off", "unfused_rope_kv", "experimental_skinny_gemm"):
         e = b.get(k, {})

@@ -156,25 +156,6 @@ def _median_replay_ms(graph, stream, reps: int) -> float:
     return statistics.median(times)
 
 
-def copy_tb_s(nbytes: int = 4 << 30, reps: int = 10) -> float:
-    """Device-to-device copy bandwidth (bytes read + written per second), median."""
-    import torch
-
-    x = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
-    y = torch.empty_like(x)
-    times = []
-    for i in range(reps + 2):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        y.copy_(x)
-        e.record()
-        e.synchronize()
-        if i >= 2:
-            times.append(s.elapsed_time(e) / 1e3)
-    del x, y
-    return 2 * nbytes / statistics.median(times) / 1e12
-
-
 KERNEL_CLASSES = (
     ("attention", ("flashinfer", "BatchPrefill", "BatchDecode", "PersistentVariableLength")),
     ("rope+kv write", ("_rope",)),
@@ -299,7 +280,8 @@ def bandwidth(args) -> None:
     res["method"] = (
         f"CUDA graph replay on the whole GPU, median of {args.reps} after 3 warm-ups, CUDA "
         "events; bytes = every weight once (layers, final norm, lm_head) + K and V of "
-        "batch x (ctx + 1) tokens; copy = torch copy_ of 4 GiB, read + write bytes"
+        "batch x (ctx + 1) tokens; copy = torch copy_ of 4 GiB, read + write bytes; read = "
+        "hbm_ceiling.read_tb_s (streaming read of 4 GiB, best tiling)"
     )
 
     def save() -> None:  # after every stage: a timeout keeps what was measured
@@ -307,7 +289,14 @@ def bandwidth(args) -> None:
         tmp.write_text(json.dumps(res, indent=1, default=str) + "\n")
         tmp.replace(out / "bandwidth.json")
 
+    from hbm_ceiling import copy_tb_s, read_tb_s
+
     res["copy_tb_s"] = copy_tb_s()
+    try:
+        res["read"] = read_tb_s()
+        res["read_tb_s"] = res["read"]["read_tb_s"]
+    except Exception as e:  # noqa: BLE001 - the read ceiling is context, not the figure
+        res["read"] = {"error": repr(e)[:300]}
     ids = [10**9 + i for i in range(batch)]
     slots = np.asarray([pg.slot(i, 0) for i in ids], np.int64)
     pg.ensure_many(slots, np.full(batch, ctx + 1, np.int64))
@@ -343,6 +332,7 @@ def bandwidth(args) -> None:
             "achieved_tb_s": bw,
             "of_datasheet_4p8": bw / 4.8,
             "of_measured_copy": bw / res["copy_tb_s"],
+            **({"of_measured_read": bw / res["read_tb_s"]} if "read_tb_s" in res else {}),
         }
 
     graph = g.graphs[(key, batch)]

@@ -71,7 +71,8 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 g = d["graph"]
 print(f"decode 64x2048: {g['step_ms']:.2f} ms, {g['achieved_tb_s']:.2f} TB/s = "
-      f"{g['of_datasheet_4p8']:.0%} of 4.8, {g['of_measured_copy']:.0%} of copy {d['copy_tb_s']:.2f}")
+      f"{g['of_datasheet_4p8']:.0%} of 4.8, {g['of_measured_copy']:.0%} of copy {d['copy_tb_s']:.2f}, "
+      f"{g.get('of_measured_read', 0):.0%} of read {d.get('read_tb_s', 0):.2f}")
 print("by class (ms):", {k: round(v, 3) for k, v in d.get("breakdown", {}).get("by_class_ms", {}).items()})
 for p, e in d.get("forced_gemm_path", {}).items():
     print(f"  forced {p}: {e.get('step_ms', e.get('error'))}")
