@@ -102,6 +102,7 @@ class DesignSpec:
             base=data.get("base", {}),
             **kw,
         )
+        _check_policy_sections(spec, where)
         return cls(
             gpus=_names(grid, "gpu", DEFAULT_GPUS),
             models=_names(grid, "model", DEFAULT_MODELS),
@@ -136,6 +137,23 @@ class DesignSpec:
         if len({c.name for c in out}) != len(out):
             raise ValueError("design: two cells share a name; use distinct GPU/model/SLO names")
         return out
+
+
+def _check_policy_sections(spec: SweepSpec, where: str) -> None:
+    """[base.POLICY] tables must be for a policy of the grid and agree with its --policy
+    specs, as `sweep`'s --set must (`policy_spec`); ValueError (one line) otherwise."""
+    from bulletsim.policy_spec import check_spec_agrees, unused_sections
+
+    variants = spec.variants()
+    policies = tuple(dict.fromkeys(v.policy for v in variants))
+    for key in unused_sections(spec.base, policies)[:1]:
+        raise ValueError(
+            f"{where}: [base.{key}] is for {key.lower()}, not a policy of the grid "
+            f"({', '.join(policies)}), so its parameters would do nothing; add it to [grid] "
+            "policy, or remove the table"
+        )
+    for text, v in zip(spec.policies, variants, strict=True):
+        check_spec_agrees(text, v.policy, dict(v.params), spec.base, {}, f"{where} [base]")
 
 
 def _known(table: Any, valid: tuple[str, ...], where: str) -> None:

@@ -81,11 +81,14 @@ def spec_label(text: str) -> str:
     return name.strip().lower() + (f":{rest}" if colon else "")
 
 
-def check_spec_agrees(text: str, policy: str, params: dict, sets: dict, options: dict) -> None:
+def check_spec_agrees(
+    text: str, policy: str, params: dict, sets: dict, options: dict, sets_name: str = "--set"
+) -> None:
     """A spec's parameters (`parse_policy_spec`) against `--set` (`sets`, from
     `config.parse_sets`) and a command's dedicated options (`options`: section -> key ->
     value, None where not given): ValueError (one line) naming both when one key gets two
-    values (`--set pdmux.min_sms=16 --policy pdmux:min_sms=24`); neither silently wins."""
+    values (`--set pdmux.min_sms=16 --policy pdmux:min_sms=24`); neither silently wins.
+    `sets_name`: how messages name where `sets` came from (a design's "[base]")."""
     for source, table in (("--set", sets), ("option", options)):
         section = table.get(policy)
         for key, value in params.items() if isinstance(section, dict) else ():
@@ -93,7 +96,7 @@ def check_spec_agrees(text: str, policy: str, params: dict, sets: dict, options:
             if other is None or _same(key, other, value):
                 continue
             by = (
-                f"--set {policy}.{key}={other!r}"
+                f"{sets_name} {policy}.{key}={other!r}"
                 if source == "--set"
                 else f"its option ({other!r})"
             )
@@ -115,13 +118,22 @@ def _same(key: str, a: Any, b: Any) -> bool:
     return a == b
 
 
+def unused_sections(table: dict, policies: tuple[str, ...]) -> list[str]:
+    """The keys of `table` (a config's top level: `--set`, a config file, a design's
+    [base]) that name a policy (any case) not in `policies` (registered names)."""
+    from bulletsim.policies.registry import policy_names
+
+    names = policy_names()
+    return [
+        k for k in table if isinstance(k, str) and k.lower() in names and k.lower() not in policies
+    ]
+
+
 def check_file_sections(path: str | Path | None, policies: tuple[str, ...]) -> None:
     """A config file's `[SECTION]` for a policy not in `policies` (the run's, registered
     names) would do nothing: ValueError naming the section and the run's policies, as
     `--set` for such a policy is refused. A file that does not read is left to the loader."""
     import tomllib
-
-    from bulletsim.policies.registry import policy_names
 
     if path is None:
         return
@@ -129,11 +141,9 @@ def check_file_sections(path: str | Path | None, policies: tuple[str, ...]) -> N
         doc = tomllib.loads(Path(path).expanduser().read_text())
     except (OSError, ValueError):
         return  # loading the config for the run reports it
-    names = policy_names()
-    for key, value in doc.items():
-        if isinstance(value, dict) and key.lower() in names and key.lower() not in policies:
-            raise ValueError(
-                f"config file {path}: [{key}] is for {key.lower()}, not a policy of this run "
-                f"({', '.join(policies)}), so its parameters would do nothing; run it with "
-                f"--policy {key.lower()}, or remove the section"
-            )
+    for key in unused_sections(doc, policies)[:1]:
+        raise ValueError(
+            f"config file {path}: [{key}] is for {key.lower()}, not a policy of this run "
+            f"({', '.join(policies)}), so its parameters would do nothing; run it with "
+            f"--policy {key.lower()}, or remove the section"
+        )

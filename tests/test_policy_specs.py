@@ -5,11 +5,13 @@
 - a sweep refuses one policy given twice, however spelt (was: run twice);
 - a spec's option and `--set` (or a dedicated option) giving one key different values are
   refused (was: `--set pdmux.min_sms=16 --policy pdmux:min_sms=24` silently used 24);
-- a config file's section for a policy the run does not run is refused, as `--set` is (was:
-  silently ignored).
+- a config file's section (or a design's [base] table) for a policy the run does not run is
+  refused, as `--set` is (was: silently ignored), and fidelity's `--set` too.
 Each: one line starting with "error:", exit 2, no results written."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -23,6 +25,7 @@ ENV = {"BULLETSIM_CACHE_DIR": "/nonexistent-bulletsim-cache", "BULLETSIM_TRACES_
 RUN = ("run", "--trace", "alpaca", "-n", "10", "-q", "--gpu", "h200", "--out", "never")
 SWEEP = ("sweep", "-n", "10", "--rates", "4", "--no-capacity", "--workers", "1", "-q")
 SWEEP += ("--gpu", "h200", "--seeds", "0", "--no-timeline", "--no-plots", "--out", "never")
+MEASURED = str(Path(__file__).parent / "fixtures" / "measured" / "vllm_bench_serve.json")
 MALFORMED = [
     ("pdmux:", "no options after ':'"),
     ("pdmux: ", "no options after ':'"),
@@ -84,6 +87,11 @@ CASES = [
         "its parameters would do nothing; run it with --policy bullet, or remove the section",
     ),
     ((*RUN, "--config", "shared.toml", "--policy", "chunked"), "[Bullet] is for bullet"),
+    # fidelity's --set for a policy it does not simulate (was: ignored)
+    (
+        ("fidelity", "--measured", MEASURED, "--gpu", "h200", "--set", "pdmux.min_sms=16"),
+        "--set pdmux.*: pdmux is not a policy of this run (chunked)",
+    ),
     # an empty value through --set too
     ((*RUN, "--set", "bullet.mechanism="), "no value after '='"),
 ]
@@ -96,6 +104,24 @@ def test_refused_with_one_line(tmp_path, monkeypatch, refused, args, needle):
     (tmp_path / "shared.toml").write_text('policy = "bullet"\n[Bullet]\nwindow_layers = 4\n')
     (tmp_path / "mech.toml").write_text('[bullet]\nmechanism = "libsmctrl"\n')
     refused(args, needle, ENV)
+    assert not (tmp_path / "never").exists()
+
+
+DESIGN = '[grid]\npolicy = ["{policy}"]\ntrace = ["alpaca"]\n[sweep]\nrates = [4.0]\n'
+DESIGN += "num_requests = 10\nseeds = [0]\n[base.pdmux]\nmin_sms = 16\n"
+
+
+@pytest.mark.parametrize(
+    ("policy", "needle"),
+    [
+        ("chunked-2048", "[base.pdmux] is for pdmux, not a policy of the grid (chunked)"),
+        ("pdmux:min_sms=24", "by --policy pdmux:min_sms=24 (24) and by d.toml [base] pdmux"),
+    ],
+)
+def test_design_base_tables_are_checked_as_sets(tmp_path, monkeypatch, refused, policy, needle):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.toml").write_text(DESIGN.format(policy=policy))
+    refused(["design", "d.toml", "--out", "never"], needle, ENV)
     assert not (tmp_path / "never").exists()
 
 

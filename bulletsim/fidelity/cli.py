@@ -116,7 +116,7 @@ def fidelity(
     wrong = given_options(ctx, LIVE_ONLY)
     if wrong:
         fail(f"{', '.join(wrong)}: for live run directories only, not --measured FILE")
-    from bulletsim.config import load_config, merge_overrides, parse_sets
+    from bulletsim.config import check_set_sections, load_config, merge_overrides, parse_sets
     from bulletsim.fidelity.reader import read_measured
 
     try:
@@ -136,6 +136,7 @@ def fidelity(
             "chunked": chunked if policy == "chunked" else {},
         }  # fmt: skip
         cfg = load_config(None, merge_overrides(overrides, parse_sets(set_)))
+        check_set_sections(parse_sets(set_), (cfg.policy,))  # would do nothing: refused
         from bulletsim.fidelity.resimulate import resimulate
 
         res, comparison = resimulate(run, cfg)
