@@ -475,9 +475,9 @@ def check_flags_agree_with_sets(flags: dict, sets: dict, path: str = "") -> None
 def check_set_sections(sets: dict, policies: set[str] | tuple[str, ...]) -> None:
     """A `--set SECTION.key=value` for a policy that is not run would do nothing: ValueError
     naming the policies that are. `sets` is `parse_sets`'s output; names as in the registry."""
-    from bulletsim.policy_spec import unused_sections
+    from bulletsim.policies.registry import unused_policy_sections
 
-    unused = unused_sections(sets, tuple(policies))
+    unused = unused_policy_sections(sets, tuple(policies))
     if unused:
         u = unused[0]
         raise ValueError(

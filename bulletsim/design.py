@@ -142,11 +142,12 @@ class DesignSpec:
 def _check_policy_sections(spec: SweepSpec, where: str) -> None:
     """[base.POLICY] tables must be for a policy of the grid and agree with its --policy
     specs, as `sweep`'s --set must (`policy_spec`); ValueError (one line) otherwise."""
-    from bulletsim.policy_spec import check_spec_agrees, unused_sections
+    from bulletsim.policies.registry import unused_policy_sections
+    from bulletsim.policy_spec import check_spec_agrees
 
     variants = spec.variants()
     policies = tuple(dict.fromkeys(v.policy for v in variants))
-    for key in unused_sections(spec.base, policies)[:1]:
+    for key in unused_policy_sections(spec.base, policies)[:1]:
         raise ValueError(
             f"{where}: [base.{key}] is for {key.lower()}, not a policy of the grid "
             f"({', '.join(policies)}), so its parameters would do nothing; add it to [grid] "

@@ -118,22 +118,13 @@ def _same(key: str, a: Any, b: Any) -> bool:
     return a == b
 
 
-def unused_sections(table: dict, policies: tuple[str, ...]) -> list[str]:
-    """The keys of `table` (a config's top level: `--set`, a config file, a design's
-    [base]) that name a policy (any case) not in `policies` (registered names)."""
-    from bulletsim.policies.registry import policy_names
-
-    names = policy_names()
-    return [
-        k for k in table if isinstance(k, str) and k.lower() in names and k.lower() not in policies
-    ]
-
-
 def check_file_sections(path: str | Path | None, policies: tuple[str, ...]) -> None:
     """A config file's `[SECTION]` for a policy not in `policies` (the run's, registered
     names) would do nothing: ValueError naming the section and the run's policies, as
     `--set` for such a policy is refused. A file that does not read is left to the loader."""
     import tomllib
+
+    from bulletsim.policies.registry import unused_policy_sections
 
     if path is None:
         return
@@ -141,7 +132,7 @@ def check_file_sections(path: str | Path | None, policies: tuple[str, ...]) -> N
         doc = tomllib.loads(Path(path).expanduser().read_text())
     except (OSError, ValueError):
         return  # loading the config for the run reports it
-    for key in unused_sections(doc, policies)[:1]:
+    for key in unused_policy_sections(doc, policies)[:1]:
         raise ValueError(
             f"config file {path}: [{key}] is for {key.lower()}, not a policy of this run "
             f"({', '.join(policies)}), so its parameters would do nothing; run it with "

@@ -1,11 +1,13 @@
 """Results directories: resolved config, parquet tables, a flat summary; written atomically.
 
 Layout of `results/<run>/`: `config.json` (resolved config + versions + git sha + latency
-model provenance), `requests.parquet`, `iterations.parquet`, `sm_timeline.parquet`,
-`summary.json`. Everything is deterministic (no wall-clock stamps), so the same seed and
-inputs give byte-identical files. A run is written to a hidden sibling directory and renamed
-into place, so an interrupted write never leaves a complete-looking directory; only a folder
-holding bulletsim's marker `.bulletsim-results` is ever replaced (`outdir.py`).
+model provenance), `requests.parquet`, `iterations.parquet`, `sm_timeline.parquet` (their
+columns: `records.py`'s docstring; both count `num_sms` as the SMs that ran, the timeline adds
+the policy's split as `policy_sms`), `summary.json`. Everything is deterministic (no
+wall-clock stamps), so the same seed and inputs give byte-identical files. A run is written
+to a hidden sibling directory and renamed into place, so an interrupted write never leaves a
+complete-looking directory; only a folder holding bulletsim's marker `.bulletsim-results` is
+ever replaced (`outdir.py`).
 """
 
 from __future__ import annotations

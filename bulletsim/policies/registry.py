@@ -114,6 +114,15 @@ def policy_names() -> tuple[str, ...]:
     return tuple(POLICY_PARAMS)
 
 
+def unused_policy_sections(table: dict, policies: tuple[str, ...]) -> list[str]:
+    """The keys of `table` (a config's top level: `--set`, a config file, a design's [base])
+    that name a registered policy (any case) not in `policies`: sections that would do nothing."""
+    names = policy_names()
+    return [
+        k for k in table if isinstance(k, str) and k.lower() in names and k.lower() not in policies
+    ]
+
+
 def policy_choices() -> str:
     """The policy names as `--policy` takes them, for help texts: "chunked, chunked-N (chunk
     size N), bullet, ..." (every registered policy, so a new one is listed everywhere)."""
