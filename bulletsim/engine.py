@@ -26,6 +26,7 @@ iteration record.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 
 import simpy
@@ -36,6 +37,17 @@ from bulletsim.live.green_lanes import launch_sms
 from bulletsim.partitioning import keeps_partition
 from bulletsim.policies.base import Policy, PolicyContext
 from bulletsim.records import IterationLog
+
+
+def bad_duration(latency: LatencyModel, work: Work, num_sms: int, seconds: float) -> str:
+    """One line for an iteration priced at a negative or non-finite time (SimPy would stop
+    with a bare "Negative delay"): the latency model, the work and the SMs it ran on."""
+    return (
+        f"latency model {latency.name} priced a {work.shape.phase} iteration ({work.shape}) on "
+        f"{num_sms} SMs at {seconds!r} s (policy overhead {work.overhead_s!r} s); a duration "
+        "must be finite and >= 0: check the latency model's terms (--latency roofline runs "
+        "without a profile)"
+    )
 
 
 class SimulationStuck(RuntimeError):
@@ -263,6 +275,8 @@ class SimEngine:
                 self._host_free_s = now + gap + busy_fn(work.shape)
             start = now + gap
             total = gap + latency.predict(work.shape, sms, co) + work.overhead_s
+            if not 0.0 <= total < math.inf:
+                raise ValueError(bad_duration(latency, work, sms, total))
             left = 1.0  # fraction of the work still to run
             num_rescales = 0
             while True:
@@ -277,6 +291,8 @@ class SimEngine:
                     num_rescales += 1
                     co = self._co_runner(lane)
                     total = gap + latency.predict(work.shape, sms, co) + work.overhead_s
+                    if not 0.0 <= total < math.inf:
+                        raise ValueError(bad_duration(latency, work, sms, total)) from None
             self._busy[lane] = None
             end = env.now
             policy.on_work_done(work, end)

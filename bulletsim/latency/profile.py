@@ -22,6 +22,7 @@ from bulletsim.latency.host import gap_kind, host_from_dict
 from bulletsim.latency.log_grid import LogGrid, bracket, fill, interp
 from bulletsim.latency.moe_profile import reroute
 from bulletsim.latency.ops import OP_CLASSES, OpCost, attention_coefficients, gemm, linear_ops
+from bulletsim.latency.profile_floor import bad_prediction, check_floor
 from bulletsim.latency.profile_format import (
     FORMAT,
     KINDS,
@@ -64,8 +65,18 @@ class ProfileLatency(ContendedPredict):
     `launch_gap_s` prices the host's time before a launch.
     """
 
-    def __init__(self, doc: dict, gpu: GPUSpec | None = None, model: ModelSpec | None = None):
-        validate(doc)
+    def __init__(
+        self,
+        doc: dict,
+        gpu: GPUSpec | None = None,
+        model: ModelSpec | None = None,
+        source: str = "(in memory)",
+    ):
+        """ValueError (one line, naming `source`: the file it was read from) when `doc` is
+        not a valid profile, is for another GPU/model, or prices its cheapest work at a
+        negative time (`profile_floor.check_floor`)."""
+        validate(doc, f"profile {source}")
+        self.source = source
         meta = doc["meta"]
         self.doc, self.meta = doc, meta
         self.gpu = gpu_from_dict(doc["gpu_spec"])
@@ -137,13 +148,14 @@ class ProfileLatency(ContendedPredict):
         self._decode_slices: dict[tuple[int, int], tuple | None] = {}
         self._prefill_slices: dict[int, tuple | None] = {}
         self._linear_slices: dict[int, list[tuple] | None] = {}
+        check_floor(self)
 
     @classmethod
     def load(
         cls, path: str | Path, gpu: GPUSpec | None = None, model: ModelSpec | None = None
     ) -> ProfileLatency:
         """Read, validate and build; `gpu`/`model`, when given, must match the profile."""
-        return cls(read_profile(path), gpu, model)
+        return cls(read_profile(path), gpu, model, source=str(path))
 
     def _filled(self, axis, sms, rows, make_op) -> list[list[float]]:
         """Measured seconds with holes filled by the SRM times the nearest measured ratio."""
@@ -409,8 +421,12 @@ class ProfileLatency(ContendedPredict):
 
     def predict(self, shape: WorkShape, num_sms: int, co_runner: CoRunner | None = None) -> float:
         """`ContendedPredict.predict`; an eager step (any prefill tokens) lasts at least the
-        host's launch time when the profile has a `host` section."""
+        host's launch time when the profile has a `host` section. ValueError (one line naming
+        the profile file and the work, `profile_floor.bad_prediction`) for a negative or
+        non-finite time: the profile's terms are wrong for this work."""
         t = ContendedPredict.predict(self, shape, num_sms, co_runner)
+        if not 0.0 <= t < math.inf:
+            raise ValueError(bad_prediction(self, t, shape, num_sms, co_runner))
         host = self.host
         if host is None or not shape.prefill_tokens:
             return t

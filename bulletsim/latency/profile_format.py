@@ -198,7 +198,7 @@ def validate(doc: dict, source: str = "profile") -> None:
     try:
         srm_from_dict(doc["srm"])
         gpu_from_dict(doc["gpu_spec"])
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise ValueError(f"{source}: bad srm/gpu_spec section: {e}") from None
 
 

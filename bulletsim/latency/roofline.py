@@ -113,6 +113,19 @@ class SRMParams:
             )
         if not 0.0 < self.bw_knee_frac <= 1.0:
             raise ValueError(f"bw_knee_frac must be in (0, 1], got {self.bw_knee_frac}")
+        # A non-positive efficiency or a negative overhead prices some work at a negative
+        # time, which the simulator cannot schedule (SimPy refuses a negative delay).
+        bad = [f"alpha.{c}={v!r}" for c, v in self.alpha.items() if not 0.0 < v < math.inf]
+        bad += [
+            f"{k}={getattr(self, k)!r}"
+            for k in ("layer_overhead_s", "step_overhead_s", "allreduce_latency_s")
+            if not 0.0 <= getattr(self, k) < math.inf
+        ]
+        if bad:
+            raise ValueError(
+                f"SRM terms out of range: {', '.join(bad)} (alpha must be finite and > 0, "
+                "overheads and allreduce_latency_s finite seconds >= 0)"
+            )
 
 
 def rates(num_sms: int, gpu: GPUSpec, params: SRMParams) -> tuple[float, float]:

@@ -80,10 +80,11 @@ def resimulate_live(
 
         gpu, model = get_gpu(cfg.gpu), get_model(cfg.model, tp=cfg.tp)
         doc = _profile_doc(profile)
-        latency = ProfileLatency(doc, gpu, model)
+        latency = ProfileLatency(doc, gpu, model, source=_source(profile))
         errors = repriced(doc, run_dir)
         if policy_profile is not None:
-            timing, latency = latency, ProfileLatency(_profile_doc(policy_profile), gpu, model)
+            pdoc, psource = _profile_doc(policy_profile), _source(policy_profile)
+            timing, latency = latency, ProfileLatency(pdoc, gpu, model, source=psource)
     req = req.sort_values("id")
     specs = make_requests(
         req["arrival_s"].to_numpy(np.float64),
@@ -101,6 +102,11 @@ def resimulate_live(
         f"live ({summary['engine']})", req.reset_index(drop=True), summary["itl_ms"]
     )
     return LiveFidelity(Path(run_dir), summary, sim, compare(sim_obs, live_obs, sim.slo), errors)
+
+
+def _source(profile: str | Path | dict) -> str:
+    """How a profile is named in errors: its file, or that it was given as a document."""
+    return "(given as a document)" if isinstance(profile, dict) else str(profile)
 
 
 def _profile_doc(profile: str | Path | dict) -> dict:
