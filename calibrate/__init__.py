@@ -13,6 +13,7 @@ Map (GPU-only modules import torch; the rest run anywhere):
     gemm_faults.py  GEMM samples timed on a wrongly chosen kernel (a rule; the fit drops them)
     pipeline.py     samples -> profile -> report (+ install)
     fit_inputs.py   calibrate-fit's samples / meta.json checks (before any write)
+    sample_identity.py  the samples' run (gpu, model, tp, SMs) must be the meta.json's
     install.py      installing a profile: never over one silently, kept sections
     report.py       calibration report (markdown + plots)
     derive.py       derived profiles for other GPUs (datasheet transfer)

@@ -34,10 +34,21 @@ class Measurer:
     """Measures samples of `model` on `pool`'s partitions into `store`."""
 
     def __init__(
-        self, model, pool, store: SampleStore, *, mechanism: str, passes: int, target_ms: float
+        self,
+        model,
+        pool,
+        store: SampleStore,
+        *,
+        mechanism: str,
+        passes: int,
+        target_ms: float,
+        identity: dict | None = None,
     ):
         self.m, self.pool, self.store = model, pool, store
         self.mechanism = mechanism
+        # the run's gpu/model/tp on every sample: a fit refuses another run's meta.json
+        # (calibrate.sample_identity)
+        self.identity = dict(identity or {})
         self.passes, self.target_ms = passes, target_ms
         self.probe = SmidProbe()
         self.clocks = Clocks()
@@ -45,8 +56,10 @@ class Measurer:
         self.total_sms = pool.total_sms
 
     def base(self) -> dict:
-        """Fields every sample carries: mechanism, clocks read now, wall time."""
+        """Fields every sample carries: the run's identity, mechanism, clocks read now, wall
+        time."""
         return {
+            **self.identity,
             "mechanism": self.mechanism,
             "sm_mhz": self.clocks.sm_mhz(),
             "mem_mhz": self.clocks.mem_mhz(),

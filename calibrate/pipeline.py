@@ -19,6 +19,7 @@ from bulletsim.hardware import get_gpu, resolve_mechanism
 from bulletsim.latency.profile import profile_filename, write_profile
 from bulletsim.models import get_model
 from calibrate import install as installer
+from calibrate import sample_identity
 from calibrate.fit import fit_profile
 from calibrate.fit_inputs import check_mechanism, read_meta, read_samples
 from calibrate.own_files import (
@@ -62,13 +63,16 @@ def is_own_parquet(path: Path) -> bool:
     return meta.get(MARK_KEY.encode()) == TOOL.encode()
 
 
-def write_parquet(df: pd.DataFrame, path: Path) -> Path:
-    """`df` as zstd parquet stamped with this tool's marker, written atomically."""
+def write_parquet(df: pd.DataFrame, path: Path, meta: dict | None = None) -> Path:
+    """`df` as zstd parquet stamped with this tool's marker (and the identity of `meta`'s
+    run, `calibrate.sample_identity`), written atomically."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(df, preserve_index=False)
     md = {**(table.schema.metadata or {}), MARK_KEY.encode(): TOOL.encode()}
+    if meta is not None:
+        md[sample_identity.PARQUET_KEY] = json.dumps(sample_identity.identity(meta)).encode()
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         pq.write_table(table.replace_schema_metadata(md), tmp, compression="zstd")
@@ -116,7 +120,7 @@ def finish(
         check_outputs(out, owned_outputs(name, True), TOOL)
         write_text_atomic(out / "meta.json", json.dumps(meta, indent=1) + "\n")
         df = load_samples(out / "samples.jsonl")
-        write_parquet(df, out / "samples.parquet")
+        write_parquet(df, out / "samples.parquet", meta)
     doc = stamped(TOOL, fit_profile(df, model, gpu, meta))
     path = write_profile(doc, out / name)
     if install:
@@ -143,11 +147,13 @@ def refit(
     """Redo the fit from a samples file (.jsonl or .parquet) and its meta.json into `out`.
 
     Everything is checked before anything is written (ValueError, one line): the inputs
-    (`calibrate.fit_inputs`), the install target, and `out` (a folder whose files by this
+    (`calibrate.fit_inputs`), that the samples are the meta's run's
+    (`calibrate.sample_identity`), the install target, and `out` (a folder whose files by this
     tool's names are its own; a meta.json there must equal `meta_path`'s)."""
     df = read_samples(samples)
     meta = read_meta(meta_path)
     check_mechanism(df, meta, samples, meta_path)
+    sample_identity.check_identity(df, meta, samples, meta_path)
     gpu, model = get_gpu(meta["gpu"]), get_model(meta["model"], meta.get("tp", 1))
     mechanism = resolve_mechanism(meta["mechanism"])
     name = profile_filename(gpu.name, model.name, model.tp, mechanism)
@@ -175,5 +181,5 @@ def refit(
     if write_meta:
         write_text_atomic(meta_dst, json.dumps(meta, indent=1) + "\n")
     if copy_samples:
-        write_parquet(df, parquet)
+        write_parquet(df, parquet, meta)
     return finish(out, meta, install, replace=replace, df=df, say=say)

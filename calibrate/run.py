@@ -164,6 +164,7 @@ def run_calibration(
             grid,
             store,
             mechanism=mechanism,
+            identity={"gpu": spec.name, "model": model_spec.name, "tp": model_spec.tp},
             progress=advance,
             watchdog_s=watchdog_s
             if watchdog_s is not None

@@ -29,10 +29,17 @@ class Sweep:
         mechanism: str,
         progress: Callable[[str], None] = lambda s: None,
         watchdog_s: float = 0.0,
+        identity: dict | None = None,
     ):
         self.m, self.pool, self.grid, self.store = model, pool, grid, store
         self.measure = Measurer(
-            model, pool, store, mechanism=mechanism, passes=grid.passes, target_ms=grid.target_ms
+            model,
+            pool,
+            store,
+            mechanism=mechanism,
+            passes=grid.passes,
+            target_ms=grid.target_ms,
+            identity=identity,
         )
         self.progress = progress
         self.watchdog_s = watchdog_s

@@ -1,0 +1,167 @@
+"""Whose samples these are: a fit refuses samples recorded under another identity than the
+meta.json it is given (CPU only).
+
+`calibrate-fit SAMPLES --meta OTHER/meta.json` would otherwise fit one run's kernel times
+under another run's name (Llama-8B samples installed as a 70B TP-2 profile). A run's identity
+is what names and shapes its profile: GPU, model, tp, the per-GPU shard shapes, SM partition
+mechanism and the GPU's SM count. The samples record it in up to four places, each compared
+with the meta file where both carry a key:
+
+- the samples' own `gpu` / `model` / `tp` columns (sweeps write them since this check);
+- the identity a parquet written by `calibrate.pipeline` carries in its metadata;
+- the run's own meta.json beside the samples file (when `--meta` names another file);
+- the SM counts measured: no partition larger than the meta's GPU, co-run pairs (the sweep
+  splits the whole GPU between them) that fill exactly its SMs.
+
+(The `mechanism` column is `calibrate.fit_inputs.check_mechanism`'s.) Legacy samples that carry
+none of these are fitted as before: nothing in them tells one model from another.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from bulletsim.hardware import get_gpu, resolve_mechanism
+
+KEYS = ("gpu", "model", "tp", "mechanism", "num_sms", "shard_shapes")
+COLUMNS = ("gpu", "model", "tp")  # what every sample of a sweep carries (calibrate.measure)
+SHAPE_KEYS = ("hidden", "q_heads", "kv_heads", "intermediate", "vocab")
+PARQUET_KEY = b"bulletsim.identity"
+
+
+def identity(meta: dict) -> dict:
+    """The identity keys `meta` holds, in comparable form (GPU aliases and mechanism aliases
+    resolved, tp an int, the shard shapes without their note)."""
+    out: dict = {}
+    if "gpu" in meta:
+        try:
+            out["gpu"] = get_gpu(str(meta["gpu"])).name
+        except ValueError:
+            out["gpu"] = str(meta["gpu"]).strip().lower()
+    if "model" in meta:
+        out["model"] = str(meta["model"]).strip().lower()
+    if "tp" in meta or "model" in meta:
+        out["tp"] = int(meta.get("tp") or 1)
+    if "mechanism" in meta:
+        try:
+            out["mechanism"] = resolve_mechanism(str(meta["mechanism"]))
+        except ValueError:
+            out["mechanism"] = str(meta["mechanism"])
+    if "num_sms" in meta:
+        out["num_sms"] = int(meta["num_sms"])
+    shapes = meta.get("shard_shapes")
+    if isinstance(shapes, dict):
+        out["shard_shapes"] = {k: shapes[k] for k in SHAPE_KEYS if k in shapes}
+    return out
+
+
+def describe(ident: dict) -> str:
+    """`gpu / model tp=N (mechanism, N SMs)` from what `ident` holds."""
+    text = f"{ident.get('gpu', '?')} / {ident.get('model', '?')} tp={ident.get('tp', '?')}"
+    extra = [ident["mechanism"]] if "mechanism" in ident else []
+    extra += [f"{ident['num_sms']} SMs"] if "num_sms" in ident else []
+    return text + (f" ({', '.join(extra)})" if extra else "")
+
+
+def parquet_identity(path: Path) -> dict | None:
+    """The identity stamped in a parquet's metadata (`calibrate.pipeline.write_parquet`)."""
+    if path.suffix != ".parquet":
+        return None
+    try:
+        import pyarrow.parquet as pq
+
+        raw = (pq.read_schema(path).metadata or {}).get(PARQUET_KEY)
+        return json.loads(raw) if raw else None
+    except Exception:  # noqa: BLE001 - unreadable metadata stamps nothing
+        return None
+
+
+def column_identity(df: pd.DataFrame, samples: Path) -> dict | None:
+    """The identity the samples' own columns record; ValueError when they mix runs."""
+    found = {}
+    for col in COLUMNS:
+        if col not in df.columns:
+            continue
+        vals = sorted({str(v) for v in df[col].dropna().unique()})
+        if len(vals) > 1:
+            raise ValueError(
+                f"samples file {samples} mixes runs: its {col} column holds "
+                f"{', '.join(vals)}; fit one run's samples at a time"
+            )
+        if vals:
+            found[col] = vals[0]
+    return identity(found) if found else None
+
+
+def sibling_identity(samples: Path, meta_path: Path) -> tuple[Path, dict] | None:
+    """(path, identity) of the meta.json beside `samples` when it is not `meta_path`."""
+    own = samples.parent / "meta.json"
+    if not own.is_file() or own.resolve() == meta_path.resolve():
+        return None
+    try:
+        doc = json.loads(own.read_text())
+    except (OSError, ValueError):
+        return None
+    return (own, identity(doc)) if isinstance(doc, dict) else None
+
+
+def differences(a: dict, b: dict) -> list[str]:
+    """`key a vs b` for each identity key both hold and that differs."""
+    return [f"{k} {a[k]} vs {b[k]}" for k in KEYS if k in a and k in b and a[k] != b[k]]
+
+
+def check_identity(df: pd.DataFrame, meta: dict, samples: Path, meta_path: Path) -> None:
+    """ValueError (one line, naming both identities and what differs) when anything the
+    samples record of their run disagrees with `meta` (see the module docstring)."""
+    want = identity(meta)
+    sources = []
+    cols = column_identity(df, samples)
+    if cols:
+        sources.append(("its gpu/model/tp columns", cols))
+    stamped = parquet_identity(samples)
+    if stamped:
+        sources.append(("the identity its parquet metadata records", identity(stamped)))
+    sibling = sibling_identity(samples, meta_path)
+    if sibling:
+        sources.append((f"its run's {sibling[0]}", sibling[1]))
+    for where, got in sources:
+        diff = differences(got, want)
+        if diff:
+            raise ValueError(
+                f"samples file {samples} is {describe(got)} ({where}) but meta file {meta_path} "
+                f"is {describe(want)}: {'; '.join(diff)}; give the meta.json of the same run"
+            )
+    check_sm_counts(df, want, samples, meta_path)
+
+
+def check_sm_counts(df: pd.DataFrame, want: dict, samples: Path, meta_path: Path) -> None:
+    """ValueError when the samples measured a partition larger than the meta's GPU, or
+    co-run pairs that fill another GPU's SMs (measured on a GPU of another size)."""
+    total = want.get("num_sms")
+    if total is None and "gpu" in want:
+        total = get_gpu(want["gpu"]).num_sms
+    if total is None or "num_sms" not in df.columns or df["num_sms"].dropna().empty:
+        return
+    most = int(df["num_sms"].max())
+    if most > total:
+        raise ValueError(
+            f"samples file {samples} measured partitions of up to {most} SMs but meta file "
+            f"{meta_path} is {describe(want)} with {total} SMs: num_sms {most} vs {total}; "
+            "give the meta.json of the same run"
+        )
+    if "co_sms" not in df.columns:
+        return
+    pairs = df.dropna(subset=["co_sms"])
+    pairs = pairs[pairs["kind"] == "corun"] if "kind" in pairs.columns else pairs
+    if pairs.empty:
+        return
+    filled = int((pairs["num_sms"] + pairs["co_sms"]).max())  # the sweep splits the whole GPU
+    if filled != total:
+        raise ValueError(
+            f"samples file {samples} co-ran partitions filling {filled} SMs but meta file "
+            f"{meta_path} is {describe(want)} with {total} SMs: num_sms {filled} vs {total}; "
+            "give the meta.json of the same run"
+        )
