@@ -75,10 +75,19 @@ def kept_sections(new: dict, old: dict) -> dict:
     return out
 
 
-def install(doc: dict, path: Path, samples: Path, replace: bool, folder: Path) -> list[str]:
-    """Copy profile `doc` (written at `path`) and its `samples` parquet into the profiles
-    `folder` (atomically; `check_install` first). Returns the lines to print."""
-    dst = folder / path.name
+def install(
+    doc: dict,
+    path: Path,
+    samples: Path | None,
+    replace: bool,
+    folder: Path,
+    name: str | None = None,
+) -> list[str]:
+    """Copy profile `doc` (written at `path`) and its `samples` parquet (None: a profile
+    without one, e.g. `calibrate.moe_fit`'s or `calibrate.shard_profile`'s) into the profiles
+    `folder` as `name` (default `path`'s name), atomically; `check_install` first. Returns the
+    lines to print."""
+    dst = folder / (name or path.name)
     check_install(dst, profile_mechanism(doc), replace)
     lines = []
     if dst.is_file():
@@ -89,10 +98,13 @@ def install(doc: dict, path: Path, samples: Path, replace: bool, folder: Path) -
             kept.append("meta.parts")
         doc = merged
         lines.append(f"replaced {dst}" + (f" (kept from it: {', '.join(kept)})" if kept else ""))
-    sdst = folder / samples_name(path.name)
-    tmp = sdst.with_name(f".{sdst.name}.tmp")
-    shutil.copyfile(samples, tmp)
-    tmp.replace(sdst)
+    copied = ""
+    if samples is not None:
+        sdst = folder / samples_name(dst.name)
+        tmp = sdst.with_name(f".{sdst.name}.tmp")
+        shutil.copyfile(samples, tmp)
+        tmp.replace(sdst)
+        copied = f" (samples: {sdst})"
     _write_profile(doc, dst)
-    lines.append(f"installed: {dst} (samples: {sdst})")
+    lines.append(f"installed: {dst}{copied}")
     return lines

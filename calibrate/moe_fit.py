@@ -164,17 +164,12 @@ def fit_layout(
     h20_path = write_profile(h20, out / profile_name("h20", model))
     summary["h20_error_estimate"] = h20["meta"].get("error_estimate", {}).get("summary_line")
     if install:
-        from calibrate.install import kept_sections
+        from calibrate.install import install as install_profile
 
         for p, d in ((path, doc), (h20_path, h20)):
-            dst = (folder or PROFILE_DIR) / p.name
-            if dst.is_file():  # check_targets let it through: --replace, and the tool's own
-                old = read_json(dst, "installed profile", ("meta",))
-                d = kept_sections(d, old)
-                kept = [k for k in d if k not in doc and k not in h20]
-                print(f"replaced {dst}" + (f" (kept from it: {', '.join(kept)})" if kept else ""))
-            write_profile(d, dst)
-            print(f"installed: {dst}")
+            # an installed profile there got through check_targets: --replace, and the tool's own
+            for line in install_profile(d, p, None, True, folder or PROFILE_DIR):
+                print(line)
     write_json_atomic(out / "fit_summary.json", TOOL, summary)
     return summary
 

@@ -359,17 +359,28 @@ def test_committed_qwen3_fit_reproduces_and_reruns_in_place(tmp_path):
     assert is_own_parquet(out / "tp8" / "samples_uniform.parquet", TOOL)
 
 
-def test_moe_fit_install_never_drops_an_installed_profiles_sections(tmp_path):
+def test_moe_fit_install_never_drops_an_installed_profiles_sections(tmp_path, monkeypatch, capsys):
     """An installed Qwen3 profile is replaced only with --replace, and then keeps what this fit
     does not make (here: its collectives section, when no --collectives is given); a new-user
-    tester's finding: --install had dropped the all-reduce, and runs priced none."""
+    tester's finding: --install had dropped the all-reduce, and runs priced none. The install
+    is `calibrate.install.install`'s, the one every calibrate tool installs through."""
     import json
     import shutil
     from pathlib import Path
 
     import pytest
 
+    import calibrate.install
     from calibrate.moe_fit import TOOL, check_targets, fit_layout
+
+    calls = []
+    real_install = calibrate.install.install
+
+    def spy(doc, path, samples, replace, folder, name=None):
+        calls.append((path.name, samples, folder))
+        return real_install(doc, path, samples, replace, folder, name)
+
+    monkeypatch.setattr(calibrate.install, "install", spy)
 
     d = Path(__file__).parents[1] / "results/large-models/qwen3-235b-a22b"
     src = tmp_path / "round" / "tp8"
@@ -388,3 +399,8 @@ def test_moe_fit_install_never_drops_an_installed_profiles_sections(tmp_path):
     after = json.loads((folder / name).read_text())
     assert after["collectives"] == installed["collectives"]
     assert "collectives" not in json.loads((out / "tp8" / name).read_text())
+    h20 = "h20__qwen3-235b-a22b__tp8.json"
+    assert calls == [(name, None, folder), (h20, None, folder)]
+    lines = capsys.readouterr().out.splitlines()
+    assert f"replaced {folder / name} (kept from it: collectives, meta.parts)" in lines
+    assert f"installed: {folder / name}" in lines and f"installed: {folder / h20}" in lines
