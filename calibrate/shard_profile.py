@@ -13,14 +13,19 @@ another GPU than the profile's is moved to the profile's GPU by the transfer the
 profiles use (`calibrate.derive.move_allreduce`: NVLink datasheet ratio, SM axis as a share
 of the GPU; labelled derived). The profile's meta says per part which is which (`meta.parts`).
 
-Output: the input file itself, or --out (a new file, or the same profile: never another
+Output: the input file itself, or --out (a new file, or the same fitted profile: never another
 measured/installed one); its name, when it is a profile name `<gpu>__<model>__tp<N>.json`,
-must be the profile's own. --install also writes `bulletsim/data/profiles/<that name>`.
+must be the profile's own. --install also writes `bulletsim/data/profiles/<that name>`
+(`calibrate.install.install`): over an installed profile only when it is the same fit
+(`fitted_digest`, a re-run) or with --replace, which keeps the sections this tool does not
+write.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from pathlib import Path
 
 from bulletsim.cli_errors import doc_summary
@@ -30,9 +35,11 @@ from bulletsim.latency.collectives import section_for
 from bulletsim.latency.profile_format import (
     PROFILE_DIR,
     profile_filename,
+    profile_mechanism,
     read_profile,
     write_profile,
 )
+from calibrate.install import check_install, install
 from calibrate.tool_cli import ToolParser, read_json, run_tool
 
 COLLECTIVES_DIR = PROFILE_DIR.parent / "collectives"
@@ -86,11 +93,19 @@ def attach(doc: dict, table: dict) -> dict:
     return out
 
 
-IDENTITY = ("gpu", "model", "tp", "mechanism", "kind", "date")
-
-
 def _describe(meta: dict) -> str:
     return f"{meta.get('kind')} {meta.get('gpu')} / {meta.get('model')} tp={meta.get('tp', 1)}"
+
+
+def fitted_digest(doc: dict) -> str:
+    """sha256 (12 hex digits) of profile `doc` less what `attach` writes (the `collectives`
+    section, `meta.parts`): equal digests are the same fitted profile, whatever all-reduce it
+    carries. (Its meta alone does not tell: two fits of one day share GPU, model, tp, kind and
+    date, and a refit keeps the run's meta.)"""
+    d = {k: v for k, v in doc.items() if k != "collectives"}
+    d["meta"] = {k: v for k, v in doc["meta"].items() if k != "parts"}
+    text = json.dumps(d, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def own_name(doc: dict) -> str:
@@ -101,25 +116,38 @@ def own_name(doc: dict) -> str:
     )
 
 
-def check_target(path: Path, doc: dict, flag: str) -> None:
+def check_target(path: Path, doc: dict, flag: str, replace: bool = False) -> None:
     """ValueError unless profile `doc` may be written to `path`: a name shaped like a profile
-    name must be `doc`'s own (another tp/GPU/model there would be read as that one), and an
-    existing profile there is replaced only by the same profile (same GPU, model, tp,
-    mechanism, kind and date: a re-run), never by another measured/installed one."""
+    name must be `doc`'s own (another tp/GPU/model there would be read as that one); a file
+    there that is not a profile is never replaced; a profile there is replaced when it is the
+    same fitted profile (`fitted_digest`: a re-run, perhaps with another all-reduce table), or
+    with `replace` (--install only)."""
     name = own_name(doc)
     if "__" in path.name and path.name != name:
         raise ValueError(
             f"{flag} {path}: the file name is not this profile's ({_describe(doc['meta'])}); "
             f"the profile lookup would read it as another one; name it {name}"
         )
-    if path.is_file() and _is_profile(path):
-        old = read_profile(path)["meta"]
-        if any(old.get(k) != doc["meta"].get(k) for k in IDENTITY):
-            raise ValueError(
-                f"{flag} {path} holds another profile ({_describe(old)}, {old.get('date')}); "
-                "it is not replaced (remove it yourself if that is what you want, or give a "
-                "new file)"
-            )
+    if not path.exists():
+        return
+    if not path.is_file() or not _is_profile(path):
+        raise ValueError(
+            f"{flag} {path} exists and is not a profile; it is not replaced (move it away)"
+        )
+    old = read_profile(path)
+    have, new = fitted_digest(old), fitted_digest(doc)
+    if have == new or replace:
+        return
+    how = (
+        "add --replace to replace it (its sections this tool does not write are kept)"
+        if flag == "--install"
+        else "remove it yourself if that is what you want, or give a new file"
+    )
+    raise ValueError(
+        f"{flag} {path} holds another profile ({_describe(old['meta'])}, "
+        f"{old['meta'].get('date')}, fit {have}; this one: {_describe(doc['meta'])}, "
+        f"{doc['meta'].get('date')}, fit {new}); it is not replaced: {how}"
+    )
 
 
 def main() -> None:
@@ -132,22 +160,32 @@ def main() -> None:
         action="store_true",
         help="also write bulletsim/data/profiles/<gpu>__<model>__tp<N>.json",
     )
+    ap.add_argument(
+        "--replace",
+        action="store_true",
+        help="with --install: replace another installed profile of that name (keeping its "
+        "sections this tool does not write)",
+    )
     args = ap.parse_args()
+    if args.replace and not args.install:
+        raise ValueError("--replace applies only with --install")
     doc, table = read_profile(args.profile), read_table(args.collectives)
     out = args.profile
     if args.out is not None:
         out = require_writable_file(args.out, "--out", _is_profile, "a profile", own_name(doc))
     check_target(out, doc, "--out" if args.out is not None else "profile")
     if args.install:
-        check_target(PROFILE_DIR / own_name(doc), doc, "--install")
+        check_install(PROFILE_DIR / own_name(doc), profile_mechanism(doc), replace=True)
+        check_target(PROFILE_DIR / own_name(doc), doc, "--install", args.replace)
     try:
         doc = attach(doc, table)
     except (KeyError, TypeError) as e:
         raise ValueError(f"collectives table {args.collectives} is malformed ({e!r})") from None
     path = write_profile(doc, out)
-    if args.install:
-        write_profile(doc, PROFILE_DIR / own_name(doc))
     print(f"{path}: {doc['meta']['parts']}")
+    if args.install:  # check_target let an installed profile through: the same fit, or --replace
+        for line in install(doc, path, None, True, PROFILE_DIR, own_name(doc)):
+            print(line)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ for tp in 2 4 8; do
   bulletsim calibrate-fit "$DEV/tp$tp/samples.parquet" --meta "$DEV/tp$tp/meta.json" --out "$FIT"
   cp "$FIT/report.md" "$DEV/tp$tp/fit-report.md" 2>/dev/null || true
   python -m calibrate.shard_profile "$FIT/h200__llama-3.1-70b__tp$tp.json" \
-    --collectives bulletsim/data/collectives/h200__nccl-2gpu.json --install
+    --collectives bulletsim/data/collectives/h200__nccl-2gpu.json --install --replace
 done
 if [ ! -f "$DEV/tp8/samples.parquet" ]; then
   # no TP-8 sweep finished on the device: TP-8 kernels derived from the TP-4 shard's
