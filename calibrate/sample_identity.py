@@ -9,7 +9,8 @@ with the meta file where both carry a key:
 
 - the samples' own `gpu` / `model` / `tp` columns (sweeps write them since this check);
 - the identity a parquet written by `calibrate.pipeline` carries in its metadata;
-- the run's own meta.json beside the samples file (when `--meta` names another file);
+- the run's own meta.json beside the samples file (when `--meta` names another file), or
+  for an installed `<profile>.samples.parquet` the profile beside it;
 - the SM counts measured: no partition larger than the meta's GPU, co-run pairs (the sweep
   splits the whole GPU between them) that fill exactly its SMs.
 
@@ -96,16 +97,25 @@ def column_identity(df: pd.DataFrame, samples: Path) -> dict | None:
     return identity(found) if found else None
 
 
-def sibling_identity(samples: Path, meta_path: Path) -> tuple[Path, dict] | None:
-    """(path, identity) of the meta.json beside `samples` when it is not `meta_path`."""
-    own = samples.parent / "meta.json"
-    if not own.is_file() or own.resolve() == meta_path.resolve():
-        return None
-    try:
-        doc = json.loads(own.read_text())
-    except (OSError, ValueError):
-        return None
-    return (own, identity(doc)) if isinstance(doc, dict) else None
+def sibling_identities(samples: Path, meta_path: Path) -> list[tuple[Path, dict]]:
+    """(path, identity) of the files beside `samples` that describe its run, other than
+    `meta_path`: the run's meta.json, and for an installed `<profile>.samples.parquet`
+    (`calibrate.install.samples_name`) the profile `<profile>.json` whose fit it is."""
+    found = []
+    for path, section in (
+        (samples.parent / "meta.json", None),
+        (samples.with_name(samples.name.replace(".samples.parquet", ".json")), "meta"),
+    ):
+        if path == samples or not path.is_file() or path.resolve() == meta_path.resolve():
+            continue
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        doc = doc.get(section) if section and isinstance(doc, dict) else doc
+        if isinstance(doc, dict):
+            found.append((path, identity(doc)))
+    return found
 
 
 def differences(a: dict, b: dict) -> list[str]:
@@ -124,9 +134,8 @@ def check_identity(df: pd.DataFrame, meta: dict, samples: Path, meta_path: Path)
     stamped = parquet_identity(samples)
     if stamped:
         sources.append(("the identity its parquet metadata records", identity(stamped)))
-    sibling = sibling_identity(samples, meta_path)
-    if sibling:
-        sources.append((f"its run's {sibling[0]}", sibling[1]))
+    for path, ident in sibling_identities(samples, meta_path):
+        sources.append((f"its run's {path}", ident))
     for where, got in sources:
         diff = differences(got, want)
         if diff:

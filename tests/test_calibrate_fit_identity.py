@@ -1,7 +1,8 @@
 """`calibrate-fit SAMPLES --meta OTHER/meta.json` refuses another run's meta: one line naming
 both identities and what differs, exit 2, nothing written. Each case records the samples' run
-in a different place (`calibrate.sample_identity`): the run's own meta.json beside them, the
-samples' gpu/model/tp columns, the identity a refit's parquet carries, the SM counts."""
+in a different place (`calibrate.sample_identity`): the run's own meta.json beside them (or an
+installed samples file's profile), the samples' gpu/model/tp columns, the identity a refit's
+parquet carries, the SM counts."""
 
 from __future__ import annotations
 
@@ -58,6 +59,17 @@ def case_inputs(case: str, tmp: Path) -> tuple[Path, Path, list[str]]:
                 "model llama-3.1-8b vs llama-3.1-70b; tp 1 vs 2",
             ],
         )
+    if case == "installed samples' profile":  # the brief's 8B samples as a 70B TP-2 profile
+        for f in (SAMPLES_8B, PROFILE_DIR / "h200__llama-3.1-8b.json"):
+            shutil.copyfile(f, lone / f.name)
+        return (
+            lone / SAMPLES_8B.name,
+            tp2 / "meta.json",
+            [
+                f"(its run's {lone / 'h200__llama-3.1-8b.json'})",
+                "model llama-3.1-8b vs llama-3.1-70b; tp 1 vs 2",
+            ],
+        )
     if case == "refit parquet's identity":  # a refit's samples.parquet, copied on its own
         code, out = fit(tp4 / "samples.parquet", "--out", tmp / "refit4")
         assert code == 0, out
@@ -78,8 +90,8 @@ def case_inputs(case: str, tmp: Path) -> tuple[Path, Path, list[str]]:
     raise AssertionError(case)
 
 
-CASES = ["the run's own meta.json", "samples' model column", "refit parquet's identity",
-         "SM counts"]  # fmt: skip
+CASES = ["the run's own meta.json", "samples' model column", "installed samples' profile",
+         "refit parquet's identity", "SM counts"]  # fmt: skip
 
 
 @pytest.mark.parametrize("case", CASES)
