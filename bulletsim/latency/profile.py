@@ -61,8 +61,9 @@ class ProfileLatency(ContendedPredict):
     Terms fitted on live runs (`bulletsim calibrate --from-live`), each optional (absent =
     as before): `exec.kernel_scale` ({"memory", "compute"} factors on the measured kernel
     times, for kernels the engine runs differently from the calibrator) and the `host`
-    section (`host.HostParams`): an eager step lasts at least its host launch time, and
-    `launch_gap_s` prices the host's time before a launch.
+    section (`host.HostParams`): an eager step lasts at least its host launch time (their
+    k-norm with `eager_overlap_exp`), and `launch_gap_s` prices the host's time before a
+    launch.
     """
 
     def __init__(
@@ -420,8 +421,9 @@ class ProfileLatency(ContendedPredict):
         return (t, 0.0) if mem_s >= cmp_s else (0.0, t)
 
     def predict(self, shape: WorkShape, num_sms: int, co_runner: CoRunner | None = None) -> float:
-        """`ContendedPredict.predict`; an eager step (any prefill tokens) lasts at least the
-        host's launch time when the profile has a `host` section. ValueError (one line naming
+        """`ContendedPredict.predict`; an eager step (any prefill tokens) is combined with the
+        host's launch time when the profile has a `host` section (`host.overlap`: at least the
+        longer of the two). ValueError (one line naming
         the profile file and the work, `profile_floor.bad_prediction`) for a negative or
         non-finite time: the profile's terms are wrong for this work."""
         t = ContendedPredict.predict(self, shape, num_sms, co_runner)
@@ -431,7 +433,7 @@ class ProfileLatency(ContendedPredict):
         if host is None or not shape.prefill_tokens:
             return t
         layers = self.num_layers if shape.num_layers is None else shape.num_layers
-        return max(t, host.eager_launch_s(layers))
+        return host.eager_step_s(t, layers)
 
     def host_launch_s(self, shape: WorkShape) -> float:
         """Host seconds enqueueing `shape`'s kernels: an eager launch's (`host.HostParams`),

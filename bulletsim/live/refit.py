@@ -11,17 +11,19 @@ exactly what the simulator computes with the refitted profile:
             saving if a graph) + step_overhead_s (full steps)
     f_mem = 1 + floor + mem_per_share * share,  f_cmp = 1 + floor + compute_per_share * share
             (1 without a co-runner)
-    t     = max(core, eager_fixed_s + launch_s * kernels_per_layer * layers) (eager) or core
-            + tail + work overheads
+    t     = overlap(core, eager_fixed_s + launch_s * kernels_per_layer * layers) (eager) or
+            core + tail + work overheads; overlap = the k-norm (core ** k + launch ** k) **
+            (1 / k) with k = eager_overlap_exp (`host.overlap`; max(core, launch) as k -> inf)
     tail  = max(0, P(full step) - P(the step's layers alone)) on the whole GPU, alone, with
-            P = max(core, host launch): the lm_head tail a windowed policy adds to its last
+            P = overlap(core, host launch): the lm_head tail a windowed policy adds to its last
             window (`TwoLanePolicy.start_batch`)
 
 `fit_terms` finds ks_mem, ks_cmp (`exec.kernel_scale`), the contention terms (only when the
-runs have co-run iterations), layer/step overheads and the host launch terms by robust least
-squares of t / measured - 1 (scipy `least_squares`, soft-L1 loss with a 5% scale, bounded;
-the host launch terms bounded above by the CPU time the GPU engine's loop measured for eager
-iterations, `host_launch_bounds`, so they stay physical).
+runs have co-run iterations), layer/step overheads and the host launch terms (with the
+overlap exponent k) by robust least squares of t / measured - 1 (scipy `least_squares`,
+soft-L1 loss with a 5% scale, bounded; the host launch terms bounded above by the CPU time
+the GPU engine's loop measured for eager iterations, `host_launch_bounds`, so they stay
+physical).
 `fit_gaps` fits the host gap before each launch kind as fixed + per-sequence seconds on the
 gaps between a lane's back-to-back launches (robust as well). `refit_profile` writes both into
 a copy of the base profile whose `meta.live_refit` names the runs, the method and the
@@ -38,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from bulletsim.fidelity.live_shapes import IterationWork, iteration_work
-from bulletsim.latency.host import GAP_KINDS, KERNELS_PER_LAYER
+from bulletsim.latency.host import GAP_KINDS, KERNELS_PER_LAYER, MAX_OVERLAP_EXP, overlap
 from bulletsim.latency.profile import ProfileLatency
 from bulletsim.live.rundir import SM_BINS, check_refit_runs, host_times_measured, read_live_run
 from bulletsim.policies.batching import with_layers
@@ -56,9 +58,11 @@ TERMS = (
     "mem_per_share",
     "compute_per_share",
     "layer_overhead_s",
+    "graph_layer_overhead_s",
     "step_overhead_s",
     "launch_s",
     "eager_fixed_s",
+    "eager_overlap_exp",
 )
 CONTENTION = ("floor", "mem_per_share", "compute_per_share")
 BOUNDS = {
@@ -68,10 +72,15 @@ BOUNDS = {
     "mem_per_share": (0.0, 2.0),
     "compute_per_share": (0.0, 2.0),
     "layer_overhead_s": (0.0, 1e-3),
+    "graph_layer_overhead_s": (0.0, 1e-3),
     "step_overhead_s": (0.0, 2e-2),
     "launch_s": (0.0, 1e-3),
     "eager_fixed_s": (0.0, 5e-2),
+    "eager_overlap_exp": (1.0, MAX_OVERLAP_EXP),
 }
+# the overlap exponent's fit starts here (and at MAX_OVERLAP_EXP, ~max) when the base profile
+# has none: between the two, the H200 runs' short eager steps (host.py docstring)
+OVERLAP_START = 4.0
 # A run whose median back-to-back gap is below this measured no host gaps (a percentage error
 # on them would be a ratio of noise; the H200 runs' medians were 0.1-2 ms)
 MIN_GAP_S = 1e-6
@@ -255,8 +264,12 @@ def _parts(pl, w: IterationWork, n, co_sms, total, overlap_share, each_s, last_s
             float(s.num_layers is None), float(tail), fm, fc, lm, lc, other, seqs)  # fmt: skip
 
 
-def _max(a, b, smooth_s: float):
-    """max(a, b), or a smooth upper approximation within `smooth_s` of it (for the solver)."""
+def _max(a, b, smooth_s: float, k: float | None = None):
+    """The eager step from GPU time `a` and host launch time `b`: their k-norm
+    (`host.overlap`) when `k` is set, else max(a, b) or a smooth upper approximation within
+    `smooth_s` of it (for the solver)."""
+    if k is not None:
+        return overlap(a, b, k)
     if not smooth_s:
         return np.maximum(a, b)
     return 0.5 * (a + b) + np.sqrt(0.25 * (a - b) ** 2 + smooth_s**2)
@@ -269,17 +282,21 @@ def model_time(theta: dict, p: Priced, graph_saving_s: float, kernels_per_layer:
     f_mem = np.where(p.co, 1.0 + theta["floor"] + theta["mem_per_share"] * p.share, 1.0)
     f_cmp = np.where(p.co, 1.0 + theta["floor"] + theta["compute_per_share"] * p.share, 1.0)
     ks_m, ks_c = theta["kernel_scale_memory"], theta["kernel_scale_compute"]
-    per_layer = theta["layer_overhead_s"] - graph_saving_s * p.graph
+    graph_layer = theta.get("graph_layer_overhead_s")
+    if graph_layer is None:
+        graph_layer = theta["layer_overhead_s"] - graph_saving_s
+    per_layer = np.where(p.graph, graph_layer, theta["layer_overhead_s"])
     core = ks_m * f_mem * p.mem_s + ks_c * f_cmp * p.cmp_s + p.layers * per_layer
     core = core + theta["step_overhead_s"] * p.full
     launch = theta["eager_fixed_s"] + theta["launch_s"] * kernels_per_layer * p.layers
-    t = np.where(p.graph, core, _max(core, launch, smooth_s))
+    k = theta.get("eager_overlap_exp")
+    t = np.where(p.graph, core, _max(core, launch, smooth_s, k))
     # the tail: a full step less its layers, both on the whole GPU alone (eager)
     body = ks_m * p.body_mem_s + ks_c * p.body_cmp_s + num_layers * theta["layer_overhead_s"]
     full = body + ks_m * (p.full_mem_s - p.body_mem_s) + ks_c * (p.full_cmp_s - p.body_cmp_s)
     full = full + theta["step_overhead_s"]
     launch_all = theta["eager_fixed_s"] + theta["launch_s"] * kernels_per_layer * num_layers
-    tail = _max(full, launch_all, smooth_s) - _max(body, launch_all, smooth_s)
+    tail = _max(full, launch_all, smooth_s, k) - _max(body, launch_all, smooth_s, k)
     tail = np.maximum(0.0, tail)
     return t + np.where(p.tail, tail, 0.0) + p.other_s
 
@@ -301,9 +318,13 @@ def base_terms(pl_doc: dict) -> dict:
         "mem_per_share": c.get("mem_per_share", dc.mem_per_share),
         "compute_per_share": c.get("compute_per_share", dc.compute_per_share),
         "layer_overhead_s": srm.get("layer_overhead_s", ds.layer_overhead_s),
+        # a graph decode step's per-layer overhead: the eager one less the graph saving
+        "graph_layer_overhead_s": srm.get("layer_overhead_s", ds.layer_overhead_s)
+        - float(exec_.get("decode_graph_saving_per_layer_s", 0.0)),
         "step_overhead_s": srm.get("step_overhead_s", ds.step_overhead_s),
         "launch_s": host.get("launch_s", 0.0),
         "eager_fixed_s": host.get("eager_fixed_s", 0.0),
+        "eager_overlap_exp": host.get("eager_overlap_exp"),  # None: max
     }
 
 
@@ -320,6 +341,8 @@ def fit_terms(p: Priced, start: dict, graph_saving_s: float, kernels_per_layer: 
     # a term whose bounds meet is not free: it is held there (scipy wants lower < upper)
     held = {k: float(bounds[k][0]) for k in names if bounds[k][0] == bounds[k][1]}
     start = dict(start) | held
+    if start.get("eager_overlap_exp") is None:  # the base profile's max: start the fit inside
+        start["eager_overlap_exp"] = OVERLAP_START
     names = [k for k in names if k not in held]
     lo = np.array([bounds[k][0] for k in names])
     hi = np.array([bounds[k][1] for k in names])
@@ -356,6 +379,13 @@ def fit_terms(p: Priced, start: dict, graph_saving_s: float, kernels_per_layer: 
             x[i] = np.clip(launch_s / 1e-3, lo[i] / unit[i], hi[i] / unit[i])
             if not any(np.array_equal(x, y) for y in starts):
                 starts.append(x)
+    if "eager_overlap_exp" in names:  # and each of them near the max (perfect overlap)
+        i = names.index("eager_overlap_exp")
+        for x in list(starts):
+            y = x.copy()
+            y[i] = hi[i] / unit[i]
+            if not any(np.array_equal(y, z) for z in starts):
+                starts.append(y)
     best = None
     for x in starts:
         sol = solve(solve(x, 0.5e-3).x, 0.0)
@@ -544,6 +574,11 @@ def refit_profile(doc: dict, run_dirs: list[str | Path]) -> tuple[dict, dict]:
     srm.setdefault("contention", {})
     for k in CONTENTION:
         srm["contention"][k] = fitted[k]
+    # the graph decode step's per-layer overhead is fitted on its own: the profile keeps it as
+    # the saving against the eager one (what ProfileLatency subtracts for decode-only work)
+    new.setdefault("exec", {})["decode_graph_saving_per_layer_s"] = (
+        fitted["layer_overhead_s"] - fitted["graph_layer_overhead_s"]
+    )
     new.setdefault("exec", {})["kernel_scale"] = {
         "memory": fitted["kernel_scale_memory"],
         "compute": fitted["kernel_scale_compute"],
@@ -551,6 +586,7 @@ def refit_profile(doc: dict, run_dirs: list[str | Path]) -> tuple[dict, dict]:
     new["host"] = {
         "launch_s": fitted["launch_s"],
         "eager_fixed_s": fitted["eager_fixed_s"],
+        "eager_overlap_exp": fitted["eager_overlap_exp"],
         "kernels_per_layer": kpl,
         "gap_s": fixed,
         "gap_per_seq_s": per_seq,

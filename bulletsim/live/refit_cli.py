@@ -94,7 +94,7 @@ def _print_report(report: dict, doc: dict) -> None:
             if k in report["fitted"]
             else (" (kept: no co-run iterations)" if k in CONTENTION else " (held at its bound)")
         )
-        t.add_row(k + tag, f"{report['terms_before'][k]:.4g}", f"{v:.4g}")
+        t.add_row(k + tag, _term(report["terms_before"][k]), _term(v))
     con.print(t)
     h = doc["host"]
     gaps = ", ".join(
@@ -114,3 +114,8 @@ def _print_report(report: dict, doc: dict) -> None:
                   f"{a['p90_abs_pct']:.1f}", f"{b['median_pct']:+.1f}",
                   f"{a['median_pct']:+.1f}")  # fmt: skip
     con.print(r)
+
+
+def _term(v: float | None) -> str:
+    """A term's value; None is the overlap exponent's absent value: max (host.overlap)."""
+    return "max" if v is None else f"{v:.4g}"
