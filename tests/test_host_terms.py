@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from bulletsim.config import load_config
 from bulletsim.core import WorkShape
-from bulletsim.latency.host import HostParams
+from bulletsim.latency.host import MAX_OVERLAP_EXP, HostParams, overlap
 from bulletsim.latency.profile import PROFILE_DIR, ProfileLatency, read_profile, validate
 from bulletsim.live.fake import FakeExecutor
 from bulletsim.live.run import live_run
@@ -115,6 +116,10 @@ def test_the_fake_executor_keeps_the_simulators_timeline_with_host_terms(doc):
         ({"gap_s": {"prefill": 1e-3}}, "unknown host gap kinds"),
         ({"gap_s": {"graph": 2.0}}, "seconds in [0, 1)"),
         ({"launches": 3}, "unknown host parameters"),
+        ({"eager_overlap_exp": 0.5}, "eager_overlap_exp must be a number in [1, 64]"),
+        ({"eager_overlap_exp": 100}, "eager_overlap_exp must be a number in [1, 64]"),
+        ({"eager_overlap_exp": True}, "eager_overlap_exp must be a number in [1, 64]"),
+        ({"eager_overlap_exp": "2"}, "eager_overlap_exp must be a number in [1, 64]"),
     ],
 )
 def test_a_bad_host_section_is_a_one_line_error(doc, host, msg):
@@ -122,11 +127,40 @@ def test_a_bad_host_section_is_a_one_line_error(doc, host, msg):
         validate(with_host(doc, host))
 
 
+def test_overlap_is_the_max_the_sum_or_the_k_norm_between():
+    a, b = np.array([3.0, 0.0, 5.0]), np.array([4.0, 0.0, 0.0])
+    np.testing.assert_array_equal(overlap(a, b, None), [4.0, 0.0, 5.0])
+    np.testing.assert_allclose(overlap(a, b, 1.0), [7.0, 0.0, 5.0])
+    np.testing.assert_allclose(overlap(a, b, 2.0), [5.0, 0.0, 5.0])
+    scalar = overlap(3.0, 4.0, 2.0)
+    assert scalar == pytest.approx(5.0) and isinstance(scalar, float)
+    # within 1.1% of the max at the largest exponent a fit may reach
+    assert 4.0 < overlap(3.0, 4.0, MAX_OVERLAP_EXP) < 4.0 * 1.011
+
+
+def test_an_eager_step_is_the_k_norm_of_its_gpu_and_host_launch_times(doc):
+    base = ProfileLatency(doc)
+    k2 = ProfileLatency(with_host(doc, HOST | {"eager_overlap_exp": 2.0}))
+    launch = 1e-3 + 20e-6 * 13 * 32
+    mid = WorkShape(prefill_tokens=512, prefill_attn_pairs=512 * 513 / 2, prefill_kv_tokens=512,
+                    num_prefill_seqs=1, logits_tokens=1)  # fmt: skip
+    gpu = base.predict(mid, 132)
+    assert k2.predict(mid, 132) == pytest.approx((gpu**2 + launch**2) ** 0.5)
+    assert k2.predict(mid, 132) > max(gpu, launch)  # partly overlapped: longer than either
+    decode = WorkShape(decode_tokens=4, decode_ctx_tokens=400, logits_tokens=4)
+    assert k2.predict(decode, 132) == base.predict(decode, 132)  # a graph: one launch
+
+
 def test_host_params_round_trip():
     h = HostParams(launch_s=1e-5, eager_fixed_s=2e-3, gap_s={"graph": 4e-4})
     again = HostParams(**h.to_dict())
     assert again.gap("graph") == 4e-4 and again.gap("batch") == 0.0
     assert again.eager_launch_s(32) == pytest.approx(2e-3 + 1e-5 * 13 * 32)
+    assert again.eager_overlap_exp is None  # absent: the max
+    k = HostParams(**(h.to_dict() | {"eager_overlap_exp": 3.0}))
+    assert HostParams(**k.to_dict()).eager_step_s(0.01, 32) == pytest.approx(
+        (0.01**3 + k.eager_launch_s(32) ** 3) ** (1 / 3)
+    )
 
 
 def test_the_clock_can_follow_another_model_than_the_policy():

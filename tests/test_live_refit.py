@@ -35,9 +35,11 @@ TRUE = {
     "mem_per_share": 0.3,
     "compute_per_share": 0.15,
     "layer_overhead_s": 20e-6,
+    "graph_layer_overhead_s": 8e-6,
     "step_overhead_s": 1e-3,
     "launch_s": 15e-6,
     "eager_fixed_s": 0.5e-3,
+    "eager_overlap_exp": 2.0,
 }
 GAPS = {"batch": 1.2e-3, "window": 0.3e-3, "graph": 0.6e-3}
 PER_SEQ = {"batch": 8e-6, "window": 0.0, "graph": 6e-6}
@@ -50,10 +52,12 @@ def true_profile(base: dict) -> dict:
                                  "compute": TRUE["kernel_scale_compute"]}  # fmt: skip
     d["srm"]["layer_overhead_s"] = TRUE["layer_overhead_s"]
     d["srm"]["step_overhead_s"] = TRUE["step_overhead_s"]
+    saving = TRUE["layer_overhead_s"] - TRUE["graph_layer_overhead_s"]
+    d["exec"]["decode_graph_saving_per_layer_s"] = saving
     for k in ("floor", "mem_per_share", "compute_per_share"):
         d["srm"]["contention"][k] = TRUE[k]
     d["host"] = {"launch_s": TRUE["launch_s"], "eager_fixed_s": TRUE["eager_fixed_s"],
-                 "gap_s": GAPS, "gap_per_seq_s": PER_SEQ,
+                 "eager_overlap_exp": TRUE["eager_overlap_exp"], "gap_s": GAPS, "gap_per_seq_s": PER_SEQ,
                  "gap_per_token_s": PER_TOKEN}  # fmt: skip
     return d
 
