@@ -57,8 +57,8 @@ def true_profile(base: dict) -> dict:
     for k in ("floor", "mem_per_share", "compute_per_share"):
         d["srm"]["contention"][k] = TRUE[k]
     d["host"] = {"launch_s": TRUE["launch_s"], "eager_fixed_s": TRUE["eager_fixed_s"],
-                 "eager_overlap_exp": TRUE["eager_overlap_exp"], "gap_s": GAPS, "gap_per_seq_s": PER_SEQ,
-                 "gap_per_token_s": PER_TOKEN}  # fmt: skip
+                 "eager_overlap_exp": TRUE["eager_overlap_exp"], "gap_s": GAPS,
+                 "gap_per_seq_s": PER_SEQ, "gap_per_token_s": PER_TOKEN}  # fmt: skip
     return d
 
 

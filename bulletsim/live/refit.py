@@ -7,8 +7,8 @@ of the GPU, its layers, whether it was eager or a graph, and (for a layer-window
 last window) the lm_head tail the policy adds. The modelled time of an iteration is then
 exactly what the simulator computes with the refitted profile:
 
-    core  = ks_mem * f_mem * mem + ks_cmp * f_cmp * cmp + layers * (layer_overhead_s - graph
-            saving if a graph) + step_overhead_s (full steps)
+    core  = ks_mem * f_mem * mem + ks_cmp * f_cmp * cmp + layers * (layer_overhead_s, or
+            graph_layer_overhead_s for a graph) + step_overhead_s (full steps)
     f_mem = 1 + floor + mem_per_share * share,  f_cmp = 1 + floor + compute_per_share * share
             (1 without a co-runner)
     t     = overlap(core, eager_fixed_s + launch_s * kernels_per_layer * layers) (eager) or
@@ -24,6 +24,9 @@ overlap exponent k) by robust least squares of t / measured - 1 (scipy `least_sq
 soft-L1 loss with a 5% scale, bounded; the host launch terms bounded above by the CPU time
 the GPU engine's loop measured for eager iterations, `host_launch_bounds`, so they stay
 physical).
+The graph decode step's per-layer overhead is its own term (it was the eager one less the
+profile's measured `exec.decode_graph_saving_per_layer_s`); the refitted profile keeps it as
+that saving, layer_overhead_s - graph_layer_overhead_s, which the simulator subtracts.
 `fit_gaps` fits the host gap before each launch kind as fixed + per-sequence seconds on the
 gaps between a lane's back-to-back launches (robust as well). `refit_profile` writes both into
 a copy of the base profile whose `meta.live_refit` names the runs, the method and the
