@@ -24,3 +24,7 @@ bulletsim fidelity runs-first/* --profile profile-r2-run-time.json --table first
 bulletsim fidelity runs-pdmux-slo/* --profile profile-r2-run-time.json --table pdmux-slo/fidelity.md > pdmux-slo/fidelity.log
 bulletsim calibrate --from-live runs/* --profile profile-r2-run-time.json --out pdmux-slo/refit-r2-runs.json > pdmux-slo/refit-r2-runs.log
 bulletsim fidelity runs-pdmux-slo/* --profile pdmux-slo/refit-r2-runs.json --policy-profile profile-r2-run-time.json --table pdmux-slo/fidelity-refit-r2-runs.md > pdmux-slo/fidelity-refit-r2-runs.log
+# the repeatability runs of session S3 (round S3R4, code 9b3d877; repeats/runs/): chunked-2048
+# and Bullet on splitwise at 19 req/s, three runs each, judged held out by workload (the
+# profile refitted on the sharegpt runs of runs/, as the splitwise rows of fidelity-heldout.md)
+bulletsim fidelity repeats/runs/* --profile refit-sharegpt.json --policy-profile profile-r2-run-time.json --table repeats/fidelity-heldout.md > repeats/fidelity-heldout.log
