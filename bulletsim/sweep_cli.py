@@ -205,7 +205,7 @@ def sweep(
             check_spec_agrees(text, name, params, parse_sets(set_), mechanism_sections(mechanism))
         _check_mechanism_applies(mechanism, policies)
         if chunk_size is not None:
-            policies = _with_chunk_size(policies, chunk_size)
+            policies = _with_chunk_size(policies, chunk_size, defaults=not policy)
         if executor not in EXECUTORS:
             raise ValueError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
         if workers is not None and workers < 1:
@@ -320,10 +320,19 @@ def _check_mechanism_applies(mechanism: str | None, policies: tuple[str, ...]) -
     check_mechanism_applies(mechanism, tuple(resolve_policy(p.split(":")[0])[0] for p in policies))
 
 
-def _with_chunk_size(policies: tuple[str, ...], chunk_size: int) -> tuple[str, ...]:
-    """`--chunk-size N` gives chunked variants without a size that size; a conflict is an error."""
+def _with_chunk_size(
+    policies: tuple[str, ...], chunk_size: int, defaults: bool = False
+) -> tuple[str, ...]:
+    """`--chunk-size N` gives the chunked specs that name no size that size and keeps their
+    other options (`chunked:variant=prefill-first` -> `chunked-512:variant=prefill-first`, read
+    by `parse_policy_spec` as run reads it). ValueError (one line) for a size below 1, a spec
+    that names another size, and a sweep with no chunked policy (`--defaults`: the policies
+    were not given, so the message names the defaults)."""
     from bulletsim.sweep import PolicyVariant
 
+    if chunk_size < 1:
+        raise ValueError(f"--chunk-size: a chunk size in tokens >= 1, got {chunk_size}")
+    given = "the default policies" if defaults else "--policy"
     out = []
     for text in policies:
         v = PolicyVariant.parse(text)
@@ -332,8 +341,19 @@ def _with_chunk_size(policies: tuple[str, ...], chunk_size: int) -> tuple[str, .
             continue
         size = dict(v.params).get("chunk_size")
         if size is not None and size != chunk_size:
-            raise ValueError(f"--chunk-size {chunk_size} conflicts with --policy {text}; give one")
-        out.append(text if size is not None else f"chunked-{chunk_size}")
+            raise ValueError(
+                f"--chunk-size {chunk_size} conflicts with {given} "
+                f"({', '.join(policies)}): {text} names chunk size {size}; give --policy "
+                f"chunked (its size then comes from --chunk-size) or drop --chunk-size"
+            )
+        name, colon, rest = text.partition(":")
+        out.append(text if size is not None else f"chunked-{chunk_size}{colon}{rest}")
+    if out == list(policies) and not any(PolicyVariant.parse(t).policy == "chunked" for t in out):
+        raise ValueError(
+            f"--chunk-size sets chunked prefill, but {given} ({', '.join(policies)}) include "
+            "no chunked policy; add --policy chunked, or use --set POLICY.KEY=VALUE (see "
+            "`bulletsim policies`)"
+        )
     return tuple(out)
 
 
