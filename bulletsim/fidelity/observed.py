@@ -61,7 +61,8 @@ def observed_from_request_frame(
 
     `frame` needs `id`, `arrival_s`, `first_token_s`, `finish_s`, `prompt_tokens`,
     `output_tokens` (seconds; see `bulletsim.records.request_frame`); rows are taken in `id`
-    order. Throughput divides by last finish - first arrival, as `metrics.summarize` does.
+    order. `itl_ms` values may be None (no samples, as summary.json writes it): read as NaN.
+    Throughput divides by last finish - first arrival, as `metrics.summarize` does.
     """
     f = frame.sort_values("id", kind="stable")
     requests = pd.DataFrame(
@@ -75,4 +76,6 @@ def observed_from_request_frame(
         }
     )
     span = float(f["finish_s"].max() - f["arrival_s"].min()) if len(f) else 0.0
-    return Observed(label, requests, itl_ms, span)
+    # summary.json writes a statistic without samples as null (e.g. ITL of one-token outputs)
+    itl = {k: float("nan") if v is None else float(v) for k, v in itl_ms.items()}
+    return Observed(label, requests, itl, span)

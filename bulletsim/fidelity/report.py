@@ -16,8 +16,9 @@ _RATES = (
 )
 
 
-def _fmt(x: float, nd: int) -> str:
-    return "-" if x != x else f"{x:.{nd}f}"
+def _fmt(x: float | None, nd: int) -> str:
+    """`x` with `nd` decimals; "n/a" for a figure without samples (None or NaN)."""
+    return "n/a" if x is None or x != x else f"{x:.{nd}f}"
 
 
 def print_comparison(c: Comparison, console: Console | None = None) -> None:
@@ -38,6 +39,8 @@ def print_comparison(c: Comparison, console: Console | None = None) -> None:
         t.add_row(label, _fmt(r.sim * scale, nd), _fmt(r.measured * scale, nd),
                   _fmt(r.error_pct, 1))  # fmt: skip
     con.print(t)
+    if any(r.sim != r.sim or r.measured != r.measured for r in c.rows):
+        con.print("n/a: no samples (TPOT and ITL need requests with 2+ output tokens)")
     if c.per_request:
         pr = c.per_request
         con.print(

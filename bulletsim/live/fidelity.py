@@ -186,6 +186,11 @@ def targets_met(r: dict) -> str:
     return ", ".join(met) if met else "none"
 
 
+def _num(x: float | None, spec: str, unit: str = "") -> str:
+    """`x` formatted by `spec` plus `unit`; "n/a" for a figure without samples (None or NaN)."""
+    return "n/a" if x is None or x != x else format(x, spec) + unit
+
+
 def markdown_table(rows: list[dict]) -> str:
     """One line per live run: live figures, the simulator's error on them and which targets
     the line meets; with a "fit_on" key per row (held-out fidelity), the runs it was fitted on."""
@@ -201,11 +206,11 @@ def markdown_table(rows: list[dict]) -> str:
     lines = [
         f"| {r['workload']} | {r['policy']} | "
         f"{'trace' if r['rate'] is None else format(r['rate'], 'g')} | "
-        f"{r['throughput_live']:.2f} | "
-        f"{r['throughput_err_pct']:+.1f}% | {r['tpot_mean_live_ms']:.2f} | "
-        f"{r['tpot_mean_err_pct']:+.1f}% | {r['ttft_p50_live_ms']:.1f} | "
-        f"{r['ttft_p50_err_pct']:+.1f}% | {100 * r['slo_live']:.1f}% / {100 * r['slo_sim']:.1f}%"
-        f" | {r['iter_median_abs_pct']:.1f}% | {targets_met(r)} |"
+        f"{_num(r['throughput_live'], '.2f')} | {_num(r['throughput_err_pct'], '+.1f', '%')} | "
+        f"{_num(r['tpot_mean_live_ms'], '.2f')} | {_num(r['tpot_mean_err_pct'], '+.1f', '%')} | "
+        f"{_num(r['ttft_p50_live_ms'], '.1f')} | {_num(r['ttft_p50_err_pct'], '+.1f', '%')} | "
+        f"{_num(100 * r['slo_live'], '.1f', '%')} / {_num(100 * r['slo_sim'], '.1f', '%')}"
+        f" | {_num(r['iter_median_abs_pct'], '.1f', '%')} | {targets_met(r)} |"
         + (f" {r.get('fit_on', '')} |" if fit else "")
         for r in rows
     ]

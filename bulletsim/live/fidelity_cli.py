@@ -108,16 +108,10 @@ def _plan(run_dirs: list[Path], profile: Path | None, held_out: str | None) -> t
 
 
 def _installed_profile(run_dir: Path) -> dict:
-    from bulletsim.hardware import get_gpu
-    from bulletsim.latency.profile import find_profile, read_profile
-    from bulletsim.live.fidelity import live_config
-    from bulletsim.live.rundir import read_json_object
+    from bulletsim.latency.profile import read_profile
+    from bulletsim.live.run_profile import run_profile_path
 
-    cfg = live_config(read_json_object(Path(run_dir) / "config.json"))
-    path = find_profile(get_gpu(cfg.gpu).name, cfg.model)
-    if path is None:
-        raise FileNotFoundError(f"no installed profile for {cfg.gpu} / {cfg.model}; give --profile")
-    return read_profile(path)
+    return read_profile(run_profile_path(run_dir))
 
 
 def _print_run(f, con: Console) -> None:

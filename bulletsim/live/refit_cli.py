@@ -34,19 +34,12 @@ def _is_refit_profile(path: Path) -> bool:
 
 def _base_profile(run_dirs: list[Path], profile: Path | None) -> dict:
     from bulletsim.files import require_file
-    from bulletsim.hardware import get_gpu
-    from bulletsim.latency.profile import find_profile, read_profile
-    from bulletsim.live.rundir import read_json_object
+    from bulletsim.latency.profile import read_profile
+    from bulletsim.live.run_profile import run_profile_path
 
     if profile is not None:
         return read_profile(require_file(profile, "latency profile"))
-    meta = read_json_object(run_dirs[0] / "config.json")["config"]
-    path = find_profile(get_gpu(meta["gpu"]).name, meta["model"])
-    if path is None:
-        raise FileNotFoundError(
-            f"no installed profile for {meta['gpu']} / {meta['model']}; give --profile FILE"
-        )
-    return read_profile(path)
+    return read_profile(run_profile_path(run_dirs[0]))
 
 
 def calibrate_from_live(run_dirs: list[Path], profile: Path | None, out: Path | None) -> None:

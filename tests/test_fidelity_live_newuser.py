@@ -1,0 +1,48 @@
+"""`bulletsim fidelity` / `calibrate --from-live` on small fake live runs: new-user findings
+(metrics without samples, tensor-parallel profiles, copies of a run, the table file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bulletsim.cli import app
+
+LIVE = ["live", "--executor", "fake", "-q", "--trace", "fixed", "--input-len", "100"]
+
+
+def _live(out: Path, *extra: str) -> Path:
+    r = CliRunner().invoke(app, [*LIVE, "--out", str(out), *extra])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def one_token(tmp_path_factory) -> Path:
+    """A run whose requests all have one output token: no TPOT or ITL samples."""
+    d = tmp_path_factory.mktemp("one") / "o1"
+    return _live(d, "-n", "5", "--rate", "5", "--output-len", "1")
+
+
+def test_metrics_without_samples_print_n_a(one_token, tmp_path):
+    table = tmp_path / "t.md"
+    r = CliRunner().invoke(app, ["fidelity", str(one_token), "--table", str(table)])
+    assert r.exit_code == 0, r.output
+    assert "n/a" in r.output and "Traceback" not in r.output
+    row = table.read_text().splitlines()[2]
+    cells = [c.strip() for c in row.split("|")]
+    assert cells[6:8] == ["n/a", "n/a"]  # live TPOT mean, TPOT err
+    assert "nan" not in row
+
+
+def test_calibrate_from_live_finds_the_tensor_parallel_profile(tmp_path):
+    run = _live(tmp_path / "r", "--model", "llama-3.1-70b", "--tp", "4", "-n", "10",
+                "--rate", "5", "--output-len", "4")  # fmt: skip
+    out = tmp_path / "m.json"
+    r = CliRunner().invoke(app, ["calibrate", "--from-live", str(run), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    import json
+
+    assert json.loads(out.read_text())["meta"]["tp"] == 4
