@@ -46,3 +46,31 @@ def test_calibrate_from_live_finds_the_tensor_parallel_profile(tmp_path):
     import json
 
     assert json.loads(out.read_text())["meta"]["tp"] == 4
+
+
+def test_table_with_notes_appended_is_not_overwritten(one_token, tmp_path):
+    table = tmp_path / "t.md"
+    ok = CliRunner().invoke(app, ["fidelity", str(one_token), "--table", str(table)])
+    assert ok.exit_code == 0, ok.output
+    again = CliRunner().invoke(app, ["fidelity", str(one_token), "--table", str(table)])
+    assert again.exit_code == 0, again.output  # its own table may be replaced
+    mine = table.read_text() + "\nmy notes: run again on Friday\n"
+    table.write_text(mine)
+    r = CliRunner().invoke(app, ["fidelity", str(one_token), "--table", str(table)])
+    assert r.exit_code == 2 and "not a fidelity table bulletsim wrote" in r.output
+    assert table.read_text() == mine
+
+
+@pytest.mark.parametrize("cmd", [["fidelity"], ["calibrate", "--from-live"]])
+def test_a_copy_of_a_run_is_refused(one_token, tmp_path, cmd):
+    import shutil
+
+    copy = tmp_path / "o1copy"
+    shutil.copytree(one_token, copy)
+    args = [*cmd, str(one_token), str(copy)]
+    if cmd[0] == "calibrate":
+        args += ["--out", str(tmp_path / "m.json")]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2, r.output
+    assert str(one_token) in r.output and str(copy) in r.output and "copy" in r.output
+    assert not (tmp_path / "m.json").exists()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bulletsim.live.fidelity_cli import TABLE_HEAD, _check_table_path
+from bulletsim.live.fidelity_cli import TABLE_HEAD, _check_table_path, _is_fidelity_table
 
 
 def test_foreign_file_is_refused_and_kept(tmp_path: Path) -> None:
@@ -27,14 +27,15 @@ def test_folder_and_missing_parent_are_refused(tmp_path: Path) -> None:
 
 def test_own_table_and_new_file_are_accepted(tmp_path: Path) -> None:
     own = tmp_path / "fidelity.md"
-    own.write_text(TABLE_HEAD + " live thr |\n")
+    own.write_text(TABLE_HEAD + " live thr |\n|---|---|---:|---:|\n| a | b | 1 | 2 |\n")
     _check_table_path(own)
     _check_table_path(tmp_path / "new.md")
 
 
-def test_committed_tables_start_with_the_head() -> None:
+def test_committed_tables_are_recognised_as_its_own() -> None:
     root = Path(__file__).resolve().parents[1] / "results" / "live-h200"
     tables = sorted(root.glob("fidelity*.md"))
     assert tables
     for t in tables:
         assert t.read_text().startswith(TABLE_HEAD), t
+        assert _is_fidelity_table(t), t

@@ -141,7 +141,20 @@ def _check_table_path(table: Path) -> None:
 
 
 def _is_fidelity_table(path: Path) -> bool:
+    """Whether every line of `path` is part of one fidelity table as `markdown_table` writes
+    it: its head, the alignment row, then rows of as many cells (a file with the user's notes
+    appended, or anything else after the table, is not)."""
     try:
-        return path.read_text(errors="replace").startswith(TABLE_HEAD)
-    except OSError:
+        lines = path.read_text().split("\n")
+    except (OSError, UnicodeDecodeError):
         return False
+    if lines[-1] == "":
+        lines.pop()
+    if len(lines) < 2 or not lines[0].startswith(TABLE_HEAD):
+        return False
+    cells = lines[0].count("|")
+    align = lines[1]
+    if align.count("|") != cells or set(align) - set("|-:"):
+        return False
+    return all(ln.startswith("| ") and ln.endswith(" |") and ln.count("|") == cells
+               for ln in lines[2:])  # fmt: skip

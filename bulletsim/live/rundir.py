@@ -67,18 +67,37 @@ def check_live_run(run_dir: str | Path) -> Path:
 
 def check_live_runs(run_dirs: list[str | Path]) -> list[Path]:
     """Every folder checked (`check_live_run`), before any work; ValueError for none given or
-    one given twice (it would count twice in a fit or a table)."""
+    one given twice, by its path or as a copy (the same tables, by the sha256 values its
+    live.json records): it would count twice in a fit or a table."""
     if not run_dirs:
         raise ValueError("no live run folders given (`bulletsim live --out DIR` writes one)")
-    out, seen = [], {}
+    out, seen, tables = [], {}, {}
     for r in run_dirs:
         d = check_live_run(r)
         key = d.resolve()
         if key in seen:
             raise ValueError(f"live run {r} is given twice (also as {seen[key]})")
         seen[key] = r
+        sha = _table_hashes(d)
+        if sha is not None and sha in tables:
+            raise ValueError(
+                f"live runs {tables[sha]} and {r} hold the same requests and iterations "
+                "(equal sha256 in live.json: a copy of one run); give each run once"
+            )
+        if sha is not None:
+            tables[sha] = r
         out.append(d)
     return out
+
+
+def _table_hashes(d: Path) -> tuple[str, str] | None:
+    """The sha256 of the run's requests and iterations tables as live.json records them;
+    None for a run written before live.json recorded them."""
+    files = read_json_object(d / "live.json").get("files")
+    if not isinstance(files, dict):
+        return None
+    sha = (files.get("requests.parquet"), files.get("iterations.parquet"))
+    return sha if all(isinstance(x, str) for x in sha) else None
 
 
 def _not_parquet(path: Path, e: Exception) -> ValueError:
