@@ -74,3 +74,29 @@ def test_a_copy_of_a_run_is_refused(one_token, tmp_path, cmd):
     assert r.exit_code == 2, r.output
     assert str(one_token) in r.output and str(copy) in r.output and "copy" in r.output
     assert not (tmp_path / "m.json").exists()
+
+
+def test_a_changed_profile_file_is_named_and_its_iterations_repriced(tmp_path):
+    import json
+
+    prof = tmp_path / "p.json"
+    src = Path(__file__).resolve().parents[1] / "bulletsim/data/profiles/h200__llama-3.1-8b.json"
+    prof.write_text(src.read_text())
+    run = _live(tmp_path / "p1", "-n", "12", "--rate", "5", "--output-len", "6",
+                "--profile", str(prof))  # fmt: skip
+    table = tmp_path / "t.md"
+    args = ["fidelity", str(run), "--table", str(table)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0 and "not the one the run recorded" not in r.output, r.output
+    assert table.read_text().splitlines()[2].split("|")[11].strip() == "0.0%"
+    doc = json.loads(prof.read_text())
+    doc["srm"]["step_overhead_s"] = 0.005  # 10x: every iteration priced longer
+    prof.write_text(json.dumps(doc))
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "not the one the run recorded" in r.output and str(prof) in r.output
+    iter_err = float(table.read_text().splitlines()[2].split("|")[11].strip().rstrip("%"))
+    assert iter_err > 1.0  # re-priced with the profile used, not the recorded predictions
+    prof.unlink()
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2 and "no longer exists" in r.output, r.output

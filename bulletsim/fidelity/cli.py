@@ -41,7 +41,13 @@ def fidelity(
     ] = None,
     profile: Annotated[
         Path | None,
-        Opt(help="Live runs: re-simulate with this latency profile file (default: installed)."),
+        Opt(
+            help="Live runs: re-simulate with this latency profile file and re-price the "
+            "iterations with it [default: the profile each run's config picks now (its "
+            "--profile file, else the installed one of its GPU, model, tp and mechanism); "
+            "when that is not the one the run recorded, a note says so and the iterations "
+            "are re-priced with it]"
+        ),
     ] = None,
     policy_profile: Annotated[
         Path | None,

@@ -88,6 +88,8 @@ def _plan(run_dirs: list[Path], profile: Path | None, held_out: str | None) -> t
         for d in run_dirs:
             if Path(d).resolve() in fitted:
                 typer.echo(f"note: {d} is one of the runs the profile was refitted on")
+        if doc is None:  # each run with the profile run would pick, its iterations priced
+            return [(d, *_current_profile(d)) for d in run_dirs], None
         return [(d, doc, "") for d in run_dirs], None
     from bulletsim.live.fidelity_folds import folds
     from bulletsim.live.refit import refit_profile
@@ -105,6 +107,17 @@ def _plan(run_dirs: list[Path], profile: Path | None, held_out: str | None) -> t
         plan += [(d, new, fit_on) for d in fold.judge]
     order = {Path(d): i for i, d in enumerate(run_dirs)}
     return sorted(plan, key=lambda x: order[Path(x[0])]), doc
+
+
+def _current_profile(run_dir: Path) -> tuple[dict | None, str]:
+    """(profile document or None, "") to re-simulate `run_dir` with: None when it is the one
+    the run recorded (`live.run_profile.profile_for_resimulation`), else the note printed."""
+    from bulletsim.live.run_profile import profile_for_resimulation
+
+    doc, note = profile_for_resimulation(run_dir)
+    if note:
+        typer.echo(f"note: {note}")
+    return doc, ""
 
 
 def _installed_profile(run_dir: Path) -> dict:
