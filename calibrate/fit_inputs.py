@@ -44,7 +44,25 @@ def read_samples(path: Path) -> pd.DataFrame:
     if df.empty or missing:
         what = "no completed samples" if df.empty else f"no column {', '.join(missing)}"
         raise ValueError(f"samples file {path} holds {what}; {HINT}")
+    check_positive(df, path)
     return df
+
+
+def check_positive(df: pd.DataFrame, path: Path) -> None:
+    """ValueError (one line, naming the file, the column and the first bad sample's key)
+    when a kernel time or SM count is not a finite number > 0 (NaN, negative, zero, inf)."""
+    import numpy as np
+
+    for col in ("time_s", "num_sms"):
+        vals = pd.to_numeric(df[col], errors="coerce")
+        bad = ~(np.isfinite(vals) & (vals > 0))
+        if bad.any():
+            first = df.loc[bad].iloc[0]
+            raise ValueError(
+                f"samples file {path}: column {col} holds {int(bad.sum())} value(s) that are "
+                f"not finite numbers > 0 (first: {first[col]!r} at key {first['key']!r}); "
+                f"every completed sample needs a measured {col} > 0"
+            )
 
 
 def read_meta(path: Path) -> dict:

@@ -102,10 +102,11 @@ def finish(
     replace: bool = False,
     df: pd.DataFrame | None = None,
     say=print,
+    doc: dict | None = None,
 ) -> tuple[Path, dict]:
-    """Fit the samples under `out` (or `df`), write the profile (and install it), plot the
-    report. Without `df`: a calibration run's folder (its samples.jsonl; meta.json and
-    samples.parquet written here).
+    """Fit the samples under `out` (or `df`; `doc`: their fit, already made), write the
+    profile (and install it), plot the report. Without `df`: a calibration run's folder (its
+    samples.jsonl; meta.json and samples.parquet written here).
 
     The profile's file name carries its mechanism (`profile_filename`): a libsmctrl profile
     installs as `<gpu>__<model>.libsmctrl.json` beside the green-context one, never over it.
@@ -121,7 +122,8 @@ def finish(
         write_text_atomic(out / "meta.json", json.dumps(meta, indent=1) + "\n")
         df = load_samples(out / "samples.jsonl")
         write_parquet(df, out / "samples.parquet", meta)
-    doc = stamped(TOOL, fit_profile(df, model, gpu, meta))
+    if doc is None:
+        doc = stamped(TOOL, fit_profile(df, model, gpu, meta))
     path = write_profile(doc, out / name)
     if install:
         for line in installer.install(doc, path, out / "samples.parquet", replace, PROFILE_DIR):
@@ -149,7 +151,9 @@ def refit(
     Everything is checked before anything is written (ValueError, one line): the inputs
     (`calibrate.fit_inputs`), that the samples are the meta's run's
     (`calibrate.sample_identity`), the install target, and `out` (a folder whose files by this
-    tool's names are its own; a meta.json there must equal `meta_path`'s)."""
+    tool's names are its own; a meta.json there must equal `meta_path`'s), then the fit itself:
+    nothing is written until it succeeds, and a failure or Ctrl-C after that removes what this
+    run created (files that were there before are left)."""
     df = read_samples(samples)
     meta = read_meta(meta_path)
     check_mechanism(df, meta, samples, meta_path)
@@ -177,9 +181,34 @@ def refit(
                 "another --out folder"
             )
         write_meta = False
-    out.mkdir(parents=True, exist_ok=True)
-    if write_meta:
-        write_text_atomic(meta_dst, json.dumps(meta, indent=1) + "\n")
-    if copy_samples:
-        write_parquet(df, parquet, meta)
-    return finish(out, meta, install, replace=replace, df=df, say=say)
+    doc = fit_checked(df, gpu, model, meta, samples)  # the fit before anything is written
+    made = [p for p in (out, meta_dst, parquet, out / name, out / "report.md", out / "report.png")
+            if not p.exists()]  # fmt: skip
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if write_meta:
+            write_text_atomic(meta_dst, json.dumps(meta, indent=1) + "\n")
+        if copy_samples:
+            write_parquet(df, parquet, meta)
+        return finish(out, meta, install, replace=replace, df=df, say=say, doc=doc)
+    except BaseException:  # a failure or Ctrl-C leaves only what was there before
+        for p in made:
+            if p != out:
+                p.unlink(missing_ok=True)
+        if out in made and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+
+
+def fit_checked(df: pd.DataFrame, gpu, model, meta: dict, samples: Path) -> dict:
+    """The stamped profile fitted on `df`; ValueError (one line, naming the samples file) when
+    the samples do not make a profile (a partial run without some op's grid)."""
+    try:
+        return stamped(TOOL, fit_profile(df, model, gpu, meta))
+    except (IndexError, KeyError, ZeroDivisionError, ValueError) as e:
+        ops = ", ".join(sorted(str(o) for o in df["op"].dropna().unique()))
+        raise ValueError(
+            f"samples file {samples}: its {len(df)} samples do not make a profile "
+            f"({type(e).__name__}: {e}); op column holds {ops}; give a whole calibration run's "
+            "samples"
+        ) from None

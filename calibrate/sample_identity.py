@@ -12,7 +12,13 @@ with the meta file where both carry a key:
 - the run's own meta.json beside the samples file (when `--meta` names another file), or
   for an installed `<profile>.samples.parquet` the profile beside it;
 - the SM counts measured: no partition larger than the meta's GPU, co-run pairs (the sweep
-  splits the whole GPU between them) that fill exactly its SMs.
+  splits the whole GPU between them) that fill exactly its SMs, and every partition one of the
+  sizes of the meta's `partition_pool`;
+- when: `calibrate.run` stamps meta.date at the end of the sweep, so it is the last sample's
+  `t_unix` (equal to the second on every committed run: large-models tp2/tp4/tp8, the
+  libsmctrl profile's run and the shipped 8B samples); more than `DATE_TOLERANCE_S` apart
+  means another run's meta or a part of the run (tp2 and tp4 of the large-models runs ended
+  35 s apart).
 
 (The `mechanism` column is `calibrate.fit_inputs.check_mechanism`'s.) Legacy samples that carry
 none of these are fitted as before: nothing in them tells one model from another.
@@ -31,6 +37,9 @@ KEYS = ("gpu", "model", "tp", "mechanism", "num_sms", "shard_shapes")
 COLUMNS = ("gpu", "model", "tp")  # what every sample of a sweep carries (calibrate.measure)
 SHAPE_KEYS = ("hidden", "q_heads", "kv_heads", "intermediate", "vocab")
 PARQUET_KEY = b"bulletsim.identity"
+# meta.date is taken after the sweep closes its store and writes kernel_choices.json (calibrate
+# .run): allow that much after the last sample; runs of one session ended >= 35 s apart.
+DATE_TOLERANCE_S = 10.0
 
 
 def identity(meta: dict) -> dict:
@@ -144,6 +153,53 @@ def check_identity(df: pd.DataFrame, meta: dict, samples: Path, meta_path: Path)
                 f"is {describe(want)}: {'; '.join(diff)}; give the meta.json of the same run"
             )
     check_sm_counts(df, want, samples, meta_path)
+    check_pool_sizes(df, meta, samples, meta_path)
+    check_date(df, meta, samples, meta_path)
+
+
+def check_date(df: pd.DataFrame, meta: dict, samples: Path, meta_path: Path) -> None:
+    """ValueError when meta.date is not the last sample's `t_unix` (within
+    `DATE_TOLERANCE_S`): the meta is another run's, or the samples are part of its run. Samples
+    or a meta without times (legacy, derived) are not checked."""
+    from datetime import UTC, datetime
+
+    date = meta.get("date")
+    if not isinstance(date, str) or "t_unix" not in df.columns:
+        return
+    times = pd.to_numeric(df["t_unix"], errors="coerce").dropna()
+    try:
+        when = datetime.fromisoformat(date.replace("Z", "+00:00"))
+    except ValueError:
+        return
+    if times.empty or when.tzinfo is None:
+        return
+    last = float(times.max())
+    if 0 <= when.timestamp() - int(last) <= DATE_TOLERANCE_S:  # date is to the second
+        return
+    last_text = datetime.fromtimestamp(int(last), UTC).isoformat()
+    raise ValueError(
+        f"samples file {samples} ends at t_unix {last:.0f} ({last_text}) but meta file "
+        f"{meta_path} is dated {date}: not the same run (another run's meta, or only part of "
+        "its samples); give the meta.json the run wrote beside its samples"
+    )
+
+
+def check_pool_sizes(df: pd.DataFrame, meta: dict, samples: Path, meta_path: Path) -> None:
+    """ValueError when the samples measured a partition size that is not one of the meta's
+    `partition_pool` sizes (nor its whole GPU): they were measured under another grid."""
+    pool = meta.get("partition_pool")
+    sizes = pool.get("sizes") if isinstance(pool, dict) else None
+    if not isinstance(sizes, list) or "num_sms" not in df.columns:
+        return
+    valid = {int(x) for x in sizes} | {int(pool.get("total_sms") or 0)}
+    got = {int(x) for x in pd.to_numeric(df["num_sms"], errors="coerce").dropna().unique()}
+    odd = sorted(got - valid)
+    if odd:
+        raise ValueError(
+            f"samples file {samples} measured partitions of {', '.join(map(str, odd))} SMs, "
+            f"not sizes of meta file {meta_path}'s partition_pool ({sizes[0]}..{sizes[-1]}, "
+            f"{len(sizes)} sizes): num_sms; give the meta.json of the same run"
+        )
 
 
 def check_sm_counts(df: pd.DataFrame, want: dict, samples: Path, meta_path: Path) -> None:
