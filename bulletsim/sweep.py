@@ -108,7 +108,7 @@ class SweepSpec:
             for t in self.traces:  # fail fast on bad names, traces and parameters
                 cfg = load_config(None, point_overrides(self, v, t, 1.0, self.seeds[0]))
                 _check_inputs(cfg, checked)
-            key = (cfg.policy, cfg.params())  # spelling, option order and defaults aside
+            key = (cfg.policy, _resolved(cfg))  # spelling, option order and defaults aside
             if key in seen:
                 raise ValueError(
                     f"--policy {seen[key]} and --policy {text} run the same policy with the same "
@@ -116,6 +116,19 @@ class SweepSpec:
                 )
             seen[key] = text
         return self
+
+
+def _resolved(cfg) -> str:
+    """The policy's parameters as they run (a params class's `resolved(gpu)` where it has one:
+    defaults that depend on the GPU filled, lists parsed), as comparable text."""
+    import dataclasses
+
+    from bulletsim.hardware import get_gpu
+
+    params = cfg.params()
+    resolve = getattr(params, "resolved", None)
+    values = resolve(get_gpu(cfg.gpu)) if resolve else dataclasses.asdict(params)
+    return repr(sorted(values.items()))
 
 
 def _check_inputs(cfg, checked: dict) -> None:

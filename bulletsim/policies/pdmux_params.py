@@ -52,14 +52,30 @@ class PDMuxEngineParams:
         or None: Hopper's 8/8); ValueError when min_sms / step_sms are not groups it makes."""
         name = getattr(gpu, "name", "GPU (Hopper granularity assumed)")
         gpu_min, gpu_step = _gpu_groups(gpu)
-        for key, value in (("min_sms", self.min_sms), ("step_sms", self.step_sms)):
-            if value and (value % gpu_step or value < gpu_min):
+        # min_sms is a group's size (>= the GPU's smallest); step_sms any multiple of its step
+        for key, value, least in (
+            ("min_sms", self.min_sms, gpu_min),
+            ("step_sms", self.step_sms, gpu_step),
+        ):
+            if value and (value % gpu_step or value < least):
                 raise ValueError(
                     f"{self.section}.{key} = {value}: green contexts on the {name} are groups of "
                     f"{gpu_min} + k * {gpu_step} SMs; give a multiple of {gpu_step} >= "
-                    f"{gpu_min}, or 0 for the GPU's"
+                    f"{least}, or 0 for the GPU's"
                 )
         return self.min_sms or gpu_min, self.step_sms or gpu_step, name
+
+    def resolved(self, gpu: Any) -> dict:
+        """The parameters as they run on `gpu`: defaults (0) filled with the GPU's
+        granularity, manual rows parsed (`;`, `/` and `,` spell one table), so two spellings of
+        one policy compare equal (a sweep's duplicate check)."""
+        from dataclasses import asdict
+
+        out = asdict(self)
+        out["min_sms"], out["step_sms"], _ = self.granularity(gpu)
+        if out.get("manual_divisions"):
+            out["manual_divisions"] = tuple(parse_manual_divisions(out["manual_divisions"]))
+        return out
 
     def candidates(self, total_sms: int, min_sms: int, step_sms: int) -> list[int]:
         """The prefill sides this variant's splits may take (pdmux_table)."""

@@ -127,7 +127,8 @@ def check_divisions(
 ) -> None:
     """Every manual row is a split green contexts can make on `gpu` (`total_sms` SMs, groups
     of `min_sms` + k * `step_sms`): the prefill side a group, the decode side a group or the
-    rest of the GPU (as the computed rows, e.g. (112, 20) on 132). ValueError naming the row."""
+    rest of the GPU (as the computed rows, e.g. (112, 20) on 132), and decode >= `min_sms`
+    (the guarantee min_sms gives every split). ValueError naming the row."""
 
     def group(n: int) -> bool:
         return n >= min_sms and (n - min_sms) % step_sms == 0
@@ -138,6 +139,11 @@ def check_divisions(
         if p + d > total_sms:
             raise ValueError(
                 f"{row}: prefill + decode = {p + d} SMs, more than the {gpu}'s {total_sms}"
+            )
+        if d < min_sms:  # as every computed split: both sides get >= min_sms
+            raise ValueError(
+                f"{row}: decode gets {d} SMs, fewer than min_sms = {min_sms}; give rows with "
+                f"decode >= {min_sms}, or a smaller min_sms"
             )
         if not group(p) or not (group(d) or p + d == total_sms):
             raise ValueError(
