@@ -9,6 +9,7 @@ File length: ~340 lines, the one dataclass tree with its validation and override
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 import tomllib
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from bulletsim.core import SLO
 from bulletsim.files import require_file
-from bulletsim.float_params import ALLOWS_INF, check_float
+from bulletsim.float_params import ALLOWS_INF, FRACTION, RANGE, check_float
 from bulletsim.policies.registry import POLICY_PARAMS, policy_names
 from bulletsim.workload.config import WorkloadConfig
 
@@ -80,9 +81,10 @@ class KVConfig:
     """Paged KV cache sizing and admission (see kvcache.kv_capacity for the defaults)."""
 
     block_size: int = 16
-    memory_fraction: float = 0.9
+    memory_fraction: float = field(default=0.9, metadata=FRACTION)
     reserve_gib: float = 2.0
-    reserve_fraction: float = 0.7  # share of future output blocks held back (SGLang's 0.7)
+    # share of future output blocks held back (SGLang's 0.7)
+    reserve_fraction: float = field(default=0.7, metadata={RANGE: (0.0, 1.0, True, True)})
     capacity_blocks: int | None = None  # override the computed capacity (tests, what-ifs)
 
     def validate(self) -> None:
@@ -283,6 +285,8 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, dict):
             return value
     name = getattr(tp, "__name__", str(tp))
+    if tp is bool:  # TOML's booleans are lower case: 'True' reads as a word
+        name = "bool (true or false, lower case)"
     raise ValueError(f"{where} must be {name}, got {type(value).__name__} {value!r}")
 
 
@@ -309,7 +313,8 @@ def from_dict(cls: type, data: dict, where: str = "") -> Any:
                 fmt = fields[key].metadata.get("format")  # how the value is written
                 raise ValueError(f"{e}; {fmt}" if fmt else str(e)) from None
             if isinstance(kwargs[key], float):
-                check_float(path, kwargs[key], bool(fields[key].metadata.get(ALLOWS_INF)))
+                meta = fields[key].metadata
+                check_float(path, kwargs[key], bool(meta.get(ALLOWS_INF)), meta.get(RANGE))
     return cls(**kwargs)
 
 
@@ -327,8 +332,11 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         try:
             data = tomllib.loads(p.read_text())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"config file {p}: {e}") from None
-    data = merge_overrides(data, overrides or {})
+            raise ValueError(
+                f"config file {p} is not a TOML config file ({e}){_json_hint(p)}; --config takes "
+                "TOML: `key = value` lines and `[section]` tables (see README, Configs)"
+            ) from None
+    data = merge_overrides(data, _alias_as_override(overrides or {}))
     names = policy_names()
     params: dict[str, Any] = {}
     for key in list(data):
@@ -361,6 +369,34 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     from bulletsim.hardware import get_gpu
 
     return dataclasses.replace(cfg, gpu=get_gpu(cfg.gpu).name, model=cfg.model_spec().name)
+
+
+def _json_hint(p: Path) -> str:
+    """', it is JSON (a run's config.json records a run, it is not read back)' when so."""
+    try:
+        json.loads(p.read_text())
+    except (ValueError, OSError):
+        return ""
+    return " but JSON (a run folder's config.json records that run; it is not an input)"
+
+
+def _alias_as_override(overrides: dict) -> dict:
+    """`overrides` with what its policy name implies (`chunked-512` -> chunked.chunk_size 512)
+    in the policy's section, so a name given on the command line overrides a config file's
+    value as every flag does (README); a `--set` or option of the same key that disagrees is
+    refused (one line), as is a file whose own policy name and section disagree."""
+    name = overrides.get("policy")
+    if not isinstance(name, str):
+        return overrides
+    policy, implied = resolve_policy(name)
+    section = overrides.get(policy)
+    given = section if isinstance(section, dict) else {}
+    for k, v in implied.items():
+        if given.get(k) is not None and given[k] != v:
+            raise ValueError(
+                f"policy {name} conflicts with {policy}.{k}={given[k]}; give one of them"
+            )
+    return {**overrides, policy: {**given, **implied}} if implied else overrides
 
 
 # Name-valued fields, matched case-insensitively like policy, GPU and model names.

@@ -41,9 +41,13 @@ def read_samples(path: Path) -> pd.DataFrame:
             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); {HINT}"
         ) from None
     missing = [c for c in SAMPLE_COLUMNS if c not in df.columns]
-    if df.empty or missing:
-        what = "no completed samples" if df.empty else f"no column {', '.join(missing)}"
-        raise ValueError(f"samples file {path} holds {what}; {HINT}")
+    if df.empty:
+        raise ValueError(f"samples file {path} holds no completed samples; {HINT}")
+    if missing:
+        raise ValueError(
+            f"{path} is not a calibration samples file: it lacks column(s) "
+            f"{', '.join(missing)} (a samples file has {', '.join(SAMPLE_COLUMNS)}); {HINT}"
+        )
     check_positive(df, path)
     return df
 

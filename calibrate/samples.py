@@ -87,6 +87,8 @@ def load_samples(path: str | os.PathLike) -> pd.DataFrame:
     if "status" in df:
         # A key marked pending and never completed is a failure (a hang under a watchdog).
         df = df[df["status"] == "ok"]
+    if "key" not in df:  # not a samples file: `fit_inputs.read_samples` names what it lacks
+        return df.reset_index(drop=True)
     return df.drop_duplicates("key", keep="last").reset_index(drop=True)
 
 

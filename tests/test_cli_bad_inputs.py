@@ -144,7 +144,7 @@ CASES = [
     (
         "static-fraction-nan",
         (*RUN, "--set", "static-split.prefill_fraction=nan"),
-        "static-split.prefill_fraction must be a finite number",
+        "static-split.prefill_fraction must be in (0, 1)",
     ),
     ("kv-reserve-nan", (*RUN, "--set", "kv.reserve_gib=nan"), "kv.reserve_gib"),
     ("time-scale-1e308", (*RUN, "--set", "workload.time_scale=1e308"), "workload.time_scale"),

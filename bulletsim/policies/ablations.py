@@ -9,10 +9,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bulletsim.core import Work
-from bulletsim.float_params import check_float_fields
+from bulletsim.float_params import RANGE, check_float_fields
 from bulletsim.hardware import partition_unit_sms
 from bulletsim.policies.base import PolicyContext
 from bulletsim.policies.batching import decode_shape, form_batch, prefill_shape
@@ -41,7 +41,7 @@ class StaticSplitParams:
     handoff_ms: cost of handing a finished batch to decode (Bullet paper's 0.21 ms).
     """
 
-    prefill_fraction: float = 0.5
+    prefill_fraction: float = field(default=0.5, metadata={RANGE: (0.0, 1.0, False, False)})
     max_prefill_tokens: int = 1664
     max_running_requests: int = 1024
     handoff_ms: float = 0.21

@@ -23,11 +23,11 @@ work starts beside it, as on the GPU (issue 10).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bulletsim.core import Work, WorkShape, co_runner
-from bulletsim.float_params import check_float_fields
+from bulletsim.float_params import FRACTION, check_float_fields
 from bulletsim.hardware import check_mechanism
 from bulletsim.partitioning import resolve_partitioning
 from bulletsim.policies.base import PolicyContext
@@ -66,7 +66,7 @@ class BulletParams:
     mechanism: str = "libsmctrl"
     max_prefill_tokens: int = 1664
     window_layers: int = 8
-    tpot_target_frac: float = 0.9
+    tpot_target_frac: float = field(default=0.9, metadata=FRACTION)
     max_running_requests: int = 1024
     reorder: bool = False
     reorder_window: int = 16

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from bulletsim.float_params import check_float_fields
+from bulletsim.float_params import FRACTION, check_float_fields
 from bulletsim.policies.pdmux_table import (
     MANUAL_FORMAT,
     MIN_DECODE_SMS,
@@ -188,7 +188,7 @@ class PDMuxSLOParams(PDMuxEngineParams):
     """
 
     section: ClassVar[str] = "pdmux-slo"
-    tpot_target_frac: float = 0.9
+    tpot_target_frac: float = field(default=0.9, metadata=FRACTION)
 
     def candidates(self, total_sms: int, min_sms: int, step_sms: int) -> list[int]:
         return slo_candidates(total_sms, min_sms, step_sms)
