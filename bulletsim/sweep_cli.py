@@ -74,7 +74,10 @@ def sweep(
     ] = None,
     chunk_size: Annotated[
         int | None,
-        Opt(help="Chunk size of the chunked variants that do not name one (e.g. `chunked`)."),
+        Opt(
+            help="Chunk size of the chunked variants that do not name one (`chunked`, "
+            "`chunked:variant=prefill-first`; their other options kept, as run does)."
+        ),
     ] = None,
     seeds: Annotated[
         str,

@@ -14,6 +14,8 @@ with the meta file where both carry a key:
 - the SM counts measured: no partition larger than the meta's GPU, co-run pairs (the sweep
   splits the whole GPU between them) that fill exactly its SMs, and every partition one of the
   sizes of the meta's `partition_pool`;
+- the grid: every prefill length (`seq_len`), decode batch (`batch`) and partition (`num_sms`)
+  measured is a point of the meta's `grid` (`calibrate.grids`; true of every committed run);
 - when: `calibrate.run` stamps meta.date at the end of the sweep, so it is the last sample's
   `t_unix` (equal to the second on every committed run: large-models tp2/tp4/tp8, the
   libsmctrl profile's run and the shipped 8B samples); more than `DATE_TOLERANCE_S` apart
@@ -154,7 +156,47 @@ def check_identity(df: pd.DataFrame, meta: dict, samples: Path, meta_path: Path)
             )
     check_sm_counts(df, want, samples, meta_path)
     check_pool_sizes(df, meta, samples, meta_path)
+    check_grid(df, meta, samples, meta_path)
     check_date(df, meta, samples, meta_path)
+
+
+def grid_points(name: str, total_sms: int) -> dict[str, set[int]] | None:
+    """column -> the values grid `name` (`calibrate.grids.GRIDS`) measures: prefill tokens per
+    sequence (`seq_len`), decode batches (`batch`), partitions (`num_sms`, co-runs' rests
+    included); None for a grid this version does not know."""
+    from calibrate.grids import GRIDS
+
+    g = GRIDS.get(name)
+    if g is None:
+        return None
+    seq = {*g.prefill_tokens, *g.prefill_tokens_heldout, *g.corun_prefill_tokens}
+    seq |= {t for _, t in (*g.prefill_multi_heldout, *g.step_prefill)}
+    batch = {*g.decode_batch} | {b for b, _ in (*g.decode_heldout, *g.step_decode, *g.corun_decode)}
+    sms = {*g.sms, *g.sms_heldout, *g.step_sms, *g.corun_decode_sms}
+    sms |= {total_sms - d for d in g.corun_decode_sms}
+    return {"seq_len": seq, "batch": batch, "num_sms": sms}
+
+
+def check_grid(df: pd.DataFrame, meta: dict, samples: Path, meta_path: Path) -> None:
+    """ValueError (one line, naming the column and the values) when the samples measured a
+    point that the meta's grid does not hold: they are another grid's run."""
+    total = meta.get("num_sms")
+    points = grid_points(str(meta.get("grid")), int(total)) if total else None
+    if points is None or "phase" not in df.columns:
+        return
+    rows = {"seq_len": df[df["phase"] == "prefill"], "batch": df[df["phase"] == "decode"],
+            "num_sms": df}  # fmt: skip
+    for col, valid in points.items():
+        if col not in df.columns:
+            continue
+        got = {int(x) for x in pd.to_numeric(rows[col][col], errors="coerce").dropna().unique()}
+        odd = sorted(got - valid)
+        if odd:
+            raise ValueError(
+                f"samples file {samples} measured {col} {', '.join(map(str, odd[:5]))}, not "
+                f"points of meta file {meta_path}'s grid {meta['grid']!r}: column {col}; give "
+                "the meta.json of the same run"
+            )
 
 
 def check_date(df: pd.DataFrame, meta: dict, samples: Path, meta_path: Path) -> None:

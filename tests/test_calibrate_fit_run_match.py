@@ -66,3 +66,12 @@ def test_refused_in_one_line_nothing_written(tmp_path, how, meta_tp, needle):
     assert not out.exists() and sorted(p.name for p in samples.parent.iterdir()) == [
         "samples.parquet"
     ]
+
+
+def test_samples_of_another_grid_are_refused(tmp_path):
+    meta = json.loads((DEV / "tp8" / "meta.json").read_text())  # grid "shard"
+    path = tmp_path / "meta.json"
+    path.write_text(json.dumps({**meta, "grid": "quick"}))
+    samples = DEV / "tp8" / "samples.parquet"
+    with pytest.raises(ValueError, match="measured seq_len 32, 192, not points of .*'quick'"):
+        check_identity(pd.read_parquet(samples), {**meta, "grid": "quick"}, samples, path)
