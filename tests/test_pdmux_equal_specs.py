@@ -1,6 +1,6 @@
-"""PDMux parameters: a sweep refuses two spellings of one policy (defaults the GPU fills,
-manual rows separated by ';' or '/'); step_sms takes the GPU's own step (the A100's 2); a
-manual row whose decode side is below min_sms is refused naming the row."""
+"""A sweep refuses two spellings of one policy (defaults the GPU fills: pdmux's min_sms,
+Bullet's remask_us; manual rows separated by ';' or '/'); PDMux: step_sms takes the GPU's own
+step (the A100's 2); a manual row whose decode side is below min_sms is refused naming the row."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ SWEEP = ("sweep", "--trace", "alpaca", "-n", "20", "--rates", "4", "--seeds", "0
         ("pdmux:sm_group_num=4,manual_divisions=112:20:0;96:36:32",
          "pdmux:sm_group_num=4,manual_divisions=112:20:0/96:36:32"),
         ("pdmux-slo", "pdmux-slo:min_sms=8"),
+        ("bullet", "bullet:remask_us=1.54"),  # libsmctrl's measured cost on the H200
+        ("bullet:mechanism=green", "bullet:mechanism=green-ctx,remask_us=0"),
     ],
 )  # fmt: skip
 def test_sweep_refuses_two_spellings_of_one_policy(tmp_path, monkeypatch, a, b):

@@ -76,6 +76,19 @@ class BulletParams:
     remask_us: float | None = None
     predict_us: float = 10.2
 
+    def resolved(self, gpu: Any) -> dict:
+        """The parameters as they run on `gpu`: remask_us None filled with the mechanism's cost
+        there (`partitioning.remask_cost`), so a sweep's duplicate check sees `bullet` and
+        `bullet:remask_us=<that cost>` as one policy."""
+        from dataclasses import asdict
+
+        from bulletsim.partitioning import remask_cost
+
+        out = asdict(self)
+        if out["remask_us"] is None:
+            out["remask_us"] = remask_cost(self.mechanism, gpu)[0]
+        return out
+
     def __post_init__(self) -> None:
         check_float_fields(self, "bullet")
         check_mechanism(self.mechanism)
