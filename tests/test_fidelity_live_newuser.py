@@ -100,3 +100,39 @@ def test_a_changed_profile_file_is_named_and_its_iterations_repriced(tmp_path):
     prof.unlink()
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 2 and "no longer exists" in r.output, r.output
+
+
+def test_the_table_and_held_out_load_use_the_rate_offered(one_token, tmp_path):
+    inf = _live(tmp_path / "inf", "-n", "6", "--rate", "inf", "--output-len", "3")
+    low = _live(tmp_path / "low", "-n", "6", "--rate", "2", "--output-len", "3")
+    closed = _live(tmp_path / "cl", "-n", "6", "--max-concurrency", "2", "--output-len", "3")
+    table = tmp_path / "t.md"
+    r = CliRunner().invoke(app, ["fidelity", str(inf), str(closed), str(low), "--table",
+                                 str(table)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    rates = [ln.split("|")[3].strip() for ln in table.read_text().splitlines()[2:]]
+    assert rates == ["inf", "closed-loop 2", "2"]
+    r = CliRunner().invoke(app, ["fidelity", str(inf), str(low), str(one_token), "--held-out",
+                                 "load"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    # ranked 2 < 5 < inf: the inf run is the highest load, held out from the other two
+    lines = r.output.splitlines()
+    i = next(i for i, ln in enumerate(lines) if ln.startswith(f"live run {inf}"))
+    assert lines[i + 1] == "profile refitted on: load: the 2 runs not in load 3"
+    r = CliRunner().invoke(app, ["fidelity", str(closed), str(low), "--held-out", "load"])
+    assert r.exit_code == 2 and "closed-loop 2" in r.output and "no arrival rate" in r.output
+
+
+def test_offered_reads_the_rate_a_poisson_process_chose():
+    from bulletsim.live.offered import offered
+
+    def meta(rate, note, mc=None):
+        wl = {"rate": rate, "max_concurrency": mc}
+        return {"config": {"workload": wl}, "workload": {"notes": [note]}}
+
+    assert offered(meta(None, "poisson arrivals at the trace's mean rate, 3.250 req/s")) == (
+        "3.25", 3.25)  # fmt: skip
+    assert offered(meta(None, "poisson arrivals at splitwise's default 19.0 req/s"))[1] == 19.0
+    assert offered(meta(None, "trace arrivals: the file's timestamps")) == ("trace", None)
+    assert offered(meta(7.0, "poisson arrivals at 7.0 req/s", mc=4)) == (
+        "closed-loop 4 (7 req/s)", None)  # fmt: skip

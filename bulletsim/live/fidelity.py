@@ -13,6 +13,7 @@ recorded, or, with another profile, every iteration priced again under it
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from bulletsim.fidelity.compare import Comparison, compare
 from bulletsim.fidelity.observed import observed_from_request_frame
 from bulletsim.files import require_file
 from bulletsim.hardware import get_gpu
-from bulletsim.live.rundir import SM_BINS, read_live_run
+from bulletsim.live.offered import offered
+from bulletsim.live.rundir import SM_BINS, read_json_object, read_live_run
 from bulletsim.models import get_model
 from bulletsim.run import RunResult, simulate
 from bulletsim.workload.workload import Workload, make_requests
@@ -45,6 +47,8 @@ def live_config(meta: dict):
     wl = data["workload"] = dict(data["workload"])
     if wl.get("arrival") != "gamma":  # results written before cv became gamma-only
         wl.pop("cv", None)
+    if wl.get("rate") is None and offered(meta)[1] == math.inf:  # JSON wrote --rate inf null
+        wl["rate"] = math.inf
     params = data.pop("policy_params", {}) or {}
     slo = params.get("pdmux-slo")
     if isinstance(slo, dict):  # written before issue 17: mainline's table keys, at defaults
@@ -161,7 +165,7 @@ def headline(f: LiveFidelity) -> dict:
         "run": f.run_dir.name,
         "policy": f.live_summary["policy"],
         "workload": f.live_summary["workload"],
-        "rate": f.sim.config.workload.rate,
+        "rate": offered(read_json_object(f.run_dir / "config.json"))[0],
         "throughput_live": c.row("throughput_req_s").measured,
         "throughput_err_pct": c.row("throughput_req_s").error_pct,
         "tpot_mean_live_ms": c.row("tpot_ms", "mean").measured,
@@ -205,7 +209,7 @@ def markdown_table(rows: list[dict]) -> str:
     )
     lines = [
         f"| {r['workload']} | {r['policy']} | "
-        f"{'trace' if r['rate'] is None else format(r['rate'], 'g')} | "
+        f"{r['rate']} | "
         f"{_num(r['throughput_live'], '.2f')} | {_num(r['throughput_err_pct'], '+.1f', '%')} | "
         f"{_num(r['tpot_mean_live_ms'], '.2f')} | {_num(r['tpot_mean_err_pct'], '+.1f', '%')} | "
         f"{_num(r['ttft_p50_live_ms'], '.1f')} | {_num(r['ttft_p50_err_pct'], '+.1f', '%')} | "

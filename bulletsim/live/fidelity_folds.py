@@ -1,7 +1,9 @@
 """Held-out fidelity: refit the profile on some live runs, judge the simulator on the others.
 
 `folds(runs, by)` splits live runs into groups (`by="workload"`: the run's trace; `by="load"`:
-the rank of its rate among the runs of its workload, so "load 1" is each workload's lowest);
+the rank of the rate it offered among the runs of its workload (`live.offered`: --rate, inf,
+or the rate a Poisson process chose without one), so "load 1" is each workload's lowest; runs
+that offered no rate, a replayed trace or a closed loop, are refused);
 each fold judges one group with a profile refitted (`refit.refit_profile`) on every run of
 the other groups, so no run is judged by a profile fitted on it.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from bulletsim.live.offered import offered
 from bulletsim.live.rundir import check_live_run, read_json_object
 
 HELD_OUT = ("workload", "load")
@@ -23,26 +26,32 @@ class Fold:
     fit: tuple[Path, ...]
 
 
-def _describe(run: Path) -> tuple[str, float | None]:
-    cfg = read_json_object(check_live_run(run) / "config.json")["config"]
-    return cfg["workload"]["trace"], cfg["workload"].get("rate")
+def _describe(run: Path) -> tuple[str, float | None, str]:
+    meta = read_json_object(check_live_run(run) / "config.json")
+    label, rate = offered(meta)
+    return meta["config"]["workload"]["trace"], rate, label
 
 
 def group_of(runs: list[Path], by: str) -> dict[Path, str]:
-    """The held-out group of every run; ValueError for an unknown `by`."""
+    """The held-out group of every run; ValueError for an unknown `by`, or (`by="load"`) a
+    run that offered no rate."""
     if by not in HELD_OUT:
         raise ValueError(f"unknown held-out split {by!r}; valid: {', '.join(HELD_OUT)}")
-    info = {}
-    for r in runs:
-        info[r] = _describe(r)
+    info = {r: _describe(r) for r in runs}
     if by == "workload":
-        return {r: f"workload {w}" for r, (w, _) in info.items()}
+        return {r: f"workload {w}" for r, (w, _, _) in info.items()}
+    none = [f"{r} ({label})" for r, (_, rate, label) in info.items() if rate is None]
+    if none:
+        raise ValueError(
+            f"--held-out load: {', '.join(none)} offered no arrival rate to rank by; give "
+            "runs made with --rate (or a Poisson rate), or use --held-out workload"
+        )
     out = {}
-    for w in sorted({w for w, _ in info.values()}):
-        rates = sorted({rate or 0.0 for ww, rate in info.values() if ww == w})
-        for r, (ww, rate) in info.items():
+    for w in sorted({w for w, _, _ in info.values()}):
+        rates = sorted({rate for ww, rate, _ in info.values() if ww == w})
+        for r, (ww, rate, _) in info.items():
             if ww == w:
-                out[r] = f"load {rates.index(rate or 0.0) + 1}"
+                out[r] = f"load {rates.index(rate) + 1}"
     return out
 
 
