@@ -136,3 +136,17 @@ def test_offered_reads_the_rate_a_poisson_process_chose():
     assert offered(meta(None, "trace arrivals: the file's timestamps")) == ("trace", None)
     assert offered(meta(7.0, "poisson arrivals at 7.0 req/s", mc=4)) == (
         "closed-loop 4 (7 req/s)", None)  # fmt: skip
+
+
+@pytest.mark.parametrize("mechanism", ["libsmctrl", "green"])
+def test_fake_runs_that_cannot_resimulate_exactly_say_so(tmp_path, mechanism):
+    run = _live(tmp_path / "b", "-n", "20", "--rate", "10", "--output-len", "40",
+                "--input-len", "2000", "--policy", "bullet", "--mechanism", mechanism)  # fmt: skip
+    table = tmp_path / "t.md"
+    r = CliRunner().invoke(app, ["fidelity", str(run), "--table", str(table)])
+    assert r.exit_code == 0, r.output
+    tpot_err = table.read_text().splitlines()[2].split("|")[7].strip()
+    if mechanism == "green":  # exact: no note
+        assert "running steps after a re-split" not in r.output and tpot_err == "+0.0%"
+    else:
+        assert "running steps after a re-split (libsmctrl" in r.output and tpot_err != "+0.0%"

@@ -62,6 +62,9 @@ def report_live_runs(
         typer.echo(f"live run {d}: {f.live_summary['policy']} on {f.live_summary['workload']}")
         if fit_on:
             typer.echo(f"profile refitted on: {fit_on}")
+        note = _rescale_note(f)
+        if note:
+            typer.echo(f"note: {note}")
         _print_run(f, con)
         rows.append(headline(f) | ({"fit_on": fit_on} if fit_on else {}))
     if table is not None:
@@ -118,6 +121,25 @@ def _current_profile(run_dir: Path) -> tuple[dict | None, str]:
     if note:
         typer.echo(f"note: {note}")
     return doc, ""
+
+
+def _rescale_note(f) -> str | None:
+    """One line when a fake-executor run cannot be re-simulated exactly: the simulator shrank
+    running steps after a re-split (libsmctrl / mps: per-kernel re-masking), which the fake
+    loop does not do (a launch keeps its partition; `live.fake`); None otherwise."""
+    from bulletsim.live.rundir import read_json_object
+
+    executor = read_json_object(f.run_dir / "live.json")["executor"].get("executor")
+    it = f.sim.iterations
+    n = int((it["num_rescales"] > 0).sum()) if "num_rescales" in it else 0
+    if executor != "fake" or n == 0:
+        return None
+    return (
+        f"the simulator resized {n} running steps after a re-split "
+        f"({f.sim.config.partition_mechanism()}: per-kernel re-masking) where the fake "
+        "executor keeps a launch's partition: its errors here are that difference, not the "
+        "latency model's (green contexts or one lane re-simulate exactly)"
+    )
 
 
 def _installed_profile(run_dir: Path) -> dict:
