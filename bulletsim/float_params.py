@@ -27,6 +27,7 @@ TIME_BOUNDS = {"_ms": (HOUR_S * 1e3, "ms (one hour)"), "_us": (HOUR_S * 1e6, "us
 ALLOWS_INF = "allow_inf"  # dataclass field metadata key: infinity has a documented meaning
 RANGE = "range"  # dataclass field metadata key: (lo, hi, lo included, hi included)
 FRACTION = {RANGE: (0.0, 1.0, False, True)}  # (0, 1]: a share that must be positive
+POSITIVE = (0.0, MAX_PLAIN, False, True)  # (0, 1e9]: a rate or a spread that must be > 0
 
 
 def range_text(rng: tuple[float, float, bool, bool]) -> str:
@@ -50,11 +51,12 @@ def check_float(
     or in `rng` where the field declares one (`RANGE`), else a one-line ValueError naming the
     parameter, its valid range and the value."""
     name = path.rsplit(".", 1)[-1]
+    if allow_inf and value == math.inf:
+        return value
     if rng is not None:
         if not in_range(value, rng):  # NaN is in no range
-            raise ValueError(f"{path} must be in {range_text(rng)}, got {value}")
-        return value
-    if allow_inf and value == math.inf:
+            inf = " or inf" if allow_inf else ""
+            raise ValueError(f"{path} must be in {range_text(rng)}{inf}, got {value}")
         return value
     for suffix, (hi, unit) in TIME_BOUNDS.items():
         if name.endswith(suffix):

@@ -78,7 +78,8 @@ def check_out_dir(out: str | Path, kind: str) -> Path:
                     f"not a {kind}; choose another path"
                 )
             listed = set(marker.get("files", [])) | {MARKER}
-            foreign = [f for f in _listed_files(path) if f not in listed]
+            foreign = [f for f in _listed_files(path)
+                       if f not in listed and not _derived_output(path / f)]  # fmt: skip
             if foreign:
                 raise ValueError(
                     f"--out {out}: holds files bulletsim did not write ({', '.join(foreign[:3])}"
@@ -90,6 +91,16 @@ def check_out_dir(out: str | Path, kind: str) -> Path:
     if not parent.is_dir() or not folder_writable(parent):
         raise ValueError(f"--out {out}: cannot write under {parent} (not a writable folder)")
     return path
+
+
+def _derived_output(file: Path) -> bool:
+    """Whether `file` is an output bulletsim wrote from the run in this folder afterwards: a
+    profile `calibrate --from-live` wrote or a table `fidelity --table` wrote (each recognised
+    by its content, as those commands recognise the files they may replace)."""
+    from bulletsim.live.fidelity_cli import _is_fidelity_table
+    from bulletsim.live.refit_cli import _is_refit_profile
+
+    return file.is_file() and (_is_refit_profile(file) or _is_fidelity_table(file))
 
 
 def _write_marker(folder: Path, kind: str) -> None:

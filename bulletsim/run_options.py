@@ -248,7 +248,10 @@ def check_mechanism_applies(mechanism: str | None, policies: tuple[str, ...]) ->
 
 
 def run_out_dir(cfg, out: str | None, no_write: bool, suffix: str = "") -> Path | None:
-    """The checked results folder (None with --no-write), before any simulation; exits 2."""
+    """The checked results folder (None with --no-write), before any simulation; exits 2
+    (also for --no-write with --out, which would write nothing there)."""
+    if no_write and out is not None:
+        fail(f"--no-write writes no files, so --out {out} would be ignored: give one of them")
     if no_write:
         return None
     try:

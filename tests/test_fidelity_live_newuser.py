@@ -150,3 +150,21 @@ def test_fake_runs_that_cannot_resimulate_exactly_say_so(tmp_path, mechanism):
         assert "running steps after a re-split" not in r.output and tpot_err == "+0.0%"
     else:
         assert "running steps after a re-split (libsmctrl" in r.output and tpot_err != "+0.0%"
+
+
+def test_rate_no_write_and_own_outputs_in_a_run_folder(one_token, tmp_path):
+    r = CliRunner().invoke(app, [*LIVE, "-n", "3", "--rate", "1e12"])
+    assert r.exit_code == 2 and "(0, 1e+09] or inf" in r.output, r.output
+    for cmd in ([*LIVE, "-n", "3", "--rate", "5", "--output-len", "3"], ["run", "-n", "3"]):
+        r = CliRunner().invoke(app, [*cmd, "--no-write", "--out", str(tmp_path / "x")])
+        assert r.exit_code == 2 and "--no-write" in r.output, r.output
+    run = _live(tmp_path / "a1", "-n", "5", "--rate", "5", "--output-len", "3")
+    calib = ["calibrate", "--from-live", str(run), "--out", str(run / "refit.json")]
+    assert CliRunner().invoke(app, calib).exit_code == 0
+    fid = ["fidelity", str(run), "--table", str(run / "fid.md")]
+    assert CliRunner().invoke(app, fid).exit_code == 0
+    _live(run, "-n", "5", "--rate", "5", "--output-len", "3")  # its own files: replaced
+    (run / "notes.md").write_text("| workload | policy | rate (req/s) | mine\n")
+    r = CliRunner().invoke(app, [*LIVE, "--out", str(run), "-n", "5", "--rate", "5",
+                                 "--output-len", "3"])  # fmt: skip
+    assert r.exit_code == 2 and "notes.md" in r.output
