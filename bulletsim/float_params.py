@@ -7,7 +7,7 @@ float parameter, in any section (policy, workload, slo, kv), from TOML, `--set` 
 suffix (STYLE.md: units in names): a time (`_ms`, `_us`: at most one hour; `_s`: at most one
 year, a trace's length) is >= 0; any other float is at most 1e9 in size. A field may take
 infinity only where its docstring gives it a meaning (`workload.rate` and `workload.cv`: every
-arrival at t = 0). A bounded field declares its own range in its metadata (`RANGE`, e.g. a
+arrival at t = 0; both must also be > 0, which the message of a too-large one says). A bounded field declares its own range in its metadata (`RANGE`, e.g. a
 fraction in (0, 1]) and is checked, NaN included, against that instead, so the message names the
 range that is valid; each section's own checks come after this one.
 """
@@ -27,7 +27,6 @@ TIME_BOUNDS = {"_ms": (HOUR_S * 1e3, "ms (one hour)"), "_us": (HOUR_S * 1e6, "us
 ALLOWS_INF = "allow_inf"  # dataclass field metadata key: infinity has a documented meaning
 RANGE = "range"  # dataclass field metadata key: (lo, hi, lo included, hi included)
 FRACTION = {RANGE: (0.0, 1.0, False, True)}  # (0, 1]: a share that must be positive
-POSITIVE = (0.0, MAX_PLAIN, False, True)  # (0, 1e9]: a rate or a spread that must be > 0
 
 
 def range_text(rng: tuple[float, float, bool, bool]) -> str:
@@ -51,12 +50,11 @@ def check_float(
     or in `rng` where the field declares one (`RANGE`), else a one-line ValueError naming the
     parameter, its valid range and the value."""
     name = path.rsplit(".", 1)[-1]
-    if allow_inf and value == math.inf:
-        return value
     if rng is not None:
         if not in_range(value, rng):  # NaN is in no range
-            inf = " or inf" if allow_inf else ""
-            raise ValueError(f"{path} must be in {range_text(rng)}{inf}, got {value}")
+            raise ValueError(f"{path} must be in {range_text(rng)}, got {value}")
+        return value
+    if allow_inf and value == math.inf:
         return value
     for suffix, (hi, unit) in TIME_BOUNDS.items():
         if name.endswith(suffix):
@@ -64,9 +62,10 @@ def check_float(
                 raise ValueError(f"{path} must be a finite time in [0, {hi:g}] {unit}, got {value}")
             return value
     if not -MAX_PLAIN <= value <= MAX_PLAIN:
-        inf = " or inf" if allow_inf else ""
+        if allow_inf:  # workload.rate and cv: their sections also require > 0
+            raise ValueError(f"{path}: must be > 0 and at most {MAX_PLAIN:g}, or inf, got {value}")
         raise ValueError(
-            f"{path} must be a finite number in [-{MAX_PLAIN:g}, {MAX_PLAIN:g}]{inf}, got {value}"
+            f"{path} must be a finite number in [-{MAX_PLAIN:g}, {MAX_PLAIN:g}], got {value}"
         )
     return value
 

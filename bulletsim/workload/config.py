@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bulletsim.float_params import ALLOWS_INF, POSITIVE, RANGE
+from bulletsim.float_params import ALLOWS_INF
 from bulletsim.workload.catalog import TRACE_NAMES, trace_info
 from bulletsim.workload.conventions import CONVENTION_NAMES
 from bulletsim.workload.formats import FORMAT_NAMES, TRACE_FORMATS
@@ -49,8 +49,8 @@ class WorkloadConfig:
     trace_file: str | None = None
     traces_dir: str | None = None
     arrival: str | None = None
-    rate: float | None = field(default=None, metadata={ALLOWS_INF: True, RANGE: POSITIVE})
-    cv: float | None = field(default=None, metadata={ALLOWS_INF: True, RANGE: POSITIVE})
+    rate: float | None = field(default=None, metadata={ALLOWS_INF: True})
+    cv: float | None = field(default=None, metadata={ALLOWS_INF: True})
     time_scale: float = 1.0
     num_requests: int | None = None
     duration_s: float | None = None
