@@ -30,7 +30,8 @@ Map of the package (data flows top to bottom):
                      invariants, metadata); metrics.py, records.py, invariants.py;
                      simulate.py (the old name of run.simulate)
     results.py       results directories (atomic, deterministic); report.py, plots.py;
-                     outdir.py (the marker-owned results folders, checked before any work)
+                     outdir.py (the marker-owned results folders, checked before any work),
+                     own_outputs.py (fidelity tables / refit profiles it wrote, by content)
     sweep.py         policies x rates x workloads; sweep_points.py (one point as a row),
                      capacity.py (capacity search), sweep_capacity.py + intervals.py
                      (capacity over seeds, confidence intervals), steady_state.py (queue

@@ -7,9 +7,10 @@ float parameter, in any section (policy, workload, slo, kv), from TOML, `--set` 
 suffix (STYLE.md: units in names): a time (`_ms`, `_us`: at most one hour; `_s`: at most one
 year, a trace's length) is >= 0; any other float is at most 1e9 in size. A field may take
 infinity only where its docstring gives it a meaning (`workload.rate` and `workload.cv`: every
-arrival at t = 0; both must also be > 0, which the message of a too-large one says). A bounded field declares its own range in its metadata (`RANGE`, e.g. a
-fraction in (0, 1]) and is checked, NaN included, against that instead, so the message names the
-range that is valid; each section's own checks come after this one.
+arrival at t = 0; both must also be > 0, which the message of a too-large one says). A bounded
+field declares its own range in its metadata (`RANGE`, e.g. a fraction in (0, 1]) and is
+checked, NaN included, against that instead, so the message names the range that is valid;
+each section's own checks come after this one.
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ def check_float(
             return value
     if not -MAX_PLAIN <= value <= MAX_PLAIN:
         if allow_inf:  # workload.rate and cv: their sections also require > 0
-            raise ValueError(f"{path}: must be > 0 and at most {MAX_PLAIN:g}, or inf, got {value}")
+            raise ValueError(
+                f"{path} must be a finite number > 0 and at most {MAX_PLAIN:g}, or inf, got {value}"
+            )
         raise ValueError(
             f"{path} must be a finite number in [-{MAX_PLAIN:g}, {MAX_PLAIN:g}], got {value}"
         )

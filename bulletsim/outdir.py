@@ -97,10 +97,9 @@ def _derived_output(file: Path) -> bool:
     """Whether `file` is an output bulletsim wrote from the run in this folder afterwards: a
     profile `calibrate --from-live` wrote or a table `fidelity --table` wrote (each recognised
     by its content, as those commands recognise the files they may replace)."""
-    from bulletsim.live.fidelity_cli import _is_fidelity_table
-    from bulletsim.live.refit_cli import _is_refit_profile
+    from bulletsim.own_outputs import is_fidelity_table, is_refit_profile
 
-    return file.is_file() and (_is_refit_profile(file) or _is_fidelity_table(file))
+    return file.is_file() and (is_refit_profile(file) or is_fidelity_table(file))
 
 
 def _write_marker(folder: Path, kind: str) -> None:

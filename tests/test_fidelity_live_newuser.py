@@ -154,7 +154,7 @@ def test_fake_runs_that_cannot_resimulate_exactly_say_so(tmp_path, mechanism):
 
 def test_rate_no_write_and_own_outputs_in_a_run_folder(one_token, tmp_path):
     r = CliRunner().invoke(app, [*LIVE, "-n", "3", "--rate", "1e12"])
-    assert r.exit_code == 2 and "must be > 0 and at most 1e+09, or inf" in r.output, r.output
+    assert r.exit_code == 2 and "> 0 and at most 1e+09, or inf" in r.output, r.output
     for cmd in ([*LIVE, "-n", "3", "--rate", "5", "--output-len", "3"], ["run", "-n", "3"]):
         r = CliRunner().invoke(app, [*cmd, "--no-write", "--out", str(tmp_path / "x")])
         assert r.exit_code == 2 and "--no-write" in r.output, r.output

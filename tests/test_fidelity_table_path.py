@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bulletsim.live.fidelity_cli import TABLE_HEAD, _check_table_path, _is_fidelity_table
+from bulletsim.live.fidelity_cli import _check_table_path
+from bulletsim.own_outputs import TABLE_HEAD, is_fidelity_table
 
 
 def test_foreign_file_is_refused_and_kept(tmp_path: Path) -> None:
@@ -38,4 +39,4 @@ def test_committed_tables_are_recognised_as_its_own() -> None:
     assert tables
     for t in tables:
         assert t.read_text().startswith(TABLE_HEAD), t
-        assert _is_fidelity_table(t), t
+        assert is_fidelity_table(t), t

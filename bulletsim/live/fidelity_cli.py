@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bulletsim.files import require_writable_file
+from bulletsim.own_outputs import is_fidelity_table
 
 
 def report_live_runs(
@@ -164,32 +165,9 @@ def _print_run(f, con: Console) -> None:
         typer.echo(f"note: {f.iterations.attrs['note']}")
 
 
-TABLE_HEAD = "| workload | policy | rate (req/s) |"
-
-
 def _check_table_path(table: Path) -> None:
     """Refuse, before any simulation, a --table this tool may not write: a folder, a file in a
     missing folder, or an existing file that is not a fidelity table it wrote. ValueError."""
     require_writable_file(
-        table, "--table", _is_fidelity_table, "a fidelity table bulletsim wrote", "fidelity.md"
+        table, "--table", is_fidelity_table, "a fidelity table bulletsim wrote", "fidelity.md"
     )
-
-
-def _is_fidelity_table(path: Path) -> bool:
-    """Whether every line of `path` is part of one fidelity table as `markdown_table` writes
-    it: its head, the alignment row, then rows of as many cells (a file with the user's notes
-    appended, or anything else after the table, is not)."""
-    try:
-        lines = path.read_text().split("\n")
-    except (OSError, UnicodeDecodeError):
-        return False
-    if lines[-1] == "":
-        lines.pop()
-    if len(lines) < 2 or not lines[0].startswith(TABLE_HEAD):
-        return False
-    cells = lines[0].count("|")
-    align = lines[1]
-    if align.count("|") != cells or set(align) - set("|-:"):
-        return False
-    return all(ln.startswith("| ") and ln.endswith(" |") and ln.count("|") == cells
-               for ln in lines[2:])  # fmt: skip

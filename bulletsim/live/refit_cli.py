@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bulletsim.files import require_writable_file
+from bulletsim.own_outputs import is_refit_profile
 
 
 def check_out_file(out: Path | None) -> Path:
@@ -25,11 +25,7 @@ def check_out_file(out: Path | None) -> Path:
     )
 
 
-def _is_refit_profile(path: Path) -> bool:
-    try:
-        return "live_refit" in json.loads(path.read_text())["meta"]
-    except (ValueError, KeyError, TypeError, OSError, UnicodeDecodeError):
-        return False
+_is_refit_profile = is_refit_profile  # the name older callers use
 
 
 def _base_profile(run_dirs: list[Path], profile: Path | None) -> dict:
