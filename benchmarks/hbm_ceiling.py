@@ -9,33 +9,18 @@ a decode step can reach here. GPU only.
 
 from __future__ import annotations
 
-import statistics
-
 READ_TILINGS = ((4096, 4), (8192, 4), (16384, 8), (8192, 8))  # (elements per load, warps)
-
-
-def _median_ms(fn, reps: int, warm: int = 2) -> float:
-    import torch
-
-    times = []
-    for i in range(reps + warm):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn()
-        e.record()
-        e.synchronize()
-        if i >= warm:
-            times.append(s.elapsed_time(e))
-    return statistics.median(times)
 
 
 def copy_tb_s(nbytes: int = 4 << 30, reps: int = 10) -> float:
     """Device-to-device copy bandwidth (bytes read + written per second, TB/s), median."""
     import torch
 
+    from bulletsim.gpu.timing import bench_ms
+
     x = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
     y = torch.empty_like(x)
-    ms = _median_ms(lambda: y.copy_(x), reps)
+    ms = bench_ms(lambda: y.copy_(x), warmup=2, reps=reps)
     return 2 * nbytes / (ms / 1e3) / 1e12
 
 
@@ -46,6 +31,8 @@ def read_tb_s(nbytes: int = 4 << 30, reps: int = 10) -> dict:
     import torch
     import triton
     import triton.language as tl
+
+    from bulletsim.gpu.timing import bench_ms
 
     @triton.jit
     def read_sum(x, partial, n, BLOCK: tl.constexpr, ITERS: tl.constexpr):
@@ -70,7 +57,7 @@ def read_tb_s(nbytes: int = 4 << 30, reps: int = 10) -> dict:
         torch.cuda.synchronize()
         if abs(float(partial.double().sum()) - n) > 1e-3 * n:
             raise ValueError(f"read kernel b{block}-w{warps} summed a wrong total")
-        ms = _median_ms(go, reps)
+        ms = bench_ms(go, warmup=2, reps=reps)
         res["tilings"][f"b{block}-w{warps}"] = {"ms": ms, "tb_s": 2 * n / (ms / 1e3) / 1e12}
     res["read_tb_s"] = max(t["tb_s"] for t in res["tilings"].values())
     return res

@@ -140,22 +140,6 @@ def check_partitions(ex) -> dict:
     return {"num_checked": len(sets), "overlapping_pairs": bad, "sm_counts": sizes}
 
 
-def _median_replay_ms(graph, stream, reps: int) -> float:
-    import torch
-
-    times = []
-    with torch.cuda.stream(stream):
-        for i in range(reps + 3):
-            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            s.record(stream)
-            graph.replay()
-            e.record(stream)
-            e.synchronize()
-            if i >= 3:
-                times.append(s.elapsed_time(e))
-    return statistics.median(times)
-
-
 KERNEL_CLASSES = (
     ("attention", ("flashinfer", "BatchPrefill", "BatchDecode", "PersistentVariableLength")),
     ("rope+kv write", ("_rope",)),
@@ -289,6 +273,7 @@ def bandwidth(args) -> None:
         tmp.write_text(json.dumps(res, indent=1, default=str) + "\n")
         tmp.replace(out / "bandwidth.json")
 
+    from decode_variants import replay_ms
     from hbm_ceiling import copy_tb_s, read_tb_s
 
     res["copy_tb_s"] = copy_tb_s()
@@ -336,7 +321,7 @@ def bandwidth(args) -> None:
         }
 
     graph = g.graphs[(key, batch)]
-    res["graph"] = entry(_median_replay_ms(graph, stream, args.reps))
+    res["graph"] = entry(replay_ms(graph, stream, args.reps, warm=3))
     res["graph"]["gemm_paths"] = {
         op: m.gemm.path_for(op, batch) for op in ("qkv", "o", "gate_up", "down", "lm_head")
     }
@@ -360,7 +345,7 @@ def bandwidth(args) -> None:
         m.set_num_sms(ex.total)
         try:
             gr = g.capture_bucket(batch, stream)
-            res["forced_gemm_path"][path] = entry(_median_replay_ms(gr, stream, args.reps))
+            res["forced_gemm_path"][path] = entry(replay_ms(gr, stream, args.reps, warm=3))
             try:
                 res["forced_gemm_path"][path]["by_class_ms"] = profile_breakdown(gr, stream)[
                     "by_class_ms"
@@ -382,7 +367,7 @@ def bandwidth(args) -> None:
     m.set_num_sms(ex.total)
     try:
         gr = g.capture_bucket(batch, stream)
-        res["experimental_skinny_gemm"] = entry(_median_replay_ms(gr, stream, args.reps))
+        res["experimental_skinny_gemm"] = entry(replay_ms(gr, stream, args.reps, warm=3))
         res["experimental_skinny_gemm"]["by_class_ms"] = profile_breakdown(gr, stream)[
             "by_class_ms"
         ]
@@ -398,28 +383,27 @@ def bandwidth(args) -> None:
     m.use_choices(profile_table)
     m.set_num_sms(ex.total)
     res["graph"]["decode_pdl"] = m.decode_pdl
-    if m.decode_pdl:  # what programmatic dependent launch of the small kernels saved
-        m.decode_pdl = False
+
+    def step_without(attr: str, key: str, label: str, note: str = "") -> None:
+        """The step captured again with the model's switch `attr` off (what it saved)."""
+        setattr(m, attr, False)
         try:
             gr = g.capture_bucket(batch, stream)
-            res["decode_pdl_off"] = entry(_median_replay_ms(gr, stream, args.reps))
-            res["decode_pdl_off"]["note"] = "the same step, small kernels without PDL"
+            res[key] = entry(replay_ms(gr, stream, args.reps, warm=3))
+            if note:
+                res[key]["note"] = note
             del gr
         except Exception as e:  # noqa: BLE001
-            res["decode_pdl_off"] = {"error": repr(e)}
-        m.decode_pdl = True
-        print("decode pdl off:", json.dumps(res["decode_pdl_off"]), flush=True)
+            res[key] = {"error": repr(e)}
+        setattr(m, attr, True)
+        print(f"{label}:", json.dumps(res[key]), flush=True)
+
+    if m.decode_pdl:  # what programmatic dependent launch of the small kernels saved
+        step_without("decode_pdl", "decode_pdl_off", "decode pdl off",
+                     "the same step, small kernels without PDL")  # fmt: skip
     save()
     if m.fused_rope_store:  # what fusing RoPE + KV write + dense q saved
-        m.fused_rope_store = False
-        try:
-            gr = g.capture_bucket(batch, stream)
-            res["unfused_rope_kv"] = entry(_median_replay_ms(gr, stream, args.reps))
-            del gr
-        except Exception as e:  # noqa: BLE001
-            res["unfused_rope_kv"] = {"error": repr(e)}
-        m.fused_rope_store = True
-        print("unfused rope/kv:", json.dumps(res["unfused_rope_kv"]), flush=True)
+        step_without("fused_rope_store", "unfused_rope_kv", "unfused rope/kv")
     save()
 
 

@@ -7,7 +7,10 @@ weights stream from HBM once, in BLOCK_K slices, through `num_stages` buffers. W
 per tile; each writes its float32 partial to a workspace [tiles, split, BLOCK_N, 64] and
 bumps the tile's counter; the program that arrives last adds the partials in split order
 (deterministic), writes y in bf16 and resets the counter (so a CUDA graph can replay it).
-One launch per GEMM, unlike `triton_skinny` (partials + a reduce kernel). GPU-only module.
+One launch per GEMM, unlike `triton_skinny` (partials + a reduce kernel). `PDL` / `PREFETCH`
+(constexpr, off here) serve `pdl_kernels.SkinnyGemmPdl`: the same kernel launched with
+programmatic dependent launch, prefetching its first weight slices into L2 before it waits.
+GPU-only module.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+
+from bulletsim.gpu.kernels import gdc_launch_dependents, gdc_wait
 
 
 @triton.jit
@@ -32,7 +37,11 @@ def _skinny_kernel(
     BLOCK_K: tl.constexpr,
     BLOCK_M: tl.constexpr,
     NUM_STAGES: tl.constexpr,
+    PDL: tl.constexpr = False,
+    PREFETCH: tl.constexpr = 0,
 ):
+    if PDL:  # the next kernel may launch now (kernels.pdl_available)
+        gdc_launch_dependents()
     pid_n = tl.program_id(0)
     split = tl.program_id(1)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -41,6 +50,21 @@ def _skinny_kernel(
     m_mask = offs_m < M
     k_per_split = K // SPLIT
     k0 = split * k_per_split
+    if PREFETCH > 0:
+        # L2 prefetch of the first PREFETCH weight slices: one 128-byte line per (row, 64
+        # cols); no kernel writes weights, so this may run before the wait
+        lines = tl.arange(0, PREFETCH * BLOCK_K // 64)
+        pf = w_ptr + offs_n[:, None].to(tl.int64) * K + k0 + lines[None, :] * 64
+        tl.inline_asm_elementwise(
+            "prefetch.global.L2 [$1]; mov.u32 $0, 0;",
+            "=r,l",
+            [pf],
+            dtype=tl.int32,
+            is_pure=False,
+            pack=1,
+        )
+    if PDL:  # wait for the previous kernel's writes before reading x
+        gdc_wait()
     w_ptrs = w_ptr + offs_n[:, None].to(tl.int64) * K + (k0 + offs_k)[None, :]
     x_ptrs = x_ptr + offs_m[None, :].to(tl.int64) * K + (k0 + offs_k)[:, None]
     acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
