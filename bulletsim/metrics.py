@@ -11,6 +11,7 @@ its TPOT are both within limits (TPOT counts as met for single-token outputs). S
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -55,13 +56,22 @@ def weighted_percentiles(
     return [float(x) for x in v[np.minimum(idx, v.size - 1)]]
 
 
+def exact_mean(a: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Mean (weighted by `weights`) from correctly rounded sums (`math.fsum`): the same float
+    whatever numpy's summation order (numpy 2.4 moved `mean` and `dot` by an ulp, which
+    moved golden summaries), so a summary depends on the run alone."""
+    if weights is None:
+        return math.fsum(a.tolist()) / a.size
+    return math.fsum((a * weights).tolist()) / math.fsum(weights.tolist())
+
+
 def _stats(x: pd.Series, scale: float = 1.0) -> dict[str, float]:
     a = x.dropna().to_numpy(dtype=np.float64) * scale
     if a.size == 0:
         return {"mean": float("nan"), **{f"p{q}": float("nan") for q in PERCENTILES}}
     ps = np.percentile(a, PERCENTILES)
     return {
-        "mean": float(a.mean()),
+        "mean": exact_mean(a),
         **{f"p{q}": float(p) for q, p in zip(PERCENTILES, ps, strict=True)},
     }
 
@@ -81,7 +91,7 @@ def summarize(
     met = int(req["meets_slo"].sum())
     itl_ps = weighted_percentiles(itl_values, itl_weights, PERCENTILES)
     w = np.asarray(itl_weights, dtype=np.float64)
-    itl_mean = float(np.dot(itl_values, w) / w.sum()) if w.size else float("nan")
+    itl_mean = exact_mean(np.asarray(itl_values, dtype=np.float64), w) if w.size else math.nan
     # Offered rate: (n - 1) gaps over the arrival span. All arrivals at t = 0 (a burst, vLLM's
     # --request-rate inf) is an infinite rate; one request has no rate (NaN).
     arrival_span_s = float(req["arrival_s"].max() - req["arrival_s"].min()) if n else 0.0

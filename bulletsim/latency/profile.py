@@ -12,12 +12,14 @@ File length: ~450 lines, one class whose hot-path caches share state (kept toget
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 from bulletsim.core import CoRunner, WorkShape
 from bulletsim.hardware import GPUSpec
 from bulletsim.latency.collectives import AllReduceTable
 from bulletsim.latency.contention import ContendedPredict
+from bulletsim.latency.graph_buckets import padded_rows
 from bulletsim.latency.host import gap_kind, host_from_dict
 from bulletsim.latency.log_grid import LogGrid, bracket, fill, interp
 from bulletsim.latency.moe_profile import reroute
@@ -56,7 +58,9 @@ class ProfileLatency(ContendedPredict):
     it the nearest edge point is scaled by the SRM's ratio between the query and that edge.
     The SRM's memory/compute split of each kernel decides which contention factor applies.
     Decode-only work runs as a CUDA graph (as engines do), which saves the measured per-layer
-    launch gaps `exec.decode_graph_saving_per_layer_s` against eager kernels.
+    launch gaps `exec.decode_graph_saving_per_layer_s` against eager kernels; with
+    `exec.decode_graph_buckets` (the engine's capture sizes, `graph_buckets`) its linear
+    kernels, norms and lm_head run the padded batch.
 
     Terms fitted on live runs (`bulletsim calibrate --from-live`), each optional (absent =
     as before): `exec.kernel_scale` ({"memory", "compute"} factors on the measured kernel
@@ -77,6 +81,7 @@ class ProfileLatency(ContendedPredict):
         not a valid profile, is for another GPU/model, or prices its cheapest work at a
         negative time (`profile_floor.check_floor`)."""
         validate(doc, f"profile {source}")
+        self._given = doc  # as given (with_graph_buckets builds a sibling from it)
         self.source = source
         meta = doc["meta"]
         self.doc, self.meta = doc, meta
@@ -101,6 +106,7 @@ class ProfileLatency(ContendedPredict):
         self.total_sms = self.gpu.num_sms
         exec_ = doc.get("exec", {})
         self.graph_saving_s = float(exec_.get("decode_graph_saving_per_layer_s", 0))
+        self.graph_buckets = tuple(exec_.get("decode_graph_buckets", ()))
         scale = exec_.get("kernel_scale", {})
         self._kscale = (float(scale.get("memory", 1.0)), float(scale.get("compute", 1.0)))
         self.host = host_from_dict(doc.get("host"))
@@ -296,14 +302,21 @@ class ProfileLatency(ContendedPredict):
         if shape.num_layers is not None:
             return ks_mem * shape.num_layers * mem_s, ks_cmp * shape.num_layers * cmp_s
         tokens = shape.prefill_tokens + shape.decode_tokens
-        key = (tokens, shape.logits_tokens, n)
+        hs = shape  # the head's rows: a decode graph's padded batch (graph_buckets)
+        if self.graph_buckets and not shape.prefill_tokens:
+            pad = padded_rows(tokens, self.graph_buckets)
+            if pad != tokens:
+                logits = pad if shape.logits_tokens else 0
+                hs = replace(shape, decode_tokens=pad, logits_tokens=logits)
+                tokens = pad
+        key = (tokens, hs.logits_tokens, n)
         head = self._memo_head.get(key)
         if head is None:
             if len(self._memo_head) > _MEMO_LIMIT:
                 self._memo_head.clear()
-            a, b = self._op_parts("final_norm", shape, n) if tokens else (0.0, 0.0)
-            if shape.logits_tokens:
-                c, d = self._op_parts("lm_head", shape, n)
+            a, b = self._op_parts("final_norm", hs, n) if tokens else (0.0, 0.0)
+            if hs.logits_tokens:
+                c, d = self._op_parts("lm_head", hs, n)
                 a, b = a + c, b + d
             head = self._memo_head[key] = (a, b)
         return (
@@ -312,8 +325,12 @@ class ProfileLatency(ContendedPredict):
         )
 
     def _layer_parts(self, shape: WorkShape, n: int) -> tuple[float, float]:
-        """(memory-bound, compute-bound) seconds of one layer of `shape` on n SMs."""
+        """(memory-bound, compute-bound) seconds of one layer of `shape` on n SMs. A decode-only
+        step's linear kernels run its graph's padded batch when the profile names the engine's
+        sizes (`graph_buckets`); its attention, the real requests."""
         tokens = shape.prefill_tokens + shape.decode_tokens
+        if self.graph_buckets and not shape.prefill_tokens:
+            tokens = padded_rows(tokens, self.graph_buckets)
         lin = self._memo_lin.get((tokens, n))
         if lin is None:
             if len(self._memo_lin) > _MEMO_LIMIT:
@@ -477,6 +494,14 @@ class ProfileLatency(ContendedPredict):
             per_layer -= self.graph_saving_s
         t = layers * per_layer
         return t if shape.num_layers is not None else t + self.params.step_overhead_s
+
+    def with_graph_buckets(self, buckets: tuple[int, ...]) -> ProfileLatency:
+        """This profile for an engine whose decode graphs were captured at `buckets` (batch
+        sizes; `graph_buckets` module): a new model, this one unchanged. ValueError (one line)
+        for sizes that are not strictly increasing positive integers."""
+        doc = dict(self._given)
+        doc["exec"] = {**doc.get("exec", {}), "decode_graph_buckets": list(buckets)}
+        return ProfileLatency(doc, None, self.model, source=self.source)
 
     def describe(self) -> dict:
         return {

@@ -11,7 +11,8 @@ holds, for one GPU and one model:
   SMs for prefill attention, batch x context x SMs for decode attention, rows x SMs for the
   lm_head), read by `log_grid.LogGrid` and written by `log_grid.build_grid`;
 - `exec`: execution effects (CUDA-graph saving of decode steps; optional `kernel_scale`
-  fitted on live runs);
+  fitted on live runs; optional `decode_graph_buckets`, the batch sizes the engine's decode
+  graphs were captured at, `graph_buckets`);
 - `host` (optional): host launch and gap costs fitted on live runs (`host.HostParams`);
 - `fit`: held-out errors and the co-run table behind the contention parameters.
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 from bulletsim.files import require_file
 from bulletsim.hardware import GPUSpec, get_gpu, resolve_mechanism
 from bulletsim.latency.contention import ContentionParams
+from bulletsim.latency.graph_buckets import check_buckets
 from bulletsim.latency.host import host_from_dict
 from bulletsim.latency.roofline import SRMParams
 
@@ -185,6 +187,8 @@ def validate(doc: dict, source: str = "profile") -> None:
         raise ValueError(f"{source}: exec.kernel_scale must map memory/compute to factors")
     if any(not isinstance(v, (int, float)) or not 0 < v < 100 for v in scale.values()):
         raise ValueError(f"{source}: exec.kernel_scale factors must be in (0, 100)")
+    if "decode_graph_buckets" in exec_:
+        check_buckets(exec_["decode_graph_buckets"], f"{source}: exec.decode_graph_buckets")
     try:
         host_from_dict(doc.get("host"))
     except ValueError as e:

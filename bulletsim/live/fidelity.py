@@ -25,8 +25,9 @@ from bulletsim.fidelity.compare import Comparison, compare
 from bulletsim.fidelity.observed import observed_from_request_frame
 from bulletsim.files import require_file
 from bulletsim.hardware import get_gpu
+from bulletsim.latency.factory import build_latency
 from bulletsim.live.offered import offered
-from bulletsim.live.rundir import SM_BINS, read_json_object, read_live_run
+from bulletsim.live.rundir import SM_BINS, graph_buckets, read_json_object, read_live_run
 from bulletsim.models import get_model
 from bulletsim.run import RunResult, simulate
 from bulletsim.workload.workload import Workload, make_requests
@@ -73,22 +74,31 @@ def resimulate_live(
     with, or one refitted on other live runs); its iteration errors are then re-priced.
     `policy_profile`: the profile the policy predicts with, when not `profile` (the one the
     live run's policy used, so the simulated policy decides as the live one did while the
-    clock follows `profile`)."""
+    clock follows `profile`). The clock prices decode steps at the batch sizes the run's
+    decode graphs were captured at (live.json, `ProfileLatency.with_graph_buckets`), as the
+    engine ran them; the policy predicts with its profile as given, as the live one did."""
+    from bulletsim.latency.profile import ProfileLatency
+    from bulletsim.live.refit import repriced
+
     meta, summary, req, it = read_live_run(run_dir)
     cfg = live_config(meta)
-    latency = timing = None
     errors = iteration_errors(it)
+    gpu, model = get_gpu(cfg.gpu), get_model(cfg.model, tp=cfg.tp)
     if profile is not None:
-        from bulletsim.latency.profile import ProfileLatency
-        from bulletsim.live.refit import repriced
-
-        gpu, model = get_gpu(cfg.gpu), get_model(cfg.model, tp=cfg.tp)
         doc = _profile_doc(profile)
-        latency = ProfileLatency(doc, gpu, model, source=_source(profile))
+        base = ProfileLatency(doc, gpu, model, source=_source(profile))
         errors = repriced(doc, run_dir)
-        if policy_profile is not None:
-            pdoc, psource = _profile_doc(policy_profile), _source(policy_profile)
-            timing, latency = latency, ProfileLatency(pdoc, gpu, model, source=psource)
+    else:
+        base = build_latency(cfg.latency, gpu, model, cfg.partition_mechanism(), cfg.profile)
+    clock = base
+    buckets = graph_buckets(run_dir)  # the engine's decode graphs ran padded batches
+    if buckets and isinstance(base, ProfileLatency) and base.graph_buckets != buckets:
+        clock = base.with_graph_buckets(buckets)
+    latency = base
+    if policy_profile is not None:
+        pdoc, psource = _profile_doc(policy_profile), _source(policy_profile)
+        latency = ProfileLatency(pdoc, gpu, model, source=psource)
+    timing = None if clock is latency else clock
     req = req.sort_values("id")
     specs = make_requests(
         req["arrival_s"].to_numpy(np.float64),

@@ -45,7 +45,14 @@ import pandas as pd
 from bulletsim.fidelity.live_shapes import IterationWork, iteration_work
 from bulletsim.latency.host import GAP_KINDS, KERNELS_PER_LAYER, MAX_OVERLAP_EXP, overlap
 from bulletsim.latency.profile import ProfileLatency
-from bulletsim.live.rundir import SM_BINS, check_refit_runs, host_times_measured, read_live_run
+from bulletsim.live.rundir import (
+    SM_BINS,
+    check_refit_runs,
+    common_graph_buckets,
+    graph_buckets,
+    host_times_measured,
+    read_live_run,
+)
 from bulletsim.policies.batching import with_layers
 
 # A gap longer than this between a lane's launches had the lane waiting for work, not the host
@@ -542,6 +549,9 @@ def refit_profile(doc: dict, run_dirs: list[str | Path]) -> tuple[dict, dict]:
     if not run_dirs:
         raise ValueError("no live run directories given to fit on")
     fake_note = check_refit_runs([Path(d) for d in run_dirs])
+    # the engine's decode graphs ran padded batches: price (and keep) the runs' sizes
+    buckets = common_graph_buckets([Path(d) for d in run_dirs])
+    doc = engine_doc(doc, buckets)
     pl = neutral(doc)
     p = Priced.concat([price_run(pl, d) for d in run_dirs])
     gs, kpl = pl.graph_saving_s, (doc.get("host") or {}).get("kernels_per_layer")
@@ -560,6 +570,7 @@ def refit_profile(doc: dict, run_dirs: list[str | Path]) -> tuple[dict, dict]:
         "modelled / measured - 1 over every measured live iteration; host gaps: robust "
         f"linear fit on back-to-back gaps (< {BACK_TO_BACK_S * 1e3:g} ms) per launch kind",
         "num_iterations": len(p),
+        "decode_graph_buckets": list(pl.graph_buckets),
         "exact_shapes_share": round(float(p.exact.mean()), 4),
         "fitted": names,
         "not_fitted": [k for k in TERMS if k not in names],
@@ -600,12 +611,23 @@ def refit_profile(doc: dict, run_dirs: list[str | Path]) -> tuple[dict, dict]:
     return new, report
 
 
+def engine_doc(doc: dict, buckets: tuple[int, ...]) -> dict:
+    """`doc` for an engine whose decode graphs were captured at `buckets` (its
+    `exec.decode_graph_buckets` set to them, `latency.graph_buckets`); `doc` itself when
+    `buckets` is empty (a run without graphs, or written before they were recorded)."""
+    if not buckets:
+        return doc
+    return {**doc, "exec": {**doc.get("exec", {}), "decode_graph_buckets": list(buckets)}}
+
+
 def repriced(doc: dict, run_dir: str | Path) -> pd.DataFrame:
     """`bulletsim fidelity`'s per-iteration error table of `run_dir` with every iteration
-    priced under the profile `doc` (same columns as `live.fidelity.iteration_errors`); with
+    priced under the profile `doc` for the run's engine (its decode graphs' batch sizes,
+    `engine_doc`; same columns as `live.fidelity.iteration_errors`); with
     host terms, also rows "gap <kind>" (SMs "-"): the modelled host gap against every
     back-to-back gap the refit would fit on, left out (`attrs["note"]` says why) when the
     run's gaps are ~0 s (a fake-executor run priced without host terms)."""
+    doc = engine_doc(doc, graph_buckets(run_dir))
     pl = neutral(doc)
     p = price_run(pl, run_dir)
     kpl = (doc.get("host") or {}).get("kernels_per_layer") or KERNELS_PER_LAYER

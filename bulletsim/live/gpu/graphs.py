@@ -21,8 +21,11 @@ import time
 
 import torch
 
-# Padded batch sizes (SGLang captures 1..160 in similar steps); larger batches run eager.
-BUCKETS = (8, 16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+from bulletsim.latency.graph_buckets import LIVE_ENGINE_BUCKETS
+
+# Padded batch sizes (SGLang captures 1..160 in similar steps); larger batches run eager. The
+# simulator prices a decode graph at these sizes when a profile names them.
+BUCKETS = LIVE_ENGINE_BUCKETS
 
 
 class DecodeGraphs:
