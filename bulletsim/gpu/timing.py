@@ -9,6 +9,7 @@ measure GPU time, not launch gaps. GPU-only module.
 from __future__ import annotations
 
 import ctypes
+import os
 import statistics
 import time
 from collections import defaultdict
@@ -91,20 +92,42 @@ def time_graph(graph, stream, reps: int, spin_us: float = 20.0) -> list[float]:
 
 
 class Clocks:
-    """SM / memory clock (MHz) through NVML via ctypes; None where NVML is unavailable."""
+    """SM / memory clock (MHz) through NVML via ctypes; None where NVML is unavailable.
 
-    def __init__(self, index: int = 0) -> None:
+    `index` is NVML's device number (PCI order, blind to CUDA_VISIBLE_DEVICES); `pci_bus_id`
+    ("00000000:19:00.0"), when given, names the device instead (`of_cuda_device`); neither:
+    no device, every clock None."""
+
+    def __init__(self, index: int | None = 0, pci_bus_id: str | None = None) -> None:
         self._nvml = None
+        if index is None and pci_bus_id is None:
+            return
         try:
             lib = ctypes.CDLL("libnvidia-ml.so.1")
             if lib.nvmlInit_v2() != 0:
                 return
             handle = ctypes.c_void_p()
-            if lib.nvmlDeviceGetHandleByIndex_v2(index, ctypes.byref(handle)) != 0:
+            if pci_bus_id is not None:
+                bus = pci_bus_id.encode()
+                if lib.nvmlDeviceGetHandleByPciBusId_v2(bus, ctypes.byref(handle)) != 0:
+                    return
+            elif lib.nvmlDeviceGetHandleByIndex_v2(index, ctypes.byref(handle)) != 0:
                 return
             self._nvml, self._handle = lib, handle
         except OSError:
             return
+
+    @classmethod
+    def of_cuda_device(cls, device: int = 0) -> Clocks:
+        """Clocks of CUDA device `device` (torch's numbering), found in NVML by its PCI bus id:
+        under CUDA_VISIBLE_DEVICES the two numberings differ. A torch without the PCI fields
+        gets NVML device `device` when CUDA_VISIBLE_DEVICES is unset, else no clocks (None)
+        rather than another GPU's."""
+        p = torch.cuda.get_device_properties(device)
+        ids = [getattr(p, f"pci_{k}_id", None) for k in ("domain", "bus", "device")]
+        if all(isinstance(i, int) for i in ids):
+            return cls(pci_bus_id=f"{ids[0]:08x}:{ids[1]:02x}:{ids[2]:02x}.0")
+        return cls(device if os.environ.get("CUDA_VISIBLE_DEVICES") is None else None)
 
     def _clock(self, kind: int) -> int | None:
         if self._nvml is None:

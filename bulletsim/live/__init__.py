@@ -6,7 +6,9 @@
                   predicted time on a virtual clock (CI, control-loop tests)
     engine.py     `LiveEngine`: the single-threaded host loop (arrivals in wall-clock time,
                   idle lanes ask the policy for work, completions reported with GPU end times)
-    records.py    per-iteration live columns (measured vs predicted seconds, co-runner, CPU)
+    gc_freeze.py  Python's GC collected and frozen after setup, for the loop (as vLLM, SGLang)
+    records.py    per-iteration live columns (measured vs predicted seconds, co-runner, CPU,
+                  SM clock)
     pages.py      `PageTable`: real KV page ids per request, mirroring `KVCache` (numpy only)
     run.py        config -> live run -> the same results as `bulletsim run` plus live.json
     cli.py        the `bulletsim live` command

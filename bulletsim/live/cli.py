@@ -67,6 +67,7 @@ def _live(executor: str, decode_graphs: bool, weights: Path | None, cli_opts: di
         f"live ({lv['executor']['executor']}): {lv['num_iterations']} iterations, host "
         f"{lv['host_ms_per_iteration']['mean']:.3f} ms/iteration vs {device} "
         f"{lv['device_ms_per_iteration']['mean']:.3f} ms/iteration"
+        + (f", SM clock p50 {mhz:.0f} MHz" if (mhz := lv.get("sm_clock_mhz_p50")) else "")
     )
     if out_dir is None:
         return

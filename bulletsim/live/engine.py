@@ -11,6 +11,11 @@ is fixed). The simulator does the same under green contexts (`partitioning.keeps
 and prices a launch by the same co-runner rule (`core.co_runner_beside`); under libsmctrl and
 mps it shrinks a running lane at once (the paper's per-kernel re-masking), which this loop
 does not.
+
+Between the executor's setup (`begin`) and the start of the run clock (`start_clock`), the
+heap is collected and frozen for the loop (`gc_freeze.frozen_heap`), so the collection's
+pause falls before the first arrival and no full collection in the loop walks the setup's
+objects.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Callable
 
 from bulletsim.core import co_runner_beside
 from bulletsim.live.executor import Executor, Launch
+from bulletsim.live.gc_freeze import frozen_heap
 from bulletsim.live.records import LiveIterationLog
 from bulletsim.policies.base import Policy, PolicyContext
 
@@ -48,20 +54,30 @@ class LiveEngine:
         self._alloc: dict[str, int] = {}
         self.loop_host_s = 0.0  # CPU spent in the loop outside waits
         self.wall_s = 0.0
+        self.gc_note = ""  # what was done with Python's GC (`gc_freeze.frozen_heap`)
 
     def run(self) -> LiveIterationLog:
-        policy, st, ex = self.policy, self.state, self.executor
+        policy, ex = self.policy, self.executor
         lanes = tuple(policy.lanes)
         policy.bind(self.ctx)
         ex.begin(self.ctx, lanes)
         for lane in lanes:
             self._alloc[lane] = policy.allocation(lane)
             self.sm_log.append((0.0, lane, self._alloc[lane]))
+        # after setup, before the run clock starts: the collection's pause is not the run's
+        with frozen_heap() as self.gc_note:
+            ex.start_clock()
+            t_run = time.perf_counter()
+            self._serve(lanes)
+            self.wall_s = time.perf_counter() - t_run
+        return self.log
+
+    def _serve(self, lanes: tuple[str, ...]) -> None:
+        policy, st, ex = self.policy, self.state, self.executor
         in_flight: dict[str, Launch | None] = dict.fromkeys(lanes)
         pending_host: dict[str, float] = dict.fromkeys(lanes, 0.0)
         dirty = True
         clock = time.perf_counter
-        t_run = clock()
         while not st.all_done:
             t0 = clock()
             if st.admit_arrivals(ex.now()):
@@ -69,13 +85,14 @@ class LiveEngine:
             done = [x for x in in_flight.values() if x is not None and ex.poll(x)]
             if done:
                 seen_s = ex.now()
+                sm_mhz = ex.sm_clock_mhz()  # one NVML read for all launches seen now
                 done.sort(key=lambda x: x.end_s)
                 for x in done:
                     t1 = clock()
                     in_flight[x.lane] = None
                     policy.on_work_done(x.work, x.end_s)
                     host = pending_host[x.lane] + clock() - t1
-                    self.log.append(x, st, host, seen_s)
+                    self.log.append(x, st, host, seen_s, sm_mhz)
                 self._sync_allocations(x.end_s)
                 dirty = True
                 if self._progress is not None:
@@ -104,8 +121,6 @@ class LiveEngine:
                     f"unfinished ({len(st.waiting)} waiting, {st.num_running} running)"
                 )
             ex.wait(nxt, busy)
-        self.wall_s = clock() - t_run
-        return self.log
 
     def physical_sms(self, lane: str, num_sms: int) -> int:
         """SMs a launch asking for `num_sms` on `lane` runs on (the executor's partitions)."""

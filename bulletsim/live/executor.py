@@ -46,11 +46,16 @@ class Executor(Protocol):
     name: str
 
     def begin(self, ctx: PolicyContext, lanes: tuple[str, ...]) -> None:
-        """Bind to a run (state, latency model, SMs); the run clock starts at 0 here."""
+        """Bind to a run (state, latency model, SMs) and do all setup (weights, graphs,
+        warm-up); the run clock does not start yet."""
+        ...
+
+    def start_clock(self) -> None:
+        """Start the run clock at 0 (after `begin`, right before the first arrival is due)."""
         ...
 
     def now(self) -> float:
-        """Seconds since `begin`."""
+        """Seconds since `start_clock`."""
         ...
 
     def physical_sms(self, lane: str, num_sms: int) -> int:
@@ -67,6 +72,10 @@ class Executor(Protocol):
 
     def wait(self, until_s: float | None, in_flight: list[Launch]) -> None:
         """Return when a launch in `in_flight` may have finished, or at `until_s`."""
+        ...
+
+    def sm_clock_mhz(self) -> float:
+        """The GPU's SM clock now (MHz); NaN without a GPU or where it cannot be read."""
         ...
 
     def describe(self) -> dict:

@@ -14,6 +14,8 @@ which this loop cannot do: a launch keeps the partition it started on).
 
 from __future__ import annotations
 
+import math
+
 from bulletsim.latency.base import host_launch_fn, launch_gap_fn
 from bulletsim.live.executor import Launch
 from bulletsim.live.green_lanes import launch_sms
@@ -37,10 +39,12 @@ class FakeExecutor:
         self._host_free_s = 0.0
 
     def begin(self, ctx: PolicyContext, lanes: tuple[str, ...]) -> None:
-        self.clock_s = self._host_free_s = 0.0
         self.total_sms = ctx.total_sms
         self._gap = launch_gap_fn(ctx.latency)
         self._busy = host_launch_fn(ctx.latency)
+
+    def start_clock(self) -> None:
+        self.clock_s = self._host_free_s = 0.0
 
     def now(self) -> float:
         return self.clock_s
@@ -72,6 +76,9 @@ class FakeExecutor:
             ends.append(until_s)
         assert ends, "waiting with nothing in flight and no arrival due"
         self.clock_s = max(self.clock_s, min(ends))
+
+    def sm_clock_mhz(self) -> float:
+        return math.nan  # no GPU
 
     def describe(self) -> dict:
         return {

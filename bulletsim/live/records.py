@@ -16,6 +16,9 @@ live columns:
     prefill_attn_pairs, prefill_kv_tokens, logits_tokens
                    the rest of the work's `WorkShape`, so a latency model can price the
                    iteration again (`bulletsim calibrate --from-live`, `bulletsim fidelity`)
+    sm_clock_mhz   the GPU's SM clock (NVML, MHz) when the loop saw the iteration finish; NaN
+                   on the fake executor or where NVML cannot be read. Optional for readers:
+                   runs written before it lack the column
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ LIVE_COLUMNS = (
     "prefill_attn_pairs",
     "prefill_kv_tokens",
     "logits_tokens",
+    "sm_clock_mhz",
 )
 
 
@@ -45,7 +49,9 @@ class LiveIterationLog(IterationLog):
     columns = (*ITERATION_COLUMNS, *LIVE_COLUMNS)
     categories = ("lane", "phase", "co_phase")
 
-    def append(self, x: Launch, st: ServingState, host_s: float, seen_s: float) -> None:
+    def append(
+        self, x: Launch, st: ServingState, host_s: float, seen_s: float, sm_clock_mhz: float
+    ) -> None:
         # num_rescales 0: a launch keeps its partition until it ends
         row = iteration_row(x.lane, x.start_s, x.end_s, x.work, x.num_sms, st, 0)
         co = x.co_runner
@@ -63,5 +69,6 @@ class LiveIterationLog(IterationLog):
                 shape.prefill_attn_pairs,
                 shape.prefill_kv_tokens,
                 shape.logits_tokens,
+                sm_clock_mhz,
             )
         )

@@ -4,7 +4,7 @@
 latency model exactly as a simulation of the same config would, and `bulletsim.run.collect`
 turns the records into the same tables, metrics and invariant checks; only what runs the
 work differs. The result is a `RunResult` (meta `engine` = "live:<executor>") plus `live`:
-executor metadata and loop figures, written to `live.json`.
+executor metadata, loop figures and what was done with Python's GC, written to `live.json`.
 """
 
 from __future__ import annotations
@@ -52,7 +52,10 @@ def live_run(
     overlap = run.gpu.num_sms if len(run.policy.lanes) > 1 else None
     res = collect(run, engine, max_overlap_sms=overlap)
     res.meta["engine"] = f"live:{executor.name}"
-    live = loop_figures(res.iterations, engine) | {"executor": executor.describe()}
+    live = loop_figures(res.iterations, engine) | {
+        "gc": engine.gc_note,
+        "executor": executor.describe(),
+    }
     return LiveResult(res, live)
 
 
@@ -74,10 +77,21 @@ def loop_figures(it: pd.DataFrame, engine: LiveEngine) -> dict:
             "mean": float(dev.mean() * 1e3),
             "p50": float(np.percentile(dev, 50) * 1e3),
         },
+        "sm_clock_mhz_p50": median_sm_clock_mhz(it),
         "host_over_device": float(host.sum() / dev.sum()) if dev.sum() > 0 else None,
         "notice_lag_ms_p50": float(np.percentile(it["notice_lag_s"], 50) * 1e3),
         "back_to_back_gap_ms": back_to_back_gaps(it),
     }
+
+
+def median_sm_clock_mhz(it: pd.DataFrame) -> float | None:
+    """Median over the run of the SM clock (MHz, NVML) read as each iteration was seen to
+    finish; None without a reading (the fake executor, no NVML, a run before the column)."""
+    if "sm_clock_mhz" not in it:
+        return None
+    mhz = it["sm_clock_mhz"].to_numpy(dtype=float)
+    mhz = mhz[np.isfinite(mhz)]
+    return float(np.median(mhz)) if len(mhz) else None
 
 
 def back_to_back_gaps(it: pd.DataFrame) -> dict:

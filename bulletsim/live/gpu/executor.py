@@ -68,6 +68,7 @@ class GpuExecutor:
         self.graphs: DecodeGraphs | None = None
         self.lanes_map: LanePartitions | None = None
         self.setup_s = 0.0
+        self.clocks = None  # bulletsim.gpu.timing.Clocks (NVML), made in begin
         self._keys_captured: set[str] = set()
         self._warm: set[tuple[str, str]] = set()
 
@@ -153,7 +154,14 @@ class GpuExecutor:
         self._warm_up(lanes)
         self.num_launches = {"graph": 0, "eager": 0}
         torch.cuda.synchronize()
+        if self.clocks is None:
+            from bulletsim.gpu.timing import Clocks
+
+            self.clocks = Clocks.of_cuda_device(0)
         self.setup_s += time.perf_counter() - t0
+
+    def start_clock(self) -> None:
+        """Run clock 0: a reference event on the main stream, host time taken once it ran."""
         self.ref = torch.cuda.Event(enable_timing=True)
         self.ref.record(self.lanes_map.full_streams["main"])
         self.ref.synchronize()
@@ -321,6 +329,12 @@ class GpuExecutor:
         x.end_s = self._event_s(h.end)
         x.measured_s = h.start.elapsed_time(h.end) / 1e3
         return True
+
+    def sm_clock_mhz(self) -> float:
+        """NVML's current SM clock (one ctypes call, ~10-30 us of host time); NaN if NVML
+        cannot be read."""
+        mhz = self.clocks.sm_mhz() if self.clocks is not None else None
+        return float("nan") if mhz is None else float(mhz)
 
     def wait(self, until_s: float | None, in_flight: list[Launch]) -> None:
         while True:
