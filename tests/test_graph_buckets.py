@@ -108,7 +108,7 @@ def _copy_with_buckets(src: Path, dst: Path, buckets) -> Path:
 
 def test_runs_of_engines_with_other_buckets_are_not_refitted_together(tmp_path):
     other = _copy_with_buckets(REAL, tmp_path / "other", [8, 16, 32, 64])
-    with pytest.raises(ValueError, match="different batch sizes.*refit them apart"):
+    with pytest.raises(ValueError, match="differ in decode_graph_buckets.*refit them apart"):
         refit_profile(read_profile(BASE), [REAL, other])
     old = _copy_with_buckets(REAL, tmp_path / "old", None)  # written before they were recorded
     assert graph_buckets(old) == ()

@@ -19,6 +19,7 @@ from bulletsim.core import CoRunner, WorkShape
 from bulletsim.hardware import GPUSpec
 from bulletsim.latency.collectives import AllReduceTable
 from bulletsim.latency.contention import ContendedPredict
+from bulletsim.latency.eager_attention import EagerPrefillAttention
 from bulletsim.latency.graph_buckets import padded_rows
 from bulletsim.latency.host import gap_kind, host_from_dict
 from bulletsim.latency.log_grid import LogGrid, bracket, fill, interp
@@ -60,7 +61,9 @@ class ProfileLatency(ContendedPredict):
     Decode-only work runs as a CUDA graph (as engines do), which saves the measured per-layer
     launch gaps `exec.decode_graph_saving_per_layer_s` against eager kernels; with
     `exec.decode_graph_buckets` (the engine's capture sizes, `graph_buckets`) its linear
-    kernels, norms and lm_head run the padded batch.
+    kernels, norms and lm_head run the padded batch. With `exec.eager_prefill_attention` (an
+    engine whose eager batches run another prefill kernel than the profile timed,
+    `eager_attention`) prefill attention is scaled by that kernel's measured factor.
 
     Terms fitted on live runs (`bulletsim calibrate --from-live`), each optional (absent =
     as before): `exec.kernel_scale` ({"memory", "compute"} factors on the measured kernel
@@ -107,6 +110,8 @@ class ProfileLatency(ContendedPredict):
         exec_ = doc.get("exec", {})
         self.graph_saving_s = float(exec_.get("decode_graph_saving_per_layer_s", 0))
         self.graph_buckets = tuple(exec_.get("decode_graph_buckets", ()))
+        sec = exec_.get("eager_prefill_attention")
+        self.eager_attn = None if sec is None else EagerPrefillAttention(sec)
         scale = exec_.get("kernel_scale", {})
         self._kscale = (float(scale.get("memory", 1.0)), float(scale.get("compute", 1.0)))
         self.host = host_from_dict(doc.get("host"))
@@ -343,6 +348,11 @@ class ProfileLatency(ContendedPredict):
         mem_s, cmp_s = lin
         if shape.prefill_tokens:
             a, b = self._attn_prefill_parts(shape, n)
+            if self.eager_attn is not None:  # the engine's eager kernel, not the profile's
+                seqs = max(shape.num_prefill_seqs, 1)
+                prior = max(shape.prefill_kv_tokens - shape.prefill_tokens, 0) / seqs
+                f = self.eager_attn.factor(shape.prefill_tokens / seqs, prior)
+                a, b = a * f, b * f
             mem_s, cmp_s = mem_s + a, cmp_s + b
         if shape.decode_tokens:
             a, b = self._attn_decode_parts(shape, n)
@@ -495,13 +505,17 @@ class ProfileLatency(ContendedPredict):
         t = layers * per_layer
         return t if shape.num_layers is not None else t + self.params.step_overhead_s
 
-    def with_graph_buckets(self, buckets: tuple[int, ...]) -> ProfileLatency:
-        """This profile for an engine whose decode graphs were captured at `buckets` (batch
-        sizes; `graph_buckets` module): a new model, this one unchanged. ValueError (one line)
-        for sizes that are not strictly increasing positive integers."""
+    def with_exec(self, extra: dict) -> ProfileLatency:
+        """This profile for an engine that runs as `extra` says (exec-section keys, e.g.
+        `decode_graph_buckets`, `eager_prefill_attention`; they replace the profile's): a new
+        model, this one unchanged. ValueError (one line) for a malformed value."""
         doc = dict(self._given)
-        doc["exec"] = {**doc.get("exec", {}), "decode_graph_buckets": list(buckets)}
+        doc["exec"] = {**doc.get("exec", {}), **extra}
         return ProfileLatency(doc, None, self.model, source=self.source)
+
+    def with_graph_buckets(self, buckets: tuple[int, ...]) -> ProfileLatency:
+        """`with_exec` for decode graphs captured at `buckets` (`graph_buckets` module)."""
+        return self.with_exec({"decode_graph_buckets": list(buckets)})
 
     def describe(self) -> dict:
         return {

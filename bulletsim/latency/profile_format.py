@@ -12,7 +12,8 @@ holds, for one GPU and one model:
   lm_head), read by `log_grid.LogGrid` and written by `log_grid.build_grid`;
 - `exec`: execution effects (CUDA-graph saving of decode steps; optional `kernel_scale`
   fitted on live runs; optional `decode_graph_buckets`, the batch sizes the engine's decode
-  graphs were captured at, `graph_buckets`);
+  graphs were captured at, `graph_buckets`, and `eager_prefill_attention`, the measured
+  factor of the engine's eager prefill kernel over the profile's, `eager_attention`);
 - `host` (optional): host launch and gap costs fitted on live runs (`host.HostParams`);
 - `fit`: held-out errors and the co-run table behind the contention parameters.
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 from bulletsim.files import require_file
 from bulletsim.hardware import GPUSpec, get_gpu, resolve_mechanism
 from bulletsim.latency.contention import ContentionParams
+from bulletsim.latency.eager_attention import EagerPrefillAttention
 from bulletsim.latency.graph_buckets import check_buckets
 from bulletsim.latency.host import host_from_dict
 from bulletsim.latency.roofline import SRMParams
@@ -189,6 +191,9 @@ def validate(doc: dict, source: str = "profile") -> None:
         raise ValueError(f"{source}: exec.kernel_scale factors must be in (0, 100)")
     if "decode_graph_buckets" in exec_:
         check_buckets(exec_["decode_graph_buckets"], f"{source}: exec.decode_graph_buckets")
+    if "eager_prefill_attention" in exec_:
+        EagerPrefillAttention(exec_["eager_prefill_attention"],
+                              f"{source}: exec.eager_prefill_attention")  # fmt: skip
     try:
         host_from_dict(doc.get("host"))
     except ValueError as e:

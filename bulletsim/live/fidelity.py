@@ -26,8 +26,9 @@ from bulletsim.fidelity.observed import observed_from_request_frame
 from bulletsim.files import require_file
 from bulletsim.hardware import get_gpu
 from bulletsim.latency.factory import build_latency
+from bulletsim.live.engine_exec import run_engine_exec
 from bulletsim.live.offered import offered
-from bulletsim.live.rundir import SM_BINS, graph_buckets, read_json_object, read_live_run
+from bulletsim.live.rundir import SM_BINS, read_json_object, read_live_run
 from bulletsim.models import get_model
 from bulletsim.run import RunResult, simulate
 from bulletsim.workload.workload import Workload, make_requests
@@ -74,9 +75,10 @@ def resimulate_live(
     with, or one refitted on other live runs); its iteration errors are then re-priced.
     `policy_profile`: the profile the policy predicts with, when not `profile` (the one the
     live run's policy used, so the simulated policy decides as the live one did while the
-    clock follows `profile`). The clock prices decode steps at the batch sizes the run's
-    decode graphs were captured at (live.json, `ProfileLatency.with_graph_buckets`), as the
-    engine ran them; the policy predicts with its profile as given, as the live one did."""
+    clock follows `profile`). The clock prices the work as the run's engine ran it (its decode
+    graphs' batch sizes, its eager prefill kernel: `live.engine_exec`,
+    `ProfileLatency.with_exec`); the policy predicts with its profile as given, as the live
+    one did."""
     from bulletsim.latency.profile import ProfileLatency
     from bulletsim.live.refit import repriced
 
@@ -91,9 +93,9 @@ def resimulate_live(
     else:
         base = build_latency(cfg.latency, gpu, model, cfg.partition_mechanism(), cfg.profile)
     clock = base
-    buckets = graph_buckets(run_dir)  # the engine's decode graphs ran padded batches
-    if buckets and isinstance(base, ProfileLatency) and base.graph_buckets != buckets:
-        clock = base.with_graph_buckets(buckets)
+    extra = run_engine_exec(run_dir)  # padded decode graphs, the engine's eager kernel
+    if extra and isinstance(base, ProfileLatency):
+        clock = base.with_exec(extra)
     latency = base
     if policy_profile is not None:
         pdoc, psource = _profile_doc(policy_profile), _source(policy_profile)

@@ -21,15 +21,17 @@ GC_NOTE = "collected and frozen before the loop, unfrozen after (vLLM #44363, SG
 
 @contextmanager
 def frozen_heap() -> Iterator[str]:
-    """Collect and freeze the heap for the body, then unfreeze; yields what was done (for
-    live.json). If objects were frozen already (an embedding process froze its own), the
-    heap is left as its owner set it: `gc.unfreeze` would release theirs too."""
+    """Collect and freeze the heap for the body; yields what was done (for live.json).
+    Afterwards the heap is unfrozen, unless objects were frozen before the run (torch or an
+    embedding process froze its own: on the H200, 375 objects after setup, session S4):
+    `gc.unfreeze` would release theirs too, so then ours stay frozen with them."""
     already = gc.get_freeze_count()
-    if already:
-        yield f"left as the process set it ({already} objects frozen before the run)"
-        return
     gc.collect()
     gc.freeze()
+    if already:
+        yield (f"collected and frozen before the loop, left frozen after ({already} objects "
+               "were frozen before the run) (vLLM #44363, SGLang #8577)")  # fmt: skip
+        return
     try:
         yield GC_NOTE
     finally:

@@ -45,14 +45,8 @@ import pandas as pd
 from bulletsim.fidelity.live_shapes import IterationWork, iteration_work
 from bulletsim.latency.host import GAP_KINDS, KERNELS_PER_LAYER, MAX_OVERLAP_EXP, overlap
 from bulletsim.latency.profile import ProfileLatency
-from bulletsim.live.rundir import (
-    SM_BINS,
-    check_refit_runs,
-    common_graph_buckets,
-    graph_buckets,
-    host_times_measured,
-    read_live_run,
-)
+from bulletsim.live.engine_exec import common_engine_exec, run_engine_exec
+from bulletsim.live.rundir import SM_BINS, check_refit_runs, host_times_measured, read_live_run
 from bulletsim.policies.batching import with_layers
 
 # A gap longer than this between a lane's launches had the lane waiting for work, not the host
@@ -549,9 +543,8 @@ def refit_profile(doc: dict, run_dirs: list[str | Path]) -> tuple[dict, dict]:
     if not run_dirs:
         raise ValueError("no live run directories given to fit on")
     fake_note = check_refit_runs([Path(d) for d in run_dirs])
-    # the engine's decode graphs ran padded batches: price (and keep) the runs' sizes
-    buckets = common_graph_buckets([Path(d) for d in run_dirs])
-    doc = engine_doc(doc, buckets)
+    # the engine that ran (padded decode graphs, its eager prefill kernel): price and keep it
+    doc = engine_doc(doc, common_engine_exec([Path(d) for d in run_dirs]))
     pl = neutral(doc)
     p = Priced.concat([price_run(pl, d) for d in run_dirs])
     gs, kpl = pl.graph_saving_s, (doc.get("host") or {}).get("kernels_per_layer")
@@ -571,6 +564,10 @@ def refit_profile(doc: dict, run_dirs: list[str | Path]) -> tuple[dict, dict]:
         f"linear fit on back-to-back gaps (< {BACK_TO_BACK_S * 1e3:g} ms) per launch kind",
         "num_iterations": len(p),
         "decode_graph_buckets": list(pl.graph_buckets),
+        "eager_prefill_attention": "scaled by the live engine's measured factor "
+        "(exec.eager_prefill_attention)"
+        if pl.eager_attn is not None
+        else "as profiled",
         "exact_shapes_share": round(float(p.exact.mean()), 4),
         "fitted": names,
         "not_fitted": [k for k in TERMS if k not in names],
@@ -611,13 +608,13 @@ def refit_profile(doc: dict, run_dirs: list[str | Path]) -> tuple[dict, dict]:
     return new, report
 
 
-def engine_doc(doc: dict, buckets: tuple[int, ...]) -> dict:
-    """`doc` for an engine whose decode graphs were captured at `buckets` (its
-    `exec.decode_graph_buckets` set to them, `latency.graph_buckets`); `doc` itself when
-    `buckets` is empty (a run without graphs, or written before they were recorded)."""
-    if not buckets:
+def engine_doc(doc: dict, extra: dict) -> dict:
+    """`doc` for the engine a run's `extra` exec keys describe (`live.engine_exec`: its
+    decode graphs' batch sizes, its eager prefill kernel; they replace the profile's); `doc`
+    itself when `extra` is empty."""
+    if not extra:
         return doc
-    return {**doc, "exec": {**doc.get("exec", {}), "decode_graph_buckets": list(buckets)}}
+    return {**doc, "exec": {**doc.get("exec", {}), **extra}}
 
 
 def repriced(doc: dict, run_dir: str | Path) -> pd.DataFrame:
@@ -627,7 +624,7 @@ def repriced(doc: dict, run_dir: str | Path) -> pd.DataFrame:
     host terms, also rows "gap <kind>" (SMs "-"): the modelled host gap against every
     back-to-back gap the refit would fit on, left out (`attrs["note"]` says why) when the
     run's gaps are ~0 s (a fake-executor run priced without host terms)."""
-    doc = engine_doc(doc, graph_buckets(run_dir))
+    doc = engine_doc(doc, run_engine_exec(run_dir))
     pl = neutral(doc)
     p = price_run(pl, run_dir)
     kpl = (doc.get("host") or {}).get("kernels_per_layer") or KERNELS_PER_LAYER
