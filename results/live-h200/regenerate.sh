@@ -13,7 +13,11 @@ fidelity_set() {  # runs folder, profile the runs predicted (and their policies 
     bulletsim fidelity $R/* --profile $P --held-out workload --table $O/fidelity-heldout.md > $O/fidelity-heldout.log
     bulletsim fidelity $R/* --profile $P --held-out load --table $O/fidelity-heldout-load.md > $O/fidelity-heldout-load.log
 }
-# this session's runs (engine R2, code d99a77c), made with the installed profile of that time
+# session S4's runs (code 61df138: chunked-2048 and Bullet at three loads on each workload, with
+# the SM clock per iteration; runs-s4/), made with the installed profile (= profile-r2-run-time)
+mkdir -p s4
+fidelity_set runs-s4 profile-r2-run-time.json s4
+# round R2's runs (engine R2, code d99a77c), made with the installed profile of that time
 fidelity_set runs profile-r2-run-time.json .
 # the first session's runs, and against the profile re-measured after them
 fidelity_set runs-first profile-at-run-time.json first
