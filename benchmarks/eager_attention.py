@@ -28,6 +28,7 @@ import sys
 import time
 
 QH, KVH, D, PAGE = 32, 8, 128, 16  # Llama-3.1-8B on one GPU; the live engine's page size
+HEADS = (QH, KVH, D, PAGE)  # what flashinfer's paged plans take after the page layout
 LAYERS = 8  # K/V sets rotated per timed call: 8 x >= 64 MB, several times the 50 MB L2
 REPS = 7
 # (decode rows, their context, chunk tokens, chunk's prior context) timed together and apart
@@ -85,45 +86,31 @@ def paged_fa2(ws, q_lens: list[int], kv_lens: list[int], pool: Pool):
 
     w = flashinfer.BatchPrefillWithPagedKVCacheWrapper(ws, "NHD", backend="fa2")
     qo = torch.tensor([0, *torch.tensor(q_lens).cumsum(0).tolist()], dtype=torch.int32)
-    indptr, indices, last = layout(kv_lens)
-    w.plan(
-        qo,
-        indptr,
-        indices,
-        last,
-        QH,
-        KVH,
-        D,
-        PAGE,
-        causal=True,
-        q_data_type=torch.bfloat16,
-        kv_data_type=torch.bfloat16,
-    )
-    t = sum(q_lens)
-    q = torch.randn(t, QH, D, device="cuda", dtype=torch.bfloat16)
-    out = torch.empty_like(q)
-    return lambda i: w.run(q, (pool.k[i], pool.v[i]), out=out)
+    w.plan(qo, *layout(kv_lens), *HEADS, causal=True, **plan_dtypes())
+    return paged_runner(w, sum(q_lens), pool)
 
 
 def decode_tc(ws, kv_lens: list[int], pool: Pool):
     """The engine's graph decode (and the profile's attn_decode kernel): tensor cores."""
     import flashinfer
-    import torch
 
     w = flashinfer.BatchDecodeWithPagedKVCacheWrapper(ws, "NHD", use_tensor_cores=True)
-    indptr, indices, last = layout(kv_lens)
-    w.plan(
-        indptr,
-        indices,
-        last,
-        QH,
-        KVH,
-        D,
-        PAGE,
-        q_data_type=torch.bfloat16,
-        kv_data_type=torch.bfloat16,
-    )
-    q = torch.randn(len(kv_lens), QH, D, device="cuda", dtype=torch.bfloat16)
+    w.plan(*layout(kv_lens), *HEADS, **plan_dtypes())
+    return paged_runner(w, len(kv_lens), pool)
+
+
+def plan_dtypes() -> dict:
+    """flashinfer's plan() needs the query dtype as well as the KV dtype (DESIGN.md)."""
+    import torch
+
+    return {"q_data_type": torch.bfloat16, "kv_data_type": torch.bfloat16}
+
+
+def paged_runner(w, rows: int, pool: Pool):
+    """run(i): wrapper `w` on layer i's pages for `rows` query rows."""
+    import torch
+
+    q = torch.randn(rows, QH, D, device="cuda", dtype=torch.bfloat16)
     out = torch.empty_like(q)
     return lambda i: w.run(q, (pool.k[i], pool.v[i]), out=out)
 
