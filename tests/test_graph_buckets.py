@@ -14,9 +14,10 @@ import pytest
 from bulletsim.core import WorkShape
 from bulletsim.latency.graph_buckets import LIVE_ENGINE_BUCKETS, check_buckets, padded_rows
 from bulletsim.latency.profile import PROFILE_DIR, ProfileLatency, read_profile
+from bulletsim.live.engine_exec import common_engine_exec
 from bulletsim.live.fidelity import resimulate_live
 from bulletsim.live.refit import refit_profile, repriced
-from bulletsim.live.rundir import common_graph_buckets, graph_buckets
+from bulletsim.live.rundir import graph_buckets
 
 BASE = PROFILE_DIR / "h200__llama-3.1-8b.json"
 RUNS = Path(__file__).parents[1] / "results/live-h200/runs"
@@ -31,7 +32,7 @@ def plain() -> ProfileLatency:
 
 @pytest.fixture(scope="module")
 def padded(plain) -> ProfileLatency:
-    return plain.with_graph_buckets(BUCKETS)
+    return plain.with_exec({"decode_graph_buckets": list(BUCKETS)})
 
 
 def decode(rows: int, ctx_per_request: int = 1000) -> WorkShape:
@@ -83,7 +84,7 @@ def test_prefill_and_mixed_work_is_not_padded(plain, padded):
     assert padded.predict(mixed, 132) == plain.predict(mixed, 132)
 
 
-def test_with_graph_buckets_leaves_the_model_it_came_from_unchanged(plain, padded):
+def test_with_exec_leaves_the_model_it_came_from_unchanged(plain, padded):
     assert plain.graph_buckets == ()
     assert padded.graph_buckets == BUCKETS
     assert "decode_graph_buckets" not in plain.doc.get("exec", {})
@@ -91,8 +92,8 @@ def test_with_graph_buckets_leaves_the_model_it_came_from_unchanged(plain, padde
 
 def test_the_live_engine_records_its_buckets_and_the_run_dir_reads_them():
     assert graph_buckets(REAL) == LIVE_ENGINE_BUCKETS
-    assert common_graph_buckets([REAL, RUNS / "sharegpt-bullet-green-ctx-r38.1-n500"]) == (
-        LIVE_ENGINE_BUCKETS)  # fmt: skip
+    both = common_engine_exec([REAL, RUNS / "sharegpt-bullet-green-ctx-r38.1-n500"])
+    assert both["decode_graph_buckets"] == list(LIVE_ENGINE_BUCKETS)  # fmt: skip
 
 
 def _copy_with_buckets(src: Path, dst: Path, buckets) -> Path:

@@ -84,7 +84,7 @@ class ProfileLatency(ContendedPredict):
         not a valid profile, is for another GPU/model, or prices its cheapest work at a
         negative time (`profile_floor.check_floor`)."""
         validate(doc, f"profile {source}")
-        self._given = doc  # as given (with_graph_buckets builds a sibling from it)
+        self._given = doc  # as given (with_exec builds a sibling from it)
         self.source = source
         meta = doc["meta"]
         self.doc, self.meta = doc, meta
@@ -512,10 +512,6 @@ class ProfileLatency(ContendedPredict):
         doc = dict(self._given)
         doc["exec"] = {**doc.get("exec", {}), **extra}
         return ProfileLatency(doc, None, self.model, source=self.source)
-
-    def with_graph_buckets(self, buckets: tuple[int, ...]) -> ProfileLatency:
-        """`with_exec` for decode graphs captured at `buckets` (`graph_buckets` module)."""
-        return self.with_exec({"decode_graph_buckets": list(buckets)})
 
     def describe(self) -> dict:
         return {

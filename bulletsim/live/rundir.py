@@ -175,17 +175,3 @@ def graph_buckets(run_dir: str | Path) -> tuple[int, ...]:
     ex = read_json_object(d / "live.json")["executor"]
     return check_buckets(ex.get("decode_graph_buckets", []),
                          f"{d / 'live.json'}: executor.decode_graph_buckets")  # fmt: skip
-
-
-def common_graph_buckets(run_dirs: list[Path]) -> tuple[int, ...]:
-    """The decode-graph batch sizes all of `run_dirs` share; ValueError (one line naming
-    two runs that differ) when they do not share them: one profile cannot price both."""
-    found = {Path(d): graph_buckets(d) for d in run_dirs}
-    first, sizes = next(iter(found.items()), (None, ()))
-    for d, b in found.items():
-        if b != sizes:
-            raise ValueError(
-                f"{first} and {d} captured decode graphs at different batch sizes "
-                f"({list(sizes) or 'none'} vs {list(b) or 'none'}): refit them apart"
-            )
-    return sizes
