@@ -86,5 +86,7 @@ def test_a_gpu_run_names_its_engine_and_a_fake_run_none(tmp_path):
     live["executor"] = {"executor": "fake", "measured": False}
     (fake / "live.json").write_text(json.dumps(live))
     assert run_engine_exec(fake) == {}
-    with pytest.raises(ValueError, match="differ in decode_graph_buckets, eager_prefill_attention"):
+    with pytest.raises(
+        ValueError, match="differ in live.json executor.decode_graph_buckets, executor.att"
+    ):
         common_engine_exec([GPU_RUN, fake])

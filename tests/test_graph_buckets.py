@@ -47,7 +47,9 @@ def test_padded_rows_is_the_smallest_bucket_that_holds_the_batch():
     assert padded_rows(33, ()) == 33
 
 
-@pytest.mark.parametrize("bad", [[8, 8], [16, 8], [0, 8], [8.5], "8,16", [True, 8]])
+@pytest.mark.parametrize(
+    "bad", [[8, 8], [16, 8], [0, 8], [8.5], "8,16", [True, 8], [8, 10**30], list(range(1, 2000))]
+)
 def test_bad_bucket_lists_are_refused_naming_where(bad):
     with pytest.raises(ValueError, match="exec.decode_graph_buckets"):
         check_buckets(bad, "exec.decode_graph_buckets")
@@ -109,7 +111,9 @@ def _copy_with_buckets(src: Path, dst: Path, buckets) -> Path:
 
 def test_runs_of_engines_with_other_buckets_are_not_refitted_together(tmp_path):
     other = _copy_with_buckets(REAL, tmp_path / "other", [8, 16, 32, 64])
-    with pytest.raises(ValueError, match="differ in decode_graph_buckets.*refit them apart"):
+    with pytest.raises(
+        ValueError, match="differ in live.json executor.decode_graph_buckets .*apart"
+    ):
         refit_profile(read_profile(BASE), [REAL, other])
     old = _copy_with_buckets(REAL, tmp_path / "old", None)  # written before they were recorded
     assert graph_buckets(old) == ()
@@ -139,3 +143,16 @@ def test_fidelity_clock_pads_while_the_policy_predicts_as_the_live_one_did():
     meta = f.sim.meta
     assert "timing_model" in meta, "a padded clock beside the unpadded policy model"
     assert f.sim.latency.graph_buckets == ()
+
+
+def test_runs_whose_engines_differ_in_pdl_are_not_refitted_together(tmp_path):
+    """A tester's finding: round R2's engine recorded no programmatic dependent launch in its
+    decode graphs, session S4's did; the refit fits one engine's graph overheads."""
+    s4 = RUNS.parent / "runs-s4" / REAL.name
+    other = tmp_path / "nopdl"
+    shutil.copytree(s4, other)
+    live = json.loads((other / "live.json").read_text())
+    live["executor"].pop("decode_graph_pdl", None)
+    (other / "live.json").write_text(json.dumps(live))
+    with pytest.raises(ValueError, match="differ in live.json executor.decode_graph_pdl"):
+        refit_profile(read_profile(BASE), [s4, other])

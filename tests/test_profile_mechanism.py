@@ -106,7 +106,10 @@ def test_runs_name_the_profile_and_caveat_a_mismatch(tmp_path):
     [
         (["--profile", "/nonexistent/p.json"], "/nonexistent/p.json"),
         (["--profile", str(LIB_PROFILE), "--latency", "roofline"], "does not go with"),
-        (["--profile", str(LIB_PROFILE), "--gpu", "a100"], "profile is for GPU 'h200'"),
+        (
+            ["--profile", str(LIB_PROFILE), "--gpu", "a100"],
+            "not 'a100' (the run's --gpu; give --gpu h200",
+        ),
     ],
 )
 def test_bad_profile_is_one_line(extra, says):

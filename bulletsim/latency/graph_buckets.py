@@ -20,17 +20,26 @@ from collections.abc import Sequence
 # The live engine's decode-graph batch sizes (bulletsim/live/gpu/graphs.py replays these;
 # live.json records them as executor.decode_graph_buckets). Larger batches run eager.
 LIVE_ENGINE_BUCKETS: tuple[int, ...] = (8, 16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+# Bounds of a capture-size list: engines capture up to a few thousand rows (vLLM's default
+# largest size 512, SGLang's cuda_graph_max_bs up to 1024 on large GPUs): anything past these
+# is a corrupt file, not an engine.
+MAX_BUCKET = 65536
+MAX_BUCKETS = 1024
 
 
 def check_buckets(value: object, where: str) -> tuple[int, ...]:
-    """`value` as a tuple of strictly increasing positive ints (empty: no padding).
-    ValueError (one line naming `where`) for anything else."""
+    """`value` as a tuple of strictly increasing positive ints (empty: no padding), at most
+    `MAX_BUCKETS` of them, each at most `MAX_BUCKET`. ValueError (one line naming `where`)
+    for anything else."""
     if not isinstance(value, (list, tuple)) or any(
         isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in value
     ):
         raise ValueError(f"{where} must be a list of positive integers (batch sizes), "
                          f"got {value!r}")  # fmt: skip
     out = tuple(int(b) for b in value)
+    if len(out) > MAX_BUCKETS or any(b > MAX_BUCKET for b in out):
+        raise ValueError(f"{where}: at most {MAX_BUCKETS} sizes, each at most {MAX_BUCKET} rows "
+                         f"(got {len(out)} sizes, largest {max(out)})")  # fmt: skip
     if any(a >= b for a, b in zip(out, out[1:], strict=False)):
         raise ValueError(f"{where} must be strictly increasing, got {list(out)}")
     return out

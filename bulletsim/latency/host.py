@@ -77,6 +77,13 @@ class HostParams:
     source: dict = field(default_factory=dict)  # which live runs, fitted how, residuals
 
     def __post_init__(self) -> None:
+        for name in ("launch_s", "eager_fixed_s", "kernels_per_layer"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"host {name} must be a finite number >= 0, got {v!r}")
+        for name in ("gap_s", "gap_per_seq_s", "gap_per_token_s"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"host {name} must map gap kinds {list(GAP_KINDS)} to seconds")
         if min(self.launch_s, self.eager_fixed_s) < 0 or self.kernels_per_layer < 0:
             raise ValueError("host launch_s, eager_fixed_s and kernels_per_layer must be >= 0")
         k = self.eager_overlap_exp
@@ -90,7 +97,8 @@ class HostParams:
             bad = set(gaps) - set(GAP_KINDS)
             if bad:
                 raise ValueError(f"unknown host gap kinds {sorted(bad)}; valid: {list(GAP_KINDS)}")
-            if any(not isinstance(v, (int, float)) or not 0 <= v < 1 for v in gaps.values()):
+            if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1
+                   for v in gaps.values()):  # fmt: skip
                 raise ValueError("host gaps must be seconds in [0, 1)")
 
     @property

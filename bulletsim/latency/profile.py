@@ -90,11 +90,16 @@ class ProfileLatency(ContendedPredict):
         self.doc, self.meta = doc, meta
         self.gpu = gpu_from_dict(doc["gpu_spec"])
         if gpu is not None and gpu.name != self.gpu.name:
-            raise ValueError(f"profile is for GPU {self.gpu.name!r}, not {gpu.name!r}")
+            raise ValueError(
+                f"profile {source} is for GPU {self.gpu.name!r}, not {gpu.name!r} (the "
+                f"run's --gpu; give --gpu {self.gpu.name} to use it)"
+            )
         tp = int(meta.get("tp", 1))
         self.model = model or get_model(meta["model"], tp)
         if self.model.name != meta["model"]:
-            raise ValueError(f"profile is for model {meta['model']!r}, not {self.model.name!r}")
+            raise ValueError(
+                f"profile {source} is for model {meta['model']!r}, not {self.model.name!r}"
+            )
         if self.model.tp != tp:
             raise ValueError(f"profile is for one GPU of tp={tp}, not tp={self.model.tp}")
         self.params = srm_from_dict(doc["srm"])

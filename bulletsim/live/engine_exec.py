@@ -37,16 +37,30 @@ def run_engine_exec(run_dir: str | Path) -> dict:
     return out
 
 
+# live.json executor fields that change how the engine's work takes time beside the exec keys:
+# the refit fits one engine's overheads (PDL shrinks a decode graph's per-layer gaps)
+IDENTITY = ("decode_graph_buckets", "attention", "decode_graph_pdl", "elementwise")
+
+
+def engine_identity(run_dir: str | Path) -> dict:
+    """live.json's `IDENTITY` fields of the run's executor (None where not recorded)."""
+    ex = read_json_object(check_live_run(run_dir) / "live.json")["executor"]
+    return {k: ex.get(k) for k in IDENTITY}
+
+
 def common_engine_exec(run_dirs: list[Path]) -> dict:
-    """The exec keys all of `run_dirs` share; ValueError (one line naming two runs and what
-    differs) when their engines ran differently: one profile cannot price both."""
-    found = {Path(d): run_engine_exec(d) for d in run_dirs}
-    first, want = next(iter(found.items()), (None, {}))
-    for d, got in found.items():
-        if got != want:
-            keys = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+    """The exec keys all of `run_dirs` share; ValueError (one line naming two runs and the
+    live.json fields that differ) when their engines ran differently (`IDENTITY`, or a
+    GPU without the same eager-attention table): one profile cannot price both."""
+    found = {Path(d): (run_engine_exec(d), engine_identity(d)) for d in run_dirs}
+    first, (want, want_id) = next(iter(found.items()), (None, ({}, {})))
+    for d, (got, got_id) in found.items():
+        diff = [f"executor.{k}" for k in IDENTITY if got_id.get(k) != want_id.get(k)]
+        if got != want and not diff:
+            diff = ["the eager-attention table of their GPU"]
+        if diff:
             raise ValueError(
-                f"{first} and {d} ran engines that differ in {', '.join(keys)} "
-                f"(decode-graph batch sizes or eager attention kernel): refit them apart"
+                f"{first} and {d} ran engines that differ in live.json {', '.join(diff)} "
+                "(None: not recorded): refit them apart"
             )
     return want
