@@ -271,7 +271,9 @@ def run(
     out: Annotated[
         str | None,
         Opt(
-            help="Results folder: new, empty, or one bulletsim wrote (replaced whole). "
+            help="Results folder: new, empty, or one bulletsim wrote (its own files replaced; "
+            "a fidelity table or refitted profile written from its run kept; a GPU live run's "
+            "folder refused). "
             "(default: results/runs/<trace>-<policy>-<gpu>-<model>-s<seed>-<config hash>)"
         ),
     ] = None,

@@ -3,9 +3,13 @@
 A folder bulletsim wrote holds `.bulletsim-results`, a JSON marker with a schema tag, the
 folder's kind ("run", "sweep" or "design") and the list of every file it wrote (relative paths).
 Only such a folder is ever replaced, and only when it holds nothing else: a file a user put
-there (not in the list) makes the run fail *before* simulating. Replacing is atomic: the new
-folder is built in a hidden temporary sibling and renamed into place, so an interrupted run
-leaves the old folder (or nothing) and never a half-written one.
+there (not in the list) makes the run fail *before* simulating. Two exceptions, both about live
+runs: files bulletsim wrote from the run afterwards (a `fidelity --table` table, a
+`calibrate --from-live` profile; `own_outputs`) do not block it and are kept, copied into the
+new folder; and a folder holding a GPU live run (live.json: executor.measured true, device
+times that cannot be measured again) is never replaced. Replacing is atomic: the new folder
+is built in a hidden temporary sibling and renamed into place, so an interrupted run leaves the
+old folder (or nothing) and never a half-written one.
 """
 
 from __future__ import annotations
@@ -47,8 +51,9 @@ def check_out_dir(out: str | Path, kind: str) -> Path:
 
     Called before any simulation. Refused: an empty path, the current folder or one of its
     parents, the home folder, an existing file, an existing non-empty folder bulletsim did
-    not write (no marker, or files not in its list), a folder of the other kind, and a
-    location whose nearest existing parent is not a writable folder.
+    not write (no marker, or files not in its list that are not `kept_outputs`), a folder of
+    the other kind, a folder holding a GPU live run (`holds_gpu_live_run`), and a location
+    whose nearest existing parent is not a writable folder.
     """
     assert kind in KINDS
     if str(out).strip() == "":
@@ -77,6 +82,11 @@ def check_out_dir(out: str | Path, kind: str) -> Path:
                     f"--out {out}: holds a bulletsim {marker.get('kind')} results folder, "
                     f"not a {kind}; choose another path"
                 )
+            if holds_gpu_live_run(path):
+                raise ValueError(
+                    f"{out} holds a GPU live run (measurements that cannot be made again): "
+                    "choose another --out, or move it away yourself"
+                )
             listed = set(marker.get("files", [])) | {MARKER}
             foreign = [f for f in _listed_files(path)
                        if f not in listed and not _derived_output(path / f)]  # fmt: skip
@@ -102,6 +112,56 @@ def _derived_output(file: Path) -> bool:
     return file.is_file() and (is_refit_profile(file) or is_fidelity_table(file))
 
 
+def holds_gpu_live_run(path: Path) -> bool:
+    """Whether `path` holds a live run measured on a GPU: its live.json's executor says
+    `measured` (the fake executor's live runs say false: their times are predictions and can be
+    made again). A live.json that does not parse counts as not measured; a run folder's own
+    live.json always parses, and any other file there is refused as not bulletsim's."""
+    try:
+        live = json.loads((path / "live.json").read_text())
+    except (OSError, ValueError):
+        return False
+    executor = live.get("executor") if isinstance(live, dict) else None
+    return isinstance(executor, dict) and executor.get("measured") is True
+
+
+def kept_outputs(path: Path) -> list[str]:
+    """The files (relative paths) a replacement of the bulletsim folder `path` keeps: those not
+    in its marker's list that bulletsim wrote from the run there afterwards (`_derived_output`).
+    Empty when `path` is not a bulletsim folder."""
+    marker = read_marker(path) if path.is_dir() else None
+    if marker is None:
+        return []
+    listed = set(marker.get("files", [])) | {MARKER}
+    return [f for f in _listed_files(path) if f not in listed and _derived_output(path / f)]
+
+
+def kept_note(path: Path) -> str | None:
+    """The line a command prints before replacing `path` when the replacement keeps files
+    (`kept_outputs`); None when it keeps none."""
+    kept = kept_outputs(path)
+    if not kept:
+        return None
+    return (
+        f"note: keeping {', '.join(kept)} in {path} (written from the run this replaces); "
+        "only the run's own files are replaced"
+    )
+
+
+def _carry_kept(old: Path, new: Path) -> None:
+    """Copy `old`'s kept files into the staged folder `new` (copies, so `old` stays whole until
+    the rename); ValueError when the new run wrote a file of the same name."""
+    for name in kept_outputs(old):
+        dst = new / name
+        if dst.exists() or dst.is_symlink():
+            raise ValueError(
+                f"--out {old}: {name} (written from the run this replaces) has the name of a file "
+                "this run writes; move it away or choose another --out"
+            )
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(old / name, dst)
+
+
 def _write_marker(folder: Path, kind: str) -> None:
     files = [f for f in _listed_files(folder) if f != MARKER]
     text = json.dumps({"schema": SCHEMA, "kind": kind, "files": files}, indent=2) + "\n"
@@ -112,7 +172,8 @@ def _write_marker(folder: Path, kind: str) -> None:
 def staged_dir(out: str | Path, kind: str) -> Iterator[Path]:
     """Yield an empty hidden sibling of `out` to write into; on success it replaces `out`.
 
-    `out` is checked again (`check_out_dir`) before it is replaced. On any exception,
+    `out` is checked again (`check_out_dir`) before it is replaced, and its `kept_outputs` are
+    copied into the new folder (unlisted in its marker, as before). On any exception,
     KeyboardInterrupt included, the temporary folder is removed and `out` is left as it was.
     """
     out = check_out_dir(out, kind)
@@ -121,18 +182,21 @@ def staged_dir(out: str | Path, kind: str) -> Iterator[Path]:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
     try:
         yield tmp
         _write_marker(tmp, kind)
         check_out_dir(out, kind)
+        _carry_kept(out, tmp)
         if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
             out.rename(old)
             tmp.rename(out)
             shutil.rmtree(old)
         else:
             tmp.rename(out)
     except BaseException:
+        if old.exists() and not out.exists():  # stopped between the two renames: put it back
+            old.rename(out)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 

@@ -261,14 +261,18 @@ def run_out_dir(cfg, out: str | None, no_write: bool, suffix: str = "") -> Path 
 
 
 def _run_out_dir(cfg, out: str | None, suffix: str = "") -> Path:
-    """The checked results folder; says so when an earlier run of this config is replaced."""
-    from bulletsim.outdir import check_out_dir, is_bulletsim_dir
+    """The checked results folder; says so when an earlier run of this config is replaced and
+    which files written from the run it replaces are kept (`outdir.kept_note`)."""
+    from bulletsim.outdir import check_out_dir, is_bulletsim_dir, kept_note
 
     if out is not None:
-        return check_out_dir(out, "run")
-    path = check_out_dir(Path("results") / "runs" / (default_run_name(cfg) + suffix), "run")
-    if is_bulletsim_dir(path, "run"):
-        typer.echo(f"note: replacing the earlier run of this same config in {path}", err=True)
+        path = check_out_dir(out, "run")
+    else:
+        path = check_out_dir(Path("results") / "runs" / (default_run_name(cfg) + suffix), "run")
+        if is_bulletsim_dir(path, "run"):
+            typer.echo(f"note: replacing the earlier run of this same config in {path}", err=True)
+    if note := kept_note(path):
+        typer.echo(note, err=True)
     return path
 
 

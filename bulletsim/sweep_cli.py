@@ -300,18 +300,21 @@ def failure_summary(points) -> str:
 def _out_dir(spec, out: str | None) -> Path:
     """The checked sweep folder; by default named by GPU, traces and a hash of the spec."""
     from bulletsim.config import load_config
-    from bulletsim.outdir import check_out_dir, config_hash, is_bulletsim_dir
+    from bulletsim.outdir import check_out_dir, config_hash, is_bulletsim_dir, kept_note
     from bulletsim.sweep_points import point_overrides
 
     if out is not None:
-        return check_out_dir(out, "sweep")
-    v = spec.variants()[0]
-    gpu = load_config(None, point_overrides(spec, v, spec.traces[0], 1.0, spec.seeds[0])).gpu
-    resolved = {**dataclasses.asdict(spec), "workers": None}  # results do not depend on it
-    path = Path("results") / "sweeps" / f"{gpu}-{'-'.join(spec.traces)}-{config_hash(resolved)}"
-    path = check_out_dir(path, "sweep")
-    if is_bulletsim_dir(path, "sweep"):
-        typer.echo(f"note: replacing the earlier sweep of this same config in {path}", err=True)
+        path = check_out_dir(out, "sweep")
+    else:
+        v = spec.variants()[0]
+        gpu = load_config(None, point_overrides(spec, v, spec.traces[0], 1.0, spec.seeds[0])).gpu
+        resolved = {**dataclasses.asdict(spec), "workers": None}  # results do not depend on it
+        name = f"{gpu}-{'-'.join(spec.traces)}-{config_hash(resolved)}"
+        path = check_out_dir(Path("results") / "sweeps" / name, "sweep")
+        if is_bulletsim_dir(path, "sweep"):
+            typer.echo(f"note: replacing the earlier sweep of this same config in {path}", err=True)
+    if note := kept_note(path):
+        typer.echo(note, err=True)
     return path
 
 

@@ -217,3 +217,89 @@ def test_plot_from_the_run_result_equals_the_plot_from_its_folder(cwd):
     plot_run(cwd / "a")
     assert (cwd / "a" / "sm_timeline.svg").read_bytes() == drawn
     assert b"stroke-dasharray" in drawn  # the GPU's SM line is drawn in both
+
+
+LIVE = ("live", "--executor", "fake", "--trace", "alpaca", "-n", "8", "--rate", "10", "-q")
+
+
+def test_files_written_from_a_live_run_are_kept_when_its_folder_is_replaced(cwd):
+    assert invoke(*LIVE, "--out", "l").exit_code == 0
+    res = invoke("fidelity", "l", "--table", "l/fidelity.md")
+    assert res.exit_code == 0, res.output
+    res = invoke("calibrate", "--from-live", "l", "--out", "l/refit.json")
+    assert res.exit_code == 0, res.output
+    derived = {n: (cwd / "l" / n).read_bytes() for n in ("fidelity.md", "refit.json")}
+    for command in (("run", *FAST), LIVE):  # a simulator run, then a live run, replace it
+        res = invoke(*command, "--out", "l")
+        assert res.exit_code == 0, res.output
+        assert (
+            "note: keeping fidelity.md, refit.json in l (written from the run this replaces); "
+            "only the run's own files are replaced"
+        ) in res.output.splitlines()
+        assert {n: (cwd / "l" / n).read_bytes() for n in derived} == derived
+        listed = json.loads((cwd / "l" / MARKER).read_text())["files"]
+        assert not set(derived) & set(listed)  # still not the run's own: kept, never listed
+    assert "live.json" in listed
+    assert sorted(p.name for p in cwd.iterdir()) == ["l"]  # no temporary sibling left
+
+
+def _measured(folder: Path) -> None:
+    """Make the fake live run in `folder` read as one measured on a GPU (live.json)."""
+    live = json.loads((folder / "live.json").read_text())
+    live["executor"]["measured"] = True
+    (folder / "live.json").write_text(json.dumps(live))
+
+
+@pytest.mark.parametrize("command", [("run", *FAST), LIVE], ids=["run", "live"])
+def test_a_folder_holding_a_gpu_live_run_is_refused_and_left_as_it_was(cwd, command):
+    assert invoke(*LIVE, "--out", "g").exit_code == 0
+    _measured(cwd / "g")
+    before = tree(cwd)
+    res = invoke(*command, "--out", "g")
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines()[-1] == (
+        "error: g holds a GPU live run (measurements that cannot be made again): choose "
+        "another --out, or move it away yourself"
+    )
+    assert "SLO attainment" not in res.output  # refused before the run
+    assert tree(cwd) == before
+
+
+def test_a_fake_live_run_folder_is_still_replaced(cwd):
+    assert invoke(*LIVE, "--out", "f").exit_code == 0
+    assert json.loads((cwd / "f" / "live.json").read_text())["executor"]["measured"] is False
+    res = invoke("run", *FAST, "--out", "f")
+    assert res.exit_code == 0, res.output
+    assert not (cwd / "f" / "live.json").exists()
+    assert "note: keeping" not in res.output
+
+
+def test_ctrl_c_while_carrying_kept_files_leaves_the_folder_as_it_was(cwd, monkeypatch):
+    import shutil
+
+    from bulletsim.outdir import staged_dir
+
+    assert invoke(*LIVE, "--out", "l").exit_code == 0
+    assert invoke("calibrate", "--from-live", "l", "--out", "l/refit.json").exit_code == 0
+    before = tree(cwd)
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shutil, "copy2", interrupted)
+    with pytest.raises(KeyboardInterrupt), staged_dir("l", "run") as tmp:
+        (tmp / "summary.json").write_text("{}")
+    assert tree(cwd) == before
+    assert sorted(p.name for p in cwd.iterdir()) == ["l"]
+
+
+def test_a_kept_file_with_the_name_of_a_new_run_file_fails_and_changes_nothing(cwd):
+    from bulletsim.outdir import staged_dir
+
+    assert invoke(*LIVE, "--out", "l").exit_code == 0
+    assert invoke("calibrate", "--from-live", "l", "--out", "l/extra.json").exit_code == 0
+    before = tree(cwd)
+    clash = "extra.json .written from the run this replaces. has the name of a file this run"
+    with pytest.raises(ValueError, match=clash), staged_dir("l", "run") as tmp:
+        (tmp / "extra.json").write_text("{}")
+    assert tree(cwd) == before
