@@ -22,6 +22,15 @@ def fail(msg: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def interrupted(what: str = "nothing was written") -> NoReturn:
+    """Ctrl-C in a command: one line saying what was left (`interrupted: <what>`) and exit
+    code 130, no traceback."""
+    import typer
+
+    typer.echo(f"interrupted: {what}", err=True)
+    raise typer.Exit(130)
+
+
 def doc_summary(doc: str | None) -> str:
     """The first paragraph of a module docstring as one line: a script's `--help` description
     (its first line alone can stop mid-sentence)."""

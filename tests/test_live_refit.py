@@ -151,7 +151,7 @@ def test_fidelity_held_out_by_workload_names_what_each_profile_was_fitted_on(run
     assert r.exit_code == 0, r.output
     lines = table.read_text().splitlines()
     assert "profile fitted on" in lines[0] and len(lines) == 4
-    assert "workload: the 1 runs not in workload sharegpt" in lines[3]
+    assert "workload: the 1 run not in workload sharegpt" in lines[3]
 
 
 def test_calibrate_from_live_writes_a_profile_fidelity_knows(base, runs, tmp_path):

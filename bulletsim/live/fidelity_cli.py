@@ -24,7 +24,23 @@ def report_live_runs(
     """Print each run's comparison and iteration errors; optionally write the summary table.
     `held_out` ("workload" or "load"): refit `profile` (default: installed) per fold and judge
     the held-out runs with it (`live.fidelity_folds`), the simulated policy predicting with
-    `policy_profile` (default: `profile`, unrefitted: the live runs' own)."""
+    `policy_profile` (default: `profile`, unrefitted: the live runs' own). Ctrl-C: one line,
+    exit code 130, the table (written last, through a temporary file) left as it was."""
+    from bulletsim.cli_errors import interrupted
+
+    try:
+        _report(run_dirs, table, profile, held_out, policy_profile)
+    except KeyboardInterrupt:
+        interrupted()
+
+
+def _report(
+    run_dirs: list[Path],
+    table: Path | None,
+    profile: Path | None,
+    held_out: str | None,
+    policy_profile: Path | None,
+) -> None:
     from bulletsim.cli import USER_ERRORS, fail
     from bulletsim.files import require_file
     from bulletsim.live.fidelity import headline, markdown_table, resimulate_live
@@ -76,6 +92,9 @@ def report_live_runs(
         except OSError as e:
             tmp.unlink(missing_ok=True)
             fail(f"--table {table}: could not write the table ({e.strerror or e})")
+        except KeyboardInterrupt:
+            tmp.unlink(missing_ok=True)
+            raise
         typer.echo(f"table: {table}")
 
 
@@ -95,7 +114,7 @@ def _plan(run_dirs: list[Path], profile: Path | None, held_out: str | None) -> t
         if doc is None:  # each run with the profile run would pick, its iterations priced
             return [(d, *_current_profile(d)) for d in run_dirs], None
         return [(d, doc, "") for d in run_dirs], None
-    from bulletsim.live.fidelity_folds import folds
+    from bulletsim.live.fidelity_folds import folds, load_groups
     from bulletsim.live.refit import refit_profile
     from bulletsim.live.rundir import check_refit_runs
 
@@ -103,11 +122,14 @@ def _plan(run_dirs: list[Path], profile: Path | None, held_out: str | None) -> t
     if doc is None:
         doc = _installed_profile(run_dirs[0])
     plan, fold_list = [], folds(run_dirs, held_out)
+    if held_out == "load":  # equal ranks are not equal loads: say what each group pairs
+        typer.echo(f"load groups: {load_groups(run_dirs)}")
     if note:
         typer.echo(f"note: {note}")
     for fold in fold_list:
         new, _ = refit_profile(doc, list(fold.fit))
-        fit_on = f"{held_out}: the {len(fold.fit)} runs not in {fold.name}"
+        runs = "run" if len(fold.fit) == 1 else "runs"
+        fit_on = f"{held_out}: the {len(fold.fit)} {runs} not in {fold.name}"
         plan += [(d, new, fit_on) for d in fold.judge]
     order = {Path(d): i for i, d in enumerate(run_dirs)}
     return sorted(plan, key=lambda x: order[Path(x[0])]), doc

@@ -40,7 +40,17 @@ def _base_profile(run_dirs: list[Path], profile: Path | None) -> dict:
 
 def calibrate_from_live(run_dirs: list[Path], profile: Path | None, out: Path | None) -> None:
     """Refit `profile` (default: the installed one of the runs' GPU and model) on the live
-    runs and write it to `out`; bad input is one line and exit code 2."""
+    runs and write it to `out`; bad input is one line and exit code 2, Ctrl-C one line and
+    exit code 130 (the profile, written last through a temporary file, left as it was)."""
+    from bulletsim.cli_errors import interrupted
+
+    try:
+        _calibrate(run_dirs, profile, out)
+    except KeyboardInterrupt:
+        interrupted()
+
+
+def _calibrate(run_dirs: list[Path], profile: Path | None, out: Path | None) -> None:
     from bulletsim.cli import USER_ERRORS, fail
     from bulletsim.latency.profile import write_profile
     from bulletsim.live.refit import refit_profile
@@ -56,16 +66,19 @@ def calibrate_from_live(run_dirs: list[Path], profile: Path | None, out: Path | 
         new, report = refit_profile(doc, run_dirs)
     except USER_ERRORS as e:
         fail(str(e))
+    _print_report(report, new)
+    if "note" in report:
+        typer.echo(f"note: {report['note']}")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}.json")
-    try:
+    try:  # last, so that Ctrl-C before it leaves `out` as it was
         write_profile(new, tmp)
         tmp.replace(out)
     except OSError as e:
         tmp.unlink(missing_ok=True)
         fail(f"--out {out}: could not write the profile ({e.strerror or e})")
-    _print_report(report, new)
-    if "note" in report:
-        typer.echo(f"note: {report['note']}")
+    except KeyboardInterrupt:
+        tmp.unlink(missing_ok=True)
+        raise
     typer.echo(f"profile: {out}")
 
 

@@ -6,8 +6,10 @@ type. `check_one_run` then checks that the files belong together: the digests `b
 live` records in live.json (`files`, sha256 of each table; runs written before it have
 none), the GPU, model and policy config.json and summary.json name, the row counts
 summary.json gives, the lanes the run's policy has, and summary.json's duration recomputed
-from requests.parquet. Each fault is a ValueError, one line naming the file and
-what does not match.
+from requests.parquet. `check_contents` then checks the values the re-simulation and the
+refit take on trust: each iteration's phase (prefill, decode, mixed) and SM count (1 to the
+GPU's), and each request's unique id, token counts (>= 1) and finite arrival time (>= 0 s).
+Each fault is a ValueError, one line naming the file and what does not match.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ ITERATION_COLUMNS = (
     ("measured_s", "num"),
 )
 TABLES = {"requests.parquet": REQUEST_COLUMNS, "iterations.parquet": ITERATION_COLUMNS}
+PHASES = ("prefill", "decode", "mixed")  # core.Phase: what a lane's iteration ran
 # summary.json's duration_s against the one requests.parquet gives: equal but for float
 # rounding when both come from the same run
 REL_TOL = 1e-9
@@ -136,6 +139,7 @@ def check_one_run(d: Path, summary: dict, config: dict, live: dict) -> None:
             f"{config.get('policy')} (config.json) has lanes {', '.join(lanes)}: files of "
             "different runs in one folder?"
         )
+    check_contents(d, str(config.get("gpu", "")))
     req = pd.read_parquet(d / "requests.parquet", columns=["arrival_s", "finish_s"])
     want = summary.get("duration_s")
     if len(req) and isinstance(want, float) and np.isfinite(want):
@@ -146,3 +150,70 @@ def check_one_run(d: Path, summary: dict, config: dict, live: dict) -> None:
                 f"finish; {d / 'summary.json'} says duration_s = {want:.6f}: files of "
                 "different runs in one folder?"
             )
+
+
+def _show(x) -> str:
+    """A table value for a message: 7 for 7.0, else as Python prints it (nan, inf, 2.5, foo)."""
+    return str(int(x)) if isinstance(x, int | float) and float(x).is_integer() else str(x)
+
+
+def _some(values, n: int = 3) -> str:
+    """Up to `n` of `values` for a message, e.g. "foo, bar (and 4 more)"."""
+    vals = [_show(v) for v in values]
+    more = f" (and {len(vals) - n} more)" if len(vals) > n else ""
+    return ", ".join(vals[:n]) + more
+
+
+def check_contents(d: Path, gpu: str) -> None:
+    """ValueError, one line naming the file, for a value of run folder `d`'s tables that no
+    live run writes: an iteration phase not in `PHASES`, an SM count outside 1..the SMs of
+    `gpu` (config.json's), a request id given twice, a request with fewer than one prompt or
+    output token, or an arrival time that is not a finite time >= 0 s."""
+    import pandas as pd
+
+    from bulletsim.hardware import get_gpu
+
+    f = d / "iterations.parquet"
+    it = pd.read_parquet(f, columns=["phase", "num_sms"])
+    phase = it["phase"].astype(str)
+    bad = sorted(set(phase[~phase.isin(PHASES)]))
+    if bad:
+        raise ValueError(
+            f"{f}: phase {_some(bad)} in {int((~phase.isin(PHASES)).sum())} of {len(it)} "
+            f"iterations; valid: {', '.join(PHASES)}"
+        )
+    try:
+        num_sms = get_gpu(gpu).num_sms
+    except ValueError as e:
+        raise ValueError(f"{d / 'config.json'}: {e}") from None
+    sms = pd.to_numeric(it["num_sms"])
+    out = ~sms.between(1, num_sms)  # NaN is out too
+    if out.any():
+        raise ValueError(
+            f"{f}: num_sms {_some(sorted(set(sms[out].tolist())))} in {int(out.sum())} of "
+            f"{len(it)} iterations; valid: 1 to {num_sms} (the SMs of config.json's gpu {gpu})"
+        )
+    f = d / "requests.parquet"
+    req = pd.read_parquet(f, columns=["id", "arrival_s", "prompt_tokens", "output_tokens"])
+    twice = req["id"][req["id"].duplicated()]
+    if len(twice):
+        raise ValueError(
+            f"{f}: request id {_some(sorted(set(twice.tolist())))} given more than once; "
+            "valid: each id once (one row per request)"
+        )
+    for col in ("prompt_tokens", "output_tokens"):
+        low = ~(pd.to_numeric(req[col]) >= 1)  # NaN is low too
+        if low.any():
+            i = int(np.flatnonzero(low.to_numpy())[0])
+            raise ValueError(
+                f"{f}: request {_show(req['id'].iloc[i])} has {col} {_show(req[col].iloc[i])} "
+                f"({int(low.sum())} of {len(req)} requests); valid: {col} >= 1"
+            )
+    arr = pd.to_numeric(req["arrival_s"])
+    bad_t = ~(np.isfinite(arr) & (arr >= 0))
+    if bad_t.any():
+        i = int(np.flatnonzero(bad_t.to_numpy())[0])
+        raise ValueError(
+            f"{f}: request {_show(req['id'].iloc[i])} has arrival_s {_show(arr.iloc[i])} "
+            f"({int(bad_t.sum())} of {len(req)} requests); valid: a finite time >= 0 s"
+        )

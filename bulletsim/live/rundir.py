@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from bulletsim.live.runcheck import check_one_run
+from bulletsim.live.runcheck import check_one_run, file_digests
 
 SM_BINS = (0, 32, 64, 96, 131, 132)  # SM-count groups of error tables (132 = whole GPU)
 # Every file `bulletsim live` writes that fidelity and the refit read (live.json: the
 # executor, and whether its host times were measured on a GPU).
 LIVE_FILES = ("config.json", "summary.json", "live.json", "requests.parquet", "iterations.parquet")
+TABLE_FILES = ("requests.parquet", "iterations.parquet")  # a run's data: equal in a copy
 
 
 def read_json_object(path: Path) -> dict:
@@ -59,7 +60,7 @@ def check_live_run(run_dir: str | Path) -> Path:
     live = read_json_object(d / "live.json")
     if not isinstance(live.get("executor"), dict):
         raise ValueError(f"{d / 'live.json'} has no executor section")
-    for name in ("requests.parquet", "iterations.parquet"):
+    for name in TABLE_FILES:
         _parquet_schema(d / name)  # the footer only: cheap, catches a truncated file
     check_one_run(d, summary, config, live)  # columns, and the files are of one run
     return d
@@ -67,8 +68,9 @@ def check_live_run(run_dir: str | Path) -> Path:
 
 def check_live_runs(run_dirs: list[str | Path]) -> list[Path]:
     """Every folder checked (`check_live_run`), before any work; ValueError for none given or
-    one given twice, by its path or as a copy (the same tables, by the sha256 values its
-    live.json records): it would count twice in a fit or a table."""
+    one given twice, by its path or as a copy (the same tables: equal sha256 of
+    requests.parquet and iterations.parquet, computed here, as runs written before live.json
+    recorded them have none): it would count twice in a fit or a table."""
     if not run_dirs:
         raise ValueError("no live run folders given (`bulletsim live --out DIR` writes one)")
     out, seen, tables = [], {}, {}
@@ -78,26 +80,16 @@ def check_live_runs(run_dirs: list[str | Path]) -> list[Path]:
         if key in seen:
             raise ValueError(f"live run {r} is given twice (also as {seen[key]})")
         seen[key] = r
-        sha = _table_hashes(d)
-        if sha is not None and sha in tables:
+        sha = tuple(file_digests(d, TABLE_FILES).values())
+        if sha in tables:
             raise ValueError(
                 f"live runs {tables[sha]} and {r} hold the same requests and iterations "
-                "(equal sha256 in live.json: a copy of one run); give each run once"
+                f"(equal sha256 of {' and '.join(TABLE_FILES)}: a copy of one run); give "
+                "each run once"
             )
-        if sha is not None:
-            tables[sha] = r
+        tables[sha] = r
         out.append(d)
     return out
-
-
-def _table_hashes(d: Path) -> tuple[str, str] | None:
-    """The sha256 of the run's requests and iterations tables as live.json records them;
-    None for a run written before live.json recorded them."""
-    files = read_json_object(d / "live.json").get("files")
-    if not isinstance(files, dict):
-        return None
-    sha = (files.get("requests.parquet"), files.get("iterations.parquet"))
-    return sha if all(isinstance(x, str) for x in sha) else None
 
 
 def _not_parquet(path: Path, e: Exception) -> ValueError:

@@ -1,0 +1,190 @@
+"""`bulletsim fidelity` / `calibrate --from-live` refuse corrupted or repeated live runs up
+front, name what `--held-out load` pairs, mark fake runs in the table and stop cleanly on
+Ctrl-C (CPU only: small fake live runs, and copies of one committed H200 run)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bulletsim.cli import app
+from bulletsim.live.fidelity_folds import folds, load_groups
+from bulletsim.live.rundir import check_live_runs
+
+LIVE = ["live", "--executor", "fake", "-q", "--trace", "fixed", "--input-len", "100"]
+COMMITTED = (
+    Path(__file__).resolve().parents[1]
+    / "results"
+    / "live-h200"
+    / "runs-s4"
+    / "splitwise-chunked-2048-r19-n500"
+)
+
+
+def _live(out: Path, *extra: str) -> Path:
+    r = CliRunner().invoke(app, [*LIVE, "--out", str(out), *extra])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory) -> Path:
+    """A small fake-executor run whose live.json records its tables' sha256."""
+    return _live(tmp_path_factory.mktemp("fake") / "f", "-n", "12", "--rate", "10",
+                 "--output-len", "4")  # fmt: skip
+
+
+def _corrupt(src: Path, dst: Path, table: str, edit) -> Path:
+    """A copy of run `src` with `edit` applied to one of its tables, live.json's digests
+    rewritten to match (so only the new content check can catch it)."""
+    shutil.copytree(src, dst)
+    df = pd.read_parquet(dst / table)
+    edit(df)
+    df.to_parquet(dst / table)
+    live = json.loads((dst / "live.json").read_text())
+    live["files"][table] = hashlib.sha256((dst / table).read_bytes()).hexdigest()
+    (dst / "live.json").write_text(json.dumps(live))
+    return dst
+
+
+def _set(col: str, value, row: int | None = None):
+    def edit(df: pd.DataFrame) -> None:
+        if row is None:
+            df[col] = value
+        else:
+            df.loc[row, col] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("table", "edit", "msg"),
+    [
+        ("iterations.parquet", _set("phase", "foo"), "phase foo"),
+        ("iterations.parquet", _set("num_sms", 1000), "num_sms 1000"),
+        ("iterations.parquet", _set("num_sms", 0, row=0), "num_sms 0"),
+        ("requests.parquet", _set("id", 0, row=1), "request id 0 given more than once"),
+        ("requests.parquet", _set("prompt_tokens", 0, row=2), "has prompt_tokens 0"),
+        ("requests.parquet", _set("output_tokens", -1, row=2), "has output_tokens -1"),
+        ("requests.parquet", _set("arrival_s", np.nan, row=3), "has arrival_s nan"),
+        ("requests.parquet", _set("arrival_s", np.inf, row=3), "has arrival_s inf"),
+    ],
+)
+def test_corrupted_run_contents_are_refused_up_front(fake, tmp_path, table, edit, msg):
+    bad = _corrupt(fake, tmp_path / "bad", table, edit)
+    r = CliRunner().invoke(app, ["fidelity", str(fake), str(bad)])
+    assert r.exit_code == 2, r.output
+    assert r.output.strip().splitlines() == [r.output.strip()]  # before any run's report
+    assert msg in r.output and str(bad / table) in r.output and "valid" in r.output
+
+
+def test_sm_count_is_judged_against_the_runs_gpu(fake, tmp_path):
+    bad = _corrupt(fake, tmp_path / "bad", "iterations.parquet", _set("num_sms", 133))
+    with pytest.raises(ValueError, match="valid: 1 to 132"):
+        check_live_runs([bad])
+
+
+def test_a_copy_of_a_run_without_recorded_digests_is_refused(tmp_path):
+    assert "files" not in json.loads((COMMITTED / "live.json").read_text())
+    copy = shutil.copytree(COMMITTED, tmp_path / "copy")
+    with pytest.raises(ValueError, match="the same requests and iterations") as e:
+        check_live_runs([COMMITTED, copy])
+    assert str(COMMITTED) in str(e.value) and str(copy) in str(e.value)
+    r = CliRunner().invoke(app, ["fidelity", str(COMMITTED), str(copy)])
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+
+
+@pytest.fixture(scope="module")
+def two_loads(tmp_path_factory) -> dict[str, Path]:
+    """Fake runs of two workloads (fixed, random), two rates each, and one more rate."""
+    d = tmp_path_factory.mktemp("loads")
+    runs = {}
+    for trace, rates in (("fixed", ("4", "8")), ("random", ("3", "6", "9"))):
+        for rate in rates:
+            args = ["-n", "10", "--rate", rate, "--output-len", "3", "--trace", trace]
+            runs[f"{trace}{rate}"] = _live(d / f"{trace}-{rate}", *args)
+    return runs
+
+
+def test_held_out_load_names_each_groups_members(two_loads):
+    runs = [two_loads[k] for k in ("fixed4", "fixed8", "random3", "random6")]
+    assert load_groups(runs) == "load 1: fixed 4, random 3 req/s; load 2: fixed 8, random 6 req/s"
+    r = CliRunner().invoke(app, ["fidelity", *map(str, runs), "--held-out", "load"])
+    assert r.exit_code == 0, r.output
+    want = "load groups: load 1: fixed 4, random 3 req/s; load 2: fixed 8, random 6 req/s"
+    assert r.output.splitlines()[0] == want
+
+
+def test_held_out_load_refuses_workloads_at_different_numbers_of_rates(two_loads):
+    runs = [str(two_loads[k]) for k in ("fixed4", "fixed8", "random3", "random6",
+                                        "random9")]  # fmt: skip
+    r = CliRunner().invoke(app, ["fidelity", *runs, "--held-out", "load"])
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert "fixed at 2 (4, 8 req/s); random at 3 (3, 6, 9 req/s)" in r.output
+
+
+def test_a_fake_run_meets_nothing_in_the_table(fake, tmp_path):
+    table = tmp_path / "t.md"
+    r = CliRunner().invoke(app, ["fidelity", str(fake), "--table", str(table)])
+    assert r.exit_code == 0, r.output
+    meets = table.read_text().splitlines()[2].split("|")[12].strip()
+    assert meets == "n/a (fake executor)"
+
+
+def test_held_out_with_one_group_says_so_in_a_whole_sentence(two_loads):
+    with pytest.raises(ValueError, match="needs runs of at least two workloads$"):
+        folds([two_loads["fixed4"], two_loads["fixed8"]], "workload")
+    with pytest.raises(ValueError, match=r"at least two loads \(arrival rates\)$"):
+        folds([two_loads["fixed4"], two_loads["random3"]], "load")
+
+
+def test_held_out_fit_on_one_run_is_singular(two_loads, tmp_path):
+    table = tmp_path / "t.md"
+    runs = [str(two_loads["fixed4"]), str(two_loads["random3"])]
+    r = CliRunner().invoke(app, ["fidelity", *runs, "--held-out", "workload", "--table",
+                                 str(table)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "workload: the 1 run not in workload fixed |" in table.read_text()
+
+
+def _interrupt(*_a, **_k):
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_in_fidelity_is_one_line_and_exit_130(fake, tmp_path, monkeypatch):
+    import bulletsim.live.fidelity as fid
+
+    monkeypatch.setattr(fid, "resimulate_live", _interrupt)
+    table = tmp_path / "t.md"
+    r = CliRunner().invoke(app, ["fidelity", str(fake), "--table", str(table)])
+    assert r.exit_code == 130, r.output
+    assert r.output.strip() == "interrupted: nothing was written"
+    assert not table.exists()
+
+
+def test_ctrl_c_in_calibrate_from_live_is_one_line_and_exit_130(fake, tmp_path, monkeypatch):
+    import bulletsim.latency.profile as prof
+    import bulletsim.live.refit as refit
+
+    out = tmp_path / "refit.json"
+    args = ["calibrate", "--from-live", str(fake), "--out", str(out)]
+    monkeypatch.setattr(refit, "refit_profile", _interrupt)
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 130 and r.output.strip() == "interrupted: nothing was written"
+    monkeypatch.undo()
+
+    def half_written(doc, path):  # Ctrl-C while the profile is being written
+        Path(path).write_text("{")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prof, "write_profile", half_written)
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 130 and r.output.strip().endswith("interrupted: nothing was written")
+    assert list(tmp_path.iterdir()) == []  # neither the profile nor its temporary file
