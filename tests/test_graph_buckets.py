@@ -156,3 +156,20 @@ def test_runs_whose_engines_differ_in_pdl_are_not_refitted_together(tmp_path):
     (other / "live.json").write_text(json.dumps(live))
     with pytest.raises(ValueError, match="differ in live.json executor.decode_graph_pdl"):
         refit_profile(read_profile(BASE), [s4, other])
+
+
+def test_a_refit_whose_terms_no_profile_may_hold_is_one_line_naming_the_runs(monkeypatch):
+    """A tester's finding: decode iterations with no context made the fitted graph step dearer
+    per layer than the eager one, and the write of the refitted profile failed with a
+    traceback naming a temporary file."""
+    from bulletsim.live import refit as R
+
+    real = R.fit_terms
+
+    def odd(*a, **k):
+        fitted, names = real(*a, **k)
+        return fitted | {"graph_layer_overhead_s": fitted["layer_overhead_s"] + 1e-4}, names
+
+    monkeypatch.setattr(R, "fit_terms", odd)
+    with pytest.raises(ValueError, match=r"refit on .*r19-n500 gives no valid profile \(the "):
+        refit_profile(read_profile(BASE), [REAL])

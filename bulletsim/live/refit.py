@@ -45,6 +45,7 @@ import pandas as pd
 from bulletsim.fidelity.live_shapes import IterationWork, iteration_work
 from bulletsim.latency.host import GAP_KINDS, KERNELS_PER_LAYER, MAX_OVERLAP_EXP, overlap
 from bulletsim.latency.profile import ProfileLatency
+from bulletsim.latency.profile_format import validate
 from bulletsim.live.engine_exec import common_engine_exec, run_engine_exec
 from bulletsim.live.rundir import SM_BINS, check_refit_runs, host_times_measured, read_live_run
 from bulletsim.policies.batching import with_layers
@@ -605,6 +606,13 @@ def refit_profile(doc: dict, run_dirs: list[str | Path]) -> tuple[dict, dict]:
         "source": {"live_runs": runs, "method": report["method"]},
     }
     new["meta"] = dict(new["meta"]) | {"live_refit": report}
+    try:  # odd iterations can fit terms no profile may hold (a graph step dearer per layer)
+        validate(new, "the refitted profile")
+    except ValueError as e:
+        raise ValueError(
+            f"refit on {', '.join(runs)} gives no valid profile ({e}): the runs' iterations "
+            "are not what the latency model can price; check them"
+        ) from None
     return new, report
 
 
