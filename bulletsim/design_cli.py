@@ -34,7 +34,7 @@ def design(
     from bulletsim.design import DesignSpec, run_design
     from bulletsim.design_report import write_design
     from bulletsim.executors import InlineExecutor, make_executor
-    from bulletsim.outdir import check_out_dir, kept_note, staged_dir
+    from bulletsim.outdir import check_out_dir, staged_dir
     from bulletsim.progress import progress
     from bulletsim.sweep_cli import failure_summary
 
@@ -42,9 +42,7 @@ def design(
     try:
         spec = DesignSpec.load(file)
         cells = spec.cells()
-        checked = check_out_dir(out_dir, "design")  # before any work; replaced only if ours
-        if note := kept_note(checked):
-            typer.echo(note, err=True)
+        check_out_dir(out_dir, "design")  # before any work; replaced only if ours
         n = workers or (0 if executor == "ray" else os.cpu_count() or 1)
         with make_executor(executor, n, ray_address) as pool:
             parallel = not isinstance(pool, InlineExecutor)

@@ -6,10 +6,10 @@ Only such a folder is ever replaced, and only when it holds nothing else: a file
 there (not in the list) makes the run fail *before* simulating. Two exceptions, both about live
 runs: files bulletsim wrote from the run afterwards (a `fidelity --table` table, a
 `calibrate --from-live` profile; `own_outputs`) do not block it and are kept, copied into the
-new folder; and a folder holding a GPU live run (live.json: executor.measured true, device
-times that cannot be measured again) is never replaced. Replacing is atomic: the new folder
-is built in a hidden temporary sibling and renamed into place, so an interrupted run leaves the
-old folder (or nothing) and never a half-written one.
+new folder; and a folder holding a live run is never replaced unless its live.json shows the
+fake executor (GPU device times cannot be measured again; `live_run_refusal` fails closed).
+Replacing is atomic: the new folder is built in a hidden temporary sibling and renamed into
+place, so an interrupted run leaves the old folder (or nothing) and never a half-written one.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,7 +53,7 @@ def check_out_dir(out: str | Path, kind: str) -> Path:
     Called before any simulation. Refused: an empty path, the current folder or one of its
     parents, the home folder, an existing file, an existing non-empty folder bulletsim did
     not write (no marker, or files not in its list that are not `kept_outputs`), a folder of
-    the other kind, a folder holding a GPU live run (`holds_gpu_live_run`), and a location
+    the other kind, a folder holding a live run (`live_run_refusal`), and a location
     whose nearest existing parent is not a writable folder.
     """
     assert kind in KINDS
@@ -82,11 +83,8 @@ def check_out_dir(out: str | Path, kind: str) -> Path:
                     f"--out {out}: holds a bulletsim {marker.get('kind')} results folder, "
                     f"not a {kind}; choose another path"
                 )
-            if holds_gpu_live_run(path):
-                raise ValueError(
-                    f"{out} holds a GPU live run (measurements that cannot be made again): "
-                    "choose another --out, or move it away yourself"
-                )
+            if refusal := live_run_refusal(path, out):
+                raise ValueError(refusal)
             listed = set(marker.get("files", [])) | {MARKER}
             foreign = [f for f in _listed_files(path)
                        if f not in listed and not _derived_output(path / f)]  # fmt: skip
@@ -104,31 +102,67 @@ def check_out_dir(out: str | Path, kind: str) -> Path:
 
 
 def _derived_output(file: Path) -> bool:
-    """Whether `file` is an output bulletsim wrote from the run in this folder afterwards: a
-    profile `calibrate --from-live` wrote or a table `fidelity --table` wrote (each recognised
-    by its content, as those commands recognise the files they may replace)."""
+    """Whether `file` is a profile `calibrate --from-live` wrote or a table `fidelity --table`
+    wrote, recognised by its content as those commands recognise the files they may replace
+    (which run it was written from is not known)."""
     from bulletsim.own_outputs import is_fidelity_table, is_refit_profile
 
     return file.is_file() and (is_refit_profile(file) or is_fidelity_table(file))
 
 
-def holds_gpu_live_run(path: Path) -> bool:
-    """Whether `path` holds a live run measured on a GPU: its live.json's executor says
-    `measured` (the fake executor's live runs say false: their times are predictions and can be
-    made again). A live.json that does not parse counts as not measured; a run folder's own
-    live.json always parses, and any other file there is refused as not bulletsim's."""
-    try:
-        live = json.loads((path / "live.json").read_text())
-    except (OSError, ValueError):
+def _has_measured_column(path: Path) -> bool:
+    """Whether `path/iterations.parquet` has a `measured_s` column (only live runs write it);
+    reads the schema alone. An unreadable file says nothing either way: False."""
+    import pyarrow.parquet as pq
+
+    file = path / "iterations.parquet"
+    if not file.is_file():
         return False
+    try:
+        return "measured_s" in pq.read_schema(file).names
+    except Exception:  # pyarrow raises several types for a damaged file
+        return False
+
+
+def live_run_refusal(path: Path, out: str | Path) -> str | None:
+    """Why the folder `path` (named `out` by the user) must not be replaced as holding a live
+    run, or None when it may be. It holds one when it has a live.json (readable or not) or an
+    iterations.parquet with a `measured_s` column; it may be replaced only when live.json
+    parses and its executor section says executor "fake" and measured exactly false (the fake
+    executor's times are predictions and can be made again). Anything else fails closed: a GPU
+    run's measurements cannot be made again, and an edited, truncated or missing live.json
+    cannot show that they are not such."""
+    live_file = path / "live.json"
+    has_live_file = live_file.exists() or live_file.is_symlink()
+    if not has_live_file and not _has_measured_column(path):
+        return None
+    unreadable = ""
+    try:
+        live = json.loads(live_file.read_text())
+    except (OSError, ValueError):
+        live = None
+        unreadable = (
+            "; its live.json is unreadable"
+            if has_live_file
+            else "; it has no live.json, and its iterations.parquet has measured_s"
+        )
     executor = live.get("executor") if isinstance(live, dict) else None
-    return isinstance(executor, dict) and executor.get("measured") is True
+    if (
+        isinstance(executor, dict)
+        and executor.get("executor") == "fake"
+        and executor.get("measured") is False
+    ):
+        return None
+    return (
+        f"{out} holds a GPU live run (measurements that cannot be made again{unreadable}): "
+        "choose another --out, or move it away yourself"
+    )
 
 
 def kept_outputs(path: Path) -> list[str]:
     """The files (relative paths) a replacement of the bulletsim folder `path` keeps: those not
-    in its marker's list that bulletsim wrote from the run there afterwards (`_derived_output`).
-    Empty when `path` is not a bulletsim folder."""
+    in its marker's list that are bulletsim fidelity tables or refitted profiles
+    (`_derived_output`). Empty when `path` is not a bulletsim folder."""
     marker = read_marker(path) if path.is_dir() else None
     if marker is None:
         return []
@@ -136,30 +170,30 @@ def kept_outputs(path: Path) -> list[str]:
     return [f for f in _listed_files(path) if f not in listed and _derived_output(path / f)]
 
 
-def kept_note(path: Path) -> str | None:
-    """The line a command prints before replacing `path` when the replacement keeps files
-    (`kept_outputs`); None when it keeps none."""
-    kept = kept_outputs(path)
-    if not kept:
-        return None
+def kept_note(path: Path, kept: list[str]) -> str:
+    """The line printed once `path` was replaced keeping the files `kept` (`kept_outputs`)."""
     return (
-        f"note: keeping {', '.join(kept)} in {path} (written from the run this replaces); "
-        "only the run's own files are replaced"
+        f"note: keeping {', '.join(kept)} in {path} (bulletsim fidelity tables / refitted "
+        "profiles, not the run's own files)"
     )
 
 
-def _carry_kept(old: Path, new: Path) -> None:
+def _carry_kept(old: Path, new: Path) -> list[str]:
     """Copy `old`'s kept files into the staged folder `new` (copies, so `old` stays whole until
-    the rename); ValueError when the new run wrote a file of the same name."""
-    for name in kept_outputs(old):
+    the rename) and return their names; ValueError when the new run wrote a file of the same
+    name."""
+    kept = kept_outputs(old)
+    for name in kept:
         dst = new / name
         if dst.exists() or dst.is_symlink():
             raise ValueError(
-                f"--out {old}: {name} (written from the run this replaces) has the name of a file "
-                "this run writes; move it away or choose another --out"
+                f"--out {old}: {name} (a bulletsim fidelity table / refitted profile kept from "
+                "the folder) has the name of a file this run writes; move it away or choose "
+                "another --out"
             )
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(old / name, dst)
+    return kept
 
 
 def _write_marker(folder: Path, kind: str) -> None:
@@ -173,7 +207,8 @@ def staged_dir(out: str | Path, kind: str) -> Iterator[Path]:
     """Yield an empty hidden sibling of `out` to write into; on success it replaces `out`.
 
     `out` is checked again (`check_out_dir`) before it is replaced, and its `kept_outputs` are
-    copied into the new folder (unlisted in its marker, as before). On any exception,
+    copied into the new folder (unlisted in its marker, as before) and named on stderr once
+    the replacement is done (`kept_note`). On any exception,
     KeyboardInterrupt included, the temporary folder is removed and `out` is left as it was.
     """
     out = check_out_dir(out, kind)
@@ -187,13 +222,15 @@ def staged_dir(out: str | Path, kind: str) -> Iterator[Path]:
         yield tmp
         _write_marker(tmp, kind)
         check_out_dir(out, kind)
-        _carry_kept(out, tmp)
+        kept = _carry_kept(out, tmp)
         if out.exists():
             out.rename(old)
             tmp.rename(out)
             shutil.rmtree(old)
         else:
             tmp.rename(out)
+        if kept:  # only now: every check passed and the folder was replaced
+            print(kept_note(out, kept), file=sys.stderr)
     except BaseException:
         if old.exists() and not out.exists():  # stopped between the two renames: put it back
             old.rename(out)

@@ -261,9 +261,9 @@ def run_out_dir(cfg, out: str | None, no_write: bool, suffix: str = "") -> Path 
 
 
 def _run_out_dir(cfg, out: str | None, suffix: str = "") -> Path:
-    """The checked results folder; says so when an earlier run of this config is replaced and
-    which files written from the run it replaces are kept (`outdir.kept_note`)."""
-    from bulletsim.outdir import check_out_dir, is_bulletsim_dir, kept_note
+    """The checked results folder; says so when an earlier run of this config is replaced
+    (files it keeps are named once it is replaced: `outdir.staged_dir`)."""
+    from bulletsim.outdir import check_out_dir, is_bulletsim_dir
 
     if out is not None:
         path = check_out_dir(out, "run")
@@ -271,8 +271,6 @@ def _run_out_dir(cfg, out: str | None, suffix: str = "") -> Path:
         path = check_out_dir(Path("results") / "runs" / (default_run_name(cfg) + suffix), "run")
         if is_bulletsim_dir(path, "run"):
             typer.echo(f"note: replacing the earlier run of this same config in {path}", err=True)
-    if note := kept_note(path):
-        typer.echo(note, err=True)
     return path
 
 

@@ -300,7 +300,7 @@ def failure_summary(points) -> str:
 def _out_dir(spec, out: str | None) -> Path:
     """The checked sweep folder; by default named by GPU, traces and a hash of the spec."""
     from bulletsim.config import load_config
-    from bulletsim.outdir import check_out_dir, config_hash, is_bulletsim_dir, kept_note
+    from bulletsim.outdir import check_out_dir, config_hash, is_bulletsim_dir
     from bulletsim.sweep_points import point_overrides
 
     if out is not None:
@@ -313,8 +313,6 @@ def _out_dir(spec, out: str | None) -> Path:
         path = check_out_dir(Path("results") / "sweeps" / name, "sweep")
         if is_bulletsim_dir(path, "sweep"):
             typer.echo(f"note: replacing the earlier sweep of this same config in {path}", err=True)
-    if note := kept_note(path):
-        typer.echo(note, err=True)
     return path
 
 

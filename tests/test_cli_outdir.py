@@ -233,8 +233,8 @@ def test_files_written_from_a_live_run_are_kept_when_its_folder_is_replaced(cwd)
         res = invoke(*command, "--out", "l")
         assert res.exit_code == 0, res.output
         assert (
-            "note: keeping fidelity.md, refit.json in l (written from the run this replaces); "
-            "only the run's own files are replaced"
+            "note: keeping fidelity.md, refit.json in l (bulletsim fidelity tables / refitted "
+            "profiles, not the run's own files)"
         ) in res.output.splitlines()
         assert {n: (cwd / "l" / n).read_bytes() for n in derived} == derived
         listed = json.loads((cwd / "l" / MARKER).read_text())["files"]
@@ -259,6 +259,70 @@ def test_a_folder_holding_a_gpu_live_run_is_refused_and_left_as_it_was(cwd, comm
     assert res.exit_code == 2
     assert res.output.strip().splitlines()[-1] == (
         "error: g holds a GPU live run (measurements that cannot be made again): choose "
+        "another --out, or move it away yourself"
+    )
+    assert "SLO attainment" not in res.output  # refused before the run
+    assert tree(cwd) == before
+
+
+_REMOVE = object()
+
+
+def _edit_executor(key: str, value: object, executor: str | None = None):
+    def edit(folder: Path) -> None:
+        live = json.loads((folder / "live.json").read_text())
+        if value is _REMOVE:
+            del live["executor"][key]
+        else:
+            live["executor"][key] = value
+        if executor is not None:
+            live["executor"]["executor"] = executor
+        (folder / "live.json").write_text(json.dumps(live))
+
+    return edit
+
+
+def _truncate_live_json(folder: Path) -> None:
+    text = (folder / "live.json").read_text()
+    (folder / "live.json").write_text(text[: len(text) // 2])
+
+
+def _delete_live_json(folder: Path) -> None:
+    (folder / "live.json").unlink()
+
+
+def _iterations_only(folder: Path) -> None:
+    """Leave only the marker and iterations.parquet (which has measured_s)."""
+    for p in folder.iterdir():
+        if p.name not in (MARKER, "iterations.parquet"):
+            p.unlink()
+
+
+UNREADABLE = "; its live.json is unreadable"
+NO_LIVE_JSON = "; it has no live.json, and its iterations.parquet has measured_s"
+TAMPERED = [
+    ("measured-string-true", _edit_executor("measured", "true", "gpu"), ""),
+    ("measured-1", _edit_executor("measured", 1, "gpu"), ""),
+    ("measured-removed", _edit_executor("measured", _REMOVE, "gpu"), ""),
+    ("measured-false-on-gpu", _edit_executor("measured", False, "gpu"), ""),
+    ("truncated", _truncate_live_json, UNREADABLE),
+    ("deleted", _delete_live_json, NO_LIVE_JSON),
+    ("only-iterations-parquet", _iterations_only, NO_LIVE_JSON),
+]
+
+
+@pytest.mark.parametrize(("tamper", "why"), [t[1:] for t in TAMPERED], ids=[t[0] for t in TAMPERED])
+def test_a_live_run_not_shown_to_be_fake_is_refused_and_left_as_it_was(cwd, tamper, why):
+    """Fails closed: only a live.json that parses and says executor "fake", measured false lets
+    a live run folder be replaced (a copied GPU run edited, truncated or stripped of it not)."""
+    assert invoke(*LIVE, "--out", "g").exit_code == 0
+    _measured(cwd / "g")
+    tamper(cwd / "g")
+    before = tree(cwd)
+    res = invoke("run", *FAST, "--out", "g")
+    assert res.exit_code == 2, res.output
+    assert res.output.strip().splitlines()[-1] == (
+        f"error: g holds a GPU live run (measurements that cannot be made again{why}): choose "
         "another --out, or move it away yourself"
     )
     assert "SLO attainment" not in res.output  # refused before the run
@@ -299,7 +363,28 @@ def test_a_kept_file_with_the_name_of_a_new_run_file_fails_and_changes_nothing(c
     assert invoke(*LIVE, "--out", "l").exit_code == 0
     assert invoke("calibrate", "--from-live", "l", "--out", "l/extra.json").exit_code == 0
     before = tree(cwd)
-    clash = "extra.json .written from the run this replaces. has the name of a file this run"
+    clash = "extra.json .a bulletsim fidelity table / refitted profile kept from the folder. has"
     with pytest.raises(ValueError, match=clash), staged_dir("l", "run") as tmp:
         (tmp / "extra.json").write_text("{}")
+    assert tree(cwd) == before
+
+
+def test_the_kept_note_is_printed_only_once_the_folder_was_replaced(cwd, monkeypatch):
+    """A run that fails the name-clash check keeps nothing, so it must not say it keeps files."""
+    import bulletsim.results
+
+    assert invoke(*LIVE, "--out", "l").exit_code == 0
+    assert invoke("calibrate", "--from-live", "l", "--out", "l/extra.json").exit_code == 0
+    before = tree(cwd)
+    write = bulletsim.results.write_run_files
+
+    def write_with_extra(res, folder, *args, **kwargs):
+        write(res, folder, *args, **kwargs)
+        (folder / "extra.json").write_text("{}")
+
+    monkeypatch.setattr(bulletsim.results, "write_run_files", write_with_extra)
+    res = invoke("run", *FAST, "--out", "l")
+    assert res.exit_code == 2, res.output
+    assert "has the name of a file this run writes" in res.output.strip().splitlines()[-1]
+    assert "note: keeping" not in res.output
     assert tree(cwd) == before
