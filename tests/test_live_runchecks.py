@@ -188,3 +188,154 @@ def test_ctrl_c_in_calibrate_from_live_is_one_line_and_exit_130(fake, tmp_path, 
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 130 and r.output.strip().endswith("interrupted: nothing was written")
     assert list(tmp_path.iterdir()) == []  # neither the profile nor its temporary file
+
+
+BULLET = COMMITTED.parent / "splitwise-bullet-green-ctx-r19-n500"  # windows, co-runners
+
+
+def _copy_with(dst: Path, table: str, edit) -> Path:
+    """A copy of the committed bullet run (live.json records no digests) with `edit` applied
+    to `table`: only a check of the values can catch it."""
+    shutil.copytree(BULLET, dst)
+    df = pd.read_parquet(dst / table)
+    edit(df)
+    df.to_parquet(dst / table)
+    return dst
+
+
+def _at(col: str, value, where=None):
+    """Set `col` to `value` in the first row where `where(df)` (default: row 0)."""
+
+    def edit(df: pd.DataFrame) -> None:
+        if isinstance(value, float) and not pd.api.types.is_float_dtype(df[col]):
+            df[col] = df[col].astype(np.float64)
+        i = 0 if where is None else int(np.flatnonzero(where(df).to_numpy())[0])
+        df.loc[df.index[i], col] = value
+
+    return edit
+
+
+def _decode(df):
+    return df["phase"].astype(str) == "decode"
+
+
+def _window(df):
+    return df["layer_start"] >= 0
+
+
+def _swap_times(df):
+    start, end = float(df.loc[0, "start_s"]), float(df.loc[0, "end_s"])
+    df.loc[0, "start_s"], df.loc[0, "end_s"] = end, start
+
+
+def _before(col: str, ref: str, by_s: float = 1.0):
+    def edit(df):
+        df.loc[3, col] = df.loc[3, ref] - by_s
+
+    return edit
+
+
+def _start_past_end(df):
+    i = int(np.flatnonzero((df["layer_end"] == 32).to_numpy())[0])
+    df.loc[i, "layer_start"] = 33
+
+
+def _ctx_below(df):
+    i = int(np.flatnonzero(_decode(df).to_numpy())[0])
+    df.loc[i, "decode_ctx_tokens"] = df.loc[i, "decode_tokens"] - 1
+
+
+ITER, REQ = "iterations.parquet", "requests.parquet"
+
+
+@pytest.mark.parametrize(
+    ("table", "edit", "msg"),
+    [
+        (ITER, _at("measured_s", np.nan), "measured_s nan"),
+        (ITER, _at("measured_s", np.inf), "measured_s inf"),
+        (ITER, _at("measured_s", -0.001), "measured_s -0.001"),
+        (ITER, _at("measured_s", 0.0), "measured_s 0"),
+        (ITER, _swap_times, "> end_s"),
+        (ITER, _start_past_end, "layers 33 to 32"),
+        (ITER, _at("layer_end", 40, _window), "to 40"),  # the model has 32 layers
+        (ITER, _at("layer_start", -1, _window), "layers -1 to"),  # half a full step
+        (ITER, _at("prefill_tokens", -5), "prefill_tokens -5"),
+        (ITER, _at("decode_tokens", -1, _decode), "decode_tokens -1"),
+        (ITER, _at("decode_tokens", 0, _decode), "decode_tokens 0 in a decode phase"),
+        (ITER, _ctx_below, "< decode_tokens"),
+        (ITER, _at("decode_tokens", 2.5, _decode), "decode_tokens 2.5"),
+        (ITER, _at("co_sms", 133), "co_sms 133"),
+        (ITER, _at("co_sms", -1), "co_sms -1"),
+        (ITER, _at("host_s", -0.001), "host_s -0.001"),
+        (ITER, _at("host_s", np.inf), "host_s inf"),
+        (ITER, _at("host_s", np.nan), "host_s nan"),
+        (ITER, _at("sm_clock_mhz", -1.0), "sm_clock_mhz -1"),
+        (REQ, _before("first_token_s", "arrival_s"), "has first_token_s"),
+        (REQ, _at("first_token_s", np.nan), "first_token_s nan"),
+        (REQ, _at("finish_s", np.nan), "finish_s nan"),
+        (REQ, _before("finish_s", "first_token_s", 0.001), "before first_token_s"),
+        (REQ, _at("generated_tokens", 7), "generated_tokens 7 != output_tokens"),
+        (REQ, _at("prompt_tokens", 100.5), "prompt_tokens 100.5"),
+        (REQ, _at("admitted_s", np.inf), "admitted_s inf"),
+    ],
+)
+def test_values_no_live_run_writes_are_refused_up_front(tmp_path, table, edit, msg):
+    bad = _copy_with(tmp_path / "bad", table, edit)
+    r = CliRunner().invoke(app, ["fidelity", str(BULLET), str(bad)])
+    assert r.exit_code == 2, r.output
+    assert r.output.strip().splitlines() == [r.output.strip()]  # before any run's report
+    assert msg in r.output and str(bad / table) in r.output and "valid" in r.output
+
+
+def test_fake_runs_hold_nan_clocks_and_pass(fake):
+    assert pd.read_parquet(fake / ITER)["sm_clock_mhz"].isna().all()
+    assert check_live_runs([fake]) == [fake]
+
+
+def _config_with(dst: Path, edit) -> Path:
+    shutil.copytree(BULLET, dst)
+    meta = json.loads((dst / "config.json").read_text())
+    edit(meta["config"])
+    (dst / "config.json").write_text(json.dumps(meta))
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("edit", "msg"),
+    [
+        (lambda c: c.update(seed="zero"), "seed must be int"),
+        (lambda c: c["policy_params"]["bullet"].update(foo=1), "unknown config key 'bullet.foo'"),
+        (lambda c: c["kv"].update(memory_fraction=-1), "kv.memory_fraction"),
+        (lambda c: c["slo"].update(tpot_ms=0), "slo.tpot_ms must be > 0"),
+        (lambda c: c["slo"].update(ttft_ms=-5.0), "slo.ttft_ms"),
+        (lambda c: c.pop("workload"), "is not a run's config"),
+    ],
+)
+def test_a_bad_config_names_its_file_before_any_simulation(tmp_path, edit, msg):
+    bad = _config_with(tmp_path / "bad", edit)
+    r = CliRunner().invoke(app, ["fidelity", str(BULLET), str(bad)])
+    assert r.exit_code == 2, r.output
+    assert r.output.strip() == r.output.strip().splitlines()[0]
+    assert r.output.startswith(f"error: {bad / 'config.json'}")
+    assert msg in r.output
+
+
+def test_a_copy_saved_again_by_pandas_is_refused(tmp_path):
+    copy = shutil.copytree(BULLET, tmp_path / "copy")
+    for name in (ITER, REQ):
+        pd.read_parquet(copy / name).to_parquet(copy / name, compression="gzip")
+        assert (copy / name).read_bytes() != (BULLET / name).read_bytes()
+    with pytest.raises(ValueError, match="equal data in requests.parquet and iterations"):
+        check_live_runs([BULLET, copy])
+
+
+def test_an_error_while_resimulating_names_the_run(fake, two_loads, monkeypatch):
+    import bulletsim.live.fidelity as fid
+
+    def boom(d, *_a, **_k):
+        raise ValueError("the profile has no term x")
+
+    monkeypatch.setattr(fid, "resimulate_live", boom)
+    r = CliRunner().invoke(app, ["fidelity", str(fake), str(two_loads["fixed4"])])
+    assert r.exit_code == 2, r.output
+    assert r.output.strip() == f"error: live run {fake}: the profile has no term x"

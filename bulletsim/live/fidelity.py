@@ -13,14 +13,12 @@ recorded, or, with another profile, every iteration priced again under it
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bulletsim.config import load_config
 from bulletsim.fidelity.compare import Comparison, compare
 from bulletsim.fidelity.observed import observed_from_request_frame
 from bulletsim.files import require_file
@@ -28,6 +26,7 @@ from bulletsim.hardware import get_gpu
 from bulletsim.latency.factory import build_latency
 from bulletsim.live.engine_exec import run_engine_exec
 from bulletsim.live.offered import offered
+from bulletsim.live.run_config import live_config
 from bulletsim.live.rundir import SM_BINS, read_json_object, read_live_run
 from bulletsim.models import get_model
 from bulletsim.run import RunResult, simulate
@@ -41,28 +40,6 @@ class LiveFidelity:
     sim: RunResult
     comparison: Comparison
     iterations: pd.DataFrame  # the errors table (see iteration_errors)
-
-
-def live_config(meta: dict):
-    """The RunConfig a live run was made with (from its config.json)."""
-    data = dict(meta["config"])
-    wl = data["workload"] = dict(data["workload"])
-    if wl.get("arrival") != "gamma":  # results written before cv became gamma-only
-        wl.pop("cv", None)
-    if wl.get("rate") is None and offered(meta)[1] == math.inf:  # JSON wrote --rate inf null
-        wl["rate"] = math.inf
-    params = data.pop("policy_params", {}) or {}
-    slo = params.get("pdmux-slo")
-    if isinstance(slo, dict):  # written before issue 17: mainline's table keys, at defaults
-        params = {**params, "pdmux-slo": {
-            k: v for k, v in slo.items() if _MAINLINE_ONLY.get(k, object()) != v}}  # fmt: skip
-    data.update(params)
-    return load_config(None, data)
-
-
-# pdmux-slo's config.json listed these mainline table parameters (with no effect at these
-# values) until issue 17 removed them from its parameters
-_MAINLINE_ONLY = {"sm_group_num": 8, "manual_divisions": "", "decode_bs_divisor": 36}
 
 
 def resimulate_live(
@@ -83,7 +60,7 @@ def resimulate_live(
     from bulletsim.live.refit import repriced
 
     meta, summary, req, it = read_live_run(run_dir)
-    cfg = live_config(meta)
+    cfg = live_config(meta, Path(run_dir) / "config.json")
     errors = iteration_errors(it)
     gpu, model = get_gpu(cfg.gpu), get_model(cfg.model, tp=cfg.tp)
     if profile is not None:

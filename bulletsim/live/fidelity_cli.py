@@ -74,8 +74,8 @@ def _report(
     for d, prof, fit_on in plan:
         try:
             f = resimulate_live(d, prof, decide)
-        except USER_ERRORS as e:
-            fail(str(e))
+        except USER_ERRORS as e:  # which of several runs: its folder, where the error has none
+            fail(str(e) if str(d) in str(e) else f"live run {d}: {e}")
         typer.echo(f"live run {d}: {f.live_summary['policy']} on {f.live_summary['workload']}")
         if fit_on:
             typer.echo(f"profile refitted on: {fit_on}")

@@ -13,10 +13,11 @@ def run_profile_path(run_dir: str | Path) -> Path:
     looked for when there is none (the run's --profile file is gone, or none is installed)."""
     from bulletsim.hardware import get_gpu
     from bulletsim.latency.factory import select_profile
-    from bulletsim.live.fidelity import live_config
+    from bulletsim.live.run_config import live_config
     from bulletsim.live.rundir import read_json_object
 
-    cfg = live_config(read_json_object(Path(run_dir) / "config.json"))
+    f = Path(run_dir) / "config.json"
+    cfg = live_config(read_json_object(f), f)
     if cfg.profile is not None and not Path(cfg.profile).expanduser().is_file():
         raise FileNotFoundError(
             f"{run_dir}: the run's --profile {cfg.profile} no longer exists (config.json "
@@ -42,7 +43,7 @@ def profile_for_resimulation(run_dir: str | Path) -> tuple[dict | None, str | No
 
     from bulletsim.hardware import get_gpu
     from bulletsim.latency.profile import ProfileLatency, read_profile
-    from bulletsim.live.fidelity import live_config
+    from bulletsim.live.run_config import live_config
     from bulletsim.live.rundir import read_json_object
 
     meta = read_json_object(Path(run_dir) / "config.json")
@@ -51,7 +52,7 @@ def profile_for_resimulation(run_dir: str | Path) -> tuple[dict | None, str | No
         return None, None
     path = run_profile_path(run_dir)
     doc = read_profile(path)
-    cfg = live_config(meta)
+    cfg = live_config(meta, Path(run_dir) / "config.json")
     now = ProfileLatency(doc, get_gpu(cfg.gpu), cfg.model_spec(), source=str(path)).describe()
 
     def canon(d: dict) -> str:

@@ -8,7 +8,9 @@ none), the GPU, model and policy config.json and summary.json name, the row coun
 summary.json gives, the lanes the run's policy has, and summary.json's duration recomputed
 from requests.parquet. `check_contents` then checks the values the re-simulation and the
 refit take on trust: each iteration's phase (prefill, decode, mixed) and SM count (1 to the
-GPU's), and each request's unique id, token counts (>= 1) and finite arrival time (>= 0 s).
+GPU's), and each request's unique id, token counts (>= 1) and finite arrival time (>= 0 s),
+then the other values the commands read (`runvalues`: times in order, token counts, layer
+windows, co-runner SMs).
 Each fault is a ValueError, one line naming the file and what does not match.
 """
 
@@ -92,9 +94,25 @@ def file_digests(folder: Path, names: tuple[str, ...]) -> dict[str, str]:
     return {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in names}
 
 
-def check_one_run(d: Path, summary: dict, config: dict, live: dict) -> None:
+def data_digests(folder: Path, names: tuple[str, ...]) -> dict[str, str]:
+    """sha256 (hex) of each named table's data in `folder`: its column names and pandas'
+    per-row hashes (index included), so a table saved again with the same data (other bytes:
+    another writer, compression or row-group size) has the same digest."""
+    import pandas as pd
+
+    out = {}
+    for n in names:
+        df = pd.read_parquet(folder / n)
+        h = hashlib.sha256("\0".join(map(str, df.columns)).encode())
+        h.update(pd.util.hash_pandas_object(df, index=True).to_numpy().tobytes())
+        out[n] = h.hexdigest()
+    return out
+
+
+def check_one_run(d: Path, summary: dict, config: dict, live: dict, num_layers: int) -> None:
     """ValueError, one line, unless config.json, summary.json, live.json and the two tables of
-    run folder `d` come from one run (see the module doc). The tables' columns must have
+    run folder `d` come from one run (see the module doc) and hold values a live run writes
+    (`check_contents`; `num_layers`: config.json's model's). The tables' columns must have
     been checked (`check_tables`)."""
     import pandas as pd
 
@@ -139,7 +157,7 @@ def check_one_run(d: Path, summary: dict, config: dict, live: dict) -> None:
             f"{config.get('policy')} (config.json) has lanes {', '.join(lanes)}: files of "
             "different runs in one folder?"
         )
-    check_contents(d, str(config.get("gpu", "")))
+    check_contents(d, str(config.get("gpu", "")), num_layers)
     req = pd.read_parquet(d / "requests.parquet", columns=["arrival_s", "finish_s"])
     want = summary.get("duration_s")
     if len(req) and isinstance(want, float) and np.isfinite(want):
@@ -164,14 +182,16 @@ def _some(values, n: int = 3) -> str:
     return ", ".join(vals[:n]) + more
 
 
-def check_contents(d: Path, gpu: str) -> None:
+def check_contents(d: Path, gpu: str, num_layers: int) -> None:
     """ValueError, one line naming the file, for a value of run folder `d`'s tables that no
     live run writes: an iteration phase not in `PHASES`, an SM count outside 1..the SMs of
     `gpu` (config.json's), a request id given twice, a request with fewer than one prompt or
-    output token, or an arrival time that is not a finite time >= 0 s."""
+    output token, or an arrival time that is not a finite time >= 0 s; then the rest
+    (`runvalues`: times, token counts, layer windows of `num_layers`, co-runner SMs)."""
     import pandas as pd
 
     from bulletsim.hardware import get_gpu
+    from bulletsim.live.runvalues import check_iteration_values, check_request_values
 
     f = d / "iterations.parquet"
     it = pd.read_parquet(f, columns=["phase", "num_sms"])
@@ -217,3 +237,5 @@ def check_contents(d: Path, gpu: str) -> None:
             f"{f}: request {_show(req['id'].iloc[i])} has arrival_s {_show(arr.iloc[i])} "
             f"({int(bad_t.sum())} of {len(req)} requests); valid: a finite time >= 0 s"
         )
+    check_iteration_values(d / "iterations.parquet", num_sms, num_layers)
+    check_request_values(f)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bulletsim.live.runcheck import check_one_run, file_digests
+from bulletsim.live.run_config import live_config
+from bulletsim.live.runcheck import check_one_run, data_digests, file_digests
 
 SM_BINS = (0, 32, 64, 96, 131, 132)  # SM-count groups of error tables (132 = whole GPU)
 # Every file `bulletsim live` writes that fidelity and the refit read (live.json: the
@@ -54,15 +55,18 @@ def check_live_run(run_dir: str | Path) -> Path:
     summary = read_json_object(d / "summary.json")
     if not str(summary.get("engine", "")).startswith("live:"):
         raise ValueError(f"{d} is not a live run (its summary.json names no live engine)")
-    config = read_json_object(d / "config.json").get("config")
+    meta = read_json_object(d / "config.json")
+    config = meta.get("config")
     if not isinstance(config, dict):
         raise ValueError(f"{d / 'config.json'} has no config section")
+    # before any simulation: the config the re-simulation will run, or its error with the file
+    num_layers = live_config(meta, d / "config.json").model_spec().num_layers
     live = read_json_object(d / "live.json")
     if not isinstance(live.get("executor"), dict):
         raise ValueError(f"{d / 'live.json'} has no executor section")
     for name in TABLE_FILES:
         _parquet_schema(d / name)  # the footer only: cheap, catches a truncated file
-    check_one_run(d, summary, config, live)  # columns, and the files are of one run
+    check_one_run(d, summary, config, live, num_layers)  # columns, values, files of one run
     return d
 
 
@@ -70,10 +74,11 @@ def check_live_runs(run_dirs: list[str | Path]) -> list[Path]:
     """Every folder checked (`check_live_run`), before any work; ValueError for none given or
     one given twice, by its path or as a copy (the same tables: equal sha256 of
     requests.parquet and iterations.parquet, computed here, as runs written before live.json
-    recorded them have none): it would count twice in a fit or a table."""
+    recorded them have none; or equal data in them, saved again as other bytes): it would
+    count twice in a fit or a table."""
     if not run_dirs:
         raise ValueError("no live run folders given (`bulletsim live --out DIR` writes one)")
-    out, seen, tables = [], {}, {}
+    out, seen, tables, data = [], {}, {}, {}
     for r in run_dirs:
         d = check_live_run(r)
         key = d.resolve()
@@ -88,6 +93,14 @@ def check_live_runs(run_dirs: list[str | Path]) -> list[Path]:
                 "each run once"
             )
         tables[sha] = r
+        same = tuple(data_digests(d, TABLE_FILES).values())
+        if same in data:
+            raise ValueError(
+                f"live runs {data[same]} and {r} hold the same requests and iterations "
+                f"(equal data in {' and '.join(TABLE_FILES)}, saved as other bytes: a copy of "
+                "one run); give each run once"
+            )
+        data[same] = r
         out.append(d)
     return out
 
