@@ -173,3 +173,16 @@ def test_a_refit_whose_terms_no_profile_may_hold_is_one_line_naming_the_runs(mon
     monkeypatch.setattr(R, "fit_terms", odd)
     with pytest.raises(ValueError, match=r"refit on .*r19-n500 gives no valid profile \(the "):
         refit_profile(read_profile(BASE), [REAL])
+
+
+def test_fidelity_says_when_a_gpu_run_recorded_no_decode_graph_sizes(tmp_path):
+    from typer.testing import CliRunner
+
+    from bulletsim.cli import app
+
+    old = _copy_with_buckets(REAL, tmp_path / "old", None)
+    res = CliRunner().invoke(app, ["fidelity", str(old), "--profile", str(BASE)])
+    assert res.exit_code == 0, res.output
+    assert "records no decode-graph batch sizes" in " ".join(res.output.split())
+    res = CliRunner().invoke(app, ["fidelity", str(REAL), "--profile", str(BASE)])
+    assert "records no decode-graph" not in " ".join(res.output.split())

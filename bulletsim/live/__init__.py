@@ -13,7 +13,10 @@
     run.py        config -> live run -> the same results as `bulletsim run` plus live.json
     cli.py        the `bulletsim live` command
     gpu/          the GPU executor (torch, flashinfer; imported only when asked for)
-    rundir.py     reading a live run's results directory
+    rundir.py     reading a live run's results directory; runcheck.py / runvalues.py vet its
+                  files and values up front; run_config.py its config.json
+    engine_exec.py how the run's engine ran (padded decode graphs, eager prefill kernel) as
+                  profile exec keys, for re-pricing it
     fidelity.py   re-simulate a live run's requests and config; sim-vs-live error tables;
                   fidelity_cli.py (`bulletsim fidelity RUN_DIR... [--held-out workload]`),
                   fidelity_folds.py (held-out groups of runs: by workload or by load)

@@ -79,9 +79,9 @@ def _report(
         typer.echo(f"live run {d}: {f.live_summary['policy']} on {f.live_summary['workload']}")
         if fit_on:
             typer.echo(f"profile refitted on: {fit_on}")
-        note = _rescale_note(f)
-        if note:
-            typer.echo(f"note: {note}")
+        for note in (_rescale_note(f), _engine_note(d)):
+            if note:
+                typer.echo(f"note: {note}")
         _print_run(f, con)
         rows.append(headline(f) | ({"fit_on": fit_on} if fit_on else {}))
     if table is not None:
@@ -133,6 +133,19 @@ def _plan(run_dirs: list[Path], profile: Path | None, held_out: str | None) -> t
         plan += [(d, new, fit_on) for d in fold.judge]
     order = {Path(d): i for i, d in enumerate(run_dirs)}
     return sorted(plan, key=lambda x: order[Path(x[0])]), doc
+
+
+def _engine_note(run_dir: Path) -> str | None:
+    """A GPU run that recorded no decode-graph batch sizes (written before they were): its
+    decode steps are priced at their exact rows, which its engine may not have run."""
+    from bulletsim.live.engine_exec import run_engine_exec
+    from bulletsim.live.rundir import host_times_measured
+
+    if host_times_measured(run_dir) and "decode_graph_buckets" not in run_engine_exec(run_dir):
+        return (f"{run_dir} records no decode-graph batch sizes (live.json "
+                "executor.decode_graph_buckets): its decode steps are priced at their exact "
+                "rows")  # fmt: skip
+    return None
 
 
 def _current_profile(run_dir: Path) -> tuple[dict | None, str]:
