@@ -134,29 +134,40 @@ def live_run_refusal(path: Path, out: str | Path) -> str | None:
     cannot show that they are not such."""
     live_file = path / "live.json"
     has_live_file = live_file.exists() or live_file.is_symlink()
-    if not has_live_file and not _has_measured_column(path):
+    if not has_live_file and not _has_measured_column(path) and not _live_summary(path):
         return None
     unreadable = ""
     try:
         live = json.loads(live_file.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         live = None
         unreadable = (
             "; its live.json is unreadable"
             if has_live_file
-            else "; it has no live.json, and its iterations.parquet has measured_s"
+            else "; it has no live.json, and its summary.json or iterations.parquet is a live run's"
         )
     executor = live.get("executor") if isinstance(live, dict) else None
     if (
         isinstance(executor, dict)
         and executor.get("executor") == "fake"
         and executor.get("measured") is False
+        and "device" not in executor  # the GPU executor names its device; the fake has none
+        and _live_summary(path) in (None, "live:fake")
     ):
         return None
     return (
         f"{out} holds a GPU live run (measurements that cannot be made again{unreadable}): "
         "choose another --out, or move it away yourself"
     )
+
+
+def _live_summary(path: Path) -> str | None:
+    """summary.json's engine when it names a live one ("live:gpu", "live:fake"), else None."""
+    try:
+        engine = json.loads((path / "summary.json").read_text()).get("engine")
+    except (OSError, ValueError, RecursionError, AttributeError):
+        return None
+    return engine if isinstance(engine, str) and engine.startswith("live:") else None
 
 
 def kept_outputs(path: Path) -> list[str]:

@@ -298,8 +298,15 @@ def _iterations_only(folder: Path) -> None:
             p.unlink()
 
 
+def _summary_only(folder: Path) -> None:
+    """Leave only the marker and summary.json (whose engine names a live run)."""
+    for p in folder.iterdir():
+        if p.name not in (MARKER, "summary.json"):
+            p.unlink()
+
+
 UNREADABLE = "; its live.json is unreadable"
-NO_LIVE_JSON = "; it has no live.json, and its iterations.parquet has measured_s"
+NO_LIVE_JSON = "; it has no live.json, and its summary.json or iterations.parquet is a live run's"
 TAMPERED = [
     ("measured-string-true", _edit_executor("measured", "true", "gpu"), ""),
     ("measured-1", _edit_executor("measured", 1, "gpu"), ""),
@@ -308,6 +315,10 @@ TAMPERED = [
     ("truncated", _truncate_live_json, UNREADABLE),
     ("deleted", _delete_live_json, NO_LIVE_JSON),
     ("only-iterations-parquet", _iterations_only, NO_LIVE_JSON),
+    # a third tester's: a GPU run's executor edited to look fake still names its device, and
+    # one stripped of live.json and iterations.parquet still has summary.json's live engine
+    ("fake-with-a-device", _edit_executor("device", "NVIDIA H200", "fake"), ""),
+    ("only-summary-json", _summary_only, NO_LIVE_JSON),
 ]
 
 

@@ -215,6 +215,13 @@ def _at(col: str, value, where=None):
     return edit
 
 
+def _as_text(col: str):
+    def edit(df: pd.DataFrame) -> None:
+        df[col] = df[col].astype(str)
+
+    return edit
+
+
 def _decode(df):
     return df["phase"].astype(str) == "decode"
 
@@ -277,6 +284,14 @@ ITER, REQ = "iterations.parquet", "requests.parquet"
         (REQ, _at("generated_tokens", 7), "generated_tokens 7 != output_tokens"),
         (REQ, _at("prompt_tokens", 100.5), "prompt_tokens 100.5"),
         (REQ, _at("admitted_s", np.inf), "admitted_s inf"),
+        # a third tester's: values the first checks let through
+        (ITER, _at("num_sms", 100.5), "num_sms 100.5"),
+        (ITER, _at("logits_tokens", -1), "logits_tokens -1"),
+        (ITER, _at("prefill_kv_tokens", -3), "prefill_kv_tokens -3"),
+        (ITER, _at("measured_s", 1e9), "against end_s - start_s"),
+        (ITER, _as_text("predicted_s"), "column predicted_s is"),
+        (ITER, _as_text("sm_clock_mhz"), "column sm_clock_mhz is"),
+        (REQ, _at("arrival_s", 1e300), "before arrival_s 1e+300"),
     ],
 )
 def test_values_no_live_run_writes_are_refused_up_front(tmp_path, table, edit, msg):
@@ -339,3 +354,12 @@ def test_an_error_while_resimulating_names_the_run(fake, two_loads, monkeypatch)
     r = CliRunner().invoke(app, ["fidelity", str(fake), str(two_loads["fixed4"])])
     assert r.exit_code == 2, r.output
     assert r.output.strip() == f"error: live run {fake}: the profile has no term x"
+
+
+def test_a_config_nested_too_deeply_is_one_line(tmp_path):
+    bad = tmp_path / "deep"
+    shutil.copytree(BULLET, bad)
+    (bad / "config.json").write_text("[" * 100000 + "]" * 100000)
+    r = CliRunner().invoke(app, ["fidelity", str(bad)])
+    assert r.exit_code == 2, r.output
+    assert "nested too deeply" in r.output and str(bad / "config.json") in r.output

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bulletsim.live.runvalues import _show
+
 # (column, kind) each command reads; kind "num" (integer or float) or "text" (string or
 # categorical). predicted_s, host_s and the exact-shape columns are optional (older runs).
 REQUEST_COLUMNS = (
@@ -49,6 +51,13 @@ ITERATION_COLUMNS = (
     ("measured_s", "num"),
 )
 TABLES = {"requests.parquet": REQUEST_COLUMNS, "iterations.parquet": ITERATION_COLUMNS}
+# columns some runs lack (older runs, the fake executor) that must be numbers where present
+OPTIONAL_NUMBERS = {
+    "requests.parquet": ("generated_tokens", "num_preemptions"),
+    "iterations.parquet": ("predicted_s", "host_s", "notice_lag_s", "sm_clock_mhz",
+                           "prefill_attn_pairs", "prefill_kv_tokens", "logits_tokens",
+                           "kv_used_blocks", "num_waiting", "num_running", "num_rescales"),
+}  # fmt: skip
 PHASES = ("prefill", "decode", "mixed")  # core.Phase: what a lane's iteration ran
 # summary.json's duration_s against the one requests.parquet gives: equal but for float
 # rounding when both come from the same run
@@ -80,11 +89,12 @@ def check_tables(d: Path) -> dict[str, int]:
                 f"{d / name} has no column {', '.join(missing)} (a live run's {name} has "
                 f"{', '.join(c for c, _ in cols)})"
             )
-        for c, kind in cols:
+        optional = [(c, "num") for c in OPTIONAL_NUMBERS[name] if c in schema.names]
+        for c, kind in (*cols, *optional):
             t = schema.field(c).type
             if not _kind_ok(t, kind):
                 want = "a number" if kind == "num" else "text"
-                raise ValueError(f"{d / name}: column {c} is {t}, not {want}")
+                raise ValueError(f"{d / name}: column {c} is {t}; valid: {want}")
         rows[name] = f.metadata.num_rows
     return rows
 
@@ -168,11 +178,6 @@ def check_one_run(d: Path, summary: dict, config: dict, live: dict, num_layers: 
                 f"finish; {d / 'summary.json'} says duration_s = {want:.6f}: files of "
                 "different runs in one folder?"
             )
-
-
-def _show(x) -> str:
-    """A table value for a message: 7 for 7.0, else as Python prints it (nan, inf, 2.5, foo)."""
-    return str(int(x)) if isinstance(x, int | float) and float(x).is_integer() else str(x)
 
 
 def _some(values, n: int = 3) -> str:

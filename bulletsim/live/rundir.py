@@ -32,6 +32,8 @@ def read_json_object(path: Path) -> dict:
         raise ValueError(f"{path} is not a JSON file (not text)") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} is not valid JSON ({e.msg}, line {e.lineno})") from None
+    except RecursionError:
+        raise ValueError(f"{path} is not a live run's JSON (nested too deeply)") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path} is not a JSON object")
     return data

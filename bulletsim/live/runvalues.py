@@ -28,11 +28,17 @@ import pandas as pd
 
 TOKEN_COLUMNS = ("prefill_tokens", "num_prefill_seqs", "decode_tokens", "decode_ctx_tokens")
 FULL_STEP = -1  # layer_start = layer_end = -1: the iteration ran every layer (no window)
+OPTIONAL_COUNTS = ("prefill_kv_tokens", "logits_tokens")  # counts some runs record
+# measured_s (CUDA events, or the fake's prediction) against the run clock's end - start: the
+# committed GPU runs agree within 4 us; 1 ms (plus 0.1%) leaves room for any clock rounding
+SPAN_TOL_S = 1e-3
 
 
 def _show(x) -> str:
     """A value for a message: 7 for 7.0, else as Python prints it (nan, inf, 2.5)."""
-    return str(int(x)) if isinstance(x, int | float) and float(x).is_integer() else str(x)
+    if isinstance(x, int | float) and float(x).is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    return f"{x:.6g}" if isinstance(x, int | float) else str(x)
 
 
 def _num(df: pd.DataFrame, col: str) -> pd.Series:
@@ -83,9 +89,19 @@ def check_iteration_values(f: Path, num_sms: int, num_layers: int) -> None:
         c = _num(it, "sm_clock_mhz")
         one("sm_clock_mhz", ~((np.isfinite(c) & (c > 0)) | c.isna()),
             "a clock > 0 MHz, or NaN where none was read (fake executor, no NVML)")  # fmt: skip
-    for col in TOKEN_COLUMNS:
+    for col in TOKEN_COLUMNS + tuple(c for c in OPTIONAL_COUNTS if c in it):
         x = _num(it, col)
         one(col, ~(_whole(x) & (x >= 0)), "a whole number >= 0")
+    if "prefill_attn_pairs" in it:
+        x = _num(it, "prefill_attn_pairs")
+        one("prefill_attn_pairs", ~(np.isfinite(x) & (x >= 0)), "a count >= 0")
+    n = _num(it, "num_sms")
+    one("num_sms", ~_whole(n), "a whole number of SMs")
+    span = end - start  # the run's clock and the CUDA events agree (committed runs: < 4 us)
+    _refuse(f, "iteration", rows, (m - span).abs() > SPAN_TOL_S + 1e-3 * m,
+            lambda i: f"measured_s {_show(m.iloc[i])} against end_s - start_s "
+                      f"{_show(span.iloc[i])}",
+            f"measured_s = end_s - start_s within {SPAN_TOL_S * 1e3:g} ms")  # fmt: skip
     for col, phases in (("decode_tokens", ("decode", "mixed")),
                         ("prefill_tokens", ("prefill", "mixed")),
                         ("num_prefill_seqs", ("prefill", "mixed"))):  # fmt: skip
