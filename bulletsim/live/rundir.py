@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from bulletsim.live.run_config import live_config
-from bulletsim.live.runcheck import check_one_run, data_digests, file_digests
+from bulletsim.live.runcheck import check_one_run, data_digests
 
 SM_BINS = (0, 32, 64, 96, 131, 132)  # SM-count groups of error tables (132 = whole GPU)
 # Every file `bulletsim live` writes that fidelity and the refit read (live.json: the
@@ -80,27 +80,19 @@ def check_live_runs(run_dirs: list[str | Path]) -> list[Path]:
     count twice in a fit or a table."""
     if not run_dirs:
         raise ValueError("no live run folders given (`bulletsim live --out DIR` writes one)")
-    out, seen, tables, data = [], {}, {}, {}
+    out, seen, data = [], {}, {}
     for r in run_dirs:
         d = check_live_run(r)
         key = d.resolve()
         if key in seen:
             raise ValueError(f"live run {r} is given twice (also as {seen[key]})")
         seen[key] = r
-        sha = tuple(file_digests(d, TABLE_FILES).values())
-        if sha in tables:
-            raise ValueError(
-                f"live runs {tables[sha]} and {r} hold the same requests and iterations "
-                f"(equal sha256 of {' and '.join(TABLE_FILES)}: a copy of one run); give "
-                "each run once"
-            )
-        tables[sha] = r
-        same = tuple(data_digests(d, TABLE_FILES).values())
+        same = tuple(data_digests(d, TABLE_FILES).values())  # equal bytes or re-saved
         if same in data:
             raise ValueError(
                 f"live runs {data[same]} and {r} hold the same requests and iterations "
-                f"(equal data in {' and '.join(TABLE_FILES)}, saved as other bytes: a copy of "
-                "one run); give each run once"
+                f"(equal data in {' and '.join(TABLE_FILES)}: a copy of one run); give each "
+                "run once"
             )
         data[same] = r
         out.append(d)
