@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                    for fs in stack):  # fmt: skip
                 continue  # the loop waiting on the GPU, not a stall of the host
             frames = [f"{fs.filename.split('site-packages/')[-1]}:{fs.lineno} {fs.name}"
-                      for fs in stack[-8:]]  # fmt: skip
+                      for fs in stack[-24:]]  # fmt: skip
             samples.append((time.perf_counter(), beat["n"], frames))
 
     cfg = config("splitwise", "chunked", a.rate, a.n, a.traces_dir, 32768)
@@ -85,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         length_ms = (g[-1][0] - g[0][0]) * 1e3 + a.every_ms
         if length_ms < a.stall_ms:
             continue
-        where = collections.Counter(" <- ".join(reversed(f[-4:])) for _, f in g)
+        # the frames outside the compiler: which of our calls compiled
+        ours = [[x for x in f if "bulletsim/" in x][-3:] for _, f in g]
+        where = collections.Counter(" <- ".join(reversed(o)) for o in ours)
         stalls.append({"at_s": round(g[0][0] - t0, 3), "length_ms_about": round(length_ms),
                        "after_beat": n, "samples": len(g),
                        "stacks": where.most_common(5)})  # fmt: skip
