@@ -113,22 +113,3 @@ def persistent_matmul(
         **cfg,
     )
     return out
-
-
-# Row counts that meet every specialisation Triton compiles this kernel for, one at a time:
-# M == 1, M % 16 == 0 and neither, under both tile configs (`config_for`: 128 rows)
-WARM_ROWS = (1, 7, 16, 200, 256)
-
-
-def warm_up(num_sms: int, total_sms: int) -> None:
-    """Compile the kernel for a partition of `num_sms` SMs at every row specialisation
-    (`WARM_ROWS`), so that no launch of a live run pays for it (the H200 round S4R5 found
-    0.29-0.47 s compiles mid-run otherwise). Dummy operands: K = 64 and N = 256 * `total_sms`
-    (multiples of 16 like the model's dimensions and strides, and enough tiles that the
-    program count, which Triton also specialises on, is `num_sms` as in the run)."""
-    k, n = 64, 256 * total_sms
-    w = torch.zeros(n, k, dtype=torch.bfloat16, device="cuda")
-    for m in WARM_ROWS:
-        x = torch.zeros(m, k, dtype=torch.bfloat16, device="cuda")
-        out = torch.empty(m, n, dtype=torch.bfloat16, device="cuda")
-        persistent_matmul(x, w, out, num_sms)

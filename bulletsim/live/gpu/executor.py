@@ -195,12 +195,6 @@ class GpuExecutor:
                         torch.cuda.synchronize()
                         self.lane_batch[lane] = None
                         self.pages.release(r.spec.id)
-                if "triton-persistent" in self.model.gemm.paths:  # rows the prefills missed
-                    from bulletsim.gpu.triton_matmul import warm_up
-
-                    with torch.cuda.stream(stream):
-                        warm_up(phys, self.total)
-                    torch.cuda.synchronize()
                 # cuBLASLt with an SM target failed on some split remainders of the H200
                 # (o and down at 255-256 rows, 2026-11-30 R1): plain cuBLAS there instead
                 for op in lt_failures(caught, self.model.gemm_shapes()):
