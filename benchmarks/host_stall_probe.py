@@ -68,6 +68,17 @@ def main(argv: list[str] | None = None) -> int:
                       for fs in stack[-24:]]  # fmt: skip
             samples.append((time.perf_counter(), beat["n"], frames))
 
+    compiles: list[dict] = []  # every Triton compile: when and for which specialisation
+
+    def on_compile(*_a, **kw) -> bool:
+        compiles.append({"at_s": round(time.perf_counter() - t_start, 3),
+                         "after_beat": beat["n"], "repr": kw.get("repr", "")[:600]})  # fmt: skip
+        return False  # compile as usual
+
+    import triton
+
+    triton.knobs.runtime.jit_cache_hook = on_compile
+    t_start = time.perf_counter()
     cfg = config("splitwise", "chunked", a.rate, a.n, a.traces_dir, 32768)
     ex = GpuExecutor(cfg)
     t = threading.Thread(target=sampler, daemon=True)
@@ -96,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
            "stalls": stalls, "host_s_max": float(it["host_s"].max()),
            "host_s_over_100ms": int((it["host_s"] > 0.1).sum()),
            "summary": {k: res.result.summary[k] for k in ("throughput_req_s",)},
-           "tpot_mean_ms": res.result.summary["tpot_ms"]["mean"]}  # fmt: skip
+           "tpot_mean_ms": res.result.summary["tpot_ms"]["mean"],
+           "run_started_at_s": round(t0 - t_start, 3), "compiles": compiles}  # fmt: skip
     (out / "stalls.json").write_text(json.dumps(doc, indent=1) + "\n")
     print(json.dumps(doc, indent=1)[:6000])
     return 0
