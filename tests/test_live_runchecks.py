@@ -363,3 +363,18 @@ def test_a_config_nested_too_deeply_is_one_line(tmp_path):
     r = CliRunner().invoke(app, ["fidelity", str(bad)])
     assert r.exit_code == 2, r.output
     assert "nested too deeply" in r.output and str(bad / "config.json") in r.output
+
+
+def test_a_run_changed_after_its_check_is_checked_again(tmp_path):
+    """check_live_run keeps the runs that passed (one command asks about a run many times),
+    keyed by its files' stamps: a file edited since fails the next check."""
+    from bulletsim.live.rundir import check_live_run
+
+    run = tmp_path / "run"
+    shutil.copytree(BULLET, run)
+    assert check_live_run(run) == run
+    df = pd.read_parquet(run / ITER)
+    df.loc[0, "measured_s"] = -1.0
+    df.to_parquet(run / ITER)
+    with pytest.raises(ValueError, match="measured_s -1"):
+        check_live_run(run)

@@ -54,6 +54,29 @@ def check_live_run(run_dir: str | Path) -> Path:
             f"{d} is not a live run folder: no {', '.join(missing)} (`bulletsim live` writes "
             f"{', '.join(LIVE_FILES)})"
         )
+    # one command asks about a run many times (its tables, live.json, engine, host times):
+    # the full check runs again only when one of its files changed
+    key = (d.resolve(), tuple(_stamp(d / n) for n in LIVE_FILES))
+    if key in _CHECKED:
+        return d
+    _check_files(d)
+    if len(_CHECKED) >= _CHECKED_MAX:
+        _CHECKED.clear()
+    _CHECKED.add(key)
+    return d
+
+
+_CHECKED: set[tuple] = set()  # (folder, its files' stamps) that passed `_check_files`
+_CHECKED_MAX = 4096
+
+
+def _stamp(f: Path) -> tuple[int, int, int]:
+    st = f.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _check_files(d: Path) -> None:
+    """`check_live_run`'s checks of the files of run folder `d` (all present)."""
     summary = read_json_object(d / "summary.json")
     if not str(summary.get("engine", "")).startswith("live:"):
         raise ValueError(f"{d} is not a live run (its summary.json names no live engine)")
@@ -69,7 +92,6 @@ def check_live_run(run_dir: str | Path) -> Path:
     for name in TABLE_FILES:
         _parquet_schema(d / name)  # the footer only: cheap, catches a truncated file
     check_one_run(d, summary, config, live, num_layers)  # columns, values, files of one run
-    return d
 
 
 def check_live_runs(run_dirs: list[str | Path]) -> list[Path]:
