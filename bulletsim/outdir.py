@@ -85,9 +85,7 @@ def check_out_dir(out: str | Path, kind: str) -> Path:
                 )
             if refusal := live_run_refusal(path, out):
                 raise ValueError(refusal)
-            listed = set(marker.get("files", [])) | {MARKER}
-            foreign = [f for f in _listed_files(path)
-                       if f not in listed and not _derived_output(path / f)]  # fmt: skip
+            foreign = [f for f in _unlisted(path, marker) if not _derived_output(path / f)]
             if foreign:
                 raise ValueError(
                     f"--out {out}: holds files bulletsim did not write ({', '.join(foreign[:3])}"
@@ -177,8 +175,13 @@ def kept_outputs(path: Path) -> list[str]:
     marker = read_marker(path) if path.is_dir() else None
     if marker is None:
         return []
+    return [f for f in _unlisted(path, marker) if _derived_output(path / f)]
+
+
+def _unlisted(path: Path, marker: dict) -> list[str]:
+    """The files (relative paths) under `path` that its marker does not list."""
     listed = set(marker.get("files", [])) | {MARKER}
-    return [f for f in _listed_files(path) if f not in listed and _derived_output(path / f)]
+    return [f for f in _listed_files(path) if f not in listed]
 
 
 def kept_note(path: Path, kept: list[str]) -> str:
