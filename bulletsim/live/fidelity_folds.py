@@ -60,13 +60,7 @@ def group_of(runs: list[Path], by: str) -> dict[Path, str]:
             f"distinct rates: {each}; give each workload the same number of rates, or use "
             "--held-out workload"
         )
-    out = {}
-    for w in sorted({w for w, _, _ in info.values()}):
-        rates = sorted({rate for ww, rate, _ in info.values() if ww == w})
-        for r, (ww, rate, _) in info.items():
-            if ww == w:
-                out[r] = f"load {rates.index(rate) + 1}"
-    return out
+    return {r: f"load {rates_of[w].index(rate) + 1}" for r, (w, rate, _) in info.items()}
 
 
 def folds(runs: list[str | Path], by: str) -> list[Fold]:
