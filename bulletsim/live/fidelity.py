@@ -27,7 +27,7 @@ from bulletsim.latency.factory import build_latency
 from bulletsim.live.engine_exec import run_engine_exec
 from bulletsim.live.offered import offered
 from bulletsim.live.run_config import live_config
-from bulletsim.live.rundir import SM_BINS, read_json_object, read_live_run
+from bulletsim.live.rundir import SM_BINS, host_times_measured, read_json_object, read_live_run
 from bulletsim.models import get_model
 from bulletsim.run import RunResult, simulate
 from bulletsim.workload.workload import Workload, make_requests
@@ -165,7 +165,7 @@ def headline(f: LiveFidelity) -> dict:
         "slo_sim": c.row("slo_attainment").sim,
         "iter_median_abs_pct": float(np.average(med, weights=n)) if n.sum() else float("nan"),
         # the fake executor's times are the latency model's own predictions: not a measurement
-        "measured": bool(read_json_object(f.run_dir / "live.json")["executor"].get("measured")),
+        "measured": host_times_measured(f.run_dir),
     }
 
 
