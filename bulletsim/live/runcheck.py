@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bulletsim.live.runvalues import _show
+from bulletsim.live.runvalues import refuse_rows, show_value
 
 # (column, kind) each command reads; kind "num" (integer or float) or "text" (string or
 # categorical). predicted_s, host_s and the exact-shape columns are optional (older runs).
@@ -182,7 +182,7 @@ def check_one_run(d: Path, summary: dict, config: dict, live: dict, num_layers: 
 
 def _some(values, n: int = 3) -> str:
     """Up to `n` of `values` for a message, e.g. "foo, bar (and 4 more)"."""
-    vals = [_show(v) for v in values]
+    vals = [show_value(v) for v in values]
     more = f" (and {len(vals) - n} more)" if len(vals) > n else ""
     return ", ".join(vals[:n]) + more
 
@@ -226,21 +226,15 @@ def check_contents(d: Path, gpu: str, num_layers: int) -> None:
             f"{f}: request id {_some(sorted(set(twice.tolist())))} given more than once; "
             "valid: each id once (one row per request)"
         )
+    ids = req["id"].map(show_value)
     for col in ("prompt_tokens", "output_tokens"):
-        low = ~(pd.to_numeric(req[col]) >= 1)  # NaN is low too
-        if low.any():
-            i = int(np.flatnonzero(low.to_numpy())[0])
-            raise ValueError(
-                f"{f}: request {_show(req['id'].iloc[i])} has {col} {_show(req[col].iloc[i])} "
-                f"({int(low.sum())} of {len(req)} requests); valid: {col} >= 1"
-            )
+        x = pd.to_numeric(req[col])
+        low = ~(x >= 1)  # NaN is low too
+        refuse_rows(f, "request", ids, low, lambda i, x=x, c=col: f"{c} {show_value(x.iloc[i])}",
+                    f"{col} >= 1")  # fmt: skip
     arr = pd.to_numeric(req["arrival_s"])
     bad_t = ~(np.isfinite(arr) & (arr >= 0))
-    if bad_t.any():
-        i = int(np.flatnonzero(bad_t.to_numpy())[0])
-        raise ValueError(
-            f"{f}: request {_show(req['id'].iloc[i])} has arrival_s {_show(arr.iloc[i])} "
-            f"({int(bad_t.sum())} of {len(req)} requests); valid: a finite time >= 0 s"
-        )
+    refuse_rows(f, "request", ids, bad_t, lambda i: f"arrival_s {show_value(arr.iloc[i])}",
+                "a finite time >= 0 s")  # fmt: skip
     check_iteration_values(d / "iterations.parquet", num_sms, num_layers)
     check_request_values(f)

@@ -34,7 +34,7 @@ OPTIONAL_COUNTS = ("prefill_kv_tokens", "logits_tokens")  # counts some runs rec
 SPAN_TOL_S = 1e-3
 
 
-def _show(x) -> str:
+def show_value(x) -> str:
     """A value for a message: 7 for 7.0, else as Python prints it (nan, inf, 2.5)."""
     if isinstance(x, int | float) and float(x).is_integer() and abs(x) < 1e15:
         return str(int(x))
@@ -50,7 +50,7 @@ def _whole(x: pd.Series) -> pd.Series:
     return np.isfinite(x) & (x == np.floor(x))
 
 
-def _refuse(f: Path, noun: str, names: pd.Series, bad: pd.Series, what, valid: str) -> None:
+def refuse_rows(f: Path, noun: str, names: pd.Series, bad: pd.Series, what, valid: str) -> None:
     """ValueError for the first row where `bad`: "<f>: <noun> <name> has <what(i)> (<n> of
     <rows> <noun>s); valid: <valid>"."""
     if not bad.any():
@@ -72,15 +72,15 @@ def check_iteration_values(f: Path, num_sms: int, num_layers: int) -> None:
 
     def one(col: str, bad: pd.Series, valid: str) -> None:
         x = _num(it, col)
-        _refuse(f, "iteration", rows, bad, lambda i: f"{col} {_show(x.iloc[i])}", valid)
+        refuse_rows(f, "iteration", rows, bad, lambda i: f"{col} {show_value(x.iloc[i])}", valid)
 
     m = _num(it, "measured_s")
     one("measured_s", ~(np.isfinite(m) & (m > 0)), "a finite time > 0 s (the work's device time)")
     start, end = _num(it, "start_s"), _num(it, "end_s")
     for col, x in (("start_s", start), ("end_s", end)):
         one(col, ~np.isfinite(x), "a finite time in s")
-    _refuse(f, "iteration", rows, start > end,
-            lambda i: f"start_s {_show(start.iloc[i])} > end_s {_show(end.iloc[i])}",
+    refuse_rows(f, "iteration", rows, start > end,
+            lambda i: f"start_s {show_value(start.iloc[i])} > end_s {show_value(end.iloc[i])}",
             "start_s <= end_s")  # fmt: skip
     if "host_s" in it:
         h = _num(it, "host_s")
@@ -98,21 +98,21 @@ def check_iteration_values(f: Path, num_sms: int, num_layers: int) -> None:
     n = _num(it, "num_sms")
     one("num_sms", ~_whole(n), "a whole number of SMs")
     span = end - start  # the run's clock and the CUDA events agree (committed runs: < 4 us)
-    _refuse(f, "iteration", rows, (m - span).abs() > SPAN_TOL_S + 1e-3 * m,
-            lambda i: f"measured_s {_show(m.iloc[i])} against end_s - start_s "
-                      f"{_show(span.iloc[i])}",
+    refuse_rows(f, "iteration", rows, (m - span).abs() > SPAN_TOL_S + 1e-3 * m,
+            lambda i: f"measured_s {show_value(m.iloc[i])} against end_s - start_s "
+                      f"{show_value(span.iloc[i])}",
             f"measured_s = end_s - start_s within {SPAN_TOL_S * 1e3:g} ms")  # fmt: skip
     for col, phases in (("decode_tokens", ("decode", "mixed")),
                         ("prefill_tokens", ("prefill", "mixed")),
                         ("num_prefill_seqs", ("prefill", "mixed"))):  # fmt: skip
         x = _num(it, col)
-        _refuse(f, "iteration", rows, phase.isin(phases) & ~(x >= 1),
-                lambda i, x=x, col=col: f"{col} {_show(x.iloc[i])} in a {phase.iloc[i]} phase",
+        refuse_rows(f, "iteration", rows, phase.isin(phases) & ~(x >= 1),
+                lambda i, x=x, col=col: f"{col} {show_value(x.iloc[i])} in a {phase.iloc[i]} phase",
                 f"{col} >= 1 in a {' or '.join(phases)} iteration")  # fmt: skip
     dt, ctx = _num(it, "decode_tokens"), _num(it, "decode_ctx_tokens")
-    _refuse(f, "iteration", rows, ctx < dt,
-            lambda i: f"decode_ctx_tokens {_show(ctx.iloc[i])} < decode_tokens "
-                      f"{_show(dt.iloc[i])}",
+    refuse_rows(f, "iteration", rows, ctx < dt,
+            lambda i: f"decode_ctx_tokens {show_value(ctx.iloc[i])} < decode_tokens "
+                      f"{show_value(dt.iloc[i])}",
             "decode_ctx_tokens >= decode_tokens (each decode token attends to itself)")  # fmt: skip
     co = _num(it, "co_sms")
     one("co_sms", ~(_whole(co) & co.between(0, num_sms)),
@@ -120,8 +120,8 @@ def check_iteration_values(f: Path, num_sms: int, num_layers: int) -> None:
     ls, le = _num(it, "layer_start"), _num(it, "layer_end")
     full = (ls == FULL_STEP) & (le == FULL_STEP)
     window = _whole(ls) & _whole(le) & (ls >= 0) & (ls < le) & (le <= num_layers)
-    _refuse(f, "iteration", rows, ~(full | window),
-            lambda i: f"layers {_show(ls.iloc[i])} to {_show(le.iloc[i])}",
+    refuse_rows(f, "iteration", rows, ~(full | window),
+            lambda i: f"layers {show_value(ls.iloc[i])} to {show_value(le.iloc[i])}",
             f"-1 to -1 (the whole step) or a window 0 <= layer_start < layer_end <= "
             f"{num_layers} (config.json's model's layers)")  # fmt: skip
 
@@ -130,27 +130,27 @@ def check_request_values(f: Path) -> None:
     """ValueError, one line, for a value of requests.parquet `f` no live run writes (see the
     module doc). Ids, token counts >= 1 and arrivals are `runcheck.check_contents`'s."""
     req = pd.read_parquet(f).reset_index(drop=True)
-    ids = req["id"].map(_show)
+    ids = req["id"].map(show_value)
     for col in ("prompt_tokens", "output_tokens", "generated_tokens"):
         if col in req:
             x = _num(req, col)
-            _refuse(f, "request", ids, ~_whole(x), lambda i, x=x, col=col:
-                    f"{col} {_show(x.iloc[i])}", "a whole number of tokens")  # fmt: skip
+            refuse_rows(f, "request", ids, ~_whole(x), lambda i, x=x, col=col:
+                    f"{col} {show_value(x.iloc[i])}", "a whole number of tokens")  # fmt: skip
     if "generated_tokens" in req:
         gen, out = _num(req, "generated_tokens"), _num(req, "output_tokens")
-        _refuse(f, "request", ids, gen != out,
-                lambda i: f"generated_tokens {_show(gen.iloc[i])} != output_tokens "
-                          f"{_show(out.iloc[i])}",
+        refuse_rows(f, "request", ids, gen != out,
+                lambda i: f"generated_tokens {show_value(gen.iloc[i])} != output_tokens "
+                          f"{show_value(out.iloc[i])}",
                 "generated_tokens = output_tokens (a live run serves every request to its "
                 "end)")  # fmt: skip
     order = ("arrival_s", "admitted_s", "first_token_s", "finish_s")
     for col in order[1:]:
         x = _num(req, col)
-        _refuse(f, "request", ids, ~np.isfinite(x), lambda i, x=x, col=col:
-                f"{col} {_show(x.iloc[i])}", "a finite time in s")  # fmt: skip
+        refuse_rows(f, "request", ids, ~np.isfinite(x), lambda i, x=x, col=col:
+                f"{col} {show_value(x.iloc[i])}", "a finite time in s")  # fmt: skip
     for a, b in pairwise(order):
         xa, xb = _num(req, a), _num(req, b)
-        _refuse(f, "request", ids, xb < xa,
-                lambda i, a=a, b=b, xa=xa, xb=xb: f"{b} {_show(xb.iloc[i])} before {a} "
-                                                  f"{_show(xa.iloc[i])}",
+        refuse_rows(f, "request", ids, xb < xa,
+                lambda i, a=a, b=b, xa=xa, xb=xb: f"{b} {show_value(xb.iloc[i])} before {a} "
+                                                  f"{show_value(xa.iloc[i])}",
                 f"{a} <= {b}")  # fmt: skip
