@@ -23,7 +23,11 @@ def _tile_of(tile_id, num_pid_in_group, num_pid_m, GROUP_M: tl.constexpr):
     return pid_m, pid_n
 
 
-@triton.jit
+# M and NUM_SMS change from launch to launch (rows of a batch; min(partition, tiles)):
+# unspecialised, so one compile per tile config serves every row count (Triton otherwise
+# compiles again when a value's "== 1" / "divisible by 16" class first changes, which cost
+# 0.27-0.47 s of host time in the middle of live runs: results/live-h200/NOTES.md, S4R5-S4R8)
+@triton.jit(do_not_specialize=["M", "NUM_SMS"])
 def _persistent_matmul_kernel(
     a_ptr,
     b_ptr,
