@@ -113,3 +113,58 @@ def test_small_kernels_with_pdl_give_the_same_bits_in_a_graph(torch):
         pytest.skip("no programmatic dependent launch here")
     for a, b in zip(_pdl_chain(torch, False), _pdl_chain(torch, True), strict=True):
         assert torch.equal(a, b)
+
+
+def test_direct_launches_match_the_jit_bit_for_bit(torch):
+    """The small kernels launched directly (`DirectLaunch`, after a key's first JIT call) give
+    the same bits as the JIT's launch, at row counts of every specialisation class; a tensor
+    of another alignment gets its own compiled variant, not the aligned one."""
+    from bulletsim.gpu import kernels as kn
+
+    g = torch.Generator(device="cuda").manual_seed(1)
+    h = 256
+    norm = torch.randn(h, device="cuda", dtype=torch.bfloat16, generator=g)
+    before = kn._ADD_RMSNORM.direct
+    for t in (1, 16, 37):
+        x = torch.randn(t, h, device="cuda", dtype=torch.bfloat16, generator=g)
+        res = torch.randn(t, h, device="cuda", dtype=torch.bfloat16, generator=g)
+        want_out, want_res = torch.empty_like(x), res.clone()
+        kn._add_rmsnorm_kernel[(t,)](
+            x, want_res, norm, want_out, h, 1e-5, HAS_RES=True, BLOCK=h, num_warps=8
+        )
+        for _ in range(2):  # the first call may compile through the JIT, the second is direct
+            out, r2 = torch.empty_like(x), res.clone()
+            kn.add_rmsnorm(x, r2, norm, out)
+            assert torch.equal(out, want_out) and torch.equal(r2, want_res)
+    assert kn._ADD_RMSNORM.direct > before
+    # a 2-byte offset view (not 16-byte aligned): a variant of its own, still correct
+    buf = torch.randn(8 * h + 1, device="cuda", dtype=torch.bfloat16, generator=g)
+    x = buf[1:].view(8, h)
+    out, want = torch.empty_like(x), torch.empty_like(x)
+    kn._add_rmsnorm_kernel[(8,)](x, x, norm, want, h, 1e-5, HAS_RES=False, BLOCK=h, num_warps=8)
+    kn.add_rmsnorm(x, None, norm, out)
+    kn.add_rmsnorm(x, None, norm, out)
+    assert torch.equal(out, want)
+
+
+def test_the_persistent_gemm_compiles_once_per_tile_config(torch):
+    """Its row count and grid are unspecialised: row counts of every "== 1 / divisible by 16"
+    class and grids of any size reuse the two tile configs' compiles (no mid-run compile)."""
+    import triton
+
+    from bulletsim.gpu.triton_matmul import persistent_matmul
+
+    compiles = []
+    triton.knobs.runtime.jit_cache_hook = lambda *a, **kw: compiles.append(kw.get("repr")) or False
+    try:
+        w = torch.randn(512, 256, device="cuda", dtype=torch.bfloat16)
+        for rows in (1, 16, 37, 128, 200, 256):
+            x = torch.randn(rows, 256, device="cuda", dtype=torch.bfloat16)
+            y = torch.empty(rows, 512, device="cuda", dtype=torch.bfloat16)
+            for sms in (8, 13, 132):
+                persistent_matmul(x, w, y, sms)
+                ref = (x.float() @ w.float().t()).to(torch.bfloat16)
+                assert torch.allclose(y.float(), ref.float(), atol=0.1, rtol=0.02)
+    finally:
+        triton.knobs.runtime.jit_cache_hook = None
+    assert len(compiles) <= 2

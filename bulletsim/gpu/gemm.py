@@ -54,6 +54,10 @@ class PartitionGemm:
         # 4 TPCs (calibrate/NOTES.md, issue 16), so the calibrator sets {"cublas": 128}
         self.min_rows: dict[str, int] = {}
         self._bias: dict[tuple[int, torch.dtype], torch.Tensor] = {}
+        # id(weight) -> (weight, its transposed view); on for long-lived weights only (the
+        # live engine's model): the entry keeps its weight alive
+        self.cache_transposes = False
+        self._wt: dict[int, tuple] = {}
 
     def use_table(self, table: ChoiceTable, nearest_sms: bool = True) -> None:
         """Run the choices of `table` (e.g. a calibrated profile's) from now on."""
@@ -107,12 +111,14 @@ class PartitionGemm:
 
     def launch(self, path: str, x: torch.Tensor, w: torch.Tensor, out: torch.Tensor):
         if path == "cublas" or (path == "cublaslt-sm-target" and x.shape[0] < 2):
-            return torch.mm(x, w.t(), out=out)
+            return torch.mm(x, self._t(w), out=out)
         if path == "cublaslt-sm-target":
             carve = self.total_sms - self.num_sms
-            torch._C._set_sm_carveout_experimental(carve if carve > 0 else None)
+            if carve <= 0:  # the whole GPU: no target to set (it is cleared after each use)
+                return torch.addmm(self._zero_bias(w), x, self._t(w), out=out)
+            torch._C._set_sm_carveout_experimental(carve)
             try:
-                return torch.addmm(self._zero_bias(w), x, w.t(), out=out)
+                return torch.addmm(self._zero_bias(w), x, self._t(w), out=out)
             finally:
                 torch._C._set_sm_carveout_experimental(None)
         if path == "triton-persistent":
@@ -122,6 +128,16 @@ class PartitionGemm:
 
             return skinny_matmul(x, w, out, self.num_sms)
         raise ValueError(f"unknown GEMM path {path!r}; valid: {GEMM_PATHS}")
+
+    def _t(self, w: torch.Tensor) -> torch.Tensor:
+        """w.t(), made once per weight (a view costs ~1-2 us of host time per call; the entry
+        keeps `w` alive, so its id is not reused while the entry exists)."""
+        if not self.cache_transposes:
+            return w.t()
+        entry = self._wt.get(id(w))
+        if entry is None or entry[0] is not w:
+            entry = self._wt[id(w)] = (w, w.t())
+        return entry[1]
 
     def _zero_bias(self, w: torch.Tensor) -> torch.Tensor:
         key = (w.shape[0], w.dtype)

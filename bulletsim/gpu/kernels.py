@@ -13,6 +13,8 @@ import torch
 import triton
 import triton.language as tl
 
+from bulletsim.gpu.direct_launch import DirectLaunch
+
 try:  # programmatic dependent launch (Triton >= 3.3; Hopper and later)
     from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 except ImportError:  # pragma: no cover - older Triton: kernels run without PDL
@@ -47,6 +49,9 @@ def _add_rmsnorm_kernel(
     tl.store(out_ptr + row * H + offs, y.to(out_ptr.dtype.element_ty), mask=mask)
 
 
+_ADD_RMSNORM = DirectLaunch(_add_rmsnorm_kernel)
+
+
 def add_rmsnorm(
     x: torch.Tensor,
     residual: torch.Tensor | None,
@@ -58,20 +63,28 @@ def add_rmsnorm(
     """out = rmsnorm(x + residual) * weight; residual <- x + residual (when given).
     `pdl`: launched with programmatic dependent launch (`pdl_available`)."""
     t, h = x.shape
-    _add_rmsnorm_kernel[(t,)](
+    _ADD_RMSNORM(
+        (t,),
         x,
         residual if residual is not None else x,
         weight,
         out,
         h,
         eps,
-        HAS_RES=residual is not None,
-        BLOCK=triton.next_power_of_2(h),
-        PDL=pdl,
+        residual is not None,
+        _pow2(h),
+        pdl,
         num_warps=8,
         launch_pdl=pdl,
     )
     return out
+
+
+def _pow2(n: int, _memo: dict = {}) -> int:  # noqa: B006 - a deliberate memo
+    p = _memo.get(n)
+    if p is None:
+        p = _memo[n] = triton.next_power_of_2(n)
+    return p
 
 
 @triton.jit
@@ -88,15 +101,16 @@ def _silu_mul_kernel(gu_ptr, out_ptr, inter, BLOCK: tl.constexpr, PDL: tl.conste
     tl.store(out_ptr + row * inter + offs, y.to(out_ptr.dtype.element_ty), mask=mask)
 
 
+_SILU_MUL = DirectLaunch(_silu_mul_kernel)
+
+
 def silu_mul(gate_up: torch.Tensor, out: torch.Tensor, pdl: bool = False) -> torch.Tensor:
     """out = silu(gate) * up, with gate_up = [gate | up] along the last dimension; `pdl` as
     in `add_rmsnorm`."""
     t, two_i = gate_up.shape
     i = two_i // 2
     block = 1024
-    _silu_mul_kernel[(t, triton.cdiv(i, block))](
-        gate_up, out, i, BLOCK=block, PDL=pdl, num_warps=4, launch_pdl=pdl
-    )
+    _SILU_MUL((t, -(-i // block)), gate_up, out, i, block, pdl, num_warps=4, launch_pdl=pdl)
     return out
 
 
@@ -194,6 +208,9 @@ def _rope_store_kernel(
         tl.store(vdst + D // 2 + half, tl.load(vsrc + D // 2 + half))
 
 
+_ROPE_STORE = DirectLaunch(_rope_store_kernel)
+
+
 def rope_store(
     qkv: torch.Tensor,
     positions: torch.Tensor,
@@ -213,7 +230,8 @@ def rope_store(
     `kv_slots[t]` (caches viewed as [slots, KVH, D], contiguous). Replaces rope_ + two
     index_copy_ + the copy that makes q dense (four launches, q and k read twice). `pdl` as in
     `add_rmsnorm`."""
-    _rope_store_kernel[(qkv.shape[0], num_q_heads + num_kv_heads)](
+    _ROPE_STORE(
+        (qkv.shape[0], num_q_heads + num_kv_heads),
         qkv,
         positions,
         kv_slots,
@@ -223,10 +241,10 @@ def rope_store(
         k_cache,
         v_cache,
         qkv.stride(0),
-        QH=num_q_heads,
-        KVH=num_kv_heads,
-        D=head_dim,
-        PDL=pdl,
+        num_q_heads,
+        num_kv_heads,
+        head_dim,
+        pdl,
         num_warps=1,
         launch_pdl=pdl,
     )

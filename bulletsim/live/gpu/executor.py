@@ -36,6 +36,9 @@ from bulletsim.models import get_model
 from bulletsim.policies.base import PolicyContext
 
 WARM_UP_TOKENS = (256, 255, 64, 7)
+# the host-speed probe (`GpuExecutor._host_probe`): an eager prefill step of this many tokens,
+# timed this many times (~8 ms each on the lent H200's host)
+PROBE_TOKENS, PROBE_REPS = 64, 7
 
 
 @dataclass(slots=True)
@@ -72,6 +75,7 @@ class GpuExecutor:
         self._keys_captured: set[str] = set()
         self._warm: set[tuple[str, str]] = set()
         self._warm_gemm = False
+        self.host_probe: dict | None = None  # `_host_probe`, measured in begin
 
     # -- setup (before the run clock starts) -------------------------------------------------
     def begin(self, ctx: PolicyContext, lanes: tuple[str, ...]) -> None:
@@ -153,6 +157,7 @@ class GpuExecutor:
                         self._keys_captured.add(key)
         self.num_launches = {"graph": 0, "eager": 0}
         self._warm_up(lanes)
+        self.host_probe = self._host_probe(lanes)
         self.num_launches = {"graph": 0, "eager": 0}
         torch.cuda.synchronize()
         if self.clocks is None:
@@ -202,6 +207,36 @@ class GpuExecutor:
                 for op in lt_failures(caught, self.model.gemm_shapes()):
                     self.model.gemm.avoid_lt(op, phys)
                 self._warm.add((lane, key))
+
+    def _host_probe(self, lanes) -> dict:
+        """This machine's host speed as the run starts: the median host time to enqueue one
+        eager prefill step of `PROBE_TOKENS` tokens on the whole GPU (the GPU idle before
+        each), after warm-up. The host terms a profile fitted on other runs are scaled by
+        this run's probe over theirs (`HostParams.probe_ms`): eager steps' host time moved
+        by 45% between lent machines for the same config (results/live-h200/NOTES.md, S4)."""
+        from bulletsim.core import PrefillChunk, Request, RequestSpec, Work, WorkShape
+
+        lane = next(ln for ln in lanes if ln != "decode")
+        stream, phys, _ = self._stream(lane, self.total)
+        self.model.set_num_sms(phys)
+        n, times = PROBE_TOKENS, []
+        for k in range(PROBE_REPS):
+            r = Request(RequestSpec(10**9 + k, 0.0, n, 2), prefill_target_tokens=n)
+            work = Work(lane, WorkShape(prefill_tokens=n), self.total, [PrefillChunk(r, 0, n)])
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            self._eager(Launch(lane, work, phys, None, 0.0, 0.0), stream)
+            times.append(time.perf_counter() - t0)
+            torch.cuda.synchronize()
+            self.lane_batch[lane] = None
+            self.pages.release(r.spec.id)
+        return {
+            "eager_step_ms": float(np.median(times) * 1e3),
+            "tokens": n,
+            "reps": PROBE_REPS,
+            "method": f"median host ms to enqueue one eager prefill step of {n} tokens on the "
+            f"whole GPU ({lane} lane's stream, GPU idle before each), after warm-up",
+        }
 
     def _warm_persistent_gemm(self) -> None:
         """Compile the persistent Triton GEMM's two tile configs (below and from 128 rows) for

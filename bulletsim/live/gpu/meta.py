@@ -76,6 +76,7 @@ def describe_executor(ex) -> dict:
         "num_graphs": len(ex.graphs.graphs) if ex.graphs is not None else 0,
         "graph_capture_s": ex.graphs.capture_s if ex.graphs is not None else 0.0,
         "setup_s": ex.setup_s,
+        "host_probe": ex.host_probe,
         "num_launches": dict(ex.num_launches),
         "kv_pages_peak": ex.pages.peak_pages,
     }

@@ -36,6 +36,8 @@ class Acts:
     attn_out: torch.Tensor
     gu: torch.Tensor
     act: torch.Tensor
+    q3: torch.Tensor  # q viewed [t, QH, D]
+    out3: torch.Tensor  # attn_out viewed [t, QH, D]
 
 
 class LiveModel:
@@ -61,6 +63,7 @@ class LiveModel:
         self.base = b = LlamaModel(spec, kv_pool_bytes=page_bytes, page_size=page_size, seed=seed)
         self.gemm = b.gemm
         self.gemm.unit_sms = unit_sms  # green-context groups are multiples of 8 SMs
+        self.gemm.cache_transposes = True  # the weights live as long as the model
         self.layers, self.num_layers = b.layers, b.num_layers
         self.qh, self.kvh, self.d = b.qh, b.kvh, b.d
         self.q_dim, self.kv_dim, self.inter = b.q_dim, b.kv_dim, b.inter
@@ -82,6 +85,12 @@ class LiveModel:
         shape = (self.num_layers, num_pages, page_size, self.kvh, self.d)
         self.k = torch.empty(shape, device="cuda", dtype=torch.bfloat16)
         self.v = torch.empty(shape, device="cuda", dtype=torch.bfloat16)
+        # per layer: its K and V pages, and both viewed as flat slots [slots, KVH, D] (made
+        # once: a view costs ~2 us of host time, and an eager step needs 4 per layer)
+        self.kv_pages = [(self.k[i], self.v[i]) for i in range(self.num_layers)]
+        self.kv_slots = [
+            (k.view(-1, self.kvh, self.d), v.view(-1, self.kvh, self.d)) for k, v in self.kv_pages
+        ]
         self.last_token = torch.zeros(num_slots, device="cuda", dtype=torch.int64)
         self.kernels = kernels
         self.fused_rope_store = self._fused_matches_unfused()
@@ -118,9 +127,12 @@ class LiveModel:
 
         qkv = self.q_dim + 2 * self.kv_dim
         h = self.hidden
+        q, out = e(self.q_dim), e(self.q_dim)
+        heads = (t, self.qh, self.d)
         return Acts(
-            e(h), e(h), e(h), e(qkv), e(self.q_dim), e(self.q_dim), e(2 * self.inter), e(self.inter)
-        )
+            e(h), e(h), e(h), e(qkv), q, out, e(2 * self.inter), e(self.inter),
+            q.view(heads), out.view(heads),
+        )  # fmt: skip
 
     def embed_into(self, a: Acts, ids: torch.Tensor) -> None:
         torch.index_select(self.embed, 0, ids, out=a.x)
@@ -131,11 +143,11 @@ class LiveModel:
         attention (flashinfer paged prefill or decode) on dense q [t, QH, D]. `pdl`: the
         small kernels with programmatic dependent launch (`kernels.pdl_available`)."""
         kn, w, gemm = self.kernels, self.layers[i], self.gemm
-        t = a.x.shape[0]
         kn.add_rmsnorm(a.x, a.res, w.norm1, a.h, pdl=pdl)
         gemm.run("qkv", a.h, w.wqkv, a.qkv)
         q = self._rope_store(i, a, positions, kv_slots, pdl=pdl)
-        attn(i, q, self.k[i], self.v[i], a.attn_out.view(t, self.qh, self.d))
+        k_pages, v_pages = self.kv_pages[i]
+        attn(i, q, k_pages, v_pages, a.out3)
         gemm.run("o", a.attn_out, w.wo, a.x)
         kn.add_rmsnorm(a.x, a.res, w.norm2, a.h, pdl=pdl)
         gemm.run("gate_up", a.h, w.wgu, a.gu)
@@ -145,10 +157,8 @@ class LiveModel:
     def _rope_store(
         self, i: int, a: Acts, positions, kv_slots, fused: bool | None = None, pdl: bool = False
     ):
-        t, qd, kvd = a.x.shape[0], self.q_dim, self.kv_dim
-        kc = self.k[i].view(-1, self.kvh, self.d)
-        vc = self.v[i].view(-1, self.kvh, self.d)
-        q = a.q.view(t, self.qh, self.d)
+        kc, vc = self.kv_slots[i]
+        q = a.q3
         fused = self.fused_rope_store if fused is None else fused
         if fused:
             self.kernels.rope_store(
@@ -156,6 +166,7 @@ class LiveModel:
                 self.qh, self.kvh, self.d, pdl=pdl,
             )  # fmt: skip
             return q
+        t, qd, kvd = a.x.shape[0], self.q_dim, self.kv_dim
         self.kernels.rope_(
             a.qkv, positions, self.base.cos, self.base.sin, self.qh + self.kvh, self.d
         )
