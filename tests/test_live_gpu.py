@@ -136,6 +136,7 @@ def test_direct_launches_match_the_jit_bit_for_bit(torch):
             out, r2 = torch.empty_like(x), res.clone()
             kn.add_rmsnorm(x, r2, norm, out)
             assert torch.equal(out, want_out) and torch.equal(r2, want_res)
+    assert kn._ADD_RMSNORM.error is None
     assert kn._ADD_RMSNORM.direct > before
     # a 2-byte offset view (not 16-byte aligned): a variant of its own, still correct
     buf = torch.randn(8 * h + 1, device="cuda", dtype=torch.bfloat16, generator=g)

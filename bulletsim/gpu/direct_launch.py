@@ -26,17 +26,27 @@ def _spec(a, specialise: bool):
     return (a == 1, a % 16 == 0) if specialise else int
 
 
+def _hooks_set(knobs) -> bool:
+    """Whether a launch hook is set: Triton 3.6 keeps them as hook chains (empty by
+    default); a plain callable counts as set."""
+    hooks = (knobs.runtime.launch_enter_hook, knobs.runtime.launch_exit_hook)
+    return any(h is not None and getattr(h, "calls", True) for h in hooks)
+
+
 class DirectLaunch:
     """One Triton kernel's compiled variants, launched directly (see the module docstring).
     `__call__(grid, *args, **options)`: `args` are all the kernel's parameters in order,
-    constexprs included; `options` the launch options (num_warps, launch_pdl, ...)."""
+    constexprs included; `options` the launch options (num_warps, launch_pdl, ...).
+    `direct` counts the launches that bypassed the JIT; `error` is the launcher's error that
+    turned direct launching off for this kernel (None while it works)."""
 
     def __init__(self, fn) -> None:
         self.fn = fn
         # per parameter: None for a constexpr (keyed by value), else whether ints specialise
         self._kinds = [None if p.is_constexpr else not p.do_not_specialize for p in fn.params]
         self._compiled: dict = {}
-        self.direct = 0  # launches that bypassed the JIT (for tests and metadata)
+        self.direct = 0
+        self.error: str | None = None
 
     def __call__(self, grid: tuple, *args, **options) -> None:
         from triton import knobs
@@ -47,10 +57,9 @@ class DirectLaunch:
             tuple(sorted(options.items())),
         )
         k = self._compiled.get(key)
-        hooks = knobs.runtime.launch_enter_hook, knobs.runtime.launch_exit_hook
-        if k is None or hooks != (None, None):
+        if k is None or self.error is not None or _hooks_set(knobs):
             k = self.fn[grid](*args, **options)
-            if hooks == (None, None):
+            if self.error is None:
                 self._compiled[key] = k
             return
         g1 = grid[1] if len(grid) > 1 else 1
@@ -58,8 +67,9 @@ class DirectLaunch:
         stream = torch._C._cuda_getCurrentRawStream(torch.cuda.current_device())
         try:
             k.run(grid[0], g1, g2, stream, k.function, k.packed_metadata, None, None, None, *args)
-        except Exception:  # noqa: BLE001 - an unexpected launcher: the JIT path is correct
-            self._compiled.pop(key, None)
+        except Exception as e:  # noqa: BLE001 - an unexpected launcher: the JIT is correct
+            self.error = f"{type(e).__name__}: {e}"[:300]
+            self._compiled.clear()
             self.fn[grid](*args, **options)
             return
         self.direct += 1

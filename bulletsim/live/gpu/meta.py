@@ -23,6 +23,18 @@ ATTENTION_RULE = (
 )
 
 
+def _direct_launches() -> dict:
+    """How the small Triton kernels were launched (`gpu.direct_launch`): per kernel, the
+    launches that bypassed the JIT so far in this process, or the error that stopped that."""
+    from bulletsim.gpu import kernels as kn
+
+    out = {}
+    for name, d in (("add_rmsnorm", kn._ADD_RMSNORM), ("silu_mul", kn._SILU_MUL),
+                    ("rope_store", kn._ROPE_STORE)):  # fmt: skip
+        out[name] = d.error if d.error is not None else f"direct after the first: {d.direct}"
+    return out
+
+
 def describe_executor(ex) -> dict:
     """Metadata of a `GpuExecutor` for `live.json`: device, versions, kernels, setup costs."""
     import flashinfer
@@ -77,6 +89,7 @@ def describe_executor(ex) -> dict:
         "graph_capture_s": ex.graphs.capture_s if ex.graphs is not None else 0.0,
         "setup_s": ex.setup_s,
         "host_probe": ex.host_probe,
+        "small_kernel_launch": _direct_launches(),
         "num_launches": dict(ex.num_launches),
         "kv_pages_peak": ex.pages.peak_pages,
     }
