@@ -38,7 +38,7 @@ from bulletsim.policies.base import PolicyContext
 WARM_UP_TOKENS = (256, 255, 64, 7)
 # the host-speed probe (`GpuExecutor._host_probe`): an eager prefill step of this many tokens,
 # timed this many times (~8 ms each on the lent H200's host)
-PROBE_TOKENS, PROBE_REPS = 64, 7
+PROBE_TOKENS, PROBE_REPS = 64, 15
 
 
 @dataclass(slots=True)
@@ -214,12 +214,37 @@ class GpuExecutor:
         each), after warm-up. The host terms a profile fitted on other runs are scaled by
         this run's probe over theirs (`HostParams.probe_ms`): eager steps' host time moved
         by 45% between lent machines for the same config (results/live-h200/NOTES.md, S4)."""
-        from bulletsim.core import PrefillChunk, Request, RequestSpec, Work, WorkShape
+        import gc
 
         lane = next(ln for ln in lanes if ln != "decode")
         stream, phys, _ = self._stream(lane, self.total)
         self.model.set_num_sms(phys)
         n, times = PROBE_TOKENS, []
+        # without collector pauses (the heap before the run's freeze holds the previous run's
+        # results: a first probe with the collector on read 6.6-11.8 ms on one machine)
+        gc.collect()
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._probe_steps(lane, stream, phys, n, times)
+        finally:
+            if was_enabled:
+                gc.enable()
+        ms = np.asarray(times) * 1e3
+        return {
+            "eager_step_ms": float(np.median(ms)),
+            "min_ms": float(ms.min()),
+            "p90_ms": float(np.percentile(ms, 90)),
+            "tokens": n,
+            "reps": PROBE_REPS,
+            "method": f"median host ms to enqueue one eager prefill step of {n} tokens on the "
+            f"whole GPU ({lane} lane's stream, GPU idle before each, garbage collector off), "
+            "after warm-up",
+        }
+
+    def _probe_steps(self, lane, stream, phys, n, times) -> None:
+        from bulletsim.core import PrefillChunk, Request, RequestSpec, Work, WorkShape
+
         for k in range(PROBE_REPS):
             r = Request(RequestSpec(10**9 + k, 0.0, n, 2), prefill_target_tokens=n)
             work = Work(lane, WorkShape(prefill_tokens=n), self.total, [PrefillChunk(r, 0, n)])
@@ -230,13 +255,6 @@ class GpuExecutor:
             torch.cuda.synchronize()
             self.lane_batch[lane] = None
             self.pages.release(r.spec.id)
-        return {
-            "eager_step_ms": float(np.median(times) * 1e3),
-            "tokens": n,
-            "reps": PROBE_REPS,
-            "method": f"median host ms to enqueue one eager prefill step of {n} tokens on the "
-            f"whole GPU ({lane} lane's stream, GPU idle before each), after warm-up",
-        }
 
     def _warm_persistent_gemm(self) -> None:
         """Compile the persistent Triton GEMM's two tile configs (below and from 128 rows) for
