@@ -101,6 +101,48 @@ def ops_at(ex, t: int, reps: int) -> dict:
     return r
 
 
+def idle_vs_busy(ex, stream, t: int = 64, layers: int = 32, reps: int = 5) -> dict:
+    """Host us to enqueue one decoder layer of `t` rows, 32 layers in a row, with the GPU idle
+    (each kernel runs as soon as it is launched: a host-bound step) against the GPU busy with
+    ~0.2 s of queued GEMMs (the launches queue behind them: a GPU-bound step), median of
+    `reps` rounds of each, interleaved."""
+    import numpy as np
+    import torch
+
+    m = ex.model
+    acts = m.acts(t)
+    acts.x.normal_()
+    acts.res.zero_()
+    pos = torch.arange(t, device="cuda", dtype=torch.int64)
+    slots = pos + m.page
+    wrapper = ex.prefill_wrappers["main"]
+    npg = -(-t // m.page)
+    wrapper.plan(torch.tensor([0, t], dtype=torch.int32), torch.tensor([0, npg], dtype=torch.int32),
+                 torch.arange(1, npg + 1, dtype=torch.int32),
+                 torch.tensor([t - (npg - 1) * m.page], dtype=torch.int32),
+                 *m.paged_heads(), causal=True, **m.PLAN_DTYPES)  # fmt: skip
+    big = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    out = torch.empty_like(big)
+
+    def attn(i, q, k_cache, v_cache, o):
+        wrapper.run(q, (k_cache, v_cache), out=o)
+
+    idle, busy = [], []
+    with torch.cuda.stream(stream):
+        for _ in range(reps):
+            for queue, bucket in ((0, idle), (180, busy)):
+                torch.cuda.synchronize()
+                for _ in range(queue):  # ~1.1 ms each at ~1 PFLOP/s: ~0.2 s of GPU work
+                    torch.mm(big, big, out=out)
+                t0 = time.perf_counter()
+                for i in range(layers):
+                    m.layer(i, acts, pos, slots, attn)
+                bucket.append((time.perf_counter() - t0) / layers * 1e6)
+                torch.cuda.synchronize()
+    return {"rows": t, "idle_us_per_layer": float(np.median(idle)),
+            "busy_us_per_layer": float(np.median(busy)), "idle": idle, "busy": busy}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
@@ -141,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
             print(t, json.dumps({k: (round(v, 1) if isinstance(v, float) else v)
                                  for k, v in r.items()}), flush=True)  # fmt: skip
             save()
+    doc["layer_idle_vs_busy"] = idle_vs_busy(ex, stream)
+    print("layer host us, GPU idle vs busy:", doc["layer_idle_vs_busy"], flush=True)
+    save()
     # whole eager steps (prefill of t tokens from position 0), as the warm-up launches them
     steps = {}
     for t in (int(x) for x in a.rows.split(",")):

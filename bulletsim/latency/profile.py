@@ -21,6 +21,7 @@ from bulletsim.latency.collectives import AllReduceTable
 from bulletsim.latency.contention import ContendedPredict
 from bulletsim.latency.eager_attention import EagerPrefillAttention
 from bulletsim.latency.graph_buckets import padded_rows
+from bulletsim.latency.graph_scale import check_scale_table
 from bulletsim.latency.host import gap_kind, host_from_dict
 from bulletsim.latency.log_grid import LogGrid, bracket, fill, interp
 from bulletsim.latency.moe_profile import reroute
@@ -115,6 +116,10 @@ class ProfileLatency(ContendedPredict):
         exec_ = doc.get("exec", {})
         self.graph_saving_s = float(exec_.get("decode_graph_saving_per_layer_s", 0))
         self.graph_buckets = tuple(exec_.get("decode_graph_buckets", ()))
+        # per (SMs, bucket) factors of graph decode steps fitted on live runs (graph_scale)
+        self.graph_scale = check_scale_table(
+            exec_.get("decode_graph_bucket_scale", {}), "exec.decode_graph_bucket_scale"
+        )
         sec = exec_.get("eager_prefill_attention")
         self.eager_attn = None if sec is None else EagerPrefillAttention(sec)
         scale = exec_.get("kernel_scale", {})
@@ -313,8 +318,11 @@ class ProfileLatency(ContendedPredict):
             return ks_mem * shape.num_layers * mem_s, ks_cmp * shape.num_layers * cmp_s
         tokens = shape.prefill_tokens + shape.decode_tokens
         hs = shape  # the head's rows: a decode graph's padded batch (graph_buckets)
+        g = 1.0  # the live-fitted factor of this graph's (SMs, bucket) (graph_scale)
         if self.graph_buckets and not shape.prefill_tokens:
             pad = padded_rows(tokens, self.graph_buckets)
+            if self.graph_scale:
+                g = self.graph_scale.get(n, {}).get(pad, 1.0)
             if pad != tokens:
                 logits = pad if shape.logits_tokens else 0
                 hs = replace(shape, decode_tokens=pad, logits_tokens=logits)
@@ -330,8 +338,8 @@ class ProfileLatency(ContendedPredict):
                 a, b = a + c, b + d
             head = self._memo_head[key] = (a, b)
         return (
-            ks_mem * (self.num_layers * mem_s + head[0]),
-            ks_cmp * (self.num_layers * cmp_s + head[1]),
+            g * ks_mem * (self.num_layers * mem_s + head[0]),
+            g * ks_cmp * (self.num_layers * cmp_s + head[1]),
         )
 
     def _layer_parts(self, shape: WorkShape, n: int) -> tuple[float, float]:

@@ -13,7 +13,9 @@ holds, for one GPU and one model:
 - `exec`: execution effects (CUDA-graph saving of decode steps; optional `kernel_scale`
   fitted on live runs; optional `decode_graph_buckets`, the batch sizes the engine's decode
   graphs were captured at, `graph_buckets`, and `eager_prefill_attention`, the measured
-  factor of the engine's eager prefill kernel over the profile's, `eager_attention`);
+  factor of the engine's eager prefill kernel over the profile's, `eager_attention`; optional
+  `decode_graph_bucket_scale`, live-fitted factors of graph decode steps per (SMs, bucket),
+  `graph_scale`);
 - `host` (optional): host launch and gap costs fitted on live runs (`host.HostParams`);
 - `fit`: held-out errors and the co-run table behind the contention parameters.
 """
@@ -29,6 +31,7 @@ from bulletsim.hardware import GPUSpec, get_gpu, resolve_mechanism
 from bulletsim.latency.contention import ContentionParams
 from bulletsim.latency.eager_attention import EagerPrefillAttention
 from bulletsim.latency.graph_buckets import check_buckets
+from bulletsim.latency.graph_scale import check_scale_table
 from bulletsim.latency.host import host_from_dict
 from bulletsim.latency.roofline import SRMParams
 
@@ -191,6 +194,9 @@ def validate(doc: dict, source: str = "profile") -> None:
         raise ValueError(f"{source}: exec.kernel_scale factors must be in (0, 100)")
     if "decode_graph_buckets" in exec_:
         check_buckets(exec_["decode_graph_buckets"], f"{source}: exec.decode_graph_buckets")
+    if "decode_graph_bucket_scale" in exec_:
+        check_scale_table(exec_["decode_graph_bucket_scale"],
+                          f"{source}: exec.decode_graph_bucket_scale")  # fmt: skip
     if "eager_prefill_attention" in exec_:
         EagerPrefillAttention(exec_["eager_prefill_attention"],
                               f"{source}: exec.eager_prefill_attention")  # fmt: skip

@@ -43,6 +43,8 @@ import numpy as np
 import pandas as pd
 
 from bulletsim.fidelity.live_shapes import IterationWork, iteration_work
+from bulletsim.latency.graph_scale import MIN_ITERATIONS as MIN_GRAPH_ITERATIONS
+from bulletsim.latency.graph_scale import check_scale_table, factors, fit_factors, to_doc
 from bulletsim.latency.host import GAP_KINDS, KERNELS_PER_LAYER, MAX_OVERLAP_EXP, overlap
 from bulletsim.latency.profile import ProfileLatency
 from bulletsim.latency.profile_format import validate
@@ -122,6 +124,7 @@ class Priced:
     first_layer: np.ndarray
     exact: np.ndarray  # bool: the shape was recorded or replayed exactly
     host_s: np.ndarray  # CPU seconds the loop spent on the iteration (measured; NaN if absent)
+    gscale: np.ndarray  # factor of the kernel seconds (graph_scale: graph decode steps; else 1)
 
     def __len__(self) -> int:
         return len(self.measured_s)
@@ -141,6 +144,7 @@ def neutral(doc: dict) -> ProfileLatency:
     d = copy.deepcopy(doc)
     d.pop("host", None)
     d.get("exec", {}).pop("kernel_scale", None)
+    d.get("exec", {}).pop("decode_graph_bucket_scale", None)
     return ProfileLatency(d)
 
 
@@ -236,6 +240,7 @@ def price_run(pl: ProfileLatency, run_dir: str | Path) -> Priced:
         first_layer=np.array([w.first_layer for w in work], dtype=np.int64),
         exact=np.array([w.exact for w in work], dtype=bool),
         host_s=_host_s(run_dir, it),
+        gscale=np.ones(len(it)),
     )
     return p.take(ok)
 
@@ -284,14 +289,12 @@ def model_time(theta: dict, p: Priced, graph_saving_s: float, kernels_per_layer:
                num_layers: int, smooth_s: float = 0.0) -> np.ndarray:  # fmt: skip
     """Modelled seconds of every iteration of `p` under the terms `theta` (module doc) for a
     model of `num_layers` layers (`smooth_s`: smooth the host bound's max, for fitting)."""
-    f_mem = np.where(p.co, 1.0 + theta["floor"] + theta["mem_per_share"] * p.share, 1.0)
-    f_cmp = np.where(p.co, 1.0 + theta["floor"] + theta["compute_per_share"] * p.share, 1.0)
     ks_m, ks_c = theta["kernel_scale_memory"], theta["kernel_scale_compute"]
     graph_layer = theta.get("graph_layer_overhead_s")
     if graph_layer is None:
         graph_layer = theta["layer_overhead_s"] - graph_saving_s
     per_layer = np.where(p.graph, graph_layer, theta["layer_overhead_s"])
-    core = ks_m * f_mem * p.mem_s + ks_c * f_cmp * p.cmp_s + p.layers * per_layer
+    core = p.gscale * kernel_s(theta, p) + p.layers * per_layer
     core = core + theta["step_overhead_s"] * p.full
     launch = theta["eager_fixed_s"] + theta["launch_s"] * kernels_per_layer * p.layers
     k = theta.get("eager_overlap_exp")
@@ -304,6 +307,34 @@ def model_time(theta: dict, p: Priced, graph_saving_s: float, kernels_per_layer:
     tail = _max(full, launch_all, smooth_s, k) - _max(body, launch_all, smooth_s, k)
     tail = np.maximum(0.0, tail)
     return t + np.where(p.tail, tail, 0.0) + p.other_s
+
+
+def kernel_s(theta: dict, p: Priced) -> np.ndarray:
+    """The kernel seconds of every iteration of `p` under `theta` (scaled, contended; without
+    `p.gscale`, overheads or the host)."""
+    f_mem = np.where(p.co, 1.0 + theta["floor"] + theta["mem_per_share"] * p.share, 1.0)
+    f_cmp = np.where(p.co, 1.0 + theta["floor"] + theta["compute_per_share"] * p.share, 1.0)
+    ks_m, ks_c = theta["kernel_scale_memory"], theta["kernel_scale_compute"]
+    return ks_m * f_mem * p.mem_s + ks_c * f_cmp * p.cmp_s
+
+
+def graph_factors(doc: dict, p: Priced, buckets) -> np.ndarray:
+    """Per iteration of `p`: the factor `doc`'s exec.decode_graph_bucket_scale gives its graph
+    decode step (`graph_scale`), 1 for any other iteration or without a table."""
+    table = check_scale_table(
+        (doc.get("exec") or {}).get("decode_graph_bucket_scale", {}),
+        "exec.decode_graph_bucket_scale",
+    )
+    return factors(table, p.graph, p.num_sms, p.seqs, buckets)
+
+
+def fit_graph_factors(theta: dict, p: Priced, buckets, gs: float, kpl: int, L: int):
+    """(table, iterations per key): `graph_scale.fit_factors` on `p`'s graph decode steps
+    against their modelled kernel seconds under `theta` (with `p.gscale` at 1)."""
+    ones = Priced(**{k: getattr(p, k) for k in Priced.__slots__} | {"gscale": np.ones(len(p))})
+    kern = kernel_s(theta, ones)
+    rest = model_time(theta, ones, gs, kpl, L) - kern
+    return fit_factors(p.graph, p.num_sms, p.seqs, buckets, kern, rest, p.measured_s)
 
 
 def base_terms(pl_doc: dict) -> dict:
@@ -552,9 +583,15 @@ def refit_profile(doc: dict, run_dirs: list[str | Path]) -> tuple[dict, dict]:
     kpl = kpl or KERNELS_PER_LAYER
     start = base_terms(doc)
     L = pl.num_layers
+    p.gscale = graph_factors(doc, p, pl.graph_buckets)  # the base profile's own, if any
     before_s = model_time(start, p, gs, kpl, L)
+    p.gscale = np.ones(len(p))
     bounds, host_line = host_launch_bounds(p, kpl)
     fitted, names = fit_terms(p, start, gs, kpl, L, bounds)
+    # graph decode steps per (SMs, bucket) against that fit: a correction of its residuals
+    # (the terms stay as fitted; a global scale and per-bucket factors are not separable)
+    table, graph_counts = fit_graph_factors(fitted, p, pl.graph_buckets, gs, kpl, L)
+    p.gscale = factors(table, p.graph, p.num_sms, p.seqs, pl.graph_buckets)
     after_s = model_time(fitted, p, gs, kpl, L)
     fixed, per_seq, per_token, counts = fit_gaps(p)
     runs = [str(d) for d in run_dirs]
@@ -575,6 +612,14 @@ def refit_profile(doc: dict, run_dirs: list[str | Path]) -> tuple[dict, dict]:
         "terms_before": {k: start[k] for k in TERMS},
         "terms_after": {k: fitted[k] for k in TERMS},
         "gap_samples": counts,
+        "decode_graph_bucket_scale": {
+            "factors": to_doc(table),
+            "iterations": graph_counts,
+            "method": "per (SMs, padded rows) with at least "
+            f"{MIN_GRAPH_ITERATIONS} graph decode steps: median of (measured - modelled "
+            "overheads) / modelled kernel seconds under the fitted terms, which stay as "
+            "fitted (bulletsim.latency.graph_scale)",
+        },
         "host_launch_upper_bound": host_line or "none (no host_s recorded)",
         "residuals_before": error_table(p, before_s),
         "residuals_after": error_table(p, after_s),
@@ -591,6 +636,10 @@ def refit_profile(doc: dict, run_dirs: list[str | Path]) -> tuple[dict, dict]:
     new.setdefault("exec", {})["decode_graph_saving_per_layer_s"] = (
         fitted["layer_overhead_s"] - fitted["graph_layer_overhead_s"]
     )
+    if table:
+        new["exec"]["decode_graph_bucket_scale"] = to_doc(table)
+    else:
+        new["exec"].pop("decode_graph_bucket_scale", None)
     new.setdefault("exec", {})["kernel_scale"] = {
         "memory": fitted["kernel_scale_memory"],
         "compute": fitted["kernel_scale_compute"],
@@ -635,6 +684,7 @@ def repriced(doc: dict, run_dir: str | Path) -> pd.DataFrame:
     doc = engine_doc(doc, run_engine_exec(run_dir))
     pl = neutral(doc)
     p = price_run(pl, run_dir)
+    p.gscale = graph_factors(doc, p, pl.graph_buckets)
     kpl = (doc.get("host") or {}).get("kernels_per_layer") or KERNELS_PER_LAYER
     t = model_time(base_terms(doc), p, pl.graph_saving_s, kpl, pl.num_layers)
     rows = error_table(p, t)

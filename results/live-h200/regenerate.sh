@@ -13,6 +13,14 @@ fidelity_set() {  # runs folder, profile the runs predicted (and their policies 
     bulletsim fidelity $R/* --profile $P --held-out workload --table $O/fidelity-heldout.md > $O/fidelity-heldout.log
     bulletsim fidelity $R/* --profile $P --held-out load --table $O/fidelity-heldout-load.md > $O/fidelity-heldout-load.log
 }
+# session S5's runs (code a6c1d72: the engine's small kernels launched directly, the
+# persistent GEMM compiled once per tile config, a host-speed probe in live.json; runs-s5/),
+# made with the installed profile (= profile-r2-run-time)
+mkdir -p s5
+fidelity_set runs-s5 profile-r2-run-time.json s5
+# the S4 and S5 runs held out by session: each set judged by the profile refitted on the other
+bulletsim calibrate --from-live runs-s4/* --profile profile-r2-run-time.json --out s5/refit-s4-runs.json > s5/refit-s4-runs.log
+bulletsim fidelity runs-s5/* --profile s5/refit-s4-runs.json --policy-profile profile-r2-run-time.json --table s5/fidelity-by-s4-fit.md > s5/fidelity-by-s4-fit.log
 # session S4's runs (code 61df138: chunked-2048 and Bullet at three loads on each workload, with
 # the SM clock per iteration; runs-s4/), made with the installed profile (= profile-r2-run-time)
 mkdir -p s4
