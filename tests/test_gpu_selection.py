@@ -132,3 +132,54 @@ def test_cublaslt_failures_are_read_from_torchs_warnings():
         warnings.warn("an unrelated warning m 6144 n 8 k 4096", UserWarning, stacklevel=1)
     assert lt_failures(caught, shapes) == {"o", "down", "unknown"}
     assert lt_failures([], shapes) == set()
+
+
+def _scan_lookup(table: ChoiceTable, op: str, size: tuple, num_sms: int):
+    """The nearest measured size by a scan of every key (the lookup's definition)."""
+    exact = table.get(op, size, num_sms)
+    if exact is not None:
+        return exact.kernel
+    best, best_d = None, math.inf
+    for key in table.choices:
+        k_op, k_size, k_sms = key.split("|")
+        sizes = [int(s) for s in k_size.split("x")]
+        if k_op != op or int(k_sms) != num_sms or len(sizes) != len(size):
+            continue
+        d = sum(abs(math.log(a) - math.log(max(b, 1))) for a, b in zip(sizes, size, strict=True))
+        if d < best_d or (d == best_d and key < best):
+            best, best_d = key, d
+    return None if best is None else table.choices[best].kernel
+
+
+def test_the_indexed_lookup_answers_as_a_scan_of_every_key():
+    """On the installed H200 profile's 3,000+ choices: random sizes of every op (one-number
+    GEMM/prefill sizes, decode attention's (batch, context)), measured and unmeasured SM
+    counts, ties between two measured sizes included."""
+    import json
+    import random
+
+    from bulletsim.latency.profile import PROFILE_DIR
+
+    doc = json.loads((PROFILE_DIR / "h200__llama-3.1-8b.json").read_text())
+    table = ChoiceTable.from_kernel_names(doc["meta"]["kernels"]["choices"])
+    keys = [k.split("|") for k in table.choices]
+    ops = sorted({k[0] for k in keys})
+    sms = sorted({int(k[2]) for k in keys}) + [7, 131]
+    rng = random.Random(0)
+    checked = 0
+    for _ in range(3000):
+        op, n = rng.choice(ops), rng.choice(sms)
+        rank = len(next(k for k in keys if k[0] == op)[1].split("x"))
+        size = tuple(rng.choice([rng.randint(0, 40000), 2 ** rng.randint(0, 14)])
+                     for _ in range(rank))  # fmt: skip
+        assert table.lookup(op, size, n) == _scan_lookup(table, op, size, n), (op, size, n)
+        checked += 1
+    # sizes halfway between two measured ones in log space (ties up to rounding)
+    t = ChoiceTable.from_kernel_names({"qkv|32|132": "a", "qkv|128|132": "b", "o|3|8": "c",
+                                       "o|12|8": "d"})  # fmt: skip
+    for op, q, n in (("qkv", 64, 132), ("o", 6, 8)):
+        assert t.lookup(op, (q,), n) == _scan_lookup(t, op, (q,), n)
+    # keys added after a lookup are seen
+    t.choices["qkv|60|132"] = t.choices["qkv|32|132"]
+    assert t.lookup("qkv", (64,), 132) == "a"  # 60 is nearer than 32 or 128
+    assert checked == 3000

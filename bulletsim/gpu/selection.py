@@ -22,6 +22,7 @@ Rules used when nothing was measured for a key:
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import re
@@ -141,20 +142,49 @@ class ChoiceTable:
         exact = self.get(op, size, num_sms)
         if exact is not None:
             return exact.kernel
-        best, best_d = None, math.inf
-        for key in self.choices:
-            k_op, k_size, k_sms = key.split("|")
-            if k_op != op or int(k_sms) != num_sms:
-                continue
-            sizes = [int(s) for s in k_size.split("x")]
-            if len(sizes) != len(size):
-                continue
-            d = sum(
-                abs(math.log(a) - math.log(max(b, 1))) for a, b in zip(sizes, size, strict=True)
-            )
-            if d < best_d or (d == best_d and key < best):
-                best, best_d = key, d
+        best = self._nearest(op, size, num_sms)
         return None if best is None else self.choices[best].kernel
+
+    def _nearest(self, op: str, size: tuple[int, ...], num_sms: int) -> str | None:
+        """The key of the measured size nearest to `size` (sum of |log| distances; ties to
+        the smaller key) at `op` and `num_sms`. One-number sizes (GEMMs, prefill attention)
+        search a sorted index (the nearest is a neighbour in log order): a scan of every key
+        cost ~1.4 ms a call, paid by the live engine at each new batch size."""
+        index = self._by_op_sms()
+        entries = index.get((op, num_sms, len(size)))
+        if not entries:
+            return None
+        logs = [math.log(max(b, 1)) for b in size]
+        if len(size) == 1:
+            keys, values = entries
+            i = bisect.bisect_left(values, logs[0])
+            near = [j for j in (i - 1, i) if 0 <= j < len(keys)]
+            cands = [(abs(values[j] - logs[0]), keys[j]) for j in near]
+        else:
+            cands = [(sum(abs(a - b) for a, b in zip(v, logs, strict=True)), k)
+                     for k, v in entries]  # fmt: skip
+        return min(cands)[1]
+
+    def _by_op_sms(self) -> dict:
+        """{(op, SMs, size rank): index}, made once per table content: for one-number sizes
+        (keys, log sizes) sorted by log size, else [(key, log sizes)]."""
+        cache = self._kind_cache
+        index, count = cache.get("by_op_sms", (None, -1))
+        if index is None or count != len(self.choices):  # rebuilt if keys were added directly
+            groups: dict[tuple, list] = {}
+            for key in self.choices:
+                k_op, k_size, k_sms = key.split("|")
+                logs = tuple(math.log(int(s)) for s in k_size.split("x"))
+                groups.setdefault((k_op, int(k_sms), len(logs)), []).append((key, logs))
+            index = {}
+            for g, items in groups.items():
+                if g[2] == 1:
+                    items.sort(key=lambda kv: (kv[1][0], kv[0]))
+                    index[g] = ([k for k, _ in items], [v[0] for _, v in items])
+                else:
+                    index[g] = items
+            cache["by_op_sms"] = (index, len(self.choices))
+        return index
 
     def nearest_sms(self, op: str, num_sms: int, total_sms: int, unit_sms: int) -> int:
         """The SM count whose choices answer for a partition of `num_sms`: itself when `op`
