@@ -284,6 +284,8 @@ def fit_profile(df: pd.DataFrame, model: ModelSpec, gpu: GPUSpec, meta: dict) ->
         "gpu_spec": gpu_spec,
         "srm": srm_to_dict(params),
         "grid": build_grid(train.to_dict("records"), sms),
+        # no graph saving until it is fitted on these samples (next line)
+        "exec": {"decode_graph_saving_per_layer_s": 0.0},
     }
     doc["exec"] = fit_graph_saving(df, ProfileLatency(doc, gpu, model))
     contention, cont_fit = fit_contention(

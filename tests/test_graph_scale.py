@@ -156,3 +156,31 @@ def test_the_refit_recovers_the_factors_of_synthetic_runs(base_doc, factor_runs)
     assert (
         errs0[(errs0["phase"] == "decode") & (errs0["sms"] == "all")].iloc[0]["p90_abs_pct"] > 5.0
     )
+
+
+@pytest.mark.parametrize(
+    "table, msg",
+    [
+        ({"999": {"16": 1.1}}, "SM count 999 exceeds the GPU's 132"),
+        ({"132": {"50": 1.1}}, "batch rows [50] are not decode-graph sizes"),
+    ],
+)
+def test_factors_no_step_could_use_are_refused(base_doc, table, msg):
+    d = _with_factors(base_doc)
+    d["exec"]["decode_graph_bucket_scale"] = table
+    with pytest.raises(ValueError, match=msg.replace("[", r"\[").replace("]", r"\]")) as e:
+        validate(d, "p")
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("drop", ["exec", "saving"])
+def test_a_profile_without_its_exec_section_is_refused(base_doc, drop):
+    """A calibrated profile always has exec (its graph saving; a refit's kernel scales):
+    without it decode steps would be priced very differently, silently."""
+    d = copy.deepcopy(base_doc)
+    if drop == "exec":
+        del d["exec"]
+    else:
+        del d["exec"]["decode_graph_saving_per_layer_s"]
+    with pytest.raises(ValueError, match="exec"):
+        validate(d, "p")

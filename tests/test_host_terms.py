@@ -202,3 +202,10 @@ def test_two_lanes_share_one_host_thread(doc):
     waited = it[it["lane"] == "decode"]  # some decode launch waited for a prefill launch
     gaps = waited["start_s"].to_numpy()[1:] - waited["end_s"].to_numpy()[:-1]
     assert (gaps > 5e-4 + 13 * 20e-6 * 8).any()
+
+
+def test_a_bad_host_gap_names_its_field_kind_and_value():
+    from bulletsim.latency.host import HostParams
+
+    with pytest.raises(ValueError, match=r"host gap_per_seq_s\['graph'\] .* got -1"):
+        HostParams(gap_per_seq_s={"batch": 0.0, "window": 0.0, "graph": -1})

@@ -60,6 +60,20 @@ def check_scale_table(value: object, where: str) -> Table:
     return out
 
 
+def check_scale_keys(table: Table, num_sms: int, buckets, where: str) -> None:
+    """ValueError (one line naming `where`) for a factor no step could use: an SM count
+    above the GPU's `num_sms`, or batch rows that are not one of `buckets` (the engine's
+    capture sizes, when the profile names them)."""
+    for n, row in table.items():
+        if n > num_sms:
+            raise ValueError(f"{where}: SM count {n} exceeds the GPU's {num_sms}")
+        if buckets:
+            odd = sorted(set(row) - set(buckets))
+            if odd:
+                raise ValueError(f"{where}[{n}]: batch rows {odd} are not decode-graph sizes "
+                                 f"(exec.decode_graph_buckets: {list(buckets)})")  # fmt: skip
+
+
 def _key(k: object, where: str, what: str) -> int:
     s = str(k)
     if isinstance(k, bool) or not s.isdigit() or int(s) < 1:

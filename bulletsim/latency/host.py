@@ -93,13 +93,14 @@ class HostParams:
                 f"host eager_overlap_exp must be a number in [1, {MAX_OVERLAP_EXP:g}] or "
                 f"absent (max), got {k!r}"
             )
-        for gaps in (self.gap_s, self.gap_per_seq_s, self.gap_per_token_s):
+        for name in ("gap_s", "gap_per_seq_s", "gap_per_token_s"):
+            gaps = getattr(self, name)
             bad = set(gaps) - set(GAP_KINDS)
             if bad:
                 raise ValueError(f"unknown host gap kinds {sorted(bad)}; valid: {list(GAP_KINDS)}")
-            if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1
-                   for v in gaps.values()):  # fmt: skip
-                raise ValueError("host gaps must be seconds in [0, 1)")
+            for kind, v in gaps.items():
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+                    raise ValueError(f"host {name}[{kind!r}] must be seconds in [0, 1), got {v!r}")
 
     @property
     def layer_launch_s(self) -> float:

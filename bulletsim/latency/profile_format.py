@@ -31,7 +31,7 @@ from bulletsim.hardware import GPUSpec, get_gpu, resolve_mechanism
 from bulletsim.latency.contention import ContentionParams
 from bulletsim.latency.eager_attention import EagerPrefillAttention
 from bulletsim.latency.graph_buckets import check_buckets
-from bulletsim.latency.graph_scale import check_scale_table
+from bulletsim.latency.graph_scale import check_scale_keys, check_scale_table
 from bulletsim.latency.host import host_from_dict
 from bulletsim.latency.roofline import SRMParams
 
@@ -141,7 +141,7 @@ def validate(doc: dict, source: str = "profile") -> None:
             f"{source}: profile version {doc.get('version')!r} unsupported; this bulletsim "
             f"reads version {VERSION}"
         )
-    missing = [k for k in ("meta", "gpu_spec", "srm", "grid") if k not in doc]
+    missing = [k for k in ("meta", "gpu_spec", "srm", "grid", "exec") if k not in doc]
     if missing:
         raise ValueError(f"{source}: missing sections {missing}")
     meta = doc["meta"]
@@ -183,7 +183,12 @@ def validate(doc: dict, source: str = "profile") -> None:
         raise ValueError(f"{source}: grid attn_decode must be batch x ctx x sms")
     for b_i, plane in enumerate(dec["time_s"]):
         check_2d(f"attn_decode[batch={dec['batch'][b_i]}]", dec["ctx"], plane)
-    exec_ = doc.get("exec", {})
+    exec_ = doc["exec"]
+    if not isinstance(exec_, dict) or "decode_graph_saving_per_layer_s" not in exec_:
+        # every calibrated or derived profile has it (calibrate/fit.py fit_graph_saving); a
+        # profile without it would price decode steps with no graph saving, silently
+        raise ValueError(f"{source}: exec must be an object with decode_graph_saving_per_layer_s "
+                         "(the calibration writes it)")  # fmt: skip
     saving = exec_.get("decode_graph_saving_per_layer_s", 0.0)
     if not isinstance(saving, (int, float)) or not 0.0 <= saving < 1e-2:
         raise ValueError(f"{source}: exec.decode_graph_saving_per_layer_s must be in [0, 0.01) s")
@@ -195,8 +200,9 @@ def validate(doc: dict, source: str = "profile") -> None:
     if "decode_graph_buckets" in exec_:
         check_buckets(exec_["decode_graph_buckets"], f"{source}: exec.decode_graph_buckets")
     if "decode_graph_bucket_scale" in exec_:
-        check_scale_table(exec_["decode_graph_bucket_scale"],
-                          f"{source}: exec.decode_graph_bucket_scale")  # fmt: skip
+        where = f"{source}: exec.decode_graph_bucket_scale"
+        table = check_scale_table(exec_["decode_graph_bucket_scale"], where)
+        check_scale_keys(table, meta["num_sms"], exec_.get("decode_graph_buckets"), where)
     if "eager_prefill_attention" in exec_:
         EagerPrefillAttention(exec_["eager_prefill_attention"],
                               f"{source}: exec.eager_prefill_attention")  # fmt: skip

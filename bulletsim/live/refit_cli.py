@@ -106,6 +106,15 @@ def _print_report(report: dict, doc: dict) -> None:
         for k in h["gap_s"]
     )
     typer.echo(f"host gap before a launch: {gaps}")
+    factors = report.get("decode_graph_bucket_scale", {}).get("factors") or {}
+    shown = "; ".join(
+        f"{n} SMs: " + ", ".join(f"{rows} rows x{f:.3f}" for rows, f in row.items())
+        for n, row in factors.items()
+    )
+    typer.echo(
+        "decode-graph step factors per (SMs, padded rows), fitted after the terms "
+        f"(exec.decode_graph_bucket_scale): {shown or 'none (too few graph steps per key)'}"
+    )
     r = Table(title="per-iteration error, modelled / measured - 1 (%), on the fitted runs")
     for name in ("phase", "SMs", "iterations", "median |err| before", "after", "p90 before",
                  "after", "median err before", "after"):  # fmt: skip

@@ -148,7 +148,10 @@ def check_one_run(d: Path, summary: dict, config: dict, live: dict, num_layers: 
                 )
     it = pd.read_parquet(d / "iterations.parquet", columns=["lane", "measured_s"])
     if not len(it) or not (it["measured_s"] > 0).any():
-        raise ValueError(f"live run {d} has no measured iterations ({d / 'iterations.parquet'})")
+        neg = int((it["measured_s"] < 0).sum()) if len(it) else 0
+        why = f": {neg} of {len(it)} measured_s are negative" if neg else ""
+        raise ValueError(f"live run {d} has no measured iterations "
+                         f"({d / 'iterations.parquet'}{why})")  # fmt: skip
     for name, key in (("requests.parquet", "num_requests"), ("iterations.parquet",
                                                             "num_iterations")):  # fmt: skip
         want = summary.get(key)

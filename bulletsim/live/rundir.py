@@ -87,8 +87,11 @@ def _check_files(d: Path) -> None:
     # before any simulation: the config the re-simulation will run, or its error with the file
     num_layers = live_config(meta, d / "config.json").model_spec().num_layers
     live = read_json_object(d / "live.json")
-    if not isinstance(live.get("executor"), dict):
+    if "executor" not in live:
         raise ValueError(f"{d / 'live.json'} has no executor section")
+    if not isinstance(live["executor"], dict):
+        raise ValueError(f"{d / 'live.json'}: executor must be an object, got "
+                         f"{type(live['executor']).__name__}")  # fmt: skip
     for name in TABLE_FILES:
         _parquet_schema(d / name)  # the footer only: cheap, catches a truncated file
     check_one_run(d, summary, config, live, num_layers)  # columns, values, files of one run
