@@ -162,6 +162,41 @@ def test_no_iterations_is_said_alike_by_both(runs, tmp_path, no_long_work, cmd):
     _one_line_error(code, out, f"live run {d} has no measured iterations")
 
 
+@pytest.mark.parametrize("cmd", ["fidelity", "calibrate"])
+def test_negative_measured_times_are_named(runs, tmp_path, no_long_work, cmd):
+    d = _copy(runs["chunked"], tmp_path, "negative")
+    it = pd.read_parquet(d / "iterations.parquet")
+    it["measured_s"] = -it["measured_s"].abs() - 1e-3
+    it.to_parquet(d / "iterations.parquet", index=False)
+    _forget_digests(d)
+    code, out = _invoke(cmd, [d], tmp_path)
+    _one_line_error(code, out, "has no measured iterations", f"{len(it)} of {len(it)} measured_s "
+                    "are negative")  # fmt: skip
+
+
+@pytest.mark.parametrize("value, msg", [
+    ("gpu", "executor must be an object, got str"),
+    ({"executor": "fake", "measured": "no"}, "executor.measured must be true or false, got 'no'"),
+])  # fmt: skip
+def test_a_malformed_executor_section_is_named(runs, tmp_path, no_long_work, value, msg):
+    d = _copy(runs["chunked"], tmp_path, "executor")
+    live = json.loads((d / "live.json").read_text())
+    if isinstance(value, dict):
+        value = live["executor"] | value
+    live["executor"] = value
+    (d / "live.json").write_text(json.dumps(live))
+    code, out = _invoke("calibrate", [d], tmp_path)
+    _one_line_error(code, out, msg)
+
+
+def test_fidelity_without_a_profile_says_which_predictions_its_iterations_use(runs):
+    r = CliRunner().invoke(app, ["fidelity", str(runs["chunked"])])
+    assert r.exit_code == 0, r.output
+    assert "per-iteration errors are of the predictions the live run recorded" in r.output
+    r = CliRunner().invoke(app, ["fidelity", str(runs["chunked"]), "--profile", BASE])
+    assert "per-iteration errors are of the predictions" not in r.output
+
+
 def test_committed_runs_pass_the_checks():
     from bulletsim.live.rundir import check_live_run
 

@@ -79,6 +79,13 @@ def _report(
         typer.echo(f"live run {d}: {f.live_summary['policy']} on {f.live_summary['workload']}")
         if fit_on:
             typer.echo(f"profile refitted on: {fit_on}")
+        if prof is None:
+            typer.echo(
+                "note: per-iteration errors are of the predictions the live run recorded "
+                "(predicted_s: its policy's profile, without the engine's padded decode graphs "
+                "or eager attention kernel, which the simulated clock prices); --profile P "
+                "re-prices every iteration as the engine ran it"
+            )
         for note in (_rescale_note(f), _engine_note(d)):
             if note:
                 typer.echo(f"note: {note}")

@@ -92,6 +92,10 @@ def _check_files(d: Path) -> None:
     if not isinstance(live["executor"], dict):
         raise ValueError(f"{d / 'live.json'}: executor must be an object, got "
                          f"{type(live['executor']).__name__}")  # fmt: skip
+    measured = live["executor"].get("measured", False)
+    if not isinstance(measured, bool):
+        raise ValueError(f"{d / 'live.json'}: executor.measured must be true or false, got "
+                         f"{measured!r}")  # fmt: skip
     for name in TABLE_FILES:
         _parquet_schema(d / name)  # the footer only: cheap, catches a truncated file
     check_one_run(d, summary, config, live, num_layers)  # columns, values, files of one run

@@ -13,8 +13,9 @@ fidelity_set() {  # runs folder, profile the runs predicted (and their policies 
     bulletsim fidelity $R/* --profile $P --held-out workload --table $O/fidelity-heldout.md > $O/fidelity-heldout.log
     bulletsim fidelity $R/* --profile $P --held-out load --table $O/fidelity-heldout-load.md > $O/fidelity-heldout-load.log
 }
-# session S5's runs (code a6c1d72: the engine's small kernels launched directly, the
-# persistent GEMM compiled once per tile config, a host-speed probe in live.json; runs-s5/),
+# session S5's runs (code 306cf4f: the engine's small kernels launched directly, the kernel-
+# choice lookup indexed, the persistent GEMM compiled once per tile config, a host-speed probe
+# in live.json; runs-s5/),
 # made with the installed profile (= profile-r2-run-time)
 mkdir -p s5
 fidelity_set runs-s5 profile-r2-run-time.json s5
