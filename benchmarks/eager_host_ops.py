@@ -9,8 +9,11 @@ each call the eager step makes, one kind at a time, at a few row counts: the enq
   ops.<rows>.<call>   us per call: the Triton small kernels, each GEMM op by the profile's
                       path and by every path forced, flashinfer's paged prefill run, one
                       whole decoder layer, one whole eager step (build, plan, 32 layers, head)
-  cprofile.txt        cProfile of a short live chunked run (after a warm one), top functions
-                      by own time and by cumulative time
+  layer_idle_vs_busy  us per decoder layer enqueued with the GPU idle vs busy (`idle_vs_busy`)
+  eager_step.<rows>   host ms of whole eager prefill steps (median of 10)
+  graph_replay_us     host us per decode-graph replay at 8, 64 and 256 rows
+  cprofiled_run       host ms of a short live chunked run's steps (after a warm one), whose
+                      cProfile is cprofile.txt: top functions by own and cumulative time
 
 `python3 benchmarks/eager_host_ops.py --out DIR --traces-dir DIR` -> DIR/host_ops.json.
 """

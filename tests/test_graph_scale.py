@@ -39,6 +39,7 @@ def test_a_table_reads_and_writes_back():
         ({"x": {"8": 1.0}}, "SM count keys must be positive integers"),
         ({"0": {"8": 1.0}}, "SM count keys must be positive integers"),
         ({"132": {"-8": 1.0}}, "batch rows keys must be positive integers"),
+        ({"132": {"\u00b2": 1.0}}, "batch rows keys must be positive integers"),
         ({"132": [1.0]}, "must map batch rows to factors"),
         ({"132": {"8": 3.0}}, "must be a factor in [0.5, 2]"),
         ({"132": {"8": float("nan")}}, "must be a factor"),
@@ -64,22 +65,32 @@ def test_factors_apply_to_graph_steps_by_padded_rows_only():
 
 def test_fit_factors_recovers_the_kernel_factor_per_key_with_enough_steps():
     rng = np.random.default_rng(0)
-    n = 200
-    rows = rng.integers(1, 64, n)
+    # rows per bucket: 8 <- 1-8 (40 steps), 16 <- 9-16 (MIN_ITERATIONS - 1: too few),
+    # 32 <- 17-32 (40), 48 <- 33-48 (40); each bucket's factor differs
+    counts_by_bucket = {8: 40, 16: MIN_ITERATIONS - 1, 32: 40, 48: 40}
+    true_by_bucket = {8: 1.25, 16: 1.5, 32: 0.8, 48: 1.0}
+    low = {8: 1, 16: 9, 32: 17, 48: 33}
+    rows = np.concatenate([rng.integers(low[b], b + 1, c) for b, c in counts_by_bucket.items()])
+    true = np.concatenate([np.full(c, true_by_bucket[b]) for b, c in counts_by_bucket.items()])
+    n = len(rows)
     sms = np.full(n, 132)
     kern = rng.uniform(5e-3, 8e-3, n)
     rest = np.full(n, 1e-3)
-    true = np.where(rows <= 16, 1.25, np.where(rows <= 32, 0.8, 1.0))
     measured = true * kern + rest
     graph = np.ones(n, bool)
     table, counts = fit_factors(graph, sms, rows, BUCKETS, kern, rest, measured)
-    for b, f in ((8, 1.25), (16, 1.25), (32, 0.8), (48, 1.0), (64, 1.0)):
-        c = counts["132"][str(b)]
-        if c >= MIN_ITERATIONS:
-            assert table[132][b] == pytest.approx(f, rel=1e-9)
-        else:
-            assert b not in table.get(132, {})
-    assert sum(counts["132"].values()) == n
+    assert counts == {"132": {str(b): c for b, c in counts_by_bucket.items()}}
+    assert table.keys() == {132} and table[132].keys() == {8, 32, 48}  # 16: too few steps
+    for b in (8, 32, 48):
+        assert table[132][b] == pytest.approx(true_by_bucket[b], rel=1e-9)
+    # eager steps and steps without kernel time are not counted; factors are clipped
+    eager = graph.copy()
+    eager[:5] = False
+    no_kernel = kern.copy()
+    no_kernel[5:10] = 0.0
+    assert fit_factors(eager, sms, rows, BUCKETS, no_kernel, rest, measured)[1]["132"]["8"] == 30
+    t_hi, _ = fit_factors(graph, sms, rows, BUCKETS, kern, rest, 5 * kern + rest)
+    assert set(t_hi[132].values()) == {2.0}
     # too few steps for any key: nothing fitted; no buckets: nothing at all
     few = np.zeros(n, bool)
     few[: MIN_ITERATIONS - 1] = True

@@ -28,8 +28,9 @@ from bulletsim.latency.graph_buckets import padded_rows
 MIN_ITERATIONS = 30  # graph steps a (SMs, bucket) needs before a factor is fitted for it
 SCALE_RANGE = (0.5, 2.0)  # a factor outside is a corrupt file (the H200's: 0.90-1.15)
 MAX_KEYS = 4096
+EXEC_KEY = "decode_graph_bucket_scale"  # the table's key in a profile's exec section
 
-Table = dict[int, dict[int, float]]
+Table = dict[int, dict[int, float]]  # {SMs: {padded batch rows: factor}}
 
 
 def check_scale_table(value: object, where: str) -> Table:
@@ -60,7 +61,19 @@ def check_scale_table(value: object, where: str) -> Table:
     return out
 
 
-def check_scale_keys(table: Table, num_sms: int, buckets, where: str) -> None:
+def table_of(exec_: dict | None) -> Table:
+    """The checked table of a profile's exec section (empty without one); ValueError as
+    `check_scale_table`."""
+    return check_scale_table((exec_ or {}).get(EXEC_KEY, {}), f"exec.{EXEC_KEY}")
+
+
+def factor(table: Table, num_sms: int, padded: int) -> float:
+    """The factor of a graph decode step of `padded` rows (its bucket) on `num_sms` SMs; 1
+    when the table lacks the key."""
+    return table.get(num_sms, {}).get(padded, 1.0)
+
+
+def check_scale_keys(table: Table, num_sms: int, buckets: Sequence[int] | None, where: str) -> None:
     """ValueError (one line naming `where`) for a factor no step could use: an SM count
     above the GPU's `num_sms`, or batch rows that are not one of `buckets` (the engine's
     capture sizes, when the profile names them)."""
@@ -76,12 +89,13 @@ def check_scale_keys(table: Table, num_sms: int, buckets, where: str) -> None:
 
 def _key(k: object, where: str, what: str) -> int:
     s = str(k)
-    if isinstance(k, bool) or not s.isdigit() or int(s) < 1:
+    # ASCII only: str.isdigit() also accepts "²", which int() then refuses with its own error
+    if isinstance(k, bool) or not (s.isascii() and s.isdigit()) or int(s) < 1:
         raise ValueError(f"{where}: {what} keys must be positive integers, got {k!r}")
     return int(s)
 
 
-def to_doc(table: Table) -> dict:
+def to_doc(table: Table) -> dict[str, dict[str, float]]:
     """The table as a profile stores it (string keys, sorted)."""
     return {
         str(n): {str(r): round(f, 6) for r, f in sorted(row.items())}
@@ -93,14 +107,13 @@ def factors(
     table: Table, graph: np.ndarray, num_sms: np.ndarray, rows: np.ndarray, buckets: Sequence[int]
 ) -> np.ndarray:
     """Per iteration: the table's factor for its (SMs, padded rows) when `graph` (a decode
-    step replayed as a CUDA graph), else 1."""
+    step replayed as a CUDA graph), else 1. All arrays have one entry per iteration; `rows`
+    are the step's sequences (decode tokens), padded here to `buckets`."""
     out = np.ones(len(graph))
     if not table or not buckets:
         return out
     for i in np.flatnonzero(graph):
-        row = table.get(int(num_sms[i]))
-        if row:
-            out[i] = row.get(padded_rows(int(rows[i]), buckets), 1.0)
+        out[i] = factor(table, int(num_sms[i]), padded_rows(int(rows[i]), buckets))
     return out
 
 
@@ -112,13 +125,14 @@ def fit_factors(
     kernel_s: np.ndarray,
     rest_s: np.ndarray,
     measured_s: np.ndarray,
-) -> tuple[Table, dict]:
-    """(table, iterations per key) from graph iterations: per (SMs, padded rows) with at
-    least `MIN_ITERATIONS` of them, the median of (measured - rest) / kernel, where the
-    modelled time is kernel + rest (the factor multiplies the kernel part only), clipped to
-    `SCALE_RANGE`. Empty without buckets."""
+) -> tuple[Table, dict[str, dict[str, int]]]:
+    """(table, iterations per key as {"<SMs>": {"<rows>": n}}) from graph iterations: per
+    (SMs, padded rows) with at least `MIN_ITERATIONS` of them, the median of (measured -
+    rest) / kernel, where the modelled time is kernel + rest (the factor multiplies the
+    kernel part only), clipped to `SCALE_RANGE`. Arrays: one entry per iteration, times in
+    seconds; iterations with no kernel time are left out. Empty without buckets."""
     table: Table = {}
-    counts: dict = {}
+    counts: dict[str, dict[str, int]] = {}
     if not buckets:
         return table, counts
     idx = np.flatnonzero(graph & (kernel_s > 0))

@@ -21,7 +21,7 @@ from bulletsim.latency.collectives import AllReduceTable
 from bulletsim.latency.contention import ContendedPredict
 from bulletsim.latency.eager_attention import EagerPrefillAttention
 from bulletsim.latency.graph_buckets import padded_rows
-from bulletsim.latency.graph_scale import check_scale_table
+from bulletsim.latency.graph_scale import factor, table_of
 from bulletsim.latency.host import gap_kind, host_from_dict
 from bulletsim.latency.log_grid import LogGrid, bracket, fill, interp
 from bulletsim.latency.moe_profile import reroute
@@ -62,7 +62,9 @@ class ProfileLatency(ContendedPredict):
     Decode-only work runs as a CUDA graph (as engines do), which saves the measured per-layer
     launch gaps `exec.decode_graph_saving_per_layer_s` against eager kernels; with
     `exec.decode_graph_buckets` (the engine's capture sizes, `graph_buckets`) its linear
-    kernels, norms and lm_head run the padded batch. With `exec.eager_prefill_attention` (an
+    kernels, norms and lm_head run the padded batch, and with
+    `exec.decode_graph_bucket_scale` (fitted on live runs, `graph_scale`) such a step's kernel
+    seconds are multiplied by its (SMs, bucket)'s factor. With `exec.eager_prefill_attention` (an
     engine whose eager batches run another prefill kernel than the profile timed,
     `eager_attention`) prefill attention is scaled by that kernel's measured factor.
 
@@ -117,9 +119,7 @@ class ProfileLatency(ContendedPredict):
         self.graph_saving_s = float(exec_.get("decode_graph_saving_per_layer_s", 0))
         self.graph_buckets = tuple(exec_.get("decode_graph_buckets", ()))
         # per (SMs, bucket) factors of graph decode steps fitted on live runs (graph_scale)
-        self.graph_scale = check_scale_table(
-            exec_.get("decode_graph_bucket_scale", {}), "exec.decode_graph_bucket_scale"
-        )
+        self.graph_scale = table_of(exec_)
         sec = exec_.get("eager_prefill_attention")
         self.eager_attn = None if sec is None else EagerPrefillAttention(sec)
         scale = exec_.get("kernel_scale", {})
@@ -322,7 +322,7 @@ class ProfileLatency(ContendedPredict):
         if self.graph_buckets and not shape.prefill_tokens:
             pad = padded_rows(tokens, self.graph_buckets)
             if self.graph_scale:
-                g = self.graph_scale.get(n, {}).get(pad, 1.0)
+                g = factor(self.graph_scale, n, pad)
             if pad != tokens:
                 logits = pad if shape.logits_tokens else 0
                 hs = replace(shape, decode_tokens=pad, logits_tokens=logits)

@@ -189,9 +189,10 @@ def validate(doc: dict, source: str = "profile") -> None:
         # profile without it would price decode steps with no graph saving, silently
         raise ValueError(f"{source}: exec must be an object with decode_graph_saving_per_layer_s "
                          "(the calibration writes it)")  # fmt: skip
-    saving = exec_.get("decode_graph_saving_per_layer_s", 0.0)
+    saving = exec_["decode_graph_saving_per_layer_s"]  # present: checked above
     if not isinstance(saving, (int, float)) or not 0.0 <= saving < 1e-2:
-        raise ValueError(f"{source}: exec.decode_graph_saving_per_layer_s must be in [0, 0.01) s")
+        raise ValueError(f"{source}: exec.decode_graph_saving_per_layer_s must be in [0, 0.01) s, "
+                         f"got {saving!r}")  # fmt: skip
     scale = exec_.get("kernel_scale", {})
     if not isinstance(scale, dict) or set(scale) - {"memory", "compute"}:
         raise ValueError(f"{source}: exec.kernel_scale must map memory/compute to factors")

@@ -36,6 +36,8 @@ residuals before and after.
 from __future__ import annotations
 
 import copy
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +45,9 @@ import numpy as np
 import pandas as pd
 
 from bulletsim.fidelity.live_shapes import IterationWork, iteration_work
+from bulletsim.latency.graph_scale import EXEC_KEY as GRAPH_SCALE_KEY
 from bulletsim.latency.graph_scale import MIN_ITERATIONS as MIN_GRAPH_ITERATIONS
-from bulletsim.latency.graph_scale import check_scale_table, factors, fit_factors, to_doc
+from bulletsim.latency.graph_scale import Table, factors, fit_factors, table_of, to_doc
 from bulletsim.latency.host import GAP_KINDS, KERNELS_PER_LAYER, MAX_OVERLAP_EXP, overlap
 from bulletsim.latency.profile import ProfileLatency
 from bulletsim.latency.profile_format import validate
@@ -144,7 +147,7 @@ def neutral(doc: dict) -> ProfileLatency:
     d = copy.deepcopy(doc)
     d.pop("host", None)
     d.get("exec", {}).pop("kernel_scale", None)
-    d.get("exec", {}).pop("decode_graph_bucket_scale", None)
+    d.get("exec", {}).pop(GRAPH_SCALE_KEY, None)
     return ProfileLatency(d)
 
 
@@ -318,20 +321,20 @@ def kernel_s(theta: dict, p: Priced) -> np.ndarray:
     return ks_m * f_mem * p.mem_s + ks_c * f_cmp * p.cmp_s
 
 
-def graph_factors(doc: dict, p: Priced, buckets) -> np.ndarray:
+def graph_factors(doc: dict, p: Priced, buckets: Sequence[int]) -> np.ndarray:
     """Per iteration of `p`: the factor `doc`'s exec.decode_graph_bucket_scale gives its graph
-    decode step (`graph_scale`), 1 for any other iteration or without a table."""
-    table = check_scale_table(
-        (doc.get("exec") or {}).get("decode_graph_bucket_scale", {}),
-        "exec.decode_graph_bucket_scale",
-    )
-    return factors(table, p.graph, p.num_sms, p.seqs, buckets)
+    decode step padded to `buckets` (`graph_scale`), 1 for any other iteration or without a
+    table. ValueError (one line) for a malformed table."""
+    return factors(table_of(doc.get("exec")), p.graph, p.num_sms, p.seqs, buckets)
 
 
-def fit_graph_factors(theta: dict, p: Priced, buckets, gs: float, kpl: int, L: int):
+def fit_graph_factors(
+    theta: dict, p: Priced, buckets: Sequence[int], gs: float, kpl: int, L: int
+) -> tuple[Table, dict[str, dict[str, int]]]:
     """(table, iterations per key): `graph_scale.fit_factors` on `p`'s graph decode steps
-    against their modelled kernel seconds under `theta` (with `p.gscale` at 1)."""
-    ones = Priced(**{k: getattr(p, k) for k in Priced.__slots__} | {"gscale": np.ones(len(p))})
+    against their modelled kernel seconds under `theta` (with `p.gscale` at 1; `gs`, `kpl`,
+    `L`: `model_time`'s graph saving, kernels per layer and layers)."""
+    ones = dataclasses.replace(p, gscale=np.ones(len(p)))
     kern = kernel_s(theta, ones)
     rest = model_time(theta, ones, gs, kpl, L) - kern
     return fit_factors(p.graph, p.num_sms, p.seqs, buckets, kern, rest, p.measured_s)
@@ -637,9 +640,9 @@ def refit_profile(doc: dict, run_dirs: list[str | Path]) -> tuple[dict, dict]:
         fitted["layer_overhead_s"] - fitted["graph_layer_overhead_s"]
     )
     if table:
-        new["exec"]["decode_graph_bucket_scale"] = to_doc(table)
+        new["exec"][GRAPH_SCALE_KEY] = to_doc(table)
     else:
-        new["exec"].pop("decode_graph_bucket_scale", None)
+        new["exec"].pop(GRAPH_SCALE_KEY, None)
     new.setdefault("exec", {})["kernel_scale"] = {
         "memory": fitted["kernel_scale_memory"],
         "compute": fitted["kernel_scale_compute"],
