@@ -160,8 +160,6 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from live_h200 import config
 
-    from bulletsim.core import PrefillChunk, Request, RequestSpec, Work, WorkShape
-    from bulletsim.live.executor import Launch
     from bulletsim.live.gpu.executor import GpuExecutor
     from bulletsim.live.run import live_run
 
@@ -192,18 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     # whole eager steps (prefill of t tokens from position 0), as the warm-up launches them
     steps = {}
     for t in (int(x) for x in a.rows.split(",")):
-        hs = []
-        for k in range(10):
-            rq = Request(RequestSpec(10**9 + k, 0.0, t, 2), prefill_target_tokens=t)
-            work = Work("main", WorkShape(prefill_tokens=t), ex.total, [PrefillChunk(rq, 0, t)])
-            x = Launch("main", work, ex.total, None, 0.0, 0.0)
-            t0 = time.perf_counter()
-            ex._eager(x, stream)
-            hs.append(time.perf_counter() - t0)
-            torch.cuda.synchronize()
-            ex.lane_batch["main"] = None
-            ex.pages.release(rq.spec.id)
-        ms = [h * 1e3 for h in hs]
+        ms = [ex.eager_prefill("main", stream, ex.total, t, 10**9 + k) * 1e3 for k in range(10)]
         steps[str(t)] = {"host_ms_median": float(np.median(ms)), "host_ms": ms}
         print("eager step", t, steps[str(t)]["host_ms_median"], flush=True)
     doc["eager_step"] = steps

@@ -177,7 +177,11 @@ def test_the_indexed_lookup_answers_as_a_scan_of_every_key():
                                        "o|12|8": "d"})  # fmt: skip
     for op, q, n in (("qkv", 64, 132), ("o", 6, 8)):
         assert t.lookup(op, (q,), n) == _scan_lookup(t, op, (q,), n)
-    # keys added to `choices` after a lookup are seen by the size index
+    # keys added to `choices` after a lookup are seen (by the size index and the SM-count
+    # index alike)
     assert t.lookup("qkv", (64,), 132) == "a"  # 32 is nearer than 128 by rounding
     t.choices["qkv|100|132"] = Choice("e", {}, {}, "")
     assert t.lookup("qkv", (64,), 132) == "e"  # 100 is nearer than 32
+    assert t.nearest_sms("qkv", 56, 132, 8) == 56  # no group count measured for qkv
+    t.choices["qkv|100|64"] = Choice("e", {}, {}, "")
+    assert t.nearest_sms("qkv", 56, 132, 8) == 64

@@ -17,6 +17,11 @@ from __future__ import annotations
 
 import torch
 
+try:  # Triton >= 3.4 (the launch hooks' home); older: every call goes through the JIT
+    from triton import knobs
+except ImportError:  # pragma: no cover - GPU machines here run Triton 3.6
+    knobs = None
+
 
 def _spec(a, specialise: bool):
     if isinstance(a, torch.Tensor):
@@ -26,9 +31,11 @@ def _spec(a, specialise: bool):
     return (a == 1, a % 16 == 0) if specialise else int
 
 
-def _hooks_set(knobs) -> bool:
+def _hooks_set() -> bool:
     """Whether a launch hook is set: Triton 3.6 keeps them as hook chains (empty by
-    default); a plain callable counts as set."""
+    default); a plain callable counts as set, and so does a Triton without `knobs`."""
+    if knobs is None:
+        return True
     hooks = (knobs.runtime.launch_enter_hook, knobs.runtime.launch_exit_hook)
     return any(h is not None and getattr(h, "calls", True) for h in hooks)
 
@@ -49,15 +56,13 @@ class DirectLaunch:
         self.error: str | None = None
 
     def __call__(self, grid: tuple, *args, **options) -> None:
-        from triton import knobs
-
         key = (
             len(grid),
             tuple(a if k is None else _spec(a, k) for a, k in zip(args, self._kinds, strict=True)),
             tuple(sorted(options.items())),
         )
         k = self._compiled.get(key)
-        if k is None or self.error is not None or _hooks_set(knobs):
+        if k is None or self.error is not None or _hooks_set():
             k = self.fn[grid](*args, **options)
             if self.error is None:
                 self._compiled[key] = k

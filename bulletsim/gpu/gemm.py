@@ -135,7 +135,7 @@ class PartitionGemm:
         if not self.cache_transposes:
             return w.t()
         entry = self._wt.get(id(w))
-        if entry is None or entry[0] is not w:
+        if entry is None:
             entry = self._wt[id(w)] = (w, w.t())
         return entry[1]
 

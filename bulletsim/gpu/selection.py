@@ -168,9 +168,9 @@ class ChoiceTable:
     def _by_op_sms(self) -> dict:
         """{(op, SMs, size rank): index}, made once per table content: for one-number sizes
         (keys, log sizes) sorted by log size, else [(key, log sizes)]."""
-        cache = self._kind_cache
-        index, count = cache.get("by_op_sms", (None, -1))
-        if index is None or count != len(self.choices):  # rebuilt if keys were added directly
+        cache = self._cache()
+        index = cache.get("by_op_sms")
+        if index is None:
             groups: dict[tuple, list] = {}
             for key in self.choices:
                 k_op, k_size, k_sms = key.split("|")
@@ -183,8 +183,18 @@ class ChoiceTable:
                     index[g] = ([k for k, _ in items], [v[0] for _, v in items])
                 else:
                     index[g] = items
-            cache["by_op_sms"] = (index, len(self.choices))
+            cache["by_op_sms"] = index
         return index
+
+    def _cache(self) -> dict:
+        """The indexes derived from `choices` (`_by_op_sms`, `_sms_by_kind`), emptied when
+        `record` changed the table or keys were added to `choices` directly since they were
+        made (a direct write that keeps the number of keys is not seen: use `record`)."""
+        cache = self._kind_cache
+        if cache.get("num_keys") != len(self.choices):
+            cache.clear()
+            cache["num_keys"] = len(self.choices)
+        return cache
 
     def nearest_sms(self, op: str, num_sms: int, total_sms: int, unit_sms: int) -> int:
         """The SM count whose choices answer for a partition of `num_sms`: itself when `op`
@@ -200,7 +210,7 @@ class ChoiceTable:
         return min(measured, key=lambda n: (abs(n - num_sms), n))
 
     def _sms_by_kind(self, op: str, total_sms: int, unit_sms: int) -> dict[str, tuple[int, ...]]:
-        cache = self._kind_cache
+        cache = self._cache()
         key = (op, total_sms, unit_sms)
         if key not in cache:
             out: dict[str, set[int]] = {}

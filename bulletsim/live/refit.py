@@ -586,16 +586,16 @@ def refit_profile(doc: dict, run_dirs: list[str | Path]) -> tuple[dict, dict]:
     kpl = kpl or KERNELS_PER_LAYER
     start = base_terms(doc)
     L = pl.num_layers
-    p.gscale = graph_factors(doc, p, pl.graph_buckets)  # the base profile's own, if any
-    before_s = model_time(start, p, gs, kpl, L)
-    p.gscale = np.ones(len(p))
+    # before: with the base profile's own graph-step factors, if any; the fit: without any
+    base = dataclasses.replace(p, gscale=graph_factors(doc, p, pl.graph_buckets))
+    before_s = model_time(start, base, gs, kpl, L)
     bounds, host_line = host_launch_bounds(p, kpl)
     fitted, names = fit_terms(p, start, gs, kpl, L, bounds)
     # graph decode steps per (SMs, bucket) against that fit: a correction of its residuals
     # (the terms stay as fitted; a global scale and per-bucket factors are not separable)
     table, graph_counts = fit_graph_factors(fitted, p, pl.graph_buckets, gs, kpl, L)
-    p.gscale = factors(table, p.graph, p.num_sms, p.seqs, pl.graph_buckets)
-    after_s = model_time(fitted, p, gs, kpl, L)
+    gscale = factors(table, p.graph, p.num_sms, p.seqs, pl.graph_buckets)
+    after_s = model_time(fitted, dataclasses.replace(p, gscale=gscale), gs, kpl, L)
     fixed, per_seq, per_token, counts = fit_gaps(p)
     runs = [str(d) for d in run_dirs]
     report = {
@@ -687,7 +687,7 @@ def repriced(doc: dict, run_dir: str | Path) -> pd.DataFrame:
     doc = engine_doc(doc, run_engine_exec(run_dir))
     pl = neutral(doc)
     p = price_run(pl, run_dir)
-    p.gscale = graph_factors(doc, p, pl.graph_buckets)
+    p = dataclasses.replace(p, gscale=graph_factors(doc, p, pl.graph_buckets))
     kpl = (doc.get("host") or {}).get("kernels_per_layer") or KERNELS_PER_LAYER
     t = model_time(base_terms(doc), p, pl.graph_saving_s, kpl, pl.num_layers)
     rows = error_table(p, t)

@@ -173,11 +173,26 @@ class GpuExecutor:
         self.ref.synchronize()
         self.t0 = time.perf_counter()
 
+    def eager_prefill(self, lane: str, stream, phys: int, n: int, request_id: int = 10**9) -> float:
+        """One eager prefill of an `n`-token prompt on `lane`'s `stream` (`phys` SMs), outside
+        the run (the GPU idle before and after; its pages given back): host seconds its launch
+        took. Warm-up, the host probe and benchmarks/eager_host_ops.py use it."""
+        from bulletsim.core import PrefillChunk, Request, RequestSpec, Work, WorkShape
+
+        r = Request(RequestSpec(request_id, 0.0, n, 2), prefill_target_tokens=n)
+        work = Work(lane, WorkShape(prefill_tokens=n), self.total, [PrefillChunk(r, 0, n)])
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        self._eager(Launch(lane, work, phys, None, 0.0, 0.0), stream)
+        host_s = time.perf_counter() - t0
+        torch.cuda.synchronize()
+        self.lane_batch[lane] = None
+        self.pages.release(request_id)
+        return host_s
+
     def _warm_up(self, lanes) -> None:
         """A small eager prefill on every partition a lane can run eager work on, so that no
         launch of the run pays for JIT compilation, cuBLAS workspaces or first plans."""
-        from bulletsim.core import PrefillChunk, Request, RequestSpec, Work, WorkShape
-
         self._warm_persistent_gemm()
         for lane in lanes:
             if lane == "decode":
@@ -190,18 +205,13 @@ class GpuExecutor:
                 if (lane, key) in self._warm:
                     continue
                 self.model.set_num_sms(phys)
-                # row counts on both sides of the Triton matmul's tile configs (128 rows) and
-                # of its divisibility-by-16 specialisation: no compile during the run
+                # row counts on both sides of 128 rows (the GEMM paths' tile configs) and of the
+                # Triton kernels' specialisations (odd and even counts: the alignment of the
+                # per-token metadata slices; divisible by 16 or not): no compile during the run
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     for n in WARM_UP_TOKENS:
-                        r = Request(RequestSpec(10**9, 0.0, n, 2), prefill_target_tokens=n)
-                        shape = WorkShape(prefill_tokens=n)
-                        work = Work(lane, shape, self.total, [PrefillChunk(r, 0, n)])
-                        self._eager(Launch(lane, work, phys, None, 0.0, 0.0), stream)
-                        torch.cuda.synchronize()
-                        self.lane_batch[lane] = None
-                        self.pages.release(r.spec.id)
+                        self.eager_prefill(lane, stream, phys, n)
                 # cuBLASLt with an SM target failed on some split remainders of the H200
                 # (o and down at 255-256 rows, 2026-11-30 R1): plain cuBLAS there instead
                 for op in lt_failures(caught, self.model.gemm_shapes()):
@@ -209,24 +219,26 @@ class GpuExecutor:
                 self._warm.add((lane, key))
 
     def _host_probe(self, lanes) -> dict:
-        """This machine's host speed as the run starts: the median host time to enqueue one
-        eager prefill step of `PROBE_TOKENS` tokens on the whole GPU (the GPU idle before
-        each), after warm-up. The host terms a profile fitted on other runs are scaled by
-        this run's probe over theirs (`HostParams.probe_ms`): eager steps' host time moved
-        by 45% between lent machines for the same config (results/live-h200/NOTES.md, S4)."""
+        """This machine's host speed as the run starts, recorded in live.json: the median host
+        time to enqueue one eager prefill step of `PROBE_TOKENS` tokens on the whole GPU (the
+        GPU idle before each), after warm-up. Eager steps' host time moved by 45% between lent
+        machines for the same config (results/live-h200/NOTES.md, S4); the probe read 5.8-11.4
+        ms within one process and did not track a run's own host time (S5), so nothing
+        prices with it."""
         import gc
 
         lane = next(ln for ln in lanes if ln != "decode")
         stream, phys, _ = self._stream(lane, self.total)
         self.model.set_num_sms(phys)
-        n, times = PROBE_TOKENS, []
+        n = PROBE_TOKENS
         # without collector pauses (the heap before the run's freeze holds the previous run's
         # results: a first probe with the collector on read 6.6-11.8 ms on one machine)
         gc.collect()
         was_enabled = gc.isenabled()
         gc.disable()
         try:
-            self._probe_steps(lane, stream, phys, n, times)
+            times = [self.eager_prefill(lane, stream, phys, n, 10**9 + k)
+                     for k in range(PROBE_REPS)]  # fmt: skip
         finally:
             if was_enabled:
                 gc.enable()
@@ -241,20 +253,6 @@ class GpuExecutor:
             f"whole GPU ({lane} lane's stream, GPU idle before each, garbage collector off), "
             "after warm-up",
         }
-
-    def _probe_steps(self, lane, stream, phys, n, times) -> None:
-        from bulletsim.core import PrefillChunk, Request, RequestSpec, Work, WorkShape
-
-        for k in range(PROBE_REPS):
-            r = Request(RequestSpec(10**9 + k, 0.0, n, 2), prefill_target_tokens=n)
-            work = Work(lane, WorkShape(prefill_tokens=n), self.total, [PrefillChunk(r, 0, n)])
-            torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            self._eager(Launch(lane, work, phys, None, 0.0, 0.0), stream)
-            times.append(time.perf_counter() - t0)
-            torch.cuda.synchronize()
-            self.lane_batch[lane] = None
-            self.pages.release(r.spec.id)
 
     def _warm_persistent_gemm(self) -> None:
         """Compile the persistent Triton GEMM's two tile configs (below and from 128 rows) for

@@ -28,11 +28,8 @@ def _direct_launches() -> dict:
     launches that bypassed the JIT so far in this process, or the error that stopped that."""
     from bulletsim.gpu import kernels as kn
 
-    out = {}
-    for name, d in (("add_rmsnorm", kn._ADD_RMSNORM), ("silu_mul", kn._SILU_MUL),
-                    ("rope_store", kn._ROPE_STORE)):  # fmt: skip
-        out[name] = d.error if d.error is not None else f"direct after the first: {d.direct}"
-    return out
+    return {name: d.error if d.error is not None else f"direct after the first: {d.direct}"
+            for name, d in kn.DIRECT_LAUNCHES.items()}  # fmt: skip
 
 
 def describe_executor(ex) -> dict:
